@@ -1,0 +1,66 @@
+// Package store defines the authoritative state of the gateway: sessions and
+// the use counts of links. Every backend (memory, bolt, redis) implements Store
+// and passes the conformance suite in storetest.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+)
+
+// ErrNotFound means the session does not exist or has expired.
+var ErrNotFound = errors.New("not found")
+
+// ErrLinkUsed means every use of a link has been spent.
+var ErrLinkUsed = errors.New("link already used")
+
+// Session is a signed-in user's state, bound to one app.
+type Session struct {
+	ID   string        `json:"id"`
+	User identity.User `json:"user"`
+	// App is the app the session was created for; it opens nothing else.
+	App string `json:"app"`
+	// Apps lists the apps this session may launch (portal sessions).
+	Apps []string `json:"apps,omitempty"`
+	// LinkID is the id of the link that created the session.
+	LinkID    string    `json:"link_id,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	// ExpiresAt is the absolute end of the session.
+	ExpiresAt time.Time `json:"expires_at"`
+	// IdleAt is when the session ends unless it is used again.
+	IdleAt time.Time `json:"idle_at"`
+}
+
+// Deadline is when the session ends if nothing changes.
+func (s *Session) Deadline() time.Time {
+	if s.IdleAt.Before(s.ExpiresAt) {
+		return s.IdleAt
+	}
+	return s.ExpiresAt
+}
+
+// Store is the authority on sessions and link uses. Implementations are safe
+// for concurrent use, and every method that changes state is atomic.
+type Store interface {
+	// ConsumeLink records one use of link id. It returns ErrLinkUsed when all
+	// `uses` uses are already spent. The record lives until expires.
+	ConsumeLink(ctx context.Context, id string, uses int, expires time.Time) error
+	// CreateSession stores a new session.
+	CreateSession(ctx context.Context, s *Session) error
+	// GetSession returns the session with id, or ErrNotFound when it does not
+	// exist or its deadline has passed.
+	GetSession(ctx context.Context, id string) (*Session, error)
+	// TouchSession moves a session's idle deadline; ErrNotFound when it is gone.
+	TouchSession(ctx context.Context, id string, idleAt time.Time) error
+	// DeleteSession removes a session; deleting a missing one is not an error.
+	DeleteSession(ctx context.Context, id string) error
+	// DeleteUserSessions removes every session of a user and returns their ids.
+	DeleteUserSessions(ctx context.Context, userID string) ([]string, error)
+	// Purge removes expired sessions and link records, returning how many.
+	Purge(ctx context.Context) (int, error)
+	// Close releases the store's resources.
+	Close() error
+}
