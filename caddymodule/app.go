@@ -1,0 +1,411 @@
+// Package caddymodule wires Portalgate into Caddy: the portalgate app, the
+// http.handlers.portalgate handler, the admin API and the CLI commands.
+package caddymodule
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+func init() {
+	caddy.RegisterModule(App{})
+}
+
+// PortalName is the name of the portal itself among the apps.
+const PortalName = "portal"
+
+// Defaults of the app's settings.
+const (
+	DefaultLinkTTL       = 15 * time.Minute
+	DefaultLinkMaxTTL    = 24 * time.Hour
+	DefaultSessionTTL    = 12 * time.Hour
+	DefaultSessionIdle   = 2 * time.Hour
+	DefaultCacheMaxBytes = 64 << 20
+	// launchTTL is the life of the link the portal mints to move a signed-in
+	// user into an app: it is used at once, by a redirect.
+	launchTTL = time.Minute
+	// purgeEvery is how often expired sessions and link records are removed.
+	purgeEvery = 10 * time.Minute
+)
+
+// App is the portalgate app: the apps behind the gateway, the signing keys,
+// the session store and lifetimes. Handlers (one per site) share it.
+type App struct {
+	// Portal is the public URL of the portal home, where links for "portal"
+	// land and where signed-out browsers are sent. Required.
+	Portal string `json:"portal,omitempty"`
+
+	// Apps are the child apps and their public URLs. Links and redirects are
+	// built from these URLs only, never from a request's Host header.
+	Apps []AppURL `json:"apps,omitempty"`
+
+	// SigningKeys sign and verify link tokens: the first signs, all verify.
+	// Secrets may be placeholders such as {env.PORTALGATE_KEY}. Default: one
+	// key generated once and kept in Caddy's storage.
+	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+
+	// StoreRaw is the session store module. Default: bolt, a file in Caddy's
+	// data directory.
+	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=portalgate.stores inline_key=backend"`
+
+	// Issuer is the "iss" of link tokens. Default: the portal URL.
+	Issuer string `json:"issuer,omitempty"`
+
+	// LinkTTL is the life of a link when the minter names none. Default: 15m.
+	LinkTTL caddy.Duration `json:"link_ttl,omitempty"`
+
+	// LinkMaxTTL is the longest life a minter may ask for. Default: 24h.
+	LinkMaxTTL caddy.Duration `json:"link_max_ttl,omitempty"`
+
+	// SessionTTL is the absolute life of a session. Default: 12h.
+	SessionTTL caddy.Duration `json:"session_ttl,omitempty"`
+
+	// SessionIdle ends a session unused for this long. Default: 2h.
+	SessionIdle caddy.Duration `json:"session_idle,omitempty"`
+
+	// APIKeyHashes are SHA-256 hashes (hex) of the keys that may call the
+	// link API on the portal; `caddy portalgate hash-key` makes one. The API
+	// is off when there is none. Default: none.
+	APIKeyHashes []string `json:"api_key_hashes,omitempty"`
+
+	// CacheMaxBytes bounds the in-memory session cache (L1). Default: 64 MiB.
+	CacheMaxBytes int64 `json:"cache_max_bytes,omitempty"`
+
+	ctx      caddy.Context
+	logger   *zap.Logger
+	now      func() time.Time
+	targets  map[string]*target
+	codec    *link.Codec
+	store    store.Store
+	sessions *session.Manager
+	apiKeys  [][sha256.Size]byte
+}
+
+// AppURL declares one child app.
+type AppURL struct {
+	// Name is how links, directives and the API call the app.
+	Name string `json:"name"`
+	// URL is the app's public origin, e.g. https://courses.example.com.
+	URL string `json:"url"`
+}
+
+// SigningKey is one named HMAC secret of at least 32 bytes.
+type SigningKey struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// target is an app (or the portal) as the gateway serves it.
+type target struct {
+	name, title string
+	// origin is the configured public origin, without a trailing slash.
+	origin string
+	cookie string
+	secure bool
+}
+
+// CaddyModule returns the Caddy module information.
+func (App) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "portalgate",
+		New: func() caddy.Module { return new(App) },
+	}
+}
+
+var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// Provision fills defaults, loads the keys and the store, and builds the
+// session manager.
+func (a *App) Provision(ctx caddy.Context) error {
+	a.ctx = ctx
+	a.logger = ctx.Logger()
+	if a.now == nil {
+		a.now = time.Now
+	}
+	setDefault(&a.LinkTTL, DefaultLinkTTL)
+	setDefault(&a.LinkMaxTTL, DefaultLinkMaxTTL)
+	setDefault(&a.SessionTTL, DefaultSessionTTL)
+	setDefault(&a.SessionIdle, DefaultSessionIdle)
+	if a.CacheMaxBytes == 0 {
+		a.CacheMaxBytes = DefaultCacheMaxBytes
+	}
+	if err := a.provisionTargets(); err != nil {
+		return err
+	}
+	if a.Issuer == "" {
+		a.Issuer = a.targets[PortalName].origin
+	}
+	if err := a.provisionAPIKeys(); err != nil {
+		return err
+	}
+	ring, err := a.loadKeyRing()
+	if err != nil {
+		return err
+	}
+	a.codec = &link.Codec{
+		Ring:       ring,
+		Issuer:     a.Issuer,
+		DefaultTTL: time.Duration(a.LinkTTL),
+		MaxTTL:     time.Duration(a.LinkMaxTTL),
+		Now:        a.now,
+	}
+	if a.StoreRaw == nil {
+		a.StoreRaw = json.RawMessage(`{"backend":"bolt"}`)
+	}
+	mod, err := ctx.LoadModule(a, "StoreRaw")
+	if err != nil {
+		return fmt.Errorf("loading session store: %w", err)
+	}
+	a.store = mod.(store.Store)
+	a.sessions, err = session.NewManager(a.store, session.Config{
+		TTL:           time.Duration(a.SessionTTL),
+		Idle:          time.Duration(a.SessionIdle),
+		CacheMaxBytes: a.CacheMaxBytes,
+		Now:           a.now,
+	})
+	return err
+}
+
+func setDefault(d *caddy.Duration, v time.Duration) {
+	if *d == 0 {
+		*d = caddy.Duration(v)
+	}
+}
+
+func (a *App) provisionTargets() error {
+	if a.Portal == "" {
+		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
+	}
+	a.targets = make(map[string]*target, len(a.Apps)+1)
+	add := func(name, raw string) error {
+		if _, dup := a.targets[name]; dup {
+			return fmt.Errorf("portalgate: app %q is declared twice", name)
+		}
+		t, err := newTarget(name, raw)
+		if err != nil {
+			return err
+		}
+		a.targets[name] = t
+		return nil
+	}
+	if err := add(PortalName, a.Portal); err != nil {
+		return err
+	}
+	for _, app := range a.Apps {
+		if app.Name == PortalName {
+			return fmt.Errorf("portalgate: %q is the portal's own name; choose another app name", PortalName)
+		}
+		if !appName.MatchString(app.Name) {
+			return fmt.Errorf("portalgate: app name %q must be lowercase letters, digits and dashes", app.Name)
+		}
+		if err := add(app.Name, app.URL); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func newTarget(name, raw string) (*target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("portalgate: the URL of %q must be an absolute http(s) origin such as https://%s.example.com, not %q", name, name, raw)
+	}
+	t := &target{
+		name:   name,
+		title:  strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", " "),
+		origin: u.Scheme + "://" + u.Host,
+		secure: u.Scheme == "https",
+		cookie: cookiePrefix + name,
+	}
+	if t.secure {
+		// __Host- makes the browser insist on Secure, Path=/ and no Domain,
+		// so no sibling subdomain can plant or overwrite the cookie.
+		t.cookie = "__Host-" + t.cookie
+	}
+	return t, nil
+}
+
+func (a *App) provisionAPIKeys() error {
+	repl := caddy.NewReplacer()
+	for _, h := range a.APIKeyHashes {
+		h = repl.ReplaceKnown(h, "")
+		b, err := hex.DecodeString(strings.TrimSpace(h))
+		if err != nil || len(b) != sha256.Size {
+			return errors.New("portalgate: api_key_hash must be a SHA-256 hash in hex (64 characters); make one with `caddy portalgate hash-key`")
+		}
+		a.apiKeys = append(a.apiKeys, [sha256.Size]byte(b))
+	}
+	return nil
+}
+
+// Validate rejects settings that cannot work together.
+func (a *App) Validate() error {
+	for name, d := range map[string]caddy.Duration{
+		"link_ttl": a.LinkTTL, "link_max_ttl": a.LinkMaxTTL, "session_ttl": a.SessionTTL, "session_idle": a.SessionIdle,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("portalgate: %s must be positive", name)
+		}
+	}
+	if a.LinkTTL > a.LinkMaxTTL {
+		return fmt.Errorf("portalgate: link_ttl %s is above link_max_ttl %s", time.Duration(a.LinkTTL), time.Duration(a.LinkMaxTTL))
+	}
+	if a.CacheMaxBytes < 0 {
+		return errors.New("portalgate: cache_max_bytes must be positive")
+	}
+	return nil
+}
+
+// Start runs the purge of expired records.
+func (a *App) Start() error {
+	go a.purgeLoop()
+	return nil
+}
+
+// Stop is a no-op: the purge loop ends with the app's context.
+func (a *App) Stop() error { return nil }
+
+// Cleanup releases the session cache; Caddy cleans up the store module.
+func (a *App) Cleanup() error {
+	if a.sessions != nil {
+		a.sessions.Close()
+	}
+	return nil
+}
+
+func (a *App) purgeLoop() {
+	tick := time.NewTicker(purgeEvery)
+	defer tick.Stop()
+	for {
+		select {
+		case <-a.ctx.Done():
+			return
+		case <-tick.C:
+			n, err := a.store.Purge(a.ctx)
+			if err != nil {
+				a.logger.Error("purging expired sessions and links", zap.Error(err))
+				continue
+			}
+			a.logger.Debug("purged expired sessions and links", zap.Int("count", n))
+		}
+	}
+}
+
+// checkAPIKey reports whether key hashes to a configured API key hash. Every
+// hash is compared, in constant time, so timing tells nothing.
+func (a *App) checkAPIKey(key string) bool {
+	if key == "" {
+		return false
+	}
+	sum := sha256.Sum256([]byte(key))
+	ok := 0
+	for i := range a.apiKeys {
+		ok |= subtle.ConstantTimeCompare(sum[:], a.apiKeys[i][:])
+	}
+	return ok == 1
+}
+
+// appNames lists the declared child apps, in declaration order.
+func (a *App) appNames() []string {
+	names := make([]string, len(a.Apps))
+	for i, app := range a.Apps {
+		names[i] = app.Name
+	}
+	return names
+}
+
+// MintRequest is the JSON the link API and the admin API take.
+type MintRequest struct {
+	App  string   `json:"app"`
+	User identity.User `json:"user"`
+	Path string   `json:"path,omitempty"`
+	// TTL is a duration such as "10m" or "1d".
+	TTL  string `json:"ttl,omitempty"`
+	Uses int    `json:"uses,omitempty"`
+	// Apps limits which apps a portal session may launch. Default: all.
+	Apps []string `json:"apps,omitempty"`
+}
+
+// MintResponse is the JSON answer to a mint.
+type MintResponse struct {
+	URL       string    `json:"url"`
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// errInput marks errors caused by the request, as opposed to the gateway.
+var errInput = errors.New("invalid request")
+
+// Mint signs a link for req and returns where it lands.
+func (a *App) Mint(req MintRequest) (MintResponse, error) {
+	in := func(format string, args ...any) (MintResponse, error) {
+		return MintResponse{}, fmt.Errorf("%w: "+format, append([]any{errInput}, args...)...)
+	}
+	t, ok := a.targets[req.App]
+	if req.App == "" {
+		return in("app is required")
+	}
+	if !ok {
+		return in("unknown app %q (declared: %s)", req.App, strings.Join(append([]string{PortalName}, a.appNames()...), ", "))
+	}
+	if req.User.ID == "" {
+		return in("user.id is required")
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		d, err := caddy.ParseDuration(req.TTL)
+		if err != nil || d <= 0 {
+			return in("ttl %q is not a positive duration such as 10m", req.TTL)
+		}
+		ttl = d
+	}
+	apps := req.Apps
+	for _, name := range apps {
+		if name == PortalName || a.targets[name] == nil {
+			return in("apps: unknown app %q", name)
+		}
+	}
+	if t.name == PortalName && apps == nil {
+		apps = a.appNames()
+	}
+	l, err := a.codec.Mint(link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps})
+	if err != nil {
+		return in("%v", err)
+	}
+	a.logger.Info("link minted",
+		zap.String("app", t.name), zap.String("user_id", req.User.ID),
+		zap.String("link_id", l.ID), zap.Time("expires_at", l.ExpiresAt))
+	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
+}
+
+func (t *target) magicURL(token string) string {
+	return t.origin + magicPath + "?token=" + url.QueryEscape(token)
+}
+
+func (t *target) allowed(apps []string) bool { return slices.Contains(apps, t.name) }
+
+// Interface guards.
+var (
+	_ caddy.App          = (*App)(nil)
+	_ caddy.Provisioner  = (*App)(nil)
+	_ caddy.Validator    = (*App)(nil)
+	_ caddy.CleanerUpper = (*App)(nil)
+)

@@ -1,0 +1,161 @@
+package caddymodule
+
+import (
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"github.com/dustin/go-humanize"
+)
+
+func init() {
+	httpcaddyfile.RegisterGlobalOption("portalgate", parseGlobalOption)
+	httpcaddyfile.RegisterHandlerDirective("portalgate", parseHandlerDirective)
+	// After basic_auth, so a site can put its own sign-in in front of ours
+	// (the staff dashboard), and before anything that serves content.
+	httpcaddyfile.RegisterDirectiveOrder("portalgate", httpcaddyfile.After, "basic_auth")
+}
+
+func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
+	if existing != nil {
+		return nil, d.Err("portalgate: the global option may appear only once")
+	}
+	app := new(App)
+	if err := app.UnmarshalCaddyfile(d); err != nil {
+		return nil, err
+	}
+	return httpcaddyfile.App{Name: "portalgate", Value: caddyconfig.JSON(app, nil)}, nil
+}
+
+// UnmarshalCaddyfile sets up the app from the global option.
+//
+// Syntax:
+//
+//	portalgate {
+//		portal <url>
+//		app <name> <url>                # repeatable
+//		signing_key <kid> <secret>      # repeatable; the first signs
+//		store bolt [<path>] | memory
+//		issuer <iss>
+//		link_ttl <duration>
+//		link_max_ttl <duration>
+//		session_ttl <duration>
+//		session_idle <duration>
+//		api_key_hash <sha256-hex>       # repeatable
+//		cache_max_bytes <size>
+//	}
+func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // option name
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		if opt == "store" {
+			if err := a.unmarshalStore(d); err != nil {
+				return err
+			}
+			continue
+		}
+		args := d.RemainingArgs()
+		switch opt {
+		case "portal":
+			if len(args) != 1 {
+				return d.Errf("portal takes one URL, got %d arguments", len(args))
+			}
+			a.Portal = args[0]
+		case "app":
+			if len(args) != 2 {
+				return d.Errf("app takes a name and a URL: app courses https://courses.example.com")
+			}
+			a.Apps = append(a.Apps, AppURL{Name: args[0], URL: args[1]})
+		case "signing_key":
+			if len(args) != 2 {
+				return d.Errf("signing_key takes a key id and a secret: signing_key k1 {env.PORTALGATE_KEY}")
+			}
+			a.SigningKeys = append(a.SigningKeys, SigningKey{ID: args[0], Secret: args[1]})
+		case "issuer":
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			a.Issuer = args[0]
+		case "link_ttl", "link_max_ttl", "session_ttl", "session_idle":
+			if len(args) != 1 {
+				return d.Errf("%s takes one duration such as 15m", opt)
+			}
+			dur, err := caddy.ParseDuration(args[0])
+			if err != nil {
+				return d.Errf("%s: %v", opt, err)
+			}
+			*map[string]*caddy.Duration{
+				"link_ttl": &a.LinkTTL, "link_max_ttl": &a.LinkMaxTTL,
+				"session_ttl": &a.SessionTTL, "session_idle": &a.SessionIdle,
+			}[opt] = caddy.Duration(dur)
+		case "api_key_hash":
+			if len(args) != 1 {
+				return d.Errf("api_key_hash takes one SHA-256 hash in hex")
+			}
+			a.APIKeyHashes = append(a.APIKeyHashes, args[0])
+		case "cache_max_bytes":
+			if len(args) != 1 {
+				return d.ArgErr()
+			}
+			n, err := humanize.ParseBytes(args[0])
+			if err != nil || n == 0 || n > 1<<40 {
+				return d.Errf("cache_max_bytes: %q is not a size such as 64MiB", args[0])
+			}
+			a.CacheMaxBytes = int64(n)
+		default:
+			return d.Errf("unknown portalgate option %q", opt)
+		}
+	}
+	return nil
+}
+
+// unmarshalStore reads `store <name> [args] [{ block }]` into StoreRaw; the
+// store module parses its own segment.
+func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
+	if !d.NextArg() {
+		return d.Errf("store takes a backend name: bolt or memory")
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "portalgate.stores."+name)
+	if err != nil {
+		return err
+	}
+	a.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
+	return nil
+}
+
+func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+	handler := new(Handler)
+	err := handler.UnmarshalCaddyfile(h.Dispenser)
+	return handler, err
+}
+
+// UnmarshalCaddyfile sets up the handler from the directive.
+//
+// Syntax:
+//
+//	portalgate <app>
+func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // directive name
+	if !d.NextArg() {
+		return d.Errf("portalgate needs the app this site serves: portalgate <app> (or portalgate portal)")
+	}
+	h.App = d.Val()
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		return d.Errf("unknown portalgate subdirective %q", d.Val())
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ caddyfile.Unmarshaler = (*App)(nil)
+	_ caddyfile.Unmarshaler = (*Handler)(nil)
+)

@@ -1,0 +1,138 @@
+package caddymodule
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	caddycmd "github.com/caddyserver/caddy/v2/cmd"
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+)
+
+func init() {
+	caddycmd.RegisterCommand(caddycmd.Command{
+		Name:  "portalgate",
+		Usage: "link|hash-key [flags]",
+		Short: "Mints magic links and hashes API keys",
+		Long: `
+Portalgate's commands:
+
+  caddy portalgate link --app courses --id c_123 [--email ...] [--name ...]
+      Mints a magic link through the running Caddy's admin API and prints it.
+
+  caddy portalgate hash-key [--key <key>]
+      Hashes an API key for api_key_hash (reads stdin when --key is absent).
+`,
+		CobraFunc: func(cmd *cobra.Command) {
+			cmd.AddCommand(linkCommand(), hashKeyCommand())
+		},
+	})
+}
+
+func linkCommand() *cobra.Command {
+	var (
+		req     MintRequest
+		userTyp string
+		address string
+	)
+	c := &cobra.Command{
+		Use:   "link --app <app|portal> --id <user-id> [flags]",
+		Short: "Mints a magic link and prints it",
+		Long: `Mints a magic link through the admin API of the running Caddy, so no
+secret is needed on the command line. Prints the link on one line.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			req.User.Type = identity.Type(userTyp)
+			resp, err := mintViaAdmin(address, req)
+			if err != nil {
+				return err
+			}
+			fmt.Fprintln(cmd.OutOrStdout(), resp.URL)
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&req.App, "app", "", "app the link opens, or \"portal\" for the portal home (required)")
+	f.StringVar(&req.User.ID, "id", "", "user id (required)")
+	f.StringVar(&req.User.Email, "email", "", "user e-mail")
+	f.StringVar(&req.User.Name, "name", "", "user display name")
+	f.StringVar(&userTyp, "type", "contact", "user type: contact, subaccount_user or agency_user")
+	f.StringVar(&req.User.Location, "location", "", "sub-account (location) id")
+	f.StringVar(&req.Path, "path", "/", "where the link lands inside the app")
+	f.StringVar(&req.TTL, "ttl", "", "how long the link is valid, e.g. 10m (default: the configured link_ttl)")
+	f.IntVar(&req.Uses, "uses", 1, "how many times the link can be used")
+	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	_ = c.MarkFlagRequired("app")
+	_ = c.MarkFlagRequired("id")
+	return c
+}
+
+func mintViaAdmin(address string, req MintRequest) (MintResponse, error) {
+	body, err := json.Marshal(req)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	resp, err := caddycmd.AdminAPIRequest(address, http.MethodPost, "/portalgate/links", nil, bytes.NewReader(body))
+	if err != nil {
+		return MintResponse{}, fmt.Errorf("minting link (is Caddy running with admin at %s?): %w", address, err)
+	}
+	defer resp.Body.Close()
+	var out MintResponse
+	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
+		return MintResponse{}, fmt.Errorf("reading the admin API's answer: %w", err)
+	}
+	return out, nil
+}
+
+func hashKeyCommand() *cobra.Command {
+	var key string
+	c := &cobra.Command{
+		Use:   "hash-key [--key <key>]",
+		Short: "Hashes an API key for api_key_hash",
+		Long: `Prints the SHA-256 hash (hex) of an API key, for api_key_hash in the
+Caddyfile. The key is read from --key, or from stdin (not echoed on a terminal).`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if key == "" {
+				var err error
+				if key, err = readKeyInput(cmd.InOrStdin()); err != nil {
+					return err
+				}
+			}
+			if key == "" {
+				return errors.New("the key is empty")
+			}
+			sum := sha256.Sum256([]byte(key))
+			fmt.Fprintln(cmd.OutOrStdout(), hex.EncodeToString(sum[:]))
+			return nil
+		},
+	}
+	c.Flags().StringVar(&key, "key", "", "the API key to hash (default: read from stdin)")
+	return c
+}
+
+func readKeyInput(in io.Reader) (string, error) {
+	if f, ok := in.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		fmt.Fprint(os.Stderr, "Enter API key: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(os.Stderr)
+		return string(b), err
+	}
+	line, err := bufio.NewReader(in).ReadString('\n')
+	if err != nil && !errors.Is(err, io.EOF) {
+		return "", err
+	}
+	return strings.TrimRight(line, "\r\n"), nil
+}

@@ -1,0 +1,89 @@
+package caddymodule
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// gate lets a request with a live session of this app through, with the
+// user's identity; everyone else is sent to sign in.
+func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	s, err := h.session(r)
+	if err == nil {
+		stripSessionCookies(r.Header)
+		setIdentity(r, s)
+		return next.ServeHTTP(w, r)
+	}
+	if h.portal || !errors.Is(err, session.ErrNoSession) || !wantsHTML(r) {
+		return h.noSession(w, r, err)
+	}
+	// Send people to the portal, which launches them back here when it knows
+	// them. The address is built from configuration, never from Host.
+	q := url.Values{"app": {h.App}, "next": {r.URL.RequestURI()}}
+	noStore(w)
+	http.Redirect(w, r, h.app.targets[PortalName].origin+"/?"+q.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+// session returns the live session of this app that the request's cookie
+// names, or session.ErrNoSession.
+func (h *Handler) session(r *http.Request) (*store.Session, error) {
+	id := cookieValue(r.Header, h.target.cookie)
+	if id == "" {
+		return nil, session.ErrNoSession
+	}
+	return h.app.sessions.Lookup(r.Context(), id, h.App)
+}
+
+// logout ends this app's session and clears its cookie.
+func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodPost {
+		return h.fail(w, r, problemMethod)
+	}
+	if id := cookieValue(r.Header, h.target.cookie); id != "" {
+		s, _ := h.app.sessions.Lookup(r.Context(), id, h.App)
+		if err := h.app.sessions.End(r.Context(), id); err != nil {
+			h.logger.Error("ending session", zap.String("app", h.App), zap.Error(err))
+			return h.fail(w, r, problemStore)
+		}
+		if s != nil {
+			h.logger.Info("signed out", zap.String("app", h.App), zap.String("user_id", s.User.ID))
+		}
+	}
+	http.SetCookie(w, h.cookie("", -1))
+	noStore(w)
+	if wantsHTML(r) {
+		return h.page(w, http.StatusOK, "notice.html", portal.Notice{
+			Title:   "You are signed out",
+			Message: "Your session has ended on this app.",
+			Hint:    "To come back, open a new sign-in link.",
+		})
+	}
+	return writeJSON(w, http.StatusOK, map[string]string{"status": "signed_out"})
+}
+
+// cookie builds this app's session cookie; maxAge < 0 deletes it.
+func (h *Handler) cookie(value string, maxAge time.Duration) *http.Cookie {
+	c := &http.Cookie{
+		Name:     h.target.cookie,
+		Value:    value,
+		Path:     "/",
+		HttpOnly: true,
+		Secure:   h.target.secure,
+		SameSite: http.SameSiteLaxMode,
+		MaxAge:   int(maxAge / time.Second),
+	}
+	if maxAge < 0 {
+		c.MaxAge = -1
+	}
+	return c
+}

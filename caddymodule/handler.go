@@ -1,0 +1,90 @@
+package caddymodule
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+	"go.uber.org/zap"
+)
+
+func init() {
+	caddy.RegisterModule(Handler{})
+}
+
+// Paths the gateway answers itself, on every gated site.
+const (
+	gatewayPrefix = "/_portalgate/"
+	magicPath     = gatewayPrefix + "magic"
+	logoutPath    = gatewayPrefix + "logout"
+	launchPrefix  = gatewayPrefix + "launch/"
+	apiLinksPath  = gatewayPrefix + "api/links"
+)
+
+// Handler gates one site: it redeems magic links for its app, turns session
+// cookies into identity headers, and sends everyone else to sign in. On the
+// portal's site it also serves the portal home, app launches and the link API.
+type Handler struct {
+	// App is the app this site serves: a name declared in the portalgate
+	// app, or "portal". Required.
+	App string `json:"app"`
+
+	app    *App
+	target *target
+	portal bool
+	logger *zap.Logger
+}
+
+// CaddyModule returns the Caddy module information.
+func (Handler) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "http.handlers.portalgate",
+		New: func() caddy.Module { return new(Handler) },
+	}
+}
+
+// Provision finds the portalgate app and the declared app this site serves.
+func (h *Handler) Provision(ctx caddy.Context) error {
+	h.logger = ctx.Logger()
+	v, err := ctx.App("portalgate")
+	if err != nil {
+		return fmt.Errorf("loading the portalgate app: %w", err)
+	}
+	h.app = v.(*App)
+	h.target = h.app.targets[h.App]
+	if h.target == nil {
+		return fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", h.App, h.App)
+	}
+	h.portal = h.App == PortalName
+	return nil
+}
+
+// ServeHTTP strips client-sent identity, then dispatches: gateway paths,
+// the portal home, or the gate in front of the app.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	stripIdentityHeaders(r.Header)
+	path := r.URL.Path
+	switch {
+	case path == magicPath:
+		return h.redeem(w, r)
+	case path == logoutPath:
+		return h.logout(w, r)
+	case h.portal && path == apiLinksPath:
+		return h.apiMint(w, r)
+	case h.portal && strings.HasPrefix(path, launchPrefix):
+		return h.launch(w, r, strings.TrimPrefix(path, launchPrefix))
+	case strings.HasPrefix(path, gatewayPrefix):
+		return h.fail(w, r, problemNotFound)
+	case h.portal && path == "/":
+		return h.home(w, r)
+	}
+	return h.gate(w, r, next)
+}
+
+// Interface guards.
+var (
+	_ caddy.Provisioner           = (*Handler)(nil)
+	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
+)

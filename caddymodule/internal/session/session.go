@@ -1,0 +1,219 @@
+// Package session creates, finds and ends sessions: the store is the authority
+// and a ristretto cache (L1) in front of it serves the hot path.
+package session
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"time"
+	"unsafe"
+
+	"github.com/dgraph-io/ristretto/v2"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// ErrNoSession means the request carries no valid session for this app.
+var ErrNoSession = errors.New("no valid session")
+
+// IDLen is the length of an encoded session id: 32 random bytes, base64url.
+const IDLen = 43
+
+// Config sets the lifetimes and the L1 budget.
+type Config struct {
+	// TTL is the absolute lifetime of a session.
+	TTL time.Duration
+	// Idle ends a session that has not been used for this long.
+	Idle time.Duration
+	// CacheMaxBytes bounds the L1 cache.
+	CacheMaxBytes int64
+	// Now is the clock.
+	Now func() time.Time
+}
+
+// Manager is the session lifecycle over a store with an L1 cache.
+type Manager struct {
+	store store.Store
+	cache *ristretto.Cache[string, *store.Session]
+	cfg   Config
+	// slide is how stale an idle deadline may get before it is written back:
+	// sliding expiry costs a store write at most this often per session.
+	slide time.Duration
+}
+
+// NewManager returns a manager over st. Close releases its cache.
+func NewManager(st store.Store, cfg Config) (*Manager, error) {
+	if cfg.TTL <= 0 || cfg.Idle <= 0 {
+		return nil, errors.New("session ttl and idle timeout must be positive")
+	}
+	if cfg.CacheMaxBytes <= 0 {
+		return nil, errors.New("session cache size must be positive")
+	}
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *store.Session]{
+		// Ristretto's guidance: ten counters per item the cache may hold.
+		NumCounters: max(cfg.CacheMaxBytes/costFloor*10, 1000),
+		MaxCost:     cfg.CacheMaxBytes,
+		BufferItems: 64,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("creating session cache: %w", err)
+	}
+	return &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2)}, nil
+}
+
+// Close releases the cache. The store belongs to the caller.
+func (m *Manager) Close() { m.cache.Close() }
+
+// Create starts a session for user in app, with a new random id.
+func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
+	id, err := NewID()
+	if err != nil {
+		return nil, err
+	}
+	now := m.cfg.Now()
+	s := &store.Session{
+		ID:        id,
+		User:      user,
+		App:       app,
+		Apps:      apps,
+		LinkID:    linkID,
+		CreatedAt: now,
+		ExpiresAt: now.Add(m.cfg.TTL),
+		IdleAt:    now.Add(m.cfg.Idle),
+	}
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return nil, err
+	}
+	m.remember(s, now)
+	return s, nil
+}
+
+// Lookup returns the live session id bound to app, from L1 or the store. The
+// returned session is shared and must not be modified.
+func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, error) {
+	if !ValidID(id) {
+		return nil, ErrNoSession
+	}
+	now := m.cfg.Now()
+	s, ok := m.cache.Get(id)
+	if !ok {
+		var err error
+		s, err = m.store.GetSession(ctx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrNoSession
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading session: %w", err)
+		}
+		m.remember(s, now)
+	}
+	if !now.Before(s.Deadline()) {
+		m.cache.Del(id)
+		return nil, ErrNoSession
+	}
+	// A session opens only the app it was created for: a cookie copied from
+	// one app's host to another's is worthless.
+	if s.App != app {
+		return nil, ErrNoSession
+	}
+	if now.Sub(s.IdleAt.Add(-m.cfg.Idle)) >= m.slide {
+		return m.touch(ctx, s, now)
+	}
+	return s, nil
+}
+
+// touch slides the idle deadline; the cached value is replaced, never
+// changed in place, because readers share it.
+func (m *Manager) touch(ctx context.Context, s *store.Session, now time.Time) (*store.Session, error) {
+	next := *s
+	next.IdleAt = now.Add(m.cfg.Idle)
+	err := m.store.TouchSession(ctx, s.ID, next.IdleAt)
+	if errors.Is(err, store.ErrNotFound) {
+		// Ended elsewhere (another instance, a revocation) since it was cached.
+		m.cache.Del(s.ID)
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("extending session: %w", err)
+	}
+	m.remember(&next, now)
+	return &next, nil
+}
+
+// End deletes a session from the store and L1.
+func (m *Manager) End(ctx context.Context, id string) error {
+	if !ValidID(id) {
+		return nil
+	}
+	m.cache.Del(id)
+	if err := m.store.DeleteSession(ctx, id); err != nil {
+		return fmt.Errorf("ending session: %w", err)
+	}
+	return nil
+}
+
+// EndUser deletes every session of a user and returns how many ended.
+func (m *Manager) EndUser(ctx context.Context, userID string) (int, error) {
+	ids, err := m.store.DeleteUserSessions(ctx, userID)
+	for _, id := range ids {
+		m.cache.Del(id)
+	}
+	if err != nil {
+		return len(ids), fmt.Errorf("ending sessions of a user: %w", err)
+	}
+	return len(ids), nil
+}
+
+// Forget drops a session from L1 only (another instance ended it).
+func (m *Manager) Forget(id string) { m.cache.Del(id) }
+
+// Wait blocks until buffered L1 writes are applied (tests, benchmarks).
+func (m *Manager) Wait() { m.cache.Wait() }
+
+func (m *Manager) remember(s *store.Session, now time.Time) {
+	if ttl := s.Deadline().Sub(now); ttl > 0 {
+		m.cache.SetWithTTL(s.ID, s, Cost(s), ttl)
+	}
+}
+
+// costFloor is the smallest cost a session can have: the struct itself.
+const costFloor = int64(unsafe.Sizeof(store.Session{}))
+
+// Cost is a session's size in bytes as the L1 budget counts it: the struct and
+// every string it points to.
+func Cost(s *store.Session) int64 {
+	n := costFloor + int64(len(s.ID)+len(s.User.ID)+len(s.User.Email)+len(s.User.Name)+
+		len(s.User.Type)+len(s.User.Location)+len(s.App)+len(s.LinkID))
+	for _, a := range s.Apps {
+		n += int64(unsafe.Sizeof(a)) + int64(len(a))
+	}
+	return n
+}
+
+// NewID returns a new random session id: 256 bits, base64url.
+func NewID() (string, error) {
+	var b [32]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", fmt.Errorf("reading random bytes: %w", err)
+	}
+	return base64.RawURLEncoding.EncodeToString(b[:]), nil
+}
+
+// ValidID reports whether id has the shape of a session id, so garbage from
+// a cookie never reaches the store.
+func ValidID(id string) bool {
+	if len(id) != IDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
+			return false
+		}
+	}
+	return true
+}
