@@ -334,9 +334,9 @@ func (a *App) appNames() []string {
 
 // MintRequest is the JSON the link API and the admin API take.
 type MintRequest struct {
-	App  string   `json:"app"`
+	App  string        `json:"app"`
 	User identity.User `json:"user"`
-	Path string   `json:"path,omitempty"`
+	Path string        `json:"path,omitempty"`
 	// TTL is a duration such as "10m" or "1d".
 	TTL  string `json:"ttl,omitempty"`
 	Uses int    `json:"uses,omitempty"`
