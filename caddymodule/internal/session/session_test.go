@@ -1,0 +1,198 @@
+package session_test
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/clock"
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+)
+
+var ada = identity.User{ID: "c_123", Email: "ada@example.com", Name: "Ada Lovelace", Type: identity.Contact}
+
+// countingStore counts reads so tests can tell L1 hits from store reads.
+type countingStore struct {
+	store.Store
+	gets, touches int
+}
+
+func (c *countingStore) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	c.gets++
+	return c.Store.GetSession(ctx, id)
+}
+
+func (c *countingStore) TouchSession(ctx context.Context, id string, idleAt time.Time) error {
+	c.touches++
+	return c.Store.TouchSession(ctx, id, idleAt)
+}
+
+func newManager(t *testing.T) (*session.Manager, *countingStore, *clock.Fake) {
+	t.Helper()
+	clk := clock.NewFake()
+	st := &countingStore{Store: memory.New(clk.Now)}
+	m, err := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
+	return m, st, clk
+}
+
+func create(t *testing.T, m *session.Manager) *store.Session {
+	t.Helper()
+	s, err := m.Create(context.Background(), ada, "courses", nil, "link1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Wait()
+	return s
+}
+
+func TestCreate_NewRandomIDEachTime(t *testing.T) {
+	m, _, _ := newManager(t)
+	a, b := create(t, m), create(t, m)
+	if a.ID == b.ID || !session.ValidID(a.ID) || len(a.ID) != session.IDLen {
+		t.Fatalf("ids %q and %q", a.ID, b.ID)
+	}
+}
+
+func TestLookup_ServesFromL1(t *testing.T) {
+	m, st, _ := newManager(t)
+	s := create(t, m)
+	for range 3 {
+		got, err := m.Lookup(context.Background(), s.ID, "courses")
+		if err != nil || got.User != ada {
+			t.Fatalf("Lookup = %+v, %v", got, err)
+		}
+	}
+	if st.gets != 0 {
+		t.Fatalf("%d store reads for cached session, want 0", st.gets)
+	}
+}
+
+func TestLookup_MissFallsBackToStore(t *testing.T) {
+	m, st, clk := newManager(t)
+	s := create(t, m)
+	other, err := session.NewManager(st, session.Config{TTL: time.Hour, Idle: time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	if _, err := other.Lookup(context.Background(), s.ID, "courses"); err != nil {
+		t.Fatalf("Lookup on a cold cache: %v", err)
+	}
+	if st.gets != 1 {
+		t.Fatalf("store reads = %d, want 1", st.gets)
+	}
+}
+
+func TestLookup_CookieFromAnotherAppIsRefused(t *testing.T) {
+	m, _, _ := newManager(t)
+	s := create(t, m)
+	if _, err := m.Lookup(context.Background(), s.ID, "communities"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Lookup for another app = %v, want ErrNoSession", err)
+	}
+}
+
+func TestLookup_GarbageIDNeverReachesStore(t *testing.T) {
+	m, st, _ := newManager(t)
+	for _, id := range []string{"", "short", "../../../../etc/passwd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", string(make([]byte, session.IDLen))} {
+		if _, err := m.Lookup(context.Background(), id, "courses"); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("Lookup(%q) = %v", id, err)
+		}
+	}
+	if st.gets != 0 {
+		t.Fatalf("store reads = %d, want 0", st.gets)
+	}
+}
+
+func TestLookup_IdleSessionEnds(t *testing.T) {
+	m, _, clk := newManager(t)
+	s := create(t, m)
+	clk.Advance(2 * time.Hour)
+	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Lookup after idle timeout = %v, want ErrNoSession", err)
+	}
+}
+
+func TestLookup_UseSlidesIdleDeadlineAtMostOncePerMinute(t *testing.T) {
+	m, st, clk := newManager(t)
+	s := create(t, m)
+	for range 10 {
+		clk.Advance(5 * time.Second)
+		if _, err := m.Lookup(context.Background(), s.ID, "courses"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if st.touches != 0 {
+		t.Fatalf("touches within the first minute = %d, want 0", st.touches)
+	}
+	// Keep using it every 90 minutes: it outlives the 2h idle timeout.
+	for range 4 {
+		clk.Advance(90 * time.Minute)
+		if _, err := m.Lookup(context.Background(), s.ID, "courses"); err != nil {
+			t.Fatalf("active session ended: %v", err)
+		}
+		m.Wait()
+	}
+	if st.touches != 4 {
+		t.Fatalf("touches = %d, want 4", st.touches)
+	}
+}
+
+func TestLookup_AbsoluteExpiryEndsEvenActiveSessions(t *testing.T) {
+	m, _, clk := newManager(t)
+	s := create(t, m)
+	for range 12 {
+		clk.Advance(time.Hour)
+		_, _ = m.Lookup(context.Background(), s.ID, "courses")
+		m.Wait()
+	}
+	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Lookup after 12h = %v, want ErrNoSession", err)
+	}
+}
+
+func TestEnd_RemovesFromL1AndStore(t *testing.T) {
+	m, st, _ := newManager(t)
+	s := create(t, m)
+	if err := m.End(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("Lookup after End = %v", err)
+	}
+	if _, err := st.Store.GetSession(context.Background(), s.ID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("store still has the session: %v", err)
+	}
+}
+
+func TestEndUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
+	m, _, _ := newManager(t)
+	a, b := create(t, m), create(t, m)
+	if _, err := m.Lookup(context.Background(), a.ID, "courses"); err != nil {
+		t.Fatal(err)
+	}
+	n, err := m.EndUser(context.Background(), ada.ID)
+	if err != nil || n != 2 {
+		t.Fatalf("EndUser = %d, %v; want 2", n, err)
+	}
+	for _, s := range []*store.Session{a, b} {
+		if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+			t.Fatalf("session %s survives EndUser (L1 kept it?): %v", s.ID, err)
+		}
+	}
+}
+
+func TestCost_CountsStrings(t *testing.T) {
+	small := &store.Session{ID: "x"}
+	big := &store.Session{ID: "x", User: identity.User{Name: string(make([]byte, 1000))}, Apps: []string{"courses"}}
+	if d := session.Cost(big) - session.Cost(small); d < 1000 {
+		t.Fatalf("cost difference %d, want at least 1000", d)
+	}
+}
