@@ -1,0 +1,223 @@
+package caddymodule
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"os"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
+	_ "github.com/caddyserver/caddy/v2/modules/standard"
+)
+
+// The Caddy tests run one real Caddy in this process, loaded from a
+// Caddyfile, with real HTTP to a real upstream. They run one after another:
+// Caddy's running config is process-wide.
+
+const (
+	testKey    = "test-signing-secret-0123456789-abcdef"
+	testAPIKey = "test-api-key"
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "portalgate-caddytest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	// Caddy's data and config directories (generated keys, bolt files) stay
+	// inside the test's own directory.
+	os.Setenv("XDG_DATA_HOME", dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	code := m.Run()
+	_ = caddy.Stop()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// gateway is a running Caddy with the portal, courses and communities, both
+// apps proxied to one echo upstream.
+type gateway struct {
+	t                                  *testing.T
+	admin, portal, courses, community  string // host:port
+	upstream                           *httptest.Server
+	upstreamHits                       atomic.Int32
+	lastUpstream                       atomic.Pointer[http.Header]
+	globalExtra, portalExtra, appExtra string
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// newGateway starts Caddy; extra lines go into the global portalgate block.
+func newGateway(t *testing.T, extra string) *gateway {
+	t.Helper()
+	g := &gateway{
+		t: t, admin: freeAddr(t), portal: freeAddr(t), courses: freeAddr(t), community: freeAddr(t),
+		globalExtra: extra,
+	}
+	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		g.upstreamHits.Add(1)
+		h := r.Header.Clone()
+		g.lastUpstream.Store(&h)
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(r.Header)
+	}))
+	t.Cleanup(g.upstream.Close)
+	g.load()
+	t.Cleanup(func() { _ = caddy.Stop() })
+	return g
+}
+
+func (g *gateway) caddyfile() string {
+	sum := sha256.Sum256([]byte(testAPIKey))
+	return fmt.Sprintf(`{
+	admin %[1]s
+	persist_config off
+	portalgate {
+		portal http://%[2]s
+		app courses http://%[3]s
+		app communities http://%[4]s
+		signing_key test %[5]s
+		api_key_hash %[6]s
+		%[7]s
+	}
+}
+http://%[2]s {
+	portalgate portal
+}
+http://%[3]s {
+	portalgate courses
+	reverse_proxy %[8]s
+}
+http://%[4]s {
+	portalgate communities
+	reverse_proxy %[8]s
+}
+`, g.admin, g.portal, g.courses, g.community, testKey, hex.EncodeToString(sum[:]), g.globalExtra,
+		strings.TrimPrefix(g.upstream.URL, "http://"))
+}
+
+// load (re)loads the Caddyfile into the running Caddy.
+func (g *gateway) load() {
+	g.t.Helper()
+	if err := loadCaddyfile(g.caddyfile()); err != nil {
+		g.t.Fatalf("loading config: %v", err)
+	}
+}
+
+func loadCaddyfile(cf string) error {
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		return err
+	}
+	return caddy.Load(cfg, true)
+}
+
+// client is a browser-like client with a cookie jar that does not follow
+// redirects, so every hop can be checked.
+func (g *gateway) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+type resp struct {
+	*http.Response
+	body string
+}
+
+// do sends one request; headers come as "Name: value" strings.
+func (g *gateway) do(c *http.Client, method, url string, headers ...string) resp {
+	g.t.Helper()
+	return g.send(c, method, url, nil, headers...)
+}
+
+func (g *gateway) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
+	g.t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header[k] = append(req.Header[k], v) // as sent: no canonicalisation
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{res, string(b)}
+}
+
+// browser marks a request as coming from a person's browser.
+const browser = "Accept: text/html,application/xhtml+xml"
+
+// mint asks the admin API for a link.
+func (g *gateway) mint(req MintRequest) MintResponse {
+	g.t.Helper()
+	b, _ := json.Marshal(req)
+	r := g.send(http.DefaultClient, http.MethodPost, "http://"+g.admin+"/portalgate/links", bytes.NewReader(b),
+		"Content-Type: application/json", "Origin: http://"+g.admin)
+	if r.StatusCode != http.StatusCreated {
+		g.t.Fatalf("minting %+v: %d %s", req, r.StatusCode, r.body)
+	}
+	var out MintResponse
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+		g.t.Fatal(err)
+	}
+	return out
+}
+
+// signIn redeems a fresh link for app and returns the client holding the session.
+func (g *gateway) signIn(app, userID string) *http.Client {
+	g.t.Helper()
+	c := g.client()
+	l := g.mint(MintRequest{App: app, User: userOf(userID)})
+	if r := g.do(c, http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		g.t.Fatalf("redeeming: %d %s", r.StatusCode, r.body)
+	}
+	return c
+}
+
+// upstreamJSON decodes what the echo upstream received.
+func upstreamHeaders(t *testing.T, r resp) http.Header {
+	t.Helper()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("request through the gate: %d %s", r.StatusCode, r.body)
+	}
+	var h http.Header
+	if err := json.Unmarshal([]byte(r.body), &h); err != nil {
+		t.Fatalf("upstream answer %q: %v", r.body, err)
+	}
+	return h
+}
+
+func cookieNamed(r resp, name string) *http.Cookie {
+	for _, c := range r.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
