@@ -88,6 +88,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if err != nil {
 				return d.Errf("%s: %v", opt, err)
 			}
+			if dur <= 0 {
+				return d.Errf("%s must be positive, not %s", opt, args[0])
+			}
 			*map[string]*caddy.Duration{
 				"link_ttl": &a.LinkTTL, "link_max_ttl": &a.LinkMaxTTL,
 				"session_ttl": &a.SessionTTL, "session_idle": &a.SessionIdle,

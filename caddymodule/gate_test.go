@@ -1,0 +1,121 @@
+package caddymodule
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// spoofs are identity headers a client might send, in the spellings an app
+// could read as ours.
+var spoofs = []string{
+	"X-Portal-User-Id: admin",
+	"x-portal-user-type: agency_user",
+	"X-PORTAL-LOCATION-ID: loc_all",
+	"X_Portal_User_Email: boss@example.com",
+	"x_portal_app: affiliates",
+	"X-Portal-Assertion: forged",
+	"X-Portal-Anything-New: x",
+}
+
+func TestGate_SpoofedIdentityHeadersNeverReachTheApp(t *testing.T) {
+	g := newGateway(t, "store memory")
+
+	t.Run("signed out", func(t *testing.T) {
+		before := g.upstreamHits.Load()
+		r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", spoofs...)
+		if r.StatusCode != http.StatusUnauthorized || g.upstreamHits.Load() != before {
+			t.Fatalf("a signed-out request with identity headers: %d, upstream hits %d", r.StatusCode, g.upstreamHits.Load()-before)
+		}
+	})
+
+	t.Run("signed in", func(t *testing.T) {
+		c := g.signIn("courses", "c_real")
+		h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/", spoofs...))
+		for name, values := range h {
+			n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+			if !strings.HasPrefix(n, "x-portal-") {
+				continue
+			}
+			switch name {
+			case "X-Portal-User-Id", "X-Portal-User-Email", "X-Portal-User-Name", "X-Portal-User-Type", "X-Portal-App":
+				if len(values) != 1 {
+					t.Errorf("%s arrived %d times: %v", name, len(values), values)
+				}
+			default:
+				t.Errorf("client-sent %s: %v reached the app", name, values)
+			}
+		}
+		if h.Get("X-Portal-User-Id") != "c_real" || h.Get("X-Portal-User-Type") != "contact" || h.Get("X-Portal-App") != "courses" {
+			t.Fatalf("identity the app got: %v", h)
+		}
+	})
+}
+
+func TestGate_SignedOutBrowserGoesToPortalAndAPIClientGets401(t *testing.T) {
+	g := newGateway(t, "store memory")
+	r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/lessons/3?tab=notes", browser)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("browser: %d", r.StatusCode)
+	}
+	want := "http://" + g.portal + "/?" + url.Values{"app": {"courses"}, "next": {"/lessons/3?tab=notes"}}.Encode()
+	if loc := r.Header.Get("Location"); loc != want {
+		t.Fatalf("Location = %q, want %q", loc, want)
+	}
+	api := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/api/things", "Accept: application/json")
+	if api.StatusCode != http.StatusUnauthorized || api.Header.Get("Content-Type") != "application/json" ||
+		!strings.Contains(api.body, `"code":"no_session"`) {
+		t.Fatalf("API client: %d %s %s", api.StatusCode, api.Header.Get("Content-Type"), api.body)
+	}
+}
+
+func TestGate_SessionCookieOfAnotherAppOpensNothing(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "cross")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	ck := c.Jar.Cookies(u)[0]
+	r := g.do(g.client(), http.MethodGet, "http://"+g.community+"/", "Cookie: portalgate-communities="+ck.Value)
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("courses session used as communities: %d", r.StatusCode)
+	}
+}
+
+func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "leaver")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	id := c.Jar.Cookies(u)[0].Value
+
+	if r := g.do(c, http.MethodGet, "http://"+g.courses+logoutPath); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("GET logout: %d", r.StatusCode)
+	}
+	r := g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, browser)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed out") {
+		t.Fatalf("logout: %d %s", r.StatusCode, r.body)
+	}
+	if ck := cookieNamed(r, "portalgate-courses"); ck == nil || ck.MaxAge >= 0 {
+		t.Fatalf("logout cookie = %+v, want it deleted", ck)
+	}
+	if _, err := runningTestApp(t).store.GetSession(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session still in the store: %v", err)
+	}
+	// A copy of the old cookie kept by an attacker opens nothing.
+	replay := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Cookie: portalgate-courses="+id)
+	if replay.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("old cookie after logout: %d", replay.StatusCode)
+	}
+}
+
+func TestGateway_UnknownGatewayPathIsNotFound(t *testing.T) {
+	g := newGateway(t, "store memory")
+	before := g.upstreamHits.Load()
+	r := g.do(g.signIn("courses", "nf"), http.MethodGet, "http://"+g.courses+"/_portalgate/nothing")
+	if r.StatusCode != http.StatusNotFound || g.upstreamHits.Load() != before {
+		t.Fatalf("unknown gateway path: %d", r.StatusCode)
+	}
+}
