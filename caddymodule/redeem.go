@@ -29,28 +29,24 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 		w.WriteHeader(http.StatusOK)
 		return nil
 	}
-	// The record outlives every instant at which the token still verifies.
-	until := claims.ExpiresAt.Add(link.Leeway)
-	switch err := h.app.store.ConsumeLink(r.Context(), claims.ID, claims.Uses, until); {
+	// The link's record outlives every instant at which its token verifies.
+	s, err := h.app.sessions.Redeem(r.Context(), claims.User(), h.App, claims.Apps,
+		claims.ID, claims.Uses, claims.ExpiresAt.Add(link.Leeway))
+	switch {
 	case errors.Is(err, store.ErrLinkUsed):
 		h.logger.Info("link rejected", zap.String("app", h.App), zap.String("reason", problemUsed.code),
 			zap.String("link_id", claims.ID), zap.String("user_id", claims.Subject))
 		return h.fail(w, r, problemUsed)
 	case err != nil:
-		h.logger.Error("consuming link", zap.String("app", h.App), zap.Error(err))
+		h.logger.Error("redeeming link", zap.String("app", h.App), zap.Error(err))
 		return h.fail(w, r, problemStore)
 	}
-	// Whatever session the browser had here ends: a redemption always starts
-	// a new session with a new id, so a planted cookie is worth nothing.
+	// A redemption always starts a new session with a new id, so a planted
+	// cookie is worth nothing; whatever session the browser had here ends.
 	if old := cookieValue(r.Header, h.target.cookie); old != "" {
 		if err := h.app.sessions.End(r.Context(), old); err != nil {
 			h.logger.Error("ending replaced session", zap.String("app", h.App), zap.Error(err))
 		}
-	}
-	s, err := h.app.sessions.Create(r.Context(), claims.User(), h.App, claims.Apps, claims.ID)
-	if err != nil {
-		h.logger.Error("creating session", zap.String("app", h.App), zap.Error(err))
-		return h.fail(w, r, problemStore)
 	}
 	h.logger.Info("link redeemed", zap.String("app", h.App), zap.String("user_id", s.User.ID),
 		zap.String("link_id", claims.ID))

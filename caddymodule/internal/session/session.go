@@ -70,12 +70,40 @@ func (m *Manager) Close() { m.cache.Close() }
 
 // Create starts a session for user in app, with a new random id.
 func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
+	s, err := m.newSession(user, app, apps, linkID)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.CreateSession(ctx, s); err != nil {
+		return nil, err
+	}
+	m.remember(s, s.CreatedAt)
+	return s, nil
+}
+
+// Redeem spends one of a link's uses and starts the session it grants, in
+// one atomic store step. It returns store.ErrLinkUsed when the link is spent.
+func (m *Manager) Redeem(ctx context.Context, user identity.User, app string, apps []string,
+	linkID string, uses int, linkExpires time.Time,
+) (*store.Session, error) {
+	s, err := m.newSession(user, app, apps, linkID)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.store.Redeem(ctx, linkID, uses, linkExpires, s); err != nil {
+		return nil, err
+	}
+	m.remember(s, s.CreatedAt)
+	return s, nil
+}
+
+func (m *Manager) newSession(user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
 	id, err := NewID()
 	if err != nil {
 		return nil, err
 	}
 	now := m.cfg.Now()
-	s := &store.Session{
+	return &store.Session{
 		ID:        id,
 		User:      user,
 		App:       app,
@@ -84,12 +112,7 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.cfg.TTL),
 		IdleAt:    now.Add(m.cfg.Idle),
-	}
-	if err := m.store.CreateSession(ctx, s); err != nil {
-		return nil, err
-	}
-	m.remember(s, now)
-	return s, nil
+	}, nil
 }
 
 // Lookup returns the live session id bound to app, from L1 or the store. The

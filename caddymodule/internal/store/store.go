@@ -48,6 +48,11 @@ type Store interface {
 	// ConsumeLink records one use of link id. It returns ErrLinkUsed when all
 	// `uses` uses are already spent. The record lives until expires.
 	ConsumeLink(ctx context.Context, id string, uses int, expires time.Time) error
+	// Redeem atomically spends one use of link id (as ConsumeLink) and stores
+	// the session it starts; on ErrLinkUsed nothing is stored. One atomic
+	// step means a link is never spent without its session, and it costs
+	// one durable write, not two.
+	Redeem(ctx context.Context, id string, uses int, expires time.Time, s *Session) error
 	// CreateSession stores a new session.
 	CreateSession(ctx context.Context, s *Session) error
 	// GetSession returns the session with id, or ErrNotFound when it does not

@@ -56,47 +56,25 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	return &Store{db: db, now: now}, nil
 }
 
-// ConsumeLink implements store.Store. It runs in a bbolt batch so concurrent
-// redemptions share one fsync.
+// ConsumeLink implements store.Store.
 func (s *Store) ConsumeLink(_ context.Context, id string, uses int, expires time.Time) error {
-	var used bool
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		used = false
-		links := tx.Bucket(bucketLinks)
-		count, oldExp := 0, time.Time{}
-		if v := links.Get([]byte(id)); len(v) == 16 {
-			count = int(binary.BigEndian.Uint64(v[:8]))
-			oldExp = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-			if !s.now().Before(oldExp) {
-				count = 0 // the old record has expired; Purge has not run yet
-			} else {
-				expires = oldExp
-			}
-		}
-		if count >= uses {
-			used = true
-			return nil
-		}
-		if !oldExp.IsZero() {
-			if err := tx.Bucket(bucketLinkBy).Delete(deadlineKey(oldExp, id)); err != nil {
-				return err
-			}
-		}
-		var v [16]byte
-		binary.BigEndian.PutUint64(v[:8], uint64(count+1))
-		binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
-		if err := links.Put([]byte(id), v[:]); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketLinkBy).Put(deadlineKey(expires, id), nil)
+	return s.batch("consuming link", func(tx *bbolt.Tx) (bool, error) {
+		return s.consume(tx, id, uses, expires)
 	})
+}
+
+// Redeem implements store.Store.
+func (s *Store) Redeem(_ context.Context, id string, uses int, expires time.Time, sess *store.Session) error {
+	v, err := json.Marshal(sess)
 	if err != nil {
-		return fmt.Errorf("consuming link: %w", err)
+		return fmt.Errorf("encoding session: %w", err)
 	}
-	if used {
-		return store.ErrLinkUsed
-	}
-	return nil
+	return s.batch("redeeming link", func(tx *bbolt.Tx) (bool, error) {
+		if used, err := s.consume(tx, id, uses, expires); used || err != nil {
+			return used, err
+		}
+		return false, putSession(tx, sess, v)
+	})
 }
 
 // CreateSession implements store.Store.
@@ -105,19 +83,68 @@ func (s *Store) CreateSession(_ context.Context, sess *store.Session) error {
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	err = s.db.Batch(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), v); err != nil {
-			return err
-		}
-		if err := tx.Bucket(bucketSessionBy).Put(deadlineKey(sess.Deadline(), sess.ID), nil); err != nil {
-			return err
-		}
-		return tx.Bucket(bucketUsers).Put(userKey(sess.User.ID, sess.ID), nil)
+	return s.batch("creating session", func(tx *bbolt.Tx) (bool, error) {
+		return false, putSession(tx, sess, v)
+	})
+}
+
+// batch runs fn in a bbolt batch, so concurrent writers share one fsync.
+// fn reports a spent link as a result, not an error: an error would make
+// bbolt rerun it alone.
+func (s *Store) batch(doing string, fn func(tx *bbolt.Tx) (used bool, err error)) error {
+	var used bool
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		var err error
+		used, err = fn(tx)
+		return err
 	})
 	if err != nil {
-		return fmt.Errorf("creating session: %w", err)
+		return fmt.Errorf("%s: %w", doing, err)
+	}
+	if used {
+		return store.ErrLinkUsed
 	}
 	return nil
+}
+
+// consume spends one use of link id, reporting whether all were spent.
+func (s *Store) consume(tx *bbolt.Tx, id string, uses int, expires time.Time) (used bool, err error) {
+	links := tx.Bucket(bucketLinks)
+	count, oldExp := 0, time.Time{}
+	if v := links.Get([]byte(id)); len(v) == 16 {
+		count = int(binary.BigEndian.Uint64(v[:8]))
+		oldExp = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+		if !s.now().Before(oldExp) {
+			count = 0 // the old record has expired; Purge has not run yet
+		} else {
+			expires = oldExp
+		}
+	}
+	if count >= uses {
+		return true, nil
+	}
+	if !oldExp.IsZero() {
+		if err := tx.Bucket(bucketLinkBy).Delete(deadlineKey(oldExp, id)); err != nil {
+			return false, err
+		}
+	}
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], uint64(count+1))
+	binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
+	if err := links.Put([]byte(id), v[:]); err != nil {
+		return false, err
+	}
+	return false, tx.Bucket(bucketLinkBy).Put(deadlineKey(expires, id), nil)
+}
+
+func putSession(tx *bbolt.Tx, sess *store.Session, v []byte) error {
+	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), v); err != nil {
+		return err
+	}
+	if err := tx.Bucket(bucketSessionBy).Put(deadlineKey(sess.Deadline(), sess.ID), nil); err != nil {
+		return err
+	}
+	return tx.Bucket(bucketUsers).Put(userKey(sess.User.ID, sess.ID), nil)
 }
 
 // GetSession implements store.Store.

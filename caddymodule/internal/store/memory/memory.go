@@ -38,6 +38,21 @@ func New(now func() time.Time) *Store {
 func (m *Store) ConsumeLink(_ context.Context, id string, uses int, expires time.Time) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	return m.consumeLocked(id, uses, expires)
+}
+
+// Redeem implements store.Store.
+func (m *Store) Redeem(_ context.Context, id string, uses int, expires time.Time, s *store.Session) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if err := m.consumeLocked(id, uses, expires); err != nil {
+		return err
+	}
+	m.createLocked(s)
+	return nil
+}
+
+func (m *Store) consumeLocked(id string, uses int, expires time.Time) error {
 	u, ok := m.links[id]
 	if ok && !m.now().Before(u.expires) {
 		ok = false
@@ -57,6 +72,11 @@ func (m *Store) ConsumeLink(_ context.Context, id string, uses int, expires time
 func (m *Store) CreateSession(_ context.Context, s *store.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.createLocked(s)
+	return nil
+}
+
+func (m *Store) createLocked(s *store.Session) {
 	m.sessions[s.ID] = cloneSession(s)
 	ids := m.byUser[s.User.ID]
 	if ids == nil {
@@ -64,7 +84,6 @@ func (m *Store) CreateSession(_ context.Context, s *store.Session) error {
 		m.byUser[s.User.ID] = ids
 	}
 	ids[s.ID] = struct{}{}
-	return nil
 }
 
 // GetSession implements store.Store.

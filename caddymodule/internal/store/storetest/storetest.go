@@ -38,6 +38,8 @@ func Run(t *testing.T, open Factory) {
 		{"MultiUseLinkCountsUses", testConsumeMulti},
 		{"LinkRecordOutlivesNothing", testLinkRecordExpiry},
 		{"ConcurrentConsumptionHasOneWinner", testConcurrentConsume},
+		{"RedeemSpendsLinkAndCreatesSession", testRedeem},
+		{"ConcurrentRedeemCreatesOneSession", testConcurrentRedeem},
 		{"PurgeRemovesOnlyExpired", testPurge},
 	}
 	for _, tt := range tests {
@@ -279,5 +281,46 @@ func testPurge(t *testing.T, s store.Store, clk *clock.Fake) {
 	ids, err := s.DeleteUserSessions(context.Background(), "u1")
 	if err != nil || !reflect.DeepEqual(ids, []string{"long"}) {
 		t.Fatalf("user index after purge = %v, %v; want [long]", ids, err)
+	}
+}
+
+func testRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	exp := clk.Now().Add(15 * time.Minute)
+	if err := s.Redeem(ctx, "l1", 1, exp, newSession(clk, "s1", "u1")); err != nil {
+		t.Fatalf("Redeem: %v", err)
+	}
+	if _, err := s.GetSession(ctx, "s1"); err != nil {
+		t.Fatalf("session of a redemption: %v", err)
+	}
+	if err := s.Redeem(ctx, "l1", 1, exp, newSession(clk, "s2", "u1")); !errors.Is(err, store.ErrLinkUsed) {
+		t.Fatalf("second Redeem = %v, want ErrLinkUsed", err)
+	}
+	wantNotFound(t, s, "s2")
+	if err := s.ConsumeLink(ctx, "l1", 1, exp); !errors.Is(err, store.ErrLinkUsed) {
+		t.Fatalf("ConsumeLink after Redeem = %v, want ErrLinkUsed", err)
+	}
+}
+
+func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
+	const workers = 50
+	exp := clk.Now().Add(15 * time.Minute)
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for i := range workers {
+		wg.Go(func() {
+			err := s.Redeem(context.Background(), "race", 1, exp, newSession(clk, fmt.Sprintf("s%d", i), "racer"))
+			switch {
+			case err == nil:
+				wins.Add(1)
+			case !errors.Is(err, store.ErrLinkUsed):
+				t.Errorf("Redeem: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	ids, err := s.DeleteUserSessions(context.Background(), "racer")
+	if wins.Load() != 1 || err != nil || len(ids) != 1 {
+		t.Fatalf("%d wins, %d sessions (%v) from %d concurrent redemptions of a one-time link; want 1 and 1", wins.Load(), len(ids), err, workers)
 	}
 }
