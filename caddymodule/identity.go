@@ -53,20 +53,34 @@ func isPortalPrefix(p string) bool {
 func setIdentity(r *http.Request, s *store.Session) {
 	h := r.Header
 	u := &s.User
-	h[headerUserID] = []string{u.ID}
-	h[headerEmail] = []string{u.Email}
-	h[headerName] = []string{u.Name}
-	h[headerType] = []string{string(u.Type)}
+	// One backing array for all values: this runs on every gated request.
+	v := [...]string{u.ID, u.Email, u.Name, string(u.Type), s.App, u.Location}
+	vals := v[:]
+	h[headerUserID] = vals[0:1:1]
+	h[headerEmail] = vals[1:2:2]
+	h[headerName] = vals[2:3:3]
+	h[headerType] = vals[3:4:4]
+	h[headerApp] = vals[4:5:5]
 	if u.Location != "" {
-		h[headerLocation] = []string{u.Location}
+		h[headerLocation] = vals[5:6:6]
 	}
-	h[headerApp] = []string{s.App}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-		repl.Set("http.auth.user.id", u.ID)
-		repl.Set("http.auth.user.email", u.Email)
-		repl.Set("http.auth.user.name", u.Name)
-		repl.Set("http.auth.user.type", string(u.Type))
-		repl.Set("http.auth.user.location", u.Location)
+		// Resolved only when something asks, instead of five map writes.
+		repl.Map(func(key string) (any, bool) {
+			switch key {
+			case "http.auth.user.id":
+				return u.ID, true
+			case "http.auth.user.email":
+				return u.Email, true
+			case "http.auth.user.name":
+				return u.Name, true
+			case "http.auth.user.type":
+				return string(u.Type), true
+			case "http.auth.user.location":
+				return u.Location, true
+			}
+			return nil, false
+		})
 	}
 }
 
@@ -92,21 +106,27 @@ func cookieValue(h http.Header, name string) string {
 // app would otherwise receive the others' sessions too.
 func stripSessionCookies(h http.Header) {
 	lines := h["Cookie"]
-	out := lines[:0]
+	// A new slice: the caller's may be shared, and is never written to.
+	out := make([]string, 0, len(lines))
 	for _, line := range lines {
 		if !strings.Contains(line, cookiePrefix) {
 			out = append(out, line)
 			continue
 		}
-		var kept []string
+		var b strings.Builder
+		b.Grow(len(line))
 		for part := range strings.SplitSeq(line, ";") {
 			part = strings.TrimSpace(part)
-			if name, _, _ := strings.Cut(part, "="); !isSessionCookie(name) && part != "" {
-				kept = append(kept, part)
+			if name, _, _ := strings.Cut(part, "="); part == "" || isSessionCookie(name) {
+				continue
 			}
+			if b.Len() > 0 {
+				b.WriteString("; ")
+			}
+			b.WriteString(part)
 		}
-		if len(kept) > 0 {
-			out = append(out, strings.Join(kept, "; "))
+		if b.Len() > 0 {
+			out = append(out, b.String())
 		}
 	}
 	if len(out) == 0 {
