@@ -30,13 +30,18 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	// The link's record outlives every instant at which its token verifies.
-	s, err := h.app.sessions.Redeem(r.Context(), claims.User(), h.App, claims.Apps,
-		claims.ID, claims.Uses, claims.ExpiresAt.Add(link.Leeway))
+	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
+		IssuedAt: claims.IssuedAt.Time, Expires: claims.ExpiresAt.Add(link.Leeway)}
+	s, err := h.app.sessions.Redeem(r.Context(), use, claims.User(), h.App, claims.Apps)
 	switch {
-	case errors.Is(err, store.ErrLinkUsed):
-		h.logger.Info("link rejected", zap.String("app", h.App), zap.String("reason", problemUsed.code),
+	case errors.Is(err, store.ErrLinkUsed), errors.Is(err, store.ErrLinkRevoked):
+		p := problemUsed
+		if errors.Is(err, store.ErrLinkRevoked) {
+			p = problemRevoked
+		}
+		h.logger.Info("link rejected", zap.String("app", h.App), zap.String("reason", p.code),
 			zap.String("link_id", claims.ID), zap.String("user_id", claims.Subject))
-		return h.fail(w, r, problemUsed)
+		return h.fail(w, r, p)
 	case err != nil:
 		h.logger.Error("redeeming link", zap.String("app", h.App), zap.Error(err))
 		return h.fail(w, r, problemStore)

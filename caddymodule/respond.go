@@ -29,6 +29,7 @@ var (
 	problemWrongApp   = problem{http.StatusForbidden, "wrong_app", "This link is for another app", "The sign-in link you opened belongs to a different app than this one.", "Open the link exactly as you received it."}
 	problemExpired    = problem{http.StatusGone, "link_expired", "This link has expired", "Sign-in links work for a short time only, and this one is past it.", "Ask for a new link."}
 	problemUsed       = problem{http.StatusGone, "link_used", "This link has already been used", "Each sign-in link works only once, and this one has been used.", "If you did not use it yourself, tell whoever sent it. Ask for a new link to sign in."}
+	problemRevoked    = problem{http.StatusGone, "link_revoked", "This link has been revoked", "Whoever sent this sign-in link has withdrawn it.", "Ask for a new link."}
 	problemNoSession  = problem{http.StatusUnauthorized, "no_session", "You are not signed in", "You need to sign in before you can open this page.", "Open the sign-in link you were sent, or ask for a new one."}
 	problemNotAllowed = problem{http.StatusForbidden, "app_not_allowed", "You cannot open this app", "Your sign-in does not include this app.", "Ask whoever sent your link for access."}
 	problemStore      = problem{http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable", "The sign-in service cannot reach its session store right now.", "Try again in a minute."}

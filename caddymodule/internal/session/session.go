@@ -82,15 +82,14 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 }
 
 // Redeem spends one of a link's uses and starts the session it grants, in
-// one atomic store step. It returns store.ErrLinkUsed when the link is spent.
-func (m *Manager) Redeem(ctx context.Context, user identity.User, app string, apps []string,
-	linkID string, uses int, linkExpires time.Time,
-) (*store.Session, error) {
-	s, err := m.newSession(user, app, apps, linkID)
+// one atomic store step. It returns store.ErrLinkUsed or store.ErrLinkRevoked
+// when the link may not be used.
+func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string) (*store.Session, error) {
+	s, err := m.newSession(user, app, apps, l.ID)
 	if err != nil {
 		return nil, err
 	}
-	if err := m.store.Redeem(ctx, linkID, uses, linkExpires, s); err != nil {
+	if err := m.store.Redeem(ctx, l, s); err != nil {
 		return nil, err
 	}
 	m.remember(s, s.CreatedAt)
@@ -179,14 +178,16 @@ func (m *Manager) End(ctx context.Context, id string) error {
 	return nil
 }
 
-// EndUser deletes every session of a user and returns how many ended.
-func (m *Manager) EndUser(ctx context.Context, userID string) (int, error) {
-	ids, err := m.store.DeleteUserSessions(ctx, userID)
+// RevokeUser ends every session of a user at once, L1 included, and refuses
+// the user's links issued until now; the refusal is kept until `until`, when
+// every such link has expired anyway. It returns how many sessions ended.
+func (m *Manager) RevokeUser(ctx context.Context, userID string, until time.Time) (int, error) {
+	ids, err := m.store.RevokeUser(ctx, userID, m.cfg.Now(), until)
 	for _, id := range ids {
 		m.cache.Del(id)
 	}
 	if err != nil {
-		return len(ids), fmt.Errorf("ending sessions of a user: %w", err)
+		return len(ids), fmt.Errorf("revoking a user: %w", err)
 	}
 	return len(ids), nil
 }

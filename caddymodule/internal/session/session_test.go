@@ -172,19 +172,19 @@ func TestEnd_RemovesFromL1AndStore(t *testing.T) {
 	}
 }
 
-func TestEndUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
+func TestRevokeUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
 	m, _, _ := newManager(t)
 	a, b := create(t, m), create(t, m)
 	if _, err := m.Lookup(context.Background(), a.ID, "courses"); err != nil {
 		t.Fatal(err)
 	}
-	n, err := m.EndUser(context.Background(), ada.ID)
+	n, err := m.RevokeUser(context.Background(), ada.ID, time.Now().Add(time.Hour))
 	if err != nil || n != 2 {
-		t.Fatalf("EndUser = %d, %v; want 2", n, err)
+		t.Fatalf("RevokeUser = %d, %v; want 2", n, err)
 	}
 	for _, s := range []*store.Session{a, b} {
 		if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
-			t.Fatalf("session %s survives EndUser (L1 kept it?): %v", s.ID, err)
+			t.Fatalf("session %s survives RevokeUser (L1 kept it?): %v", s.ID, err)
 		}
 	}
 }

@@ -17,6 +17,22 @@ var ErrNotFound = errors.New("not found")
 // ErrLinkUsed means every use of a link has been spent.
 var ErrLinkUsed = errors.New("link already used")
 
+// ErrLinkRevoked means the link, or every link of its user issued until
+// then, was revoked.
+var ErrLinkRevoked = errors.New("link revoked")
+
+// LinkUse is what the store needs to spend one use of a link.
+type LinkUse struct {
+	ID     string
+	UserID string
+	// Uses is how many times the link may be redeemed.
+	Uses     int
+	IssuedAt time.Time
+	// Expires is when the link's record may be forgotten: after the last
+	// instant at which its token still verifies.
+	Expires time.Time
+}
+
 // Session is a signed-in user's state, bound to one app.
 type Session struct {
 	ID   string        `json:"id"`
@@ -45,15 +61,18 @@ func (s *Session) Deadline() time.Time {
 // Store is the authority on sessions and link uses. Implementations are safe
 // for concurrent use, and every method that changes state is atomic.
 type Store interface {
-	// ConsumeLink records one use of link id. It returns ErrLinkUsed when all
-	// `uses` uses are already spent. The record lives until expires.
-	ConsumeLink(ctx context.Context, id string, uses int, expires time.Time) error
-	// Redeem atomically spends one use of link id (as ConsumeLink) and stores
-	// the session it starts; on ErrLinkUsed nothing is stored. One atomic
-	// step means a link is never spent without its session, and it costs
-	// one durable write, not two.
-	Redeem(ctx context.Context, id string, uses int, expires time.Time, s *Session) error
-	// CreateSession stores a new session.
+	// Redeem spends one use of a link and stores the session it starts, as
+	// one atomic step: a link is never spent without its session. It returns
+	// ErrLinkUsed when every use is spent and ErrLinkRevoked when the link or
+	// its user was revoked after it was issued; then nothing is stored.
+	Redeem(ctx context.Context, l LinkUse, s *Session) error
+	// RevokeLink makes link id unusable; the record lives until `until`.
+	RevokeLink(ctx context.Context, id string, until time.Time) error
+	// RevokeUser deletes every session of a user and refuses their links
+	// issued at or before `at`; the refusal is kept until `until`. It
+	// returns the ids of the deleted sessions.
+	RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error)
+	// CreateSession stores a new session (staff access, load tests).
 	CreateSession(ctx context.Context, s *Session) error
 	// GetSession returns the session with id, or ErrNotFound when it does not
 	// exist or its deadline has passed.
@@ -62,9 +81,8 @@ type Store interface {
 	TouchSession(ctx context.Context, id string, idleAt time.Time) error
 	// DeleteSession removes a session; deleting a missing one is not an error.
 	DeleteSession(ctx context.Context, id string) error
-	// DeleteUserSessions removes every session of a user and returns their ids.
-	DeleteUserSessions(ctx context.Context, userID string) ([]string, error)
-	// Purge removes expired sessions and link records, returning how many.
+	// Purge removes expired sessions and link and revocation records,
+	// returning how many.
 	Purge(ctx context.Context) (int, error)
 	// Close releases the store's resources.
 	Close() error

@@ -4,6 +4,7 @@ package bolt
 
 import (
 	"bytes"
+	"math"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -23,7 +24,11 @@ var (
 	bucketUsers     = []byte("user_sessions")  // user id|0|session id -> nil
 	bucketLinks     = []byte("links")          // id -> count|expires
 	bucketLinkBy    = []byte("link_expiry")    // expires|id -> nil, for Purge
+	bucketCutoffs   = []byte("user_cutoffs")   // user id -> at|until
 )
+
+// revokedCount marks a revoked link in place of its use count.
+const revokedCount = math.MaxUint64
 
 // batchDelay bounds how long a write waits to share an fsync.
 const batchDelay = 2 * time.Millisecond
@@ -45,7 +50,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("opening session store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy} {
+		for _, b := range [][]byte{bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -63,25 +68,128 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	return &Store{db: db, now: now}, nil
 }
 
-// ConsumeLink implements store.Store.
-func (s *Store) ConsumeLink(_ context.Context, id string, uses int, expires time.Time) error {
-	return s.batch("consuming link", func(tx *bbolt.Tx) (bool, error) {
-		return s.consume(tx, id, uses, expires)
-	})
-}
-
 // Redeem implements store.Store.
-func (s *Store) Redeem(_ context.Context, id string, uses int, expires time.Time, sess *store.Session) error {
+func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) error {
 	v, err := json.Marshal(sess)
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	return s.batch("redeeming link", func(tx *bbolt.Tx) (bool, error) {
-		if used, err := s.consume(tx, id, uses, expires); used || err != nil {
-			return used, err
+	var refused error
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		// A refusal is a result, not an error: an error would make bbolt
+		// rerun this function alone, outside the batch.
+		refused = nil
+		if s.userCutOff(tx, l) {
+			refused = store.ErrLinkRevoked
+			return nil
 		}
-		return false, putSession(tx, sess, v)
+		count, exp := s.linkRecord(tx, l.ID)
+		switch {
+		case count == revokedCount:
+			refused = store.ErrLinkRevoked
+			return nil
+		case count >= uint64(l.Uses):
+			refused = store.ErrLinkUsed
+			return nil
+		}
+		if exp.IsZero() {
+			exp = l.Expires
+		}
+		if err := s.putLink(tx, l.ID, count+1, exp); err != nil {
+			return err
+		}
+		return putSession(tx, sess, v)
 	})
+	if err != nil {
+		return fmt.Errorf("redeeming link: %w", err)
+	}
+	return refused
+}
+
+// RevokeLink implements store.Store.
+func (s *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		if _, exp := s.linkRecord(tx, id); exp.After(until) {
+			until = exp
+		}
+		return s.putLink(tx, id, revokedCount, until)
+	})
+	if err != nil {
+		return fmt.Errorf("revoking link: %w", err)
+	}
+	return nil
+}
+
+// RevokeUser implements store.Store.
+func (s *Store) RevokeUser(_ context.Context, userID string, at, until time.Time) ([]string, error) {
+	var ids []string
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		var v [16]byte
+		binary.BigEndian.PutUint64(v[:8], uint64(at.UnixNano()))
+		binary.BigEndian.PutUint64(v[8:], uint64(until.UnixNano()))
+		if err := tx.Bucket(bucketCutoffs).Put([]byte(userID), v[:]); err != nil {
+			return err
+		}
+		ids = ids[:0]
+		prefix := userKey(userID, "")
+		c := tx.Bucket(bucketUsers).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			ids = append(ids, string(k[len(prefix):]))
+		}
+		for _, id := range ids {
+			if err := deleteSession(tx, id); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("revoking a user: %w", err)
+	}
+	return ids, nil
+}
+
+// userCutOff reports whether the link's user was revoked after it was issued.
+func (s *Store) userCutOff(tx *bbolt.Tx, l store.LinkUse) bool {
+	v := tx.Bucket(bucketCutoffs).Get([]byte(l.UserID))
+	if len(v) != 16 {
+		return false
+	}
+	at := time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
+	until := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	return s.now().Before(until) && !l.IssuedAt.After(at)
+}
+
+// linkRecord returns a link's use count and record expiry; zero for none,
+// or for a record that has expired and awaits Purge.
+func (s *Store) linkRecord(tx *bbolt.Tx, id string) (count uint64, expires time.Time) {
+	v := tx.Bucket(bucketLinks).Get([]byte(id))
+	if len(v) != 16 {
+		return 0, time.Time{}
+	}
+	expires = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	if !s.now().Before(expires) {
+		return 0, time.Time{}
+	}
+	return binary.BigEndian.Uint64(v[:8]), expires
+}
+
+// putLink writes a link record and keeps the expiry index in step.
+func (s *Store) putLink(tx *bbolt.Tx, id string, count uint64, expires time.Time) error {
+	links, byExp := tx.Bucket(bucketLinks), tx.Bucket(bucketLinkBy)
+	if old := links.Get([]byte(id)); len(old) == 16 {
+		oldExp := time.Unix(0, int64(binary.BigEndian.Uint64(old[8:])))
+		if err := byExp.Delete(deadlineKey(oldExp, id)); err != nil {
+			return err
+		}
+	}
+	var v [16]byte
+	binary.BigEndian.PutUint64(v[:8], count)
+	binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
+	if err := links.Put([]byte(id), v[:]); err != nil {
+		return err
+	}
+	return byExp.Put(deadlineKey(expires, id), nil)
 }
 
 // CreateSession implements store.Store.
@@ -90,58 +198,10 @@ func (s *Store) CreateSession(_ context.Context, sess *store.Session) error {
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	return s.batch("creating session", func(tx *bbolt.Tx) (bool, error) {
-		return false, putSession(tx, sess, v)
-	})
-}
-
-// batch runs fn in a bbolt batch, so concurrent writers share one fsync.
-// fn reports a spent link as a result, not an error: an error would make
-// bbolt rerun it alone.
-func (s *Store) batch(doing string, fn func(tx *bbolt.Tx) (used bool, err error)) error {
-	var used bool
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
-		var err error
-		used, err = fn(tx)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("%s: %w", doing, err)
-	}
-	if used {
-		return store.ErrLinkUsed
+	if err := s.db.Batch(func(tx *bbolt.Tx) error { return putSession(tx, sess, v) }); err != nil {
+		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
-}
-
-// consume spends one use of link id, reporting whether all were spent.
-func (s *Store) consume(tx *bbolt.Tx, id string, uses int, expires time.Time) (used bool, err error) {
-	links := tx.Bucket(bucketLinks)
-	count, oldExp := 0, time.Time{}
-	if v := links.Get([]byte(id)); len(v) == 16 {
-		count = int(binary.BigEndian.Uint64(v[:8]))
-		oldExp = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
-		if !s.now().Before(oldExp) {
-			count = 0 // the old record has expired; Purge has not run yet
-		} else {
-			expires = oldExp
-		}
-	}
-	if count >= uses {
-		return true, nil
-	}
-	if !oldExp.IsZero() {
-		if err := tx.Bucket(bucketLinkBy).Delete(deadlineKey(oldExp, id)); err != nil {
-			return false, err
-		}
-	}
-	var v [16]byte
-	binary.BigEndian.PutUint64(v[:8], uint64(count+1))
-	binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
-	if err := links.Put([]byte(id), v[:]); err != nil {
-		return false, err
-	}
-	return false, tx.Bucket(bucketLinkBy).Put(deadlineKey(expires, id), nil)
 }
 
 func putSession(tx *bbolt.Tx, sess *store.Session, v []byte) error {
@@ -233,29 +293,6 @@ func deleteSession(tx *bbolt.Tx, id string) error {
 	return nil
 }
 
-// DeleteUserSessions implements store.Store.
-func (s *Store) DeleteUserSessions(_ context.Context, userID string) ([]string, error) {
-	var ids []string
-	err := s.db.Update(func(tx *bbolt.Tx) error {
-		ids = ids[:0]
-		prefix := userKey(userID, "")
-		c := tx.Bucket(bucketUsers).Cursor()
-		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
-			ids = append(ids, string(k[len(prefix):]))
-		}
-		for _, id := range ids {
-			if err := deleteSession(tx, id); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, fmt.Errorf("deleting sessions of a user: %w", err)
-	}
-	return ids, nil
-}
-
 // Purge implements store.Store: it walks the expiry indexes up to now.
 func (s *Store) Purge(context.Context) (int, error) {
 	n := 0
@@ -288,6 +325,23 @@ func (s *Store) Purge(context.Context) (int, error) {
 				return err
 			}
 			if err := tx.Bucket(bucketLinkBy).Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
+		// Revoked users are few; a full scan of them is cheap.
+		var done [][]byte
+		err := tx.Bucket(bucketCutoffs).ForEach(func(k, v []byte) error {
+			if len(v) == 16 && !now.Before(time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))) {
+				done = append(done, append([]byte(nil), k...))
+			}
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		for _, k := range done {
+			if err := tx.Bucket(bucketCutoffs).Delete(k); err != nil {
 				return err
 			}
 			n++

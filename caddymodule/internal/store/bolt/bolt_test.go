@@ -33,10 +33,8 @@ func TestStateSurvivesReopen(t *testing.T) {
 	}
 	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
-	if err := s.CreateSession(ctx, sess); err != nil {
-		t.Fatal(err)
-	}
-	if err := s.ConsumeLink(ctx, "l1", 1, clk.Now().Add(time.Hour)); err != nil {
+	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, l, sess); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -51,7 +49,7 @@ func TestStateSurvivesReopen(t *testing.T) {
 	if _, err := s.GetSession(ctx, "s1"); err != nil {
 		t.Fatalf("session lost on reopen: %v", err)
 	}
-	if err := s.ConsumeLink(ctx, "l1", 1, clk.Now().Add(time.Hour)); err != store.ErrLinkUsed {
+	if err := s.Redeem(ctx, l, sess); err != store.ErrLinkUsed {
 		t.Fatalf("consumed link forgotten on reopen: %v", err)
 	}
 }

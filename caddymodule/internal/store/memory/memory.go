@@ -12,8 +12,11 @@ import (
 
 type linkUse struct {
 	count   int
+	revoked bool
 	expires time.Time
 }
+
+type cutoff struct{ at, until time.Time }
 
 // Store is an in-memory store.Store.
 type Store struct {
@@ -22,6 +25,7 @@ type Store struct {
 	sessions map[string]store.Session
 	byUser   map[string]map[string]struct{}
 	links    map[string]linkUse
+	cutoffs  map[string]cutoff
 }
 
 // New returns an empty store reading time from now.
@@ -31,41 +35,60 @@ func New(now func() time.Time) *Store {
 		sessions: make(map[string]store.Session),
 		byUser:   make(map[string]map[string]struct{}),
 		links:    make(map[string]linkUse),
+		cutoffs:  make(map[string]cutoff),
 	}
-}
-
-// ConsumeLink implements store.Store.
-func (m *Store) ConsumeLink(_ context.Context, id string, uses int, expires time.Time) error {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.consumeLocked(id, uses, expires)
 }
 
 // Redeem implements store.Store.
-func (m *Store) Redeem(_ context.Context, id string, uses int, expires time.Time, s *store.Session) error {
+func (m *Store) Redeem(_ context.Context, l store.LinkUse, s *store.Session) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if err := m.consumeLocked(id, uses, expires); err != nil {
-		return err
+	now := m.now()
+	if c, ok := m.cutoffs[l.UserID]; ok && now.Before(c.until) && !l.IssuedAt.After(c.at) {
+		return store.ErrLinkRevoked
 	}
+	u, ok := m.links[l.ID]
+	if !ok || !now.Before(u.expires) {
+		u = linkUse{expires: l.Expires}
+	}
+	switch {
+	case u.revoked:
+		return store.ErrLinkRevoked
+	case u.count >= l.Uses:
+		return store.ErrLinkUsed
+	}
+	u.count++
+	m.links[l.ID] = u
 	m.createLocked(s)
 	return nil
 }
 
-func (m *Store) consumeLocked(id string, uses int, expires time.Time) error {
-	u, ok := m.links[id]
-	if ok && !m.now().Before(u.expires) {
-		ok = false
+// RevokeLink implements store.Store.
+func (m *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := m.links[id]
+	u.revoked = true
+	if until.After(u.expires) {
+		u.expires = until
 	}
-	if !ok {
-		u = linkUse{expires: expires}
-	}
-	if u.count >= uses {
-		return store.ErrLinkUsed
-	}
-	u.count++
 	m.links[id] = u
 	return nil
+}
+
+// RevokeUser implements store.Store.
+func (m *Store) RevokeUser(_ context.Context, userID string, at, until time.Time) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.cutoffs[userID] = cutoff{at: at, until: until}
+	var ids []string
+	for id := range m.byUser[userID] {
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		m.deleteLocked(id)
+	}
+	return ids, nil
 }
 
 // CreateSession implements store.Store.
@@ -133,20 +156,6 @@ func (m *Store) deleteLocked(id string) {
 	}
 }
 
-// DeleteUserSessions implements store.Store.
-func (m *Store) DeleteUserSessions(_ context.Context, userID string) ([]string, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var out []string
-	for id := range m.byUser[userID] {
-		out = append(out, id)
-	}
-	for _, id := range out {
-		m.deleteLocked(id)
-	}
-	return out, nil
-}
-
 // Purge implements store.Store.
 func (m *Store) Purge(context.Context) (int, error) {
 	m.mu.Lock()
@@ -161,6 +170,12 @@ func (m *Store) Purge(context.Context) (int, error) {
 	for id, u := range m.links {
 		if !now.Before(u.expires) {
 			delete(m.links, id)
+			n++
+		}
+	}
+	for user, c := range m.cutoffs {
+		if !now.Before(c.until) {
+			delete(m.cutoffs, user)
 			n++
 		}
 	}

@@ -33,13 +33,14 @@ func Run(t *testing.T, open Factory) {
 		{"SessionEndsWhenIdle", testIdleExpiry},
 		{"TouchExtendsIdleDeadline", testTouch},
 		{"DeleteSession", testDeleteSession},
-		{"DeleteUserSessionsRemovesOnlyThatUser", testDeleteUserSessions},
-		{"OneTimeLinkIsConsumedOnce", testConsumeOnce},
-		{"MultiUseLinkCountsUses", testConsumeMulti},
-		{"LinkRecordOutlivesNothing", testLinkRecordExpiry},
-		{"ConcurrentConsumptionHasOneWinner", testConcurrentConsume},
-		{"RedeemSpendsLinkAndCreatesSession", testRedeem},
-		{"ConcurrentRedeemCreatesOneSession", testConcurrentRedeem},
+		{"RevokeUserRemovesOnlyThatUser", testRevokeUserSessions},
+		{"RevokeUserRefusesOlderLinksOnly", testRevokeUserLinks},
+		{"RevokedLinkIsRefused", testRevokeLink},
+		{"OneTimeLinkIsRedeemedOnce", testRedeemOnce},
+		{"MultiUseLinkCountsUses", testRedeemMulti},
+		{"UsedLinkIsRememberedUntilItExpires", testLinkRecordExpiry},
+		{"ConcurrentRedeemHasOneWinner", testConcurrentRedeem},
+		{"ConcurrentRedeemOfMultiUseLink", testConcurrentRedeemMulti},
 		{"PurgeRemovesOnlyExpired", testPurge},
 	}
 	for _, tt := range tests {
@@ -154,6 +155,27 @@ func testTouch(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 }
 
+func linkUse(clk *clock.Fake, id, user string, uses int) store.LinkUse {
+	return store.LinkUse{ID: id, UserID: user, Uses: uses, IssuedAt: clk.Now(), Expires: clk.Now().Add(15 * time.Minute)}
+}
+
+var sessionSeq atomic.Int64
+
+// redeem redeems a link for user with a fresh session and returns the error.
+func redeem(s store.Store, clk *clock.Fake, l store.LinkUse) error {
+	return s.Redeem(context.Background(), l, newSession(clk, fmt.Sprintf("r%d", sessionSeq.Add(1)), l.UserID))
+}
+
+func revokeUser(t *testing.T, s store.Store, clk *clock.Fake, user string) []string {
+	t.Helper()
+	ids, err := s.RevokeUser(context.Background(), user, clk.Now(), clk.Now().Add(time.Hour))
+	if err != nil {
+		t.Fatalf("RevokeUser: %v", err)
+	}
+	sort.Strings(ids)
+	return ids
+}
+
 func testDeleteSession(t *testing.T, s store.Store, clk *clock.Fake) {
 	mustCreate(t, s, newSession(clk, "s1", "u1"))
 	mustCreate(t, s, newSession(clk, "s2", "u1"))
@@ -161,23 +183,18 @@ func testDeleteSession(t *testing.T, s store.Store, clk *clock.Fake) {
 		t.Fatalf("DeleteSession: %v", err)
 	}
 	wantNotFound(t, s, "s1")
-	ids, err := s.DeleteUserSessions(context.Background(), "u1")
-	if err != nil || !reflect.DeepEqual(ids, []string{"s2"}) {
-		t.Fatalf("DeleteUserSessions after one delete = %v, %v; want [s2]", ids, err)
+	if ids := revokeUser(t, s, clk, "u1"); !reflect.DeepEqual(ids, []string{"s2"}) {
+		t.Fatalf("RevokeUser after one delete = %v; want [s2]", ids)
 	}
 }
 
-func testDeleteUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
+func testRevokeUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
 	for i, u := range []string{"u1", "u1", "u1", "u10", "u2"} {
 		mustCreate(t, s, newSession(clk, fmt.Sprintf("s%d", i), u))
 	}
-	ids, err := s.DeleteUserSessions(context.Background(), "u1")
-	if err != nil {
-		t.Fatalf("DeleteUserSessions: %v", err)
-	}
-	sort.Strings(ids)
+	ids := revokeUser(t, s, clk, "u1")
 	if !reflect.DeepEqual(ids, []string{"s0", "s1", "s2"}) {
-		t.Fatalf("DeleteUserSessions = %v, want [s0 s1 s2]", ids)
+		t.Fatalf("RevokeUser = %v, want [s0 s1 s2]", ids)
 	}
 	for _, id := range ids {
 		wantNotFound(t, s, id)
@@ -187,32 +204,79 @@ func testDeleteUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
 			t.Fatalf("session %s of another user is gone: %v", id, err)
 		}
 	}
-	if ids, err := s.DeleteUserSessions(context.Background(), "nobody"); err != nil || len(ids) != 0 {
-		t.Fatalf("DeleteUserSessions(nobody) = %v, %v", ids, err)
+	if ids := revokeUser(t, s, clk, "nobody"); len(ids) != 0 {
+		t.Fatalf("RevokeUser(nobody) = %v", ids)
 	}
 }
 
-func testConsumeOnce(t *testing.T, s store.Store, clk *clock.Fake) {
-	exp := clk.Now().Add(15 * time.Minute)
-	if err := s.ConsumeLink(context.Background(), "l1", 1, exp); err != nil {
-		t.Fatalf("first ConsumeLink: %v", err)
+func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
+	old := linkUse(clk, "old", "u1", 1)
+	other := linkUse(clk, "other", "u2", 1)
+	clk.Advance(time.Second)
+	revokeUser(t, s, clk, "u1")
+	if err := redeem(s, clk, old); !errors.Is(err, store.ErrLinkRevoked) {
+		t.Fatalf("link issued before the revocation = %v, want ErrLinkRevoked", err)
 	}
-	if err := s.ConsumeLink(context.Background(), "l1", 1, exp); !errors.Is(err, store.ErrLinkUsed) {
-		t.Fatalf("second ConsumeLink = %v, want ErrLinkUsed", err)
+	if err := redeem(s, clk, other); err != nil {
+		t.Fatalf("another user's link: %v", err)
 	}
-	if err := s.ConsumeLink(context.Background(), "l2", 1, exp); err != nil {
-		t.Fatalf("ConsumeLink of another link: %v", err)
+	clk.Advance(time.Second)
+	if err := redeem(s, clk, linkUse(clk, "new", "u1", 1)); err != nil {
+		t.Fatalf("link issued after the revocation: %v", err)
+	}
+	// The refusal ends when it expires (after every older link has).
+	clk.Advance(time.Hour)
+	if err := redeem(s, clk, old); err != nil {
+		t.Fatalf("after the revocation expired: %v", err)
 	}
 }
 
-func testConsumeMulti(t *testing.T, s store.Store, clk *clock.Fake) {
-	exp := clk.Now().Add(15 * time.Minute)
+func testRevokeLink(t *testing.T, s store.Store, clk *clock.Fake) {
+	l := linkUse(clk, "l1", "u1", 3)
+	if err := s.RevokeLink(context.Background(), "l1", l.Expires); err != nil {
+		t.Fatalf("RevokeLink: %v", err)
+	}
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkRevoked) {
+		t.Fatalf("revoked link = %v, want ErrLinkRevoked", err)
+	}
+	used := linkUse(clk, "l2", "u1", 2)
+	if err := redeem(s, clk, used); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeLink(context.Background(), "l2", used.Expires); err != nil {
+		t.Fatal(err)
+	}
+	if err := redeem(s, clk, used); !errors.Is(err, store.ErrLinkRevoked) {
+		t.Fatalf("link revoked after one of two uses = %v, want ErrLinkRevoked", err)
+	}
+}
+
+func testRedeemOnce(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	l := linkUse(clk, "l1", "u1", 1)
+	if err := s.Redeem(ctx, l, newSession(clk, "s1", "u1")); err != nil {
+		t.Fatalf("Redeem: %v", err)
+	}
+	if _, err := s.GetSession(ctx, "s1"); err != nil {
+		t.Fatalf("session of a redemption: %v", err)
+	}
+	if err := s.Redeem(ctx, l, newSession(clk, "s2", "u1")); !errors.Is(err, store.ErrLinkUsed) {
+		t.Fatalf("second Redeem = %v, want ErrLinkUsed", err)
+	}
+	wantNotFound(t, s, "s2")
+	if err := redeem(s, clk, linkUse(clk, "l2", "u1", 1)); err != nil {
+		t.Fatalf("another link: %v", err)
+	}
+}
+
+func testRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
+	l := linkUse(clk, "l1", "u1", 3)
 	for i := range 3 {
-		if err := s.ConsumeLink(context.Background(), "l1", 3, exp); err != nil {
+		if err := redeem(s, clk, l); err != nil {
 			t.Fatalf("use %d: %v", i+1, err)
 		}
 	}
-	if err := s.ConsumeLink(context.Background(), "l1", 3, exp); !errors.Is(err, store.ErrLinkUsed) {
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkUsed) {
 		t.Fatalf("fourth use = %v, want ErrLinkUsed", err)
 	}
 }
@@ -220,15 +284,15 @@ func testConsumeMulti(t *testing.T, s store.Store, clk *clock.Fake) {
 // testLinkRecordExpiry: a used link's record is kept until the link itself
 // expires, so it can never be replayed while its token is still valid.
 func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
-	exp := clk.Now().Add(15 * time.Minute)
-	if err := s.ConsumeLink(context.Background(), "l1", 1, exp); err != nil {
+	l := linkUse(clk, "l1", "u1", 1)
+	if err := redeem(s, clk, l); err != nil {
 		t.Fatal(err)
 	}
 	clk.Advance(15*time.Minute - time.Second)
 	if _, err := s.Purge(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.ConsumeLink(context.Background(), "l1", 1, exp); !errors.Is(err, store.ErrLinkUsed) {
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkUsed) {
 		t.Fatalf("replay before the link expired = %v, want ErrLinkUsed", err)
 	}
 	clk.Advance(time.Minute)
@@ -237,80 +301,14 @@ func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 }
 
-func testConcurrentConsume(t *testing.T, s store.Store, clk *clock.Fake) {
-	const workers = 50
-	exp := clk.Now().Add(15 * time.Minute)
-	var wins, used atomic.Int32
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			switch err := s.ConsumeLink(context.Background(), "race", 2, exp); {
-			case err == nil:
-				wins.Add(1)
-			case errors.Is(err, store.ErrLinkUsed):
-				used.Add(1)
-			default:
-				t.Errorf("ConsumeLink: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 2 || used.Load() != workers-2 {
-		t.Fatalf("%d wins and %d used of %d for a 2-use link; want 2 wins", wins.Load(), used.Load(), workers)
-	}
-}
-
-func testPurge(t *testing.T, s store.Store, clk *clock.Fake) {
-	short := newSession(clk, "short", "u1")
-	short.IdleAt = clk.Now().Add(time.Minute)
-	mustCreate(t, s, short)
-	mustCreate(t, s, newSession(clk, "long", "u1"))
-	if err := s.ConsumeLink(context.Background(), "l1", 1, clk.Now().Add(time.Minute)); err != nil {
-		t.Fatal(err)
-	}
-	if n, err := s.Purge(context.Background()); err != nil || n != 0 {
-		t.Fatalf("Purge with nothing expired = %d, %v", n, err)
-	}
-	clk.Advance(2 * time.Minute)
-	if n, err := s.Purge(context.Background()); err != nil || n != 2 {
-		t.Fatalf("Purge = %d, %v; want 2 (one session, one link)", n, err)
-	}
-	if _, err := s.GetSession(context.Background(), "long"); err != nil {
-		t.Fatalf("live session purged: %v", err)
-	}
-	ids, err := s.DeleteUserSessions(context.Background(), "u1")
-	if err != nil || !reflect.DeepEqual(ids, []string{"long"}) {
-		t.Fatalf("user index after purge = %v, %v; want [long]", ids, err)
-	}
-}
-
-func testRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
-	ctx := context.Background()
-	exp := clk.Now().Add(15 * time.Minute)
-	if err := s.Redeem(ctx, "l1", 1, exp, newSession(clk, "s1", "u1")); err != nil {
-		t.Fatalf("Redeem: %v", err)
-	}
-	if _, err := s.GetSession(ctx, "s1"); err != nil {
-		t.Fatalf("session of a redemption: %v", err)
-	}
-	if err := s.Redeem(ctx, "l1", 1, exp, newSession(clk, "s2", "u1")); !errors.Is(err, store.ErrLinkUsed) {
-		t.Fatalf("second Redeem = %v, want ErrLinkUsed", err)
-	}
-	wantNotFound(t, s, "s2")
-	if err := s.ConsumeLink(ctx, "l1", 1, exp); !errors.Is(err, store.ErrLinkUsed) {
-		t.Fatalf("ConsumeLink after Redeem = %v, want ErrLinkUsed", err)
-	}
-}
-
 func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
 	const workers = 50
-	exp := clk.Now().Add(15 * time.Minute)
+	l := linkUse(clk, "race", "racer", 1)
 	var wg sync.WaitGroup
 	var wins atomic.Int32
-	for i := range workers {
+	for range workers {
 		wg.Go(func() {
-			err := s.Redeem(context.Background(), "race", 1, exp, newSession(clk, fmt.Sprintf("s%d", i), "racer"))
-			switch {
+			switch err := redeem(s, clk, l); {
 			case err == nil:
 				wins.Add(1)
 			case !errors.Is(err, store.ErrLinkUsed):
@@ -319,8 +317,56 @@ func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
 		})
 	}
 	wg.Wait()
-	ids, err := s.DeleteUserSessions(context.Background(), "racer")
-	if wins.Load() != 1 || err != nil || len(ids) != 1 {
-		t.Fatalf("%d wins, %d sessions (%v) from %d concurrent redemptions of a one-time link; want 1 and 1", wins.Load(), len(ids), err, workers)
+	ids := revokeUser(t, s, clk, "racer")
+	if wins.Load() != 1 || len(ids) != 1 {
+		t.Fatalf("%d wins, %d sessions from %d concurrent redemptions of a one-time link; want 1 and 1", wins.Load(), len(ids), workers)
+	}
+}
+
+func testConcurrentRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
+	const workers = 50
+	l := linkUse(clk, "race", "racer", 5)
+	var wg sync.WaitGroup
+	var wins atomic.Int32
+	for range workers {
+		wg.Go(func() {
+			if err := redeem(s, clk, l); err == nil {
+				wins.Add(1)
+			} else if !errors.Is(err, store.ErrLinkUsed) {
+				t.Errorf("Redeem: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if wins.Load() != 5 {
+		t.Fatalf("%d wins for a 5-use link", wins.Load())
+	}
+}
+
+func testPurge(t *testing.T, s store.Store, clk *clock.Fake) {
+	short := newSession(clk, "short", "u1")
+	short.IdleAt = clk.Now().Add(time.Minute)
+	mustCreate(t, s, short)
+	mustCreate(t, s, newSession(clk, "long", "u1"))
+	l := linkUse(clk, "l1", "u3", 1)
+	l.Expires = clk.Now().Add(time.Minute)
+	if err := s.Redeem(context.Background(), l, newSession(clk, "fromlink", "u3")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.RevokeUser(context.Background(), "u2", clk.Now(), clk.Now().Add(time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := s.Purge(context.Background()); err != nil || n != 0 {
+		t.Fatalf("Purge with nothing expired = %d, %v", n, err)
+	}
+	clk.Advance(2 * time.Minute)
+	if n, err := s.Purge(context.Background()); err != nil || n != 3 {
+		t.Fatalf("Purge = %d, %v; want 3 (one session, one link, one user revocation)", n, err)
+	}
+	if _, err := s.GetSession(context.Background(), "long"); err != nil {
+		t.Fatalf("live session purged: %v", err)
+	}
+	if ids := revokeUser(t, s, clk, "u1"); !reflect.DeepEqual(ids, []string{"long"}) {
+		t.Fatalf("user index after purge = %v; want [long]", ids)
 	}
 }
