@@ -3,8 +3,8 @@ package caddymodule
 import (
 	"encoding/json"
 	"errors"
-	"fmt"
 	"net/http"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 )
@@ -13,8 +13,12 @@ func init() {
 	caddy.RegisterModule(AdminAPI{})
 }
 
-// AdminAPI is admin.api.portalgate: the local, key-less way to mint links
-// (the CLI uses it), protected like the rest of Caddy's admin endpoint.
+// adminPrefix is where the link API lives on Caddy's admin endpoint.
+const adminPrefix = "/portalgate/"
+
+// AdminAPI is admin.api.portalgate: the link API on Caddy's admin endpoint,
+// without an API key (the admin endpoint is local and guarded like the rest
+// of Caddy's configuration). The CLI uses it.
 type AdminAPI struct{}
 
 // CaddyModule returns the Caddy module information.
@@ -25,46 +29,36 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// Routes returns the admin routes.
+// Routes returns the admin routes: POST /portalgate/links,
+// DELETE /portalgate/links/{id}, POST /portalgate/users/{id}/revoke.
 func (AdminAPI) Routes() []caddy.AdminRoute {
-	return []caddy.AdminRoute{
-		{Pattern: "/portalgate/links", Handler: caddy.AdminHandlerFunc(mintFromAdmin)},
-	}
+	return []caddy.AdminRoute{{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(serveAdmin)}}
 }
 
-// mintFromAdmin is POST /portalgate/links: the same JSON as the link API.
-func mintFromAdmin(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
-		return caddy.APIError{HTTPStatus: http.StatusMethodNotAllowed, Err: errors.New("method not allowed: use POST")}
-	}
+func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	app, err := runningApp()
 	if err != nil {
-		return err
+		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
-	req, err := decodeMintRequest(http.MaxBytesReader(w, r.Body, maxMintBody))
-	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
-	}
-	resp, err := app.Mint(req)
-	if errors.Is(err, errInput) {
-		return caddy.APIError{HTTPStatus: http.StatusBadRequest, Err: err}
-	}
-	if err != nil {
-		return caddy.APIError{HTTPStatus: http.StatusInternalServerError, Err: err}
+	route := strings.TrimPrefix(r.URL.Path, adminPrefix)
+	status, body, err := app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		return caddy.APIError{HTTPStatus: ae.status, Err: ae}
+	case err != nil:
+		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}
 	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(http.StatusCreated)
-	return json.NewEncoder(w).Encode(resp)
+	w.WriteHeader(status)
+	return json.NewEncoder(w).Encode(body)
 }
 
 // runningApp returns the portalgate app of the running config.
 func runningApp() (*App, error) {
 	v, err := caddy.ActiveContext().AppIfConfigured("portalgate")
 	if err != nil || v == nil {
-		return nil, caddy.APIError{
-			HTTPStatus: http.StatusNotFound,
-			Err:        fmt.Errorf("the running config has no portalgate app"),
-		}
+		return nil, errors.New("the running config has no portalgate app")
 	}
 	return v.(*App), nil
 }

@@ -1,27 +1,130 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
+	"time"
 
 	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
 )
 
 // maxMintBody bounds a mint request; a real one is a few hundred bytes.
 const maxMintBody = 64 << 10
 
-// apiMint is POST /_portalgate/api/links on the portal: mint a link for a
-// CRM or any backend holding an API key.
-func (h *Handler) apiMint(w http.ResponseWriter, r *http.Request) error {
+// apiError is a failed API call: its status, code and message.
+type apiError struct {
+	status int
+	code   string
+	msg    string
+}
+
+func (e *apiError) Error() string { return e.msg }
+
+func badInput(err error) *apiError {
+	return &apiError{http.StatusBadRequest, "bad_request", err.Error()}
+}
+
+// callAPI runs one call of the link API, the same for the portal's HTTP API
+// and Caddy's admin API. route is the path below the API's prefix:
+//
+//	POST   links               mint a link (JSON body: MintRequest)
+//	DELETE links/{id}          revoke a link before it is used
+//	POST   users/{id}/revoke   end every session of a user, refuse their older links
+func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader) (int, any, error) {
+	parts := strings.Split(route, "/")
+	switch {
+	case route == "links":
+		if method != http.MethodPost {
+			return 0, nil, methodNotAllowed(http.MethodPost)
+		}
+		req, err := decodeMintRequest(body)
+		if err != nil {
+			return 0, nil, badInput(err)
+		}
+		resp, err := a.Mint(req)
+		if errors.Is(err, errInput) {
+			return 0, nil, badInput(err)
+		}
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusCreated, resp, nil
+
+	case len(parts) == 2 && parts[0] == "links":
+		if method != http.MethodDelete {
+			return 0, nil, methodNotAllowed(http.MethodDelete)
+		}
+		if err := a.RevokeLink(ctx, parts[1]); err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]string{"status": "revoked", "id": parts[1]}, nil
+
+	case len(parts) == 3 && parts[0] == "users" && parts[2] == "revoke":
+		if method != http.MethodPost {
+			return 0, nil, methodNotAllowed(http.MethodPost)
+		}
+		userID, err := url.PathUnescape(parts[1])
+		if err != nil {
+			return 0, nil, badInput(errors.New("the user id is not a valid path segment"))
+		}
+		n, err := a.RevokeUser(ctx, userID)
+		if err != nil {
+			return 0, nil, err
+		}
+		return http.StatusOK, map[string]any{"status": "revoked", "user_id": userID, "sessions_ended": n}, nil
+	}
+	return 0, nil, &apiError{http.StatusNotFound, "not_found", "no such API call"}
+}
+
+func methodNotAllowed(allow string) *apiError {
+	return &apiError{http.StatusMethodNotAllowed, "method_not_allowed", "method not allowed: use " + allow}
+}
+
+// revocationHold is how long a revocation must be remembered: until every
+// link it refuses has expired.
+func (a *App) revocationHold() time.Time {
+	return a.now().Add(time.Duration(a.LinkMaxTTL) + link.Leeway)
+}
+
+// RevokeLink makes a link unusable before it is used (or before its last use).
+func (a *App) RevokeLink(ctx context.Context, id string) error {
+	if len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return badInput(errors.New("a link id is the 22-character id the mint returned"))
+	}
+	if err := a.store.RevokeLink(ctx, id, a.revocationHold()); err != nil {
+		return err
+	}
+	a.logger.Info("link revoked", zap.String("link_id", id))
+	return nil
+}
+
+// RevokeUser ends every session of a user and refuses their links issued
+// until now, on this instance's L1 and in the store.
+func (a *App) RevokeUser(ctx context.Context, userID string) (int, error) {
+	if userID == "" {
+		return 0, badInput(errors.New("a user id is required"))
+	}
+	n, err := a.sessions.RevokeUser(ctx, userID, a.revocationHold())
+	if err != nil {
+		return n, err
+	}
+	a.logger.Info("user revoked", zap.String("user_id", userID), zap.Int("sessions_ended", n))
+	return n, nil
+}
+
+// api serves the link API on the portal: /_portalgate/api/..., for a CRM or
+// any backend holding an API key.
+func (h *Handler) api(w http.ResponseWriter, r *http.Request, route string) error {
 	if len(h.app.apiKeys) == 0 {
 		return h.fail(w, r, problemAPIOff)
-	}
-	if r.Method != http.MethodPost {
-		return h.fail(w, r, problemMethod)
 	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !h.app.checkAPIKey(key) {
@@ -29,25 +132,20 @@ func (h *Handler) apiMint(w http.ResponseWriter, r *http.Request) error {
 		h.logger.Info("link API key rejected")
 		return h.fail(w, r, problemAPIKey)
 	}
-	req, err := decodeMintRequest(http.MaxBytesReader(w, r.Body, maxMintBody))
-	if err != nil {
-		return badRequest(w, err)
-	}
-	resp, err := h.app.Mint(req)
-	if errors.Is(err, errInput) {
-		return badRequest(w, err)
-	}
-	if err != nil {
-		h.logger.Error("minting link", zap.Error(err))
+	status, v, err := h.app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	noStore(w)
+	var ae *apiError
+	switch {
+	case errors.As(err, &ae):
+		if ae.status == http.StatusMethodNotAllowed {
+			w.Header().Set("Allow", strings.TrimPrefix(ae.msg, "method not allowed: use "))
+		}
+		return writeJSON(w, ae.status, map[string]string{"error": ae.msg, "code": ae.code})
+	case err != nil:
+		h.logger.Error("link API", zap.String("route", route), zap.Error(err))
 		return h.fail(w, r, problemStore)
 	}
-	noStore(w)
-	return writeJSON(w, http.StatusCreated, resp)
-}
-
-func badRequest(w http.ResponseWriter, err error) error {
-	noStore(w)
-	return writeJSON(w, http.StatusBadRequest, map[string]string{"error": err.Error(), "code": "bad_request"})
+	return writeJSON(w, status, v)
 }
 
 // decodeMintRequest reads exactly one JSON object with known fields only, so

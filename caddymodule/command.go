@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 
@@ -24,19 +25,22 @@ import (
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "portalgate",
-		Usage: "link|hash-key [flags]",
-		Short: "Mints magic links and hashes API keys",
+		Usage: "link|revoke|hash-key [flags]",
+		Short: "Mints and revokes magic links, hashes API keys",
 		Long: `
 Portalgate's commands:
 
   caddy portalgate link --app courses --id c_123 [--email ...] [--name ...]
       Mints a magic link through the running Caddy's admin API and prints it.
 
+  caddy portalgate revoke --link <id> | --user <user-id>
+      Revokes a link before it is used, or every session and older link of a user.
+
   caddy portalgate hash-key [--key <key>]
       Hashes an API key for api_key_hash (reads stdin when --key is absent).
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(linkCommand(), hashKeyCommand())
+			cmd.AddCommand(linkCommand(), revokeCommand(), hashKeyCommand())
 		},
 	})
 }
@@ -84,16 +88,61 @@ func mintViaAdmin(address string, req MintRequest) (MintResponse, error) {
 	if err != nil {
 		return MintResponse{}, err
 	}
-	resp, err := caddycmd.AdminAPIRequest(address, http.MethodPost, "/portalgate/links", nil, bytes.NewReader(body))
+	var out MintResponse
+	err = adminCall(address, http.MethodPost, "links", bytes.NewReader(body), &out)
+	return out, err
+}
+
+// adminCall sends one call to the link API on the running Caddy's admin
+// endpoint and decodes the JSON answer into out.
+func adminCall(address, method, route string, body io.Reader, out any) error {
+	resp, err := caddycmd.AdminAPIRequest(address, method, adminPrefix+route, nil, body)
 	if err != nil {
-		return MintResponse{}, fmt.Errorf("minting link (is Caddy running with admin at %s?): %w", address, err)
+		return fmt.Errorf("calling the admin API (is Caddy running with admin at %s?): %w", address, err)
 	}
 	defer resp.Body.Close()
-	var out MintResponse
-	if err := json.NewDecoder(resp.Body).Decode(&out); err != nil {
-		return MintResponse{}, fmt.Errorf("reading the admin API's answer: %w", err)
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		return fmt.Errorf("reading the admin API's answer: %w", err)
 	}
-	return out, nil
+	return nil
+}
+
+func revokeCommand() *cobra.Command {
+	var linkID, userID, address string
+	c := &cobra.Command{
+		Use:   "revoke --link <id> | --user <user-id>",
+		Short: "Revokes a link, or every session and older link of a user",
+		Long: `Revokes, through the admin API of the running Caddy, either one link before
+it is used (--link, the id the mint printed) or a user (--user): every session of
+that user ends at once and every link issued to them until now is refused.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out map[string]any
+			var err error
+			switch {
+			case (linkID == "") == (userID == ""):
+				return errors.New("give exactly one of --link and --user")
+			case linkID != "":
+				err = adminCall(address, http.MethodDelete, "links/"+url.PathEscape(linkID), nil, &out)
+			default:
+				err = adminCall(address, http.MethodPost, "users/"+url.PathEscape(userID)+"/revoke", nil, &out)
+			}
+			if err != nil {
+				return err
+			}
+			if n, ok := out["sessions_ended"]; ok {
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked user %s: %v sessions ended\n", userID, n)
+			} else {
+				fmt.Fprintf(cmd.OutOrStdout(), "revoked link %s\n", linkID)
+			}
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&linkID, "link", "", "id of the link to revoke")
+	f.StringVar(&userID, "user", "", "id of the user to revoke")
+	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	return c
 }
 
 func hashKeyCommand() *cobra.Command {

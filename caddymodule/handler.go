@@ -20,7 +20,8 @@ const (
 	magicPath     = gatewayPrefix + "magic"
 	logoutPath    = gatewayPrefix + "logout"
 	launchPrefix  = gatewayPrefix + "launch/"
-	apiLinksPath  = gatewayPrefix + "api/links"
+	apiPrefix     = gatewayPrefix + "api/"
+	apiLinksPath  = apiPrefix + "links"
 )
 
 // Handler gates one site: it redeems magic links for its app, turns session
@@ -71,8 +72,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.redeem(w, r)
 	case path == logoutPath:
 		return h.logout(w, r)
-	case h.portal && path == apiLinksPath:
-		return h.apiMint(w, r)
+	case h.portal && strings.HasPrefix(path, apiPrefix):
+		return h.api(w, r, strings.TrimPrefix(path, apiPrefix))
 	case h.portal && strings.HasPrefix(path, launchPrefix):
 		return h.launch(w, r, strings.TrimPrefix(path, launchPrefix))
 	case strings.HasPrefix(path, gatewayPrefix):

@@ -72,7 +72,7 @@ func (h *Handler) failWith(w http.ResponseWriter, r *http.Request, p problem, li
 
 func allowFor(path string) string {
 	switch path {
-	case logoutPath, apiLinksPath:
+	case logoutPath:
 		return http.MethodPost
 	}
 	return "GET, HEAD"
