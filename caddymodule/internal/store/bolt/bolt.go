@@ -4,11 +4,11 @@ package bolt
 
 import (
 	"bytes"
-	"math"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"time"
