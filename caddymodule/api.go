@@ -126,10 +126,15 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, route string) erro
 	if len(h.app.apiKeys) == 0 {
 		return h.fail(w, r, problemAPIOff)
 	}
+	ip := clientIP(r)
+	if wait, blocked := h.app.limiter.Blocked(apiKeyKey(ip)); blocked {
+		return h.tooMany(w, r, wait)
+	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	if !ok || !h.app.checkAPIKey(key) {
+		h.app.limiter.Fail(apiKeyKey(ip))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portalgate"`)
-		h.logger.Info("link API key rejected")
+		h.logger.Info("link API key rejected", zap.String("client_ip", ip))
 		return h.fail(w, r, problemAPIKey)
 	}
 	status, v, err := h.app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))

@@ -20,6 +20,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
@@ -88,6 +89,11 @@ type App struct {
 	// CacheMaxBytes bounds the in-memory session cache (L1). Default: 64 MiB.
 	CacheMaxBytes int64 `json:"cache_max_bytes,omitempty"`
 
+	// RateLimit bounds failed redemptions and failed API-key checks per
+	// client IP (as Caddy resolves it, after trusted_proxies). Default: 10
+	// failures per minute.
+	RateLimit *RateLimit `json:"rate_limit,omitempty"`
+
 	ctx      caddy.Context
 	logger   *zap.Logger
 	now      func() time.Time
@@ -96,6 +102,22 @@ type App struct {
 	store    store.Store
 	sessions *session.Manager
 	apiKeys  [][sha256.Size]byte
+	csrfKey  []byte
+	limiter  *ratelimit.Limiter
+}
+
+// RateLimit is a budget of failures per client IP; past it the client gets
+// 429 with Retry-After until the budget refills.
+type RateLimit struct {
+	// Off turns the limit off. Default: false.
+	Off bool `json:"off,omitempty"`
+	// Failures a client may have in a burst. Default: 10.
+	Failures int `json:"failures,omitempty"`
+	// Per is the time in which Failures refill. Default: 1m.
+	Per caddy.Duration `json:"per,omitempty"`
+	// MaxClients bounds the clients tracked at once (least recently seen
+	// are forgotten first). Default: 100000.
+	MaxClients int `json:"max_clients,omitempty"`
 }
 
 // AppURL declares one child app.
@@ -159,12 +181,16 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
+	a.csrfKey = ring.Derive("csrf")
 	a.codec = &link.Codec{
 		Ring:       ring,
 		Issuer:     a.Issuer,
 		DefaultTTL: time.Duration(a.LinkTTL),
 		MaxTTL:     time.Duration(a.LinkMaxTTL),
 		Now:        a.now,
+	}
+	if err := a.provisionRateLimit(); err != nil {
+		return err
 	}
 	if a.StoreRaw == nil {
 		a.StoreRaw = json.RawMessage(`{"backend":"bolt"}`)
@@ -180,6 +206,30 @@ func (a *App) Provision(ctx caddy.Context) error {
 		CacheMaxBytes: a.CacheMaxBytes,
 		Now:           a.now,
 	})
+	return err
+}
+
+func (a *App) provisionRateLimit() error {
+	rl := a.RateLimit
+	if rl == nil {
+		rl = new(RateLimit)
+		a.RateLimit = rl
+	}
+	if rl.Off {
+		return nil
+	}
+	if rl.Failures == 0 {
+		rl.Failures = 10
+	}
+	setDefault(&rl.Per, time.Minute)
+	if rl.MaxClients == 0 {
+		rl.MaxClients = 100_000
+	}
+	if rl.Failures < 0 || rl.Per < 0 || rl.MaxClients < 0 {
+		return errors.New("portalgate: rate_limit values must be positive")
+	}
+	var err error
+	a.limiter, err = ratelimit.New(rl.Failures, time.Duration(rl.Per), rl.MaxClients, a.now)
 	return err
 }
 

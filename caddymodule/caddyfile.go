@@ -1,6 +1,8 @@
 package caddymodule
 
 import (
+	"strconv"
+
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
@@ -44,6 +46,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		session_idle <duration>
 //		api_key_hash <sha256-hex>       # repeatable
 //		cache_max_bytes <size>
+//		rate_limit <failures> <per> | off
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -100,6 +103,23 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("api_key_hash takes one SHA-256 hash in hex")
 			}
 			a.APIKeyHashes = append(a.APIKeyHashes, args[0])
+		case "rate_limit":
+			switch {
+			case len(args) == 1 && args[0] == "off":
+				a.RateLimit = &RateLimit{Off: true}
+			case len(args) == 2:
+				n, err := strconv.Atoi(args[0])
+				if err != nil || n <= 0 {
+					return d.Errf("rate_limit: %q is not a positive number of failures", args[0])
+				}
+				per, err := caddy.ParseDuration(args[1])
+				if err != nil || per <= 0 {
+					return d.Errf("rate_limit: %q is not a positive duration", args[1])
+				}
+				a.RateLimit = &RateLimit{Failures: n, Per: caddy.Duration(per)}
+			default:
+				return d.Errf("rate_limit takes failures and a period (rate_limit 10 1m), or off")
+			}
 		case "cache_max_bytes":
 			if len(args) != 1 {
 				return d.ArgErr()
@@ -141,7 +161,9 @@ func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler,
 //
 // Syntax:
 //
-//	portalgate <app>
+//	portalgate <app> {
+//		redeem auto|confirm
+//	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
 	if !d.NextArg() {
@@ -152,7 +174,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		return d.Errf("unknown portalgate subdirective %q", d.Val())
+		switch d.Val() {
+		case "redeem":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			h.Redeem = d.Val()
+			if h.Redeem != RedeemAuto && h.Redeem != RedeemConfirm {
+				return d.Errf("redeem must be auto or confirm, not %q", h.Redeem)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		default:
+			return d.Errf("unknown portalgate subdirective %q", d.Val())
+		}
 	}
 	return nil
 }

@@ -44,12 +44,36 @@ func (h *Handler) session(r *http.Request) (*store.Session, error) {
 	return h.app.sessions.Lookup(r.Context(), id, h.App)
 }
 
-// logout ends this app's session and clears its cookie.
+// logout ends this app's session and clears its cookie. GET shows a page
+// with a Sign out button; the POST it sends must come from this app's own
+// page and carry a token bound to the session (no cross-site sign-out).
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
-	if r.Method != http.MethodPost {
+	switch r.Method {
+	case http.MethodGet, http.MethodHead:
+		id := cookieValue(r.Header, h.target.cookie)
+		if _, err := h.session(r); err != nil {
+			return h.noSession(w, r, err)
+		}
+		noStore(w)
+		return h.page(w, http.StatusOK, "signout.html", portal.Form{
+			AppTitle: h.target.title, CSRF: h.app.csrfToken("logout", id),
+		})
+	case http.MethodPost:
+	default:
 		return h.fail(w, r, problemMethod)
 	}
-	if id := cookieValue(r.Header, h.target.cookie); id != "" {
+	id := cookieValue(r.Header, h.target.cookie)
+	if !h.sameOrigin(r) {
+		return h.fail(w, r, problemCSRF)
+	}
+	if id != "" {
+		token := r.Header.Get("X-Portal-Csrf-Token")
+		if token == "" {
+			token = formValue(w, r, "csrf")
+		}
+		if !h.app.checkCSRF("logout", id, token) {
+			return h.fail(w, r, problemCSRF)
+		}
 		s, _ := h.app.sessions.Lookup(r.Context(), id, h.App)
 		if err := h.app.sessions.End(r.Context(), id); err != nil {
 			h.logger.Error("ending session", zap.String("app", h.App), zap.Error(err))
@@ -59,7 +83,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 			h.logger.Info("signed out", zap.String("app", h.App), zap.String("user_id", s.User.ID))
 		}
 	}
-	http.SetCookie(w, h.cookie("", -1))
+	http.SetCookie(w, h.cookie(h.target.cookie, "", -1))
 	noStore(w)
 	if wantsHTML(r) {
 		return h.page(w, http.StatusOK, "notice.html", portal.Notice{
@@ -71,10 +95,10 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	return writeJSON(w, http.StatusOK, map[string]string{"status": "signed_out"})
 }
 
-// cookie builds this app's session cookie; maxAge < 0 deletes it.
-func (h *Handler) cookie(value string, maxAge time.Duration) *http.Cookie {
+// cookie builds one of this app's cookies; maxAge < 0 deletes it.
+func (h *Handler) cookie(name, value string, maxAge time.Duration) *http.Cookie {
 	c := &http.Cookie{
-		Name:     h.target.cookie,
+		Name:     name,
 		Value:    value,
 		Path:     "/",
 		HttpOnly: true,

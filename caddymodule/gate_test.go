@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -85,16 +86,31 @@ func TestGate_SessionCookieOfAnotherAppOpensNothing(t *testing.T) {
 	}
 }
 
+// csrfFrom reads the CSRF token from a page's form.
+func csrfFrom(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf field in:\n%s", page)
+	}
+	return m[1]
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
 func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
 	g := newGateway(t, "store memory")
 	c := g.signIn("courses", "leaver")
 	u, _ := url.Parse("http://" + g.courses + "/")
 	id := c.Jar.Cookies(u)[0].Value
 
-	if r := g.do(c, http.MethodGet, "http://"+g.courses+logoutPath); r.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("GET logout: %d", r.StatusCode)
+	page := g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser)
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "Sign out of Courses?") {
+		t.Fatalf("GET logout: %d %s", page.StatusCode, page.body)
 	}
-	r := g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, browser)
+	form := url.Values{"csrf": {csrfFrom(t, page.body)}}.Encode()
+	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(form), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
 	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed out") {
 		t.Fatalf("logout: %d %s", r.StatusCode, r.body)
 	}
@@ -108,6 +124,37 @@ func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
 	replay := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Cookie: portalgate-courses="+id)
 	if replay.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("old cookie after logout: %d", replay.StatusCode)
+	}
+}
+
+func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "csrf")
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	form := "Content-Type: application/x-www-form-urlencoded"
+	for name, tc := range map[string]struct {
+		body    string
+		headers []string
+	}{
+		"no token":                 {"", []string{form, "Origin: http://" + g.courses}},
+		"wrong token":              {"csrf=forged", []string{form, "Origin: http://" + g.courses}},
+		"token, other origin":      {"csrf=" + token, []string{form, "Origin: http://evil.example.com"}},
+		"token, sibling app":       {"csrf=" + token, []string{form, "Origin: http://" + g.community}},
+		"token, cross-site fetch":  {"csrf=" + token, []string{form, "Sec-Fetch-Site: cross-site"}},
+		"token of another session": {"csrf=" + csrfFrom(t, g.do(g.signIn("courses", "other"), http.MethodGet, "http://"+g.courses+logoutPath, browser).body), []string{form}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(tc.body), append(tc.headers, browser)...)
+			if r.StatusCode != http.StatusForbidden {
+				t.Fatalf("forged logout: %d", r.StatusCode)
+			}
+			if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "csrf" {
+				t.Fatal("the session ended")
+			}
+		})
+	}
+	if r := g.do(c, http.MethodDelete, "http://"+g.courses+logoutPath); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE logout: %d", r.StatusCode)
 	}
 }
 

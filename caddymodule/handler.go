@@ -8,6 +8,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 )
 
 func init() {
@@ -32,7 +34,13 @@ type Handler struct {
 	// app, or "portal". Required.
 	App string `json:"app"`
 
+	// Redeem is when opening a link spends it: "auto" on GET, or "confirm"
+	// only after the person presses Continue on a page (safe from mail
+	// scanners that open links). Default: auto.
+	Redeem string `json:"redeem,omitempty"`
+
 	app    *App
+	csp    string
 	target *target
 	portal bool
 	logger *zap.Logger
@@ -59,6 +67,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", h.App, h.App)
 	}
 	h.portal = h.App == PortalName
+	switch h.Redeem {
+	case "":
+		h.Redeem = RedeemAuto
+	case RedeemAuto, RedeemConfirm:
+	default:
+		return fmt.Errorf("portalgate %s: redeem must be auto or confirm, not %q", h.App, h.Redeem)
+	}
+	// Gateway pages run no script, load nothing, post only to themselves, and
+	// may be framed by the portal alone (menu items show apps in an iframe).
+	h.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors " +
+		h.app.targets[PortalName].origin
 	return nil
 }
 

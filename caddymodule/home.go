@@ -29,7 +29,8 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, h.target.origin+to, http.StatusSeeOther)
 		return nil
 	}
-	data := portal.Home{UserName: s.User.Name, UserEmail: s.User.Email, UserID: s.User.ID}
+	data := portal.Home{UserName: s.User.Name, UserEmail: s.User.Email, UserID: s.User.ID,
+		CSRF: h.app.csrfToken("logout", s.ID)}
 	for _, name := range h.app.appNames() {
 		if t := h.app.targets[name]; t.allowed(s.Apps) {
 			data.Apps = append(data.Apps, portal.AppEntry{Name: name, Title: t.title, LaunchURL: launchPrefix + name})

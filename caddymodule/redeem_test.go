@@ -155,19 +155,33 @@ func TestRedeem_TamperedLinkIsRefusedWithoutEcho(t *testing.T) {
 	}
 }
 
-func TestRedeem_HeadNeverConsumes(t *testing.T) {
+func TestRedeem_HeadOptionsAndPrefetchNeverConsume(t *testing.T) {
 	g := newGateway(t, "store memory")
-	l := g.mint(MintRequest{App: "courses", User: userOf("head")})
-	for range 3 {
-		if r := g.do(g.client(), http.MethodHead, l.URL); r.StatusCode != http.StatusOK || len(r.Cookies()) != 0 {
-			t.Fatalf("HEAD: %d, cookies %v", r.StatusCode, r.Cookies())
+	l := g.mint(MintRequest{App: "courses", User: userOf("scanner")})
+	probes := []struct {
+		method string
+		header []string
+		status int
+	}{
+		{http.MethodHead, nil, http.StatusOK},
+		{http.MethodOptions, nil, http.StatusNoContent},
+		{http.MethodGet, []string{browser, "Sec-Purpose: prefetch"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "Sec-Purpose: prefetch;prerender"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "Purpose: prefetch"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "X-Moz: prefetch"}, http.StatusOK},
+		{http.MethodPost, []string{browser}, http.StatusForbidden}, // a POST without the confirmation form
+	}
+	for _, p := range probes {
+		r := g.do(g.client(), p.method, l.URL, p.header...)
+		if r.StatusCode != p.status || cookieNamed(r, "portalgate-courses") != nil {
+			t.Fatalf("%s %v: %d (want %d), cookies %v", p.method, p.header, r.StatusCode, p.status, r.Cookies())
 		}
 	}
 	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("GET after HEADs: %d", r.StatusCode)
+		t.Fatalf("GET after the probes: %d", r.StatusCode)
 	}
-	if r := g.do(g.client(), http.MethodPost, l.URL); r.StatusCode != http.StatusMethodNotAllowed {
-		t.Fatalf("POST: %d", r.StatusCode)
+	if r := g.do(g.client(), http.MethodPut, l.URL); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT: %d", r.StatusCode)
 	}
 }
 

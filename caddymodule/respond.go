@@ -2,8 +2,13 @@ package caddymodule
 
 import (
 	"encoding/json"
+	"net"
 	"net/http"
+	"strconv"
 	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	"go.uber.org/zap"
 
@@ -33,6 +38,8 @@ var (
 	problemNoSession  = problem{http.StatusUnauthorized, "no_session", "You are not signed in", "You need to sign in before you can open this page.", "Open the sign-in link you were sent, or ask for a new one."}
 	problemNotAllowed = problem{http.StatusForbidden, "app_not_allowed", "You cannot open this app", "Your sign-in does not include this app.", "Ask whoever sent your link for access."}
 	problemStore      = problem{http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable", "The sign-in service cannot reach its session store right now.", "Try again in a minute."}
+	problemCSRF       = problem{http.StatusForbidden, "csrf_failed", "This form has expired", "The page you sent this from is not valid any more.", "Go back, reload the page and try again."}
+	problemRateLimit  = problem{http.StatusTooManyRequests, "rate_limited", "Too many attempts", "There have been too many failed attempts from your network.", "Wait a minute and try again."}
 	problemAPIOff     = problem{http.StatusNotFound, "api_disabled", "Not found", "The link API is off: no api_key_hash is configured.", ""}
 	problemAPIKey     = problem{http.StatusUnauthorized, "invalid_api_key", "Unauthorized", "A valid API key is required: Authorization: Bearer <key>.", ""}
 )
@@ -78,9 +85,16 @@ func allowFor(path string) string {
 	return "GET, HEAD"
 }
 
+// tooMany refuses a client past its failure budget.
+func (h *Handler) tooMany(w http.ResponseWriter, r *http.Request, wait time.Duration) error {
+	w.Header().Set("Retry-After", strconv.Itoa(int(wait.Round(time.Second)/time.Second)))
+	return h.fail(w, r, problemRateLimit)
+}
+
 // page renders a template as a complete HTML response.
 func (h *Handler) page(w http.ResponseWriter, status int, name string, data any) error {
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Content-Security-Policy", h.csp)
 	w.WriteHeader(status)
 	if err := portal.Render(w, name, data); err != nil {
 		// The status is sent; all that is left is to say so in the log.
@@ -94,3 +108,21 @@ func writeJSON(w http.ResponseWriter, status int, v any) error {
 	w.WriteHeader(status)
 	return json.NewEncoder(w).Encode(v)
 }
+
+// clientIP is the client's address as Caddy resolved it: the connection's
+// peer, or a forwarded address only from a configured trusted proxy. A raw
+// X-Forwarded-For is never read here.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
+
+func redeemKey(ip string) string { return "redeem|" + ip }
+
+func apiKeyKey(ip string) string { return "apikey|" + ip }

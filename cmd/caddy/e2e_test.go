@@ -177,8 +177,19 @@ func testCLILinkSignsIntoCourses(t *testing.T, d *demo) {
 		t.Fatalf("second use: %d\n%s", res.StatusCode, page)
 	}
 
-	// Sign out with the page's button: the session ends.
-	res, err := c.Post("http://localhost:8081/_portalgate/logout", "application/x-www-form-urlencoded", nil)
+	// Sign out through the page's link and button: the session ends.
+	if _, home := get(t, c, "http://localhost:8081/"); !strings.Contains(home, `href="/_portalgate/logout"`) {
+		t.Fatal("the Courses page has no sign-out link")
+	}
+	_, signout := get(t, c, "http://localhost:8081/_portalgate/logout")
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(signout)
+	if m == nil {
+		t.Fatalf("sign-out page:\n%s", signout)
+	}
+	req, _ := http.NewRequest(http.MethodPost, "http://localhost:8081/_portalgate/logout", strings.NewReader("csrf="+m[1]))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://localhost:8081")
+	res, err := c.Do(req)
 	if err != nil || res.StatusCode != http.StatusOK {
 		t.Fatalf("logout: %v %v", res, err)
 	}
@@ -216,6 +227,24 @@ func testPortalLinkOpensEveryApp(t *testing.T, d *demo) {
 			t.Fatalf("home lacks %s", app.name)
 		}
 		res, page := get(t, c, "http://localhost:8080/_portalgate/launch/"+app.name)
+		if app.name == "communities" {
+			// Communities asks first: press Continue.
+			if !strings.Contains(page, "Continue to Communities") {
+				t.Fatalf("communities did not ask to continue:\n%s", page)
+			}
+			m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindStringSubmatch(page)
+			req, _ := http.NewRequest(http.MethodPost, res.Request.URL.String(), strings.NewReader("csrf="+m[1]))
+			req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+			req.Header.Set("Origin", app.origin)
+			req.Header.Set("Accept", "text/html")
+			var err error
+			if res, err = c.Do(req); err != nil {
+				t.Fatal(err)
+			}
+			b, _ := io.ReadAll(res.Body)
+			res.Body.Close()
+			page = string(b)
+		}
 		if res.Request.URL.String() != app.origin+"/" || !strings.Contains(page, "<h1>"+app.title+"</h1>") ||
 			!strings.Contains(page, "X-Portal-User-Id</td><td>c_456") || !strings.Contains(page, "X-Portal-App</td><td>"+app.name) {
 			t.Fatalf("launch %s landed on %s:\n%s", app.name, res.Request.URL, page)

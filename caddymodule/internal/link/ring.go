@@ -1,6 +1,8 @@
 package link
 
 import (
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 )
@@ -48,4 +50,12 @@ func (r *Ring) signing() Key { return r.keys[0] }
 func (r *Ring) lookup(kid string) ([]byte, bool) {
 	s, ok := r.byID[kid]
 	return s, ok
+}
+
+// Derive returns a key for another purpose (label), derived from the signing
+// key with HMAC, so the secret itself never leaves the ring.
+func (r *Ring) Derive(label string) []byte {
+	mac := hmac.New(sha256.New, r.keys[0].Secret)
+	mac.Write([]byte("portalgate derive\x00" + label))
+	return mac.Sum(nil)
 }

@@ -4,15 +4,35 @@ package portal
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"embed"
+	"encoding/base64"
 	"html/template"
 	"io"
 )
 
-//go:embed templates/*.html
+//go:embed templates
 var files embed.FS
 
-var pages = template.Must(template.ParseFS(files, "templates/*.html"))
+// css is the one style sheet, inlined in every page.
+var css = func() string {
+	b, err := files.ReadFile("templates/style.css")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{
+	"css": func() template.CSS { return template.CSS(css) },
+}).ParseFS(files, "templates/*.html"))
+
+// StyleHash is the CSP source of the inline style sheet, so pages can forbid
+// every other style and all scripts.
+var StyleHash = func() string {
+	sum := sha256.Sum256([]byte(css))
+	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
+}()
 
 // AppEntry is one app on the portal home.
 type AppEntry struct {
@@ -23,6 +43,15 @@ type AppEntry struct {
 type Home struct {
 	UserName, UserEmail, UserID string
 	Apps                        []AppEntry
+	// CSRF is the token of the sign-out form.
+	CSRF string
+}
+
+// Form is the data of a one-button page that posts back to itself: the
+// confirmation before a link is used, and sign-out.
+type Form struct {
+	AppTitle string
+	CSRF     string
 }
 
 // Notice is the data of a page that tells a person what happened and what
