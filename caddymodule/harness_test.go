@@ -55,7 +55,9 @@ type gateway struct {
 	upstream                           *httptest.Server
 	upstreamHits                       atomic.Int32
 	lastUpstream                       atomic.Pointer[http.Header]
-	globalExtra, portalExtra, appExtra string
+	// globalExtra goes into the portalgate block, caddyOptions into Caddy's
+	// global options, communityBlock into the communities directive's block.
+	globalExtra, caddyOptions, communityBlock string
 }
 
 func freeAddr(t *testing.T) string {
@@ -93,6 +95,7 @@ func (g *gateway) caddyfile() string {
 	return fmt.Sprintf(`{
 	admin %[1]s
 	persist_config off
+	%[9]s
 	portalgate {
 		portal http://%[2]s
 		app courses http://%[3]s
@@ -110,11 +113,13 @@ http://%[3]s {
 	reverse_proxy %[8]s
 }
 http://%[4]s {
-	portalgate communities
+	portalgate communities {
+		%[10]s
+	}
 	reverse_proxy %[8]s
 }
 `, g.admin, g.portal, g.courses, g.community, testKey, hex.EncodeToString(sum[:]), g.globalExtra,
-		strings.TrimPrefix(g.upstream.URL, "http://"))
+		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock)
 }
 
 // load (re)loads the Caddyfile into the running Caddy.
