@@ -50,11 +50,11 @@ func TestMain(m *testing.M) {
 // gateway is a running Caddy with the portal, courses and communities, both
 // apps proxied to one echo upstream.
 type gateway struct {
-	t                                  *testing.T
-	admin, portal, courses, community  string // host:port
-	upstream                           *httptest.Server
-	upstreamHits                       atomic.Int32
-	lastUpstream                       atomic.Pointer[http.Header]
+	t                                 *testing.T
+	admin, portal, courses, community string // host:port
+	upstream                          *httptest.Server
+	upstreamHits                      atomic.Int32
+	lastUpstream                      atomic.Pointer[http.Header]
 	// globalExtra goes into the portalgate block, caddyOptions into Caddy's
 	// global options, communityBlock into the communities directive's block.
 	globalExtra, caddyOptions, communityBlock string
