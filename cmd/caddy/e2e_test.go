@@ -6,10 +6,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/cookiejar"
+	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -38,10 +40,13 @@ func (s *syncBuffer) String() string {
 }
 
 type demo struct {
-	t   *testing.T
-	bin string
-	env []string
-	log *syncBuffer
+	t       *testing.T
+	bin     string
+	dataDir string
+	env     []string
+	log     *syncBuffer
+	// secrets are values that must never reach the log: cookies, keys.
+	secrets []string
 }
 
 func startDemo(t *testing.T) *demo {
@@ -55,7 +60,7 @@ func startDemo(t *testing.T) *demo {
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
-	d := &demo{t: t, bin: bin, log: &syncBuffer{},
+	d := &demo{t: t, bin: bin, dataDir: dir, log: &syncBuffer{},
 		env: append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)}
 	run := exec.Command(bin, "run")
 	run.Dir = "../.." // the repository root, where the README runs it
@@ -137,9 +142,39 @@ func TestDemo(t *testing.T) {
 			t.Fatalf("hash-key printed %q", out)
 		}
 	})
-	// No link token, of any link minted above, ever reached the log.
-	if tok := jwtPattern.FindString(d.log.String()); tok != "" {
+	// No link token, of any link minted above, ever reached the log; nor a
+	// session cookie's value, nor the signing key.
+	log := d.log.String()
+	if tok := jwtPattern.FindString(log); tok != "" {
 		t.Fatalf("a link token is in Caddy's log: %s", tok)
+	}
+	key, err := os.ReadFile(filepath.Join(d.dataDir, "caddy", "portalgate", "signing-key.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var stored struct{ Secret string }
+	if err := json.Unmarshal(key, &stored); err != nil || stored.Secret == "" {
+		t.Fatalf("signing-key.json: %v", err)
+	}
+	if len(d.secrets) < 4 {
+		t.Fatalf("only %d session cookies collected", len(d.secrets))
+	}
+	for _, secret := range append(d.secrets, stored.Secret) {
+		if strings.Contains(log, secret) {
+			t.Fatalf("a secret is in Caddy's log: %s", secret)
+		}
+	}
+}
+
+// keepCookies remembers the client's session cookie values as secrets.
+func (d *demo) keepCookies(c *http.Client) {
+	for _, origin := range []string{"http://localhost:8080", "http://localhost:8081", "http://localhost:8082", "http://localhost:8083"} {
+		u, _ := url.Parse(origin)
+		for _, ck := range c.Jar.Cookies(u) {
+			if strings.HasPrefix(ck.Name, "portalgate-") && !slices.Contains(d.secrets, ck.Value) {
+				d.secrets = append(d.secrets, ck.Value)
+			}
+		}
 	}
 }
 
@@ -166,6 +201,7 @@ func testCLILinkSignsIntoCourses(t *testing.T, d *demo) {
 			t.Fatalf("the Courses page lacks %q:\n%s", want, page)
 		}
 	}
+	d.keepCookies(c)
 	res, body := get(t, c, "http://localhost:8081/whoami")
 	var who map[string]string
 	if err := json.Unmarshal([]byte(body), &who); err != nil || who["X-Portal-User-Id"] != "c_123" || who["X-Portal-App"] != "courses" {
@@ -245,6 +281,7 @@ func testPortalLinkOpensEveryApp(t *testing.T, d *demo) {
 			res.Body.Close()
 			page = string(b)
 		}
+		d.keepCookies(c)
 		if res.Request.URL.String() != app.origin+"/" || !strings.Contains(page, "<h1>"+app.title+"</h1>") ||
 			!strings.Contains(page, "X-Portal-User-Id</td><td>c_456") || !strings.Contains(page, "X-Portal-App</td><td>"+app.name) {
 			t.Fatalf("launch %s landed on %s:\n%s", app.name, res.Request.URL, page)
