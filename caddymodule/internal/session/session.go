@@ -8,6 +8,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unsafe"
 
@@ -43,6 +44,9 @@ type Manager struct {
 	// slide is how stale an idle deadline may get before it is written back:
 	// sliding expiry costs a store write at most this often per session.
 	slide time.Duration
+	// trusted is false while a shared store cannot tell us which sessions
+	// other instances ended: then every lookup reads the store.
+	trusted atomic.Bool
 }
 
 // NewManager returns a manager over st. Close releases its cache.
@@ -62,7 +66,24 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating session cache: %w", err)
 	}
-	return &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2)}, nil
+	m := &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2)}
+	_, shared := st.(store.Watcher)
+	m.trusted.Store(!shared)
+	return m, nil
+}
+
+// Watch keeps L1 in step with a store shared by several instances: sessions
+// ended elsewhere are dropped, and while the store cannot vouch for that,
+// L1 is cleared and bypassed. It returns at once for a store of one instance.
+func (m *Manager) Watch(ctx context.Context) {
+	w, ok := m.store.(store.Watcher)
+	if !ok {
+		return
+	}
+	go w.Watch(ctx, m.Forget, func(ok bool) {
+		m.cache.Clear()
+		m.trusted.Store(ok)
+	})
 }
 
 // Close releases the cache. The store belongs to the caller.
@@ -121,7 +142,16 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 		return nil, ErrNoSession
 	}
 	now := m.cfg.Now()
-	s, ok := m.cache.Get(id)
+	var s *store.Session
+	ok := false
+	if m.trusted.Load() {
+		s, ok = m.cache.Get(id)
+		if ok && !now.Before(s.Deadline()) {
+			// Stale here, perhaps extended by another instance: ask the store.
+			m.cache.Del(id)
+			ok = false
+		}
+	}
 	if !ok {
 		var err error
 		s, err = m.store.GetSession(ctx, id)
@@ -192,8 +222,12 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string, until time.Time
 	return len(ids), nil
 }
 
-// Forget drops a session from L1 only (another instance ended it).
-func (m *Manager) Forget(id string) { m.cache.Del(id) }
+// Forget drops sessions from L1 only (another instance ended them).
+func (m *Manager) Forget(ids ...string) {
+	for _, id := range ids {
+		m.cache.Del(id)
+	}
+}
 
 // Wait blocks until buffered L1 writes are applied (tests, benchmarks).
 func (m *Manager) Wait() { m.cache.Wait() }

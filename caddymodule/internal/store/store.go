@@ -87,3 +87,11 @@ type Store interface {
 	// Close releases the store's resources.
 	Close() error
 }
+
+// Watcher is a store several instances share. Watch reports the ids of
+// sessions ended by any instance (forget), and whether that report is known
+// to be complete (synced): while it is not, a cache in front of the store
+// must not be trusted. Watch returns when ctx ends.
+type Watcher interface {
+	Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool))
+}

@@ -150,9 +150,7 @@ func testTouch(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	clk.Advance(30 * time.Minute)
 	wantNotFound(t, s, "s1")
-	if n, err := s.Purge(context.Background()); err != nil || n != 1 {
-		t.Fatalf("Purge after idle expiry = %d, %v; want 1", n, err)
-	}
+	wantPurged(t, s, 1, "after idle expiry")
 }
 
 func linkUse(clk *clock.Fake, id, user string, uses int) store.LinkUse {
@@ -296,9 +294,7 @@ func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
 		t.Fatalf("replay before the link expired = %v, want ErrLinkUsed", err)
 	}
 	clk.Advance(time.Minute)
-	if n, err := s.Purge(context.Background()); err != nil || n != 1 {
-		t.Fatalf("Purge after expiry = %d, %v; want 1", n, err)
-	}
+	wantPurged(t, s, 1, "after the link expired")
 }
 
 func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
@@ -356,17 +352,29 @@ func testPurge(t *testing.T, s store.Store, clk *clock.Fake) {
 	if _, err := s.RevokeUser(context.Background(), "u2", clk.Now(), clk.Now().Add(time.Minute)); err != nil {
 		t.Fatal(err)
 	}
-	if n, err := s.Purge(context.Background()); err != nil || n != 0 {
-		t.Fatalf("Purge with nothing expired = %d, %v", n, err)
-	}
+	wantPurged(t, s, 0, "with nothing expired")
 	clk.Advance(2 * time.Minute)
-	if n, err := s.Purge(context.Background()); err != nil || n != 3 {
-		t.Fatalf("Purge = %d, %v; want 3 (one session, one link, one user revocation)", n, err)
-	}
+	wantPurged(t, s, 3, "of one session, one link, one user revocation")
 	if _, err := s.GetSession(context.Background(), "long"); err != nil {
 		t.Fatalf("live session purged: %v", err)
 	}
 	if ids := revokeUser(t, s, clk, "u1"); !reflect.DeepEqual(ids, []string{"long"}) {
 		t.Fatalf("user index after purge = %v; want [long]", ids)
+	}
+}
+
+// wantPurged runs Purge and checks its count, for stores that purge at all:
+// a self-expiring store (Redis) leaves expiry to the server.
+func wantPurged(t *testing.T, s store.Store, n int, what string) {
+	t.Helper()
+	got, err := s.Purge(context.Background())
+	if err != nil {
+		t.Fatalf("Purge: %v", err)
+	}
+	if se, ok := s.(interface{ SelfExpiring() bool }); ok && se.SelfExpiring() {
+		return
+	}
+	if got != n {
+		t.Fatalf("Purge %s = %d, want %d", what, got, n)
 	}
 }
