@@ -324,9 +324,11 @@ func (a *App) Validate() error {
 	return nil
 }
 
-// Start runs the purge of expired records.
+// Start runs the purge of expired records and, with a shared store, the
+// watch that keeps L1 in step with other instances.
 func (a *App) Start() error {
 	go a.purgeLoop()
+	a.sessions.Watch(a.ctx)
 	return nil
 }
 

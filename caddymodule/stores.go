@@ -1,16 +1,22 @@
 package caddymodule
 
 import (
+	"crypto/tls"
+	"encoding/json"
+	"errors"
 	"fmt"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	redisstore "github.com/portalgate/portalgate/caddymodule/internal/store/redis"
 )
 
 func init() {
@@ -152,4 +158,249 @@ var (
 	_ caddy.Provisioner     = (*MemoryStore)(nil)
 	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
 	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+)
+
+func init() {
+	caddy.RegisterModule(RedisStore{})
+}
+
+// RedisStore keeps sessions, link uses and revocations in Redis, so several
+// Caddy instances behind a load balancer share them: a link minted anywhere
+// is redeemable on any instance exactly once, and a logout or revocation
+// holds on all of them at once.
+type RedisStore struct {
+	// URL of a standalone server: redis://[user:password@]host:port/db, or
+	// rediss:// for TLS. Default: redis://127.0.0.1:6379/0 when Addrs is
+	// empty.
+	URL string `json:"url,omitempty"`
+	// Addrs are the Sentinel addresses (with MasterName) or the Cluster
+	// seed addresses (with Cluster). Default: none.
+	Addrs []string `json:"addrs,omitempty"`
+	// MasterName selects Sentinel: the name of the monitored master.
+	// Default: none.
+	MasterName string `json:"master_name,omitempty"`
+	// Cluster selects Redis Cluster over Addrs. Default: false.
+	Cluster bool `json:"cluster,omitempty"`
+	// Username and Password for Addrs-based setups (the URL carries its
+	// own); placeholders such as {env.REDIS_PASSWORD} work. Default: none.
+	Username string `json:"username,omitempty"`
+	Password string `json:"password,omitempty"`
+	// DB is the database for Sentinel setups. Default: 0.
+	DB int `json:"db,omitempty"`
+	// TLS turns on TLS for Addrs-based setups. Default: false.
+	TLS bool `json:"tls,omitempty"`
+	// Prefix starts every key. Default: "portalgate:".
+	Prefix string `json:"prefix,omitempty"`
+	// PoolSize is the connections per node. Default: go-redis's, 10 per CPU.
+	PoolSize int `json:"pool_size,omitempty"`
+	// DialTimeout, ReadTimeout and WriteTimeout bound each operation, so a
+	// Redis that is down turns into a fast 503. Default: 2s, 1s, 1s.
+	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
+	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
+	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
+	// PubSubCheck bounds how long a broken invalidation channel goes
+	// unnoticed; meanwhile and until it is back, the L1 cache is bypassed.
+	// Default: 2s.
+	PubSubCheck caddy.Duration `json:"pubsub_check,omitempty"`
+
+	store.Store `json:"-"`
+	key         string
+}
+
+// CaddyModule returns the Caddy module information.
+func (RedisStore) CaddyModule() caddy.ModuleInfo {
+	return caddy.ModuleInfo{
+		ID:  "portalgate.stores.redis",
+		New: func() caddy.Module { return new(RedisStore) },
+	}
+}
+
+// Provision connects (lazily: go-redis dials on first use and reconnects by
+// itself), or joins the config that already has this store.
+func (r *RedisStore) Provision(caddy.Context) error {
+	repl := caddy.NewReplacer()
+	r.URL = repl.ReplaceKnown(r.URL, "")
+	r.Password = repl.ReplaceKnown(r.Password, "")
+	if r.URL == "" && len(r.Addrs) == 0 {
+		r.URL = "redis://127.0.0.1:6379/0"
+	}
+	if r.Prefix == "" {
+		r.Prefix = "portalgate:"
+	}
+	setDefault(&r.DialTimeout, 2*time.Second)
+	setDefault(&r.ReadTimeout, time.Second)
+	setDefault(&r.WriteTimeout, time.Second)
+	setDefault(&r.PubSubCheck, 2*time.Second)
+	cfg, err := json.Marshal(r)
+	if err != nil {
+		return err
+	}
+	// The pool key holds the whole config, password included, in memory only.
+	r.key = "redis:" + string(cfg)
+	r.Store, err = loadPooled(r.key, func() (store.Store, error) {
+		rdb, err := r.client()
+		if err != nil {
+			return nil, err
+		}
+		return redisstore.New(rdb, r.Prefix, time.Duration(r.PubSubCheck), time.Now), nil
+	})
+	return err
+}
+
+// client builds the go-redis client for the configured topology.
+func (r *RedisStore) client() (goredis.UniversalClient, error) {
+	dial, read, write := time.Duration(r.DialTimeout), time.Duration(r.ReadTimeout), time.Duration(r.WriteTimeout)
+	var tlsConfig *tls.Config
+	if r.TLS {
+		tlsConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+	switch {
+	case r.URL != "":
+		opts, err := goredis.ParseURL(r.URL)
+		if err != nil {
+			// ParseURL's error may quote the URL, password and all.
+			return nil, errors.New("portalgate: store redis: the URL is not a valid redis:// or rediss:// URL")
+		}
+		opts.PoolSize, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = r.PoolSize, dial, read, write
+		return goredis.NewClient(opts), nil
+	case r.Cluster:
+		return goredis.NewClusterClient(&goredis.ClusterOptions{
+			Addrs: r.Addrs, Username: r.Username, Password: r.Password, TLSConfig: tlsConfig,
+			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+		}), nil
+	case r.MasterName != "":
+		return goredis.NewFailoverClient(&goredis.FailoverOptions{
+			MasterName: r.MasterName, SentinelAddrs: r.Addrs, Username: r.Username, Password: r.Password,
+			DB: r.DB, TLSConfig: tlsConfig,
+			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+		}), nil
+	}
+	return goredis.NewClient(&goredis.Options{
+		Addr: r.Addrs[0], Username: r.Username, Password: r.Password, DB: r.DB, TLSConfig: tlsConfig,
+		PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+	}), nil
+}
+
+// Validate rejects topologies that cannot work.
+func (r *RedisStore) Validate() error {
+	switch {
+	case r.URL != "" && len(r.Addrs) > 0:
+		return errors.New("portalgate: store redis takes a URL or addrs, not both")
+	case r.Cluster && r.MasterName != "":
+		return errors.New("portalgate: store redis is either cluster or sentinel (master_name), not both")
+	case (r.Cluster || r.MasterName != "") && len(r.Addrs) == 0:
+		return errors.New("portalgate: store redis: cluster and sentinel need addrs")
+	}
+	return nil
+}
+
+// Cleanup releases this config's hold on the client.
+func (r *RedisStore) Cleanup() error {
+	if r.key == "" {
+		return nil
+	}
+	_, err := openStores.Delete(r.key)
+	return err
+}
+
+// UnmarshalCaddyfile sets up the store from Caddyfile tokens.
+//
+// Syntax:
+//
+//	store redis [<url>] {
+//		addrs <host:port>...
+//		master_name <name>
+//		cluster
+//		username <user>
+//		password <password>
+//		db <n>
+//		tls
+//		prefix <prefix>
+//		pool_size <n>
+//		dial_timeout <duration>
+//		read_timeout <duration>
+//		write_timeout <duration>
+//		pubsub_check <duration>
+//	}
+func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
+	d.Next() // store name
+	if d.NextArg() {
+		r.URL = d.Val()
+	}
+	if d.NextArg() {
+		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		one := func() (string, error) {
+			if len(args) != 1 {
+				return "", d.Errf("%s takes one value", opt)
+			}
+			return args[0], nil
+		}
+		var err error
+		switch opt {
+		case "addrs":
+			if len(args) == 0 {
+				return d.Errf("addrs takes one or more host:port")
+			}
+			r.Addrs = append(r.Addrs, args...)
+		case "cluster", "tls":
+			if len(args) != 0 {
+				return d.Errf("%s takes no value", opt)
+			}
+			if opt == "cluster" {
+				r.Cluster = true
+			} else {
+				r.TLS = true
+			}
+		case "master_name":
+			r.MasterName, err = one()
+		case "username":
+			r.Username, err = one()
+		case "password":
+			r.Password, err = one()
+		case "prefix":
+			r.Prefix, err = one()
+		case "db", "pool_size":
+			var v string
+			if v, err = one(); err == nil {
+				n, convErr := strconv.Atoi(v)
+				if convErr != nil || n < 0 {
+					return d.Errf("%s: %q is not a number", opt, v)
+				}
+				if opt == "db" {
+					r.DB = n
+				} else {
+					r.PoolSize = n
+				}
+			}
+		case "dial_timeout", "read_timeout", "write_timeout", "pubsub_check":
+			var v string
+			if v, err = one(); err == nil {
+				dur, convErr := caddy.ParseDuration(v)
+				if convErr != nil || dur <= 0 {
+					return d.Errf("%s: %q is not a positive duration", opt, v)
+				}
+				*map[string]*caddy.Duration{"dial_timeout": &r.DialTimeout, "read_timeout": &r.ReadTimeout,
+					"write_timeout": &r.WriteTimeout, "pubsub_check": &r.PubSubCheck}[opt] = caddy.Duration(dur)
+			}
+		default:
+			return d.Errf("unknown store redis option %q", opt)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Interface guards.
+var (
+	_ store.Store           = (*RedisStore)(nil)
+	_ caddy.Provisioner     = (*RedisStore)(nil)
+	_ caddy.Validator       = (*RedisStore)(nil)
+	_ caddy.CleanerUpper    = (*RedisStore)(nil)
+	_ caddyfile.Unmarshaler = (*RedisStore)(nil)
 )

@@ -1,7 +1,10 @@
-package main
+// Package e2e tests the built caddy binary end to end: the demo exactly as
+// the README runs it, and several instances sharing one Redis.
+package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -18,9 +21,40 @@ import (
 	"time"
 )
 
-// The end-to-end test builds this command, runs it on the repository's own
+// The demo test builds the command, runs it on the repository's own
 // Caddyfile exactly as the README says, and uses the demo as a person would:
 // the CLI mints a link, a client with a cookie jar opens it.
+
+// repoRoot is the repository root, seen from this package.
+const repoRoot = "../../.."
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildCaddy builds ./cmd/caddy once per test run.
+func buildCaddy(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "portalgate-e2e-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "caddy")
+		build := exec.Command("go", "build", "-o", binPath, "./cmd/caddy")
+		build.Dir = repoRoot
+		if out, err := build.CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
 
 type syncBuffer struct {
 	mu sync.Mutex
@@ -55,15 +89,11 @@ func startDemo(t *testing.T) *demo {
 		t.Skip("end-to-end test builds and runs the binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(t.TempDir(), "caddy")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := buildCaddy(t)
 	d := &demo{t: t, bin: bin, dataDir: dir, log: &syncBuffer{},
 		env: append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)}
 	run := exec.Command(bin, "run")
-	run.Dir = "../.." // the repository root, where the README runs it
+	run.Dir = repoRoot // where the README runs it
 	run.Env = d.env
 	run.Stdout, run.Stderr = d.log, d.log
 	if err := run.Start(); err != nil {
