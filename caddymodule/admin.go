@@ -40,7 +40,7 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
-	route := strings.TrimPrefix(r.URL.Path, adminPrefix)
+	route := strings.TrimPrefix(r.URL.EscapedPath(), adminPrefix)
 	status, body, err := app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
 	var ae *apiError
 	switch {

@@ -33,13 +33,20 @@ func badInput(err error) *apiError {
 }
 
 // callAPI runs one call of the link API, the same for the portal's HTTP API
-// and Caddy's admin API. route is the path below the API's prefix:
+// and Caddy's admin API. route is the escaped path below the API's prefix;
+// each segment is unescaped once, here:
 //
 //	POST   links               mint a link (JSON body: MintRequest)
 //	DELETE links/{id}          revoke a link before it is used
 //	POST   users/{id}/revoke   end every session of a user, refuse their older links
 func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader) (int, any, error) {
 	parts := strings.Split(route, "/")
+	for i, p := range parts {
+		var err error
+		if parts[i], err = url.PathUnescape(p); err != nil {
+			return 0, nil, badInput(errors.New("the path is not validly escaped"))
+		}
+	}
 	switch {
 	case route == "links":
 		if method != http.MethodPost {
@@ -71,10 +78,7 @@ func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader)
 		if method != http.MethodPost {
 			return 0, nil, methodNotAllowed(http.MethodPost)
 		}
-		userID, err := url.PathUnescape(parts[1])
-		if err != nil {
-			return 0, nil, badInput(errors.New("the user id is not a valid path segment"))
-		}
+		userID := parts[1]
 		n, err := a.RevokeUser(ctx, userID)
 		if err != nil {
 			return 0, nil, err

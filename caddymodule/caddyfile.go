@@ -7,13 +7,12 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
-	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"github.com/dustin/go-humanize"
 )
 
 func init() {
 	httpcaddyfile.RegisterGlobalOption("portalgate", parseGlobalOption)
-	httpcaddyfile.RegisterHandlerDirective("portalgate", parseHandlerDirective)
+	httpcaddyfile.RegisterDirective("portalgate", parseHandlerDirective)
 	// After basic_auth, so a site can put its own sign-in in front of ours
 	// (the staff dashboard), and before anything that serves content.
 	httpcaddyfile.RegisterDirectiveOrder("portalgate", httpcaddyfile.After, "basic_auth")
@@ -151,10 +150,19 @@ func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
 	return nil
 }
 
-func parseHandlerDirective(h httpcaddyfile.Helper) (caddyhttp.MiddlewareHandler, error) {
+// parseHandlerDirective refuses a matcher: a gate that covers part of a
+// site lets the rest through unauthenticated, and misses its own paths.
+func parseHandlerDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue, error) {
+	h.Next() // directive name
+	if _, isMatcher, err := h.MatcherToken(); err != nil || isMatcher {
+		return nil, h.Errf("portalgate gates a whole site and takes no matcher; put it in its own site block")
+	}
+	h.Reset()
 	handler := new(Handler)
-	err := handler.UnmarshalCaddyfile(h.Dispenser)
-	return handler, err
+	if err := handler.UnmarshalCaddyfile(h.Dispenser); err != nil {
+		return nil, err
+	}
+	return h.NewRoute(nil, handler), nil
 }
 
 // UnmarshalCaddyfile sets up the handler from the directive.

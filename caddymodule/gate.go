@@ -67,7 +67,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 		return h.fail(w, r, problemCSRF)
 	}
 	if id != "" {
-		token := r.Header.Get("X-Portal-Csrf-Token")
+		token := r.Header.Get("X-CSRF-Token")
 		if token == "" {
 			token = formValue(w, r, "csrf")
 		}

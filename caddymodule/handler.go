@@ -85,6 +85,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // the portal home, or the gate in front of the app.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	stripIdentityHeaders(r.Header)
+	if identityTrailer(r) {
+		return h.fail(w, r, problemBadHeaders)
+	}
 	path := r.URL.Path
 	switch {
 	case path == magicPath:
@@ -92,7 +95,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 	case path == logoutPath:
 		return h.logout(w, r)
 	case h.portal && strings.HasPrefix(path, apiPrefix):
-		return h.api(w, r, strings.TrimPrefix(path, apiPrefix))
+		// The escaped path: a user id may hold "/" or "%", decoded once, later.
+		return h.api(w, r, strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix))
 	case h.portal && strings.HasPrefix(path, launchPrefix):
 		return h.launch(w, r, strings.TrimPrefix(path, launchPrefix))
 	case strings.HasPrefix(path, gatewayPrefix):

@@ -23,18 +23,48 @@ const (
 // read as ours: any letter case, and with underscores for dashes too, since
 // CGI-style servers (PHP, WSGI, Rack) fold X_Portal_User_Id and
 // X-Portal-User-Id into the same variable.
+//
+// A client could also name our headers in Connection, so that a proxy drops
+// them as hop-by-hop after we set them: those tokens are removed too.
 func stripIdentityHeaders(h http.Header) {
 	for name := range h {
-		if len(name) >= len("X-Portal-") && isPortalPrefix(name[:len("X-Portal-")]) {
+		if isIdentityHeader(name) {
 			delete(h, name)
+		}
+	}
+	for i, v := range h["Connection"] {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(v, "_", "-")), "x-portal-") {
+			var kept []string
+			for token := range strings.SplitSeq(v, ",") {
+				if token = strings.TrimSpace(token); token != "" && !isIdentityHeader(token) {
+					kept = append(kept, token)
+				}
+			}
+			h["Connection"][i] = strings.Join(kept, ", ")
 		}
 	}
 }
 
-func isPortalPrefix(p string) bool {
+// identityTrailer reports whether the request declares a trailer that an app
+// could read as ours: trailers arrive after the body, past any stripping.
+func identityTrailer(r *http.Request) bool {
+	for name := range r.Trailer {
+		if isIdentityHeader(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// isIdentityHeader reports whether name starts with X-Portal-, in any letter
+// case, with _ for -.
+func isIdentityHeader(name string) bool {
 	const want = "x-portal-"
+	if len(name) < len(want) {
+		return false
+	}
 	for i := 0; i < len(want); i++ {
-		c := p[i]
+		c := name[i]
 		if 'A' <= c && c <= 'Z' {
 			c += 'a' - 'A'
 		}

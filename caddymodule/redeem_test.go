@@ -18,6 +18,12 @@ func userOf(id string) identity.User {
 	return identity.User{ID: id, Email: id + "@example.com", Name: "User " + id}
 }
 
+func identityWithLocation(id, location string) identity.User {
+	u := userOf(id)
+	u.Location = location
+	return u
+}
+
 func TestRedeem_SignsInAndUpstreamSeesIdentity(t *testing.T) {
 	g := newGateway(t, "store memory")
 	c := g.client()

@@ -40,6 +40,7 @@ var (
 	problemStore      = problem{http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable", "The sign-in service cannot reach its session store right now.", "Try again in a minute."}
 	problemCSRF       = problem{http.StatusForbidden, "csrf_failed", "This form has expired", "The page you sent this from is not valid any more.", "Go back, reload the page and try again."}
 	problemRateLimit  = problem{http.StatusTooManyRequests, "rate_limited", "Too many attempts", "There have been too many failed attempts from your network.", "Wait a minute and try again."}
+	problemBadHeaders = problem{http.StatusBadRequest, "bad_request", "Bad request", "The request declares identity headers as trailers.", ""}
 	problemAPIOff     = problem{http.StatusNotFound, "api_disabled", "Not found", "The link API is off: no api_key_hash is configured.", ""}
 	problemAPIKey     = problem{http.StatusUnauthorized, "invalid_api_key", "Unauthorized", "A valid API key is required: Authorization: Bearer <key>.", ""}
 )
@@ -78,9 +79,13 @@ func (h *Handler) failWith(w http.ResponseWriter, r *http.Request, p problem, li
 }
 
 func allowFor(path string) string {
-	switch path {
-	case logoutPath:
-		return http.MethodPost
+	switch {
+	case path == magicPath:
+		return "GET, HEAD, POST, OPTIONS"
+	case path == logoutPath:
+		return "GET, HEAD, POST"
+	case strings.HasPrefix(path, launchPrefix):
+		return http.MethodGet
 	}
 	return "GET, HEAD"
 }

@@ -86,6 +86,9 @@ func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if d.NextArg() {
 		return d.ArgErr()
 	}
+	for d.NextBlock(0) {
+		return d.Errf("store memory takes no options, not %q", d.Val())
+	}
 	return nil
 }
 
@@ -136,7 +139,9 @@ func (b *BoltStore) Cleanup() error {
 //
 // Syntax:
 //
-//	store bolt [<path>]
+//	store bolt [<path>] {
+//		path <path>
+//	}
 func (b *BoltStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // store name
 	if d.NextArg() {
@@ -144,6 +149,18 @@ func (b *BoltStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	}
 	if d.NextArg() {
 		return d.ArgErr()
+	}
+	for d.NextBlock(0) {
+		if d.Val() != "path" {
+			return d.Errf("unknown store bolt option %q", d.Val())
+		}
+		if !d.NextArg() {
+			return d.ArgErr()
+		}
+		b.Path = d.Val()
+		if d.NextArg() {
+			return d.ArgErr()
+		}
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"hash/maphash"
+	"sync"
 	"sync/atomic"
 	"time"
 	"unsafe"
@@ -47,6 +49,15 @@ type Manager struct {
 	// trusted is false while a shared store cannot tell us which sessions
 	// other instances ended: then every lookup reads the store.
 	trusted atomic.Bool
+	// locks serialise, per session id, a store read and its L1 write
+	// against an end and its L1 delete, so an ended session is never put
+	// back into L1 by a lookup that read it just before it ended.
+	locks [64]sync.Mutex
+	seed  maphash.Seed
+}
+
+func (m *Manager) lock(id string) *sync.Mutex {
+	return &m.locks[maphash.String(m.seed, id)%uint64(len(m.locks))]
 }
 
 // NewManager returns a manager over st. Close releases its cache.
@@ -66,7 +77,7 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating session cache: %w", err)
 	}
-	m := &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2)}
+	m := &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2), seed: maphash.MakeSeed()}
 	_, shared := st.(store.Watcher)
 	m.trusted.Store(!shared)
 	return m, nil
@@ -154,14 +165,9 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 	}
 	if !ok {
 		var err error
-		s, err = m.store.GetSession(ctx, id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrNoSession
+		if s, err = m.load(ctx, id, now); err != nil {
+			return nil, err
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading session: %w", err)
-		}
-		m.remember(s, now)
 	}
 	if !now.Before(s.Deadline()) {
 		m.cache.Del(id)
@@ -178,9 +184,28 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 	return s, nil
 }
 
+// load reads a session from the store into L1.
+func (m *Manager) load(ctx context.Context, id string, now time.Time) (*store.Session, error) {
+	mu := m.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
+	s, err := m.store.GetSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading session: %w", err)
+	}
+	m.remember(s, now)
+	return s, nil
+}
+
 // touch slides the idle deadline; the cached value is replaced, never
 // changed in place, because readers share it.
 func (m *Manager) touch(ctx context.Context, s *store.Session, now time.Time) (*store.Session, error) {
+	mu := m.lock(s.ID)
+	mu.Lock()
+	defer mu.Unlock()
 	next := *s
 	next.IdleAt = now.Add(m.cfg.Idle)
 	err := m.store.TouchSession(ctx, s.ID, next.IdleAt)
@@ -201,6 +226,9 @@ func (m *Manager) End(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return nil
 	}
+	mu := m.lock(id)
+	mu.Lock()
+	defer mu.Unlock()
 	m.cache.Del(id)
 	if err := m.store.DeleteSession(ctx, id); err != nil {
 		return fmt.Errorf("ending session: %w", err)
@@ -213,9 +241,7 @@ func (m *Manager) End(ctx context.Context, id string) error {
 // every such link has expired anyway. It returns how many sessions ended.
 func (m *Manager) RevokeUser(ctx context.Context, userID string, until time.Time) (int, error) {
 	ids, err := m.store.RevokeUser(ctx, userID, m.cfg.Now(), until)
-	for _, id := range ids {
-		m.cache.Del(id)
-	}
+	m.Forget(ids...)
 	if err != nil {
 		return len(ids), fmt.Errorf("revoking a user: %w", err)
 	}
@@ -225,7 +251,10 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string, until time.Time
 // Forget drops sessions from L1 only (another instance ended them).
 func (m *Manager) Forget(ids ...string) {
 	for _, id := range ids {
+		mu := m.lock(id)
+		mu.Lock()
 		m.cache.Del(id)
+		mu.Unlock()
 	}
 }
 

@@ -196,3 +196,67 @@ func TestCost_CountsStrings(t *testing.T) {
 		t.Fatalf("cost difference %d, want at least 1000", d)
 	}
 }
+
+// endingStore ends the session (from another goroutine, as a concurrent
+// logout would) right after the store answered a read or a touch.
+type endingStore struct {
+	store.Store
+	m    *session.Manager
+	done chan struct{}
+}
+
+func (e *endingStore) race(id string) {
+	if e.m == nil || e.done != nil {
+		return
+	}
+	e.done = make(chan struct{})
+	go func() { _ = e.m.End(context.Background(), id); close(e.done) }()
+	// Give the logout every chance to finish before the caller writes L1;
+	// with the per-id lock it cannot, and waits for the lookup instead.
+	select {
+	case <-e.done:
+	case <-time.After(50 * time.Millisecond):
+	}
+}
+
+func (e *endingStore) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	s, err := e.Store.GetSession(ctx, id)
+	e.race(id)
+	return s, err
+}
+
+func (e *endingStore) TouchSession(ctx context.Context, id string, idleAt time.Time) error {
+	err := e.Store.TouchSession(ctx, id, idleAt)
+	e.race(id)
+	return err
+}
+
+func TestLookup_LogoutDuringAStoreReadIsNotUndoneByL1(t *testing.T) {
+	for name, warm := range map[string]bool{"during a miss": false, "during a touch": true} {
+		t.Run(name, func(t *testing.T) {
+			clk := clock.NewFake()
+			st := &endingStore{Store: memory.New(clk.Now)}
+			m, err := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer m.Close()
+			var s *store.Session
+			if warm {
+				s = create(t, m)
+				clk.Advance(2 * time.Minute) // the next lookup writes the idle deadline back
+			} else {
+				other, _ := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+				s = create(t, other)
+				other.Close()
+			}
+			st.m = m
+			_, _ = m.Lookup(context.Background(), s.ID, "courses")
+			<-st.done
+			m.Wait()
+			if got, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+				t.Fatalf("a session ended during a lookup is back from L1: %+v, %v", got, err)
+			}
+		})
+	}
+}
