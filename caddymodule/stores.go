@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/tls"
 	"encoding/json"
 	"errors"
@@ -298,6 +299,12 @@ func (r *RedisStore) client() (goredis.UniversalClient, error) {
 	}), nil
 }
 
+// Watch implements store.Watcher: the module is what the app holds, and the
+// app's session cache must learn of sessions other instances end.
+func (r *RedisStore) Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool)) {
+	r.Store.(store.Watcher).Watch(ctx, forget, synced)
+}
+
 // Validate rejects topologies that cannot work.
 func (r *RedisStore) Validate() error {
 	switch {
@@ -416,6 +423,7 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 // Interface guards.
 var (
 	_ store.Store           = (*RedisStore)(nil)
+	_ store.Watcher         = (*RedisStore)(nil)
 	_ caddy.Provisioner     = (*RedisStore)(nil)
 	_ caddy.Validator       = (*RedisStore)(nil)
 	_ caddy.CleanerUpper    = (*RedisStore)(nil)

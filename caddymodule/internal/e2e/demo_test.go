@@ -145,7 +145,7 @@ func (d *demo) cli(args ...string) string {
 	return string(out)
 }
 
-func browserClient(t *testing.T) *http.Client {
+func browserClient(*testing.T) *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, Timeout: 10 * time.Second}
 }
