@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -12,6 +14,8 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 )
 
 // newBenchHandler provisions the app and a handler for courses directly,
@@ -35,10 +39,15 @@ func newBenchHandler(b *testing.B, storeJSON string) *Handler {
 }
 
 func benchStores(b *testing.B) map[string]string {
-	return map[string]string{
+	stores := map[string]string{
 		"memory": `{"backend":"memory"}`,
 		"bolt":   `{"backend":"bolt","path":"` + filepath.Join(b.TempDir(), "bench.db") + `"}`,
 	}
+	if _, err := exec.LookPath("redis-server"); err == nil || os.Getenv("CI") != "" {
+		srv := redistest.Start(b)
+		stores["redis"] = `{"backend":"redis","url":"` + srv.URL(0) + `"}`
+	}
+	return stores
 }
 
 type discard struct{ h http.Header }

@@ -91,17 +91,35 @@ func (s *Store) ttl(t time.Time) time.Duration {
 	return max(t.Sub(s.now()), time.Millisecond)
 }
 
-// Redeem implements store.Store. The link is spent by one atomic script; the
-// session is written after it. A revocation racing the redemption is caught
-// by checking the user's cutoff again once the session is indexed.
+// Redeem implements store.Store in two round trips. The first reads the
+// user's revocation and spends the link (one atomic script); the second
+// writes and indexes the session and reads the revocation again, so a
+// revocation racing the redemption is caught once the session is indexed.
+// Spending a link that then turns out to be revoked loses nothing.
 func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
-	if cut, err := s.cutOff(ctx, l); err != nil || cut {
-		return cmp(err, store.ErrLinkRevoked)
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return fmt.Errorf("encoding session: %w", err)
 	}
 	now := s.now()
-	n, err := spendLink.Run(ctx, s.rdb, []string{s.key(keyLink, l.ID)},
-		l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), s.ttl(l.Expires).Milliseconds()).Int()
-	switch {
+	var cutoff *goredis.StringCmd
+	var spent *goredis.Cmd
+	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		cutoff = p.Get(ctx, s.key(keyCutoff, l.UserID))
+		// EVAL, not EVALSHA: a pipeline cannot fall back after NOSCRIPT
+		// (a restarted Redis has forgotten every script), and the scripts
+		// are short.
+		spent = spendLink.Eval(ctx, p, []string{s.key(keyLink, l.ID)},
+			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), s.ttl(l.Expires).Milliseconds())
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("spending link: %w", err)
+	}
+	if cut, err := s.cutOff(cutoff, l); err != nil || cut {
+		return cmp(err, store.ErrLinkRevoked)
+	}
+	switch n, err := spent.Int(); {
 	case err != nil:
 		return fmt.Errorf("spending link: %w", err)
 	case n == -2:
@@ -109,14 +127,25 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	case n == -1:
 		return store.ErrLinkUsed
 	}
-	if err := s.CreateSession(ctx, sess); err != nil {
-		return err
+	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		s.putSession(ctx, p, sess, v)
+		cutoff = p.Get(ctx, s.key(keyCutoff, l.UserID))
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return fmt.Errorf("creating session: %w", err)
 	}
-	if cut, err := s.cutOff(ctx, l); err != nil || cut {
+	if cut, err := s.cutOff(cutoff, l); err != nil || cut {
 		_ = s.DeleteSession(ctx, sess.ID)
 		return cmp(err, store.ErrLinkRevoked)
 	}
 	return nil
+}
+
+// putSession queues the session write and its index on p.
+func (s *Store) putSession(ctx context.Context, p goredis.Pipeliner, sess *store.Session, v []byte) {
+	p.Set(ctx, s.key(keySession, sess.ID), v, s.ttl(sess.Deadline()))
+	indexSession.Eval(ctx, p, []string{s.key(keyUser, sess.User.ID)}, sess.ID, s.ttl(sess.ExpiresAt).Milliseconds())
 }
 
 // cmp returns err when there is one, else refusal.
@@ -127,9 +156,10 @@ func cmp(err, refusal error) error {
 	return refusal
 }
 
-// cutOff reports whether the link's user was revoked after it was issued.
-func (s *Store) cutOff(ctx context.Context, l store.LinkUse) (bool, error) {
-	v, err := s.rdb.Get(ctx, s.key(keyCutoff, l.UserID)).Result()
+// cutOff reports whether the link's user was revoked after it was issued,
+// from the answer to a GET of the user's revocation record.
+func (s *Store) cutOff(get *goredis.StringCmd, l store.LinkUse) (bool, error) {
+	v, err := get.Result()
 	if errors.Is(err, goredis.Nil) {
 		return false, nil
 	}
@@ -201,13 +231,12 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	ttl := s.ttl(sess.ExpiresAt)
-	if err := s.rdb.Set(ctx, s.key(keySession, sess.ID), v, s.ttl(sess.Deadline())).Err(); err != nil {
-		return fmt.Errorf("creating session: %w", err)
-	}
-	err = indexSession.Run(ctx, s.rdb, []string{s.key(keyUser, sess.User.ID)}, sess.ID, ttl.Milliseconds()).Err()
+	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		s.putSession(ctx, p, sess, v)
+		return nil
+	})
 	if err != nil {
-		return fmt.Errorf("indexing session: %w", err)
+		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
 }
