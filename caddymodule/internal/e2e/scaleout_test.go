@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"net/url"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -28,7 +27,7 @@ import (
 
 type instance struct {
 	admin, portal, courses string // host:port
-	log                        *syncBuffer
+	log                    *syncBuffer
 }
 
 func freeAddr(t *testing.T) string {
@@ -277,5 +276,4 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 			t.Fatalf("the link refused while Redis was down, after: %d", code)
 		}
 	})
-	_ = url.Parse
 }
