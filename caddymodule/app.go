@@ -18,6 +18,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"go.uber.org/zap"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
@@ -44,6 +45,8 @@ const (
 	launchTTL = time.Minute
 	// purgeEvery is how often expired sessions and link records are removed.
 	purgeEvery = 10 * time.Minute
+	// assertionTTL is the life of a signed identity assertion.
+	assertionTTL = time.Minute
 )
 
 // App is the portalgate app: the apps behind the gateway, the signing keys,
@@ -61,6 +64,12 @@ type App struct {
 	// Secrets may be placeholders such as {env.PORTALGATE_KEY}. Default: one
 	// key generated once and kept in Caddy's storage.
 	SigningKeys []SigningKey `json:"signing_keys,omitempty"`
+
+	// AssertionKeys sign the identity assertions of apps with `assertion on`
+	// (Ed25519; the secret is the 32-byte seed in base64url): the first signs,
+	// all are published at /_portalgate/jwks.json. Default: one key generated
+	// once and kept in Caddy's storage.
+	AssertionKeys []SigningKey `json:"assertion_keys,omitempty"`
 
 	// StoreRaw is the session store module. Default: bolt, a file in Caddy's
 	// data directory.
@@ -104,6 +113,7 @@ type App struct {
 	apiKeys  [][sha256.Size]byte
 	csrfKey  []byte
 	limiter  *ratelimit.Limiter
+	asserter *assertion.Signer
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -188,6 +198,13 @@ func (a *App) Provision(ctx caddy.Context) error {
 		DefaultTTL: time.Duration(a.LinkTTL),
 		MaxTTL:     time.Duration(a.LinkMaxTTL),
 		Now:        a.now,
+	}
+	akeys, err := a.loadAssertionKeys()
+	if err != nil {
+		return err
+	}
+	if a.asserter, err = assertion.NewSigner(a.Issuer, assertionTTL, a.now, akeys...); err != nil {
+		return fmt.Errorf("portalgate: %w", err)
 	}
 	if err := a.provisionRateLimit(); err != nil {
 		return err

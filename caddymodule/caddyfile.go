@@ -37,6 +37,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		portal <url>
 //		app <name> <url>                # repeatable
 //		signing_key <kid> <secret>      # repeatable; the first signs
+//		assertion_key <kid> <seed>      # repeatable; Ed25519, base64url
 //		store bolt [<path>] | memory
 //		issuer <iss>
 //		link_ttl <duration>
@@ -102,6 +103,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("api_key_hash takes one SHA-256 hash in hex")
 			}
 			a.APIKeyHashes = append(a.APIKeyHashes, args[0])
+		case "assertion_key":
+			if len(args) != 2 {
+				return d.Errf("assertion_key takes a key id and a base64url Ed25519 seed")
+			}
+			a.AssertionKeys = append(a.AssertionKeys, SigningKey{ID: args[0], Secret: args[1]})
 		case "rate_limit":
 			switch {
 			case len(args) == 1 && args[0] == "off":
@@ -171,6 +177,7 @@ func parseHandlerDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue,
 //
 //	portalgate <app> {
 //		redeem auto|confirm
+//		assertion on|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
@@ -190,6 +197,21 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			h.Redeem = d.Val()
 			if h.Redeem != RedeemAuto && h.Redeem != RedeemConfirm {
 				return d.Errf("redeem must be auto or confirm, not %q", h.Redeem)
+			}
+			if d.NextArg() {
+				return d.ArgErr()
+			}
+		case "assertion":
+			if !d.NextArg() {
+				return d.ArgErr()
+			}
+			switch d.Val() {
+			case "on":
+				h.Assertion = true
+			case "off":
+				h.Assertion = false
+			default:
+				return d.Errf("assertion must be on or off, not %q", d.Val())
 			}
 			if d.NextArg() {
 				return d.ArgErr()

@@ -21,6 +21,14 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	if err == nil {
 		stripSessionCookies(r.Header)
 		setIdentity(r, s)
+		if h.Assertion {
+			tok, err := h.assertion(s)
+			if err != nil {
+				h.logger.Error("signing identity assertion", zap.String("app", h.App), zap.Error(err))
+				return h.fail(w, r, problemStore)
+			}
+			r.Header[headerAssertion] = []string{tok}
+		}
 		return next.ServeHTTP(w, r)
 	}
 	if h.portal || !errors.Is(err, session.ErrNoSession) || !wantsHTML(r) {

@@ -7,10 +7,16 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
+
+	"github.com/hashicorp/golang-lru/v2/expirable"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 )
+
+// assertionCacheSize bounds the assertions kept for reuse, per site.
+const assertionCacheSize = 100_000
 
 func init() {
 	caddy.RegisterModule(Handler{})
@@ -20,6 +26,7 @@ func init() {
 const (
 	gatewayPrefix = "/_portalgate/"
 	magicPath     = gatewayPrefix + "magic"
+	jwksPath      = gatewayPrefix + "jwks.json"
 	logoutPath    = gatewayPrefix + "logout"
 	launchPrefix  = gatewayPrefix + "launch/"
 	apiPrefix     = gatewayPrefix + "api/"
@@ -39,11 +46,19 @@ type Handler struct {
 	// scanners that open links). Default: auto.
 	Redeem string `json:"redeem,omitempty"`
 
-	app    *App
-	csp    string
-	target *target
-	portal bool
-	logger *zap.Logger
+	// Assertion adds X-Portal-Assertion to every request it lets through: an
+	// Ed25519 JWT (aud = this app, 60 s) with the identity, verifiable with
+	// the keys at /_portalgate/jwks.json. Default: false.
+	Assertion bool `json:"assertion,omitempty"`
+
+	// assertions reuses a session's assertion while it has most of its life
+	// left: signing costs tens of microseconds, a lookup far less.
+	assertions *expirable.LRU[string, string]
+	app        *App
+	csp        string
+	target     *target
+	portal     bool
+	logger     *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -74,6 +89,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	default:
 		return fmt.Errorf("portalgate %s: redeem must be auto or confirm, not %q", h.App, h.Redeem)
 	}
+	if h.Assertion {
+		h.assertions = expirable.NewLRU[string, string](assertionCacheSize, nil, assertionTTL/2)
+	}
 	// Gateway pages run no script, load nothing, post only to themselves, and
 	// may be framed by the portal alone (menu items show apps in an iframe).
 	h.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors " +
@@ -94,6 +112,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.redeem(w, r)
 	case path == logoutPath:
 		return h.logout(w, r)
+	case path == jwksPath:
+		return h.jwks(w, r)
 	case h.portal && strings.HasPrefix(path, apiPrefix):
 		// The escaped path: a user id may hold "/" or "%", decoded once, later.
 		return h.api(w, r, strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix))
@@ -112,3 +132,28 @@ var (
 	_ caddy.Provisioner           = (*Handler)(nil)
 	_ caddyhttp.MiddlewareHandler = (*Handler)(nil)
 )
+
+// jwks serves the public keys of identity assertions (RFC 7517).
+func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
+	if r.Method != http.MethodGet && r.Method != http.MethodHead {
+		return h.fail(w, r, problemMethod)
+	}
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(h.app.asserter.JWKS())
+	return err
+}
+
+// assertion returns the signed identity assertion for a session, reusing
+// one while at least half its life is left.
+func (h *Handler) assertion(s *store.Session) (string, error) {
+	if tok, ok := h.assertions.Get(s.ID); ok {
+		return tok, nil
+	}
+	tok, _, err := h.app.asserter.Sign(h.App, s.User)
+	if err != nil {
+		return "", err
+	}
+	h.assertions.Add(s.ID, tok)
+	return tok, nil
+}

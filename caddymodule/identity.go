@@ -17,6 +17,8 @@ const (
 	headerType     = "X-Portal-User-Type"
 	headerLocation = "X-Portal-Location-Id"
 	headerApp      = "X-Portal-App"
+	// headerAssertion carries the signed identity assertion, when on.
+	headerAssertion = "X-Portal-Assertion"
 )
 
 // stripIdentityHeaders deletes every header a client sent that an app could

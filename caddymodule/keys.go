@@ -1,7 +1,7 @@
 package caddymodule
 
 import (
-	"context"
+	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
 	"encoding/json"
@@ -10,26 +10,36 @@ import (
 	"io/fs"
 
 	"github.com/caddyserver/caddy/v2"
-	"github.com/caddyserver/certmagic"
 	"go.uber.org/zap"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 )
 
-// generatedKeyPath is where the generated signing key lives in Caddy's
-// storage (the data directory by default), so links survive restarts and
-// instances sharing storage share the key.
-const generatedKeyPath = "portalgate/signing-key.json"
+// Where generated keys live in Caddy's storage (the data directory by
+// default), so links and assertions survive restarts and instances sharing
+// storage share the keys.
+const (
+	generatedKeyPath       = "portalgate/signing-key.json"
+	generatedAssertionPath = "portalgate/assertion-key.json"
+)
 
-// loadKeyRing builds the key ring from the configured keys, or from the
+// storedKey is a generated key as kept in storage: an id and the secret (an
+// HMAC secret, or an Ed25519 seed), base64url.
+type storedKey struct {
+	ID     string `json:"id"`
+	Secret string `json:"secret"`
+}
+
+// loadKeyRing builds the link key ring from the configured keys, or from the
 // generated key when none is configured.
 func (a *App) loadKeyRing() (*link.Ring, error) {
 	if len(a.SigningKeys) == 0 {
-		k, err := a.generatedKey()
+		id, secret, err := a.generatedKey(generatedKeyPath, "gen-", 32)
 		if err != nil {
 			return nil, fmt.Errorf("portalgate: loading the generated signing key: %w", err)
 		}
-		return link.NewRing(k)
+		return link.NewRing(link.Key{ID: id, Secret: secret})
 	}
 	repl := caddy.NewReplacer()
 	keys := make([]link.Key, len(a.SigningKeys))
@@ -43,58 +53,74 @@ func (a *App) loadKeyRing() (*link.Ring, error) {
 	return ring, nil
 }
 
-type storedKey struct {
-	ID     string `json:"id"`
-	Secret string `json:"secret"` // base64url
+// loadAssertionKeys returns the Ed25519 keys for identity assertions: the
+// configured ones (seeds, base64url), or one generated once.
+func (a *App) loadAssertionKeys() ([]assertion.Key, error) {
+	if len(a.AssertionKeys) == 0 {
+		id, seed, err := a.generatedKey(generatedAssertionPath, "ed-", ed25519.SeedSize)
+		if err != nil {
+			return nil, fmt.Errorf("portalgate: loading the generated assertion key: %w", err)
+		}
+		return []assertion.Key{{ID: id, Private: ed25519.NewKeyFromSeed(seed)}}, nil
+	}
+	repl := caddy.NewReplacer()
+	keys := make([]assertion.Key, len(a.AssertionKeys))
+	for i, k := range a.AssertionKeys {
+		seed, err := base64.RawURLEncoding.DecodeString(repl.ReplaceKnown(k.Secret, ""))
+		if err != nil || len(seed) != ed25519.SeedSize {
+			return nil, fmt.Errorf("portalgate: assertion_key %q must be a 32-byte Ed25519 seed in base64url", k.ID)
+		}
+		keys[i] = assertion.Key{ID: k.ID, Private: ed25519.NewKeyFromSeed(seed)}
+	}
+	return keys, nil
 }
 
-// generatedKey loads the generated key, creating it under Caddy's storage
-// lock the first time, so concurrent instances agree on one key.
-func (a *App) generatedKey() (link.Key, error) {
+// generatedKey loads the key at path in Caddy's storage, creating it (size
+// random bytes, id prefix+random) under the storage lock the first time, so
+// concurrent instances agree on one key.
+func (a *App) generatedKey(path, prefix string, size int) (string, []byte, error) {
 	st := a.ctx.Storage()
-	if k, err := readKey(a.ctx, st); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
+	read := func() (string, []byte, error) {
+		raw, err := st.Load(a.ctx, path)
+		if err != nil {
+			return "", nil, err
+		}
+		var sk storedKey
+		if err := json.Unmarshal(raw, &sk); err != nil {
+			return "", nil, fmt.Errorf("decoding %s: %w", path, err)
+		}
+		secret, err := base64.RawURLEncoding.DecodeString(sk.Secret)
+		if err != nil || len(secret) != size {
+			return "", nil, fmt.Errorf("decoding %s: not a %d-byte key", path, size)
+		}
+		return sk.ID, secret, nil
 	}
-	if err := st.Lock(a.ctx, generatedKeyPath); err != nil {
-		return link.Key{}, err
+	if id, secret, err := read(); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, secret, err
 	}
-	defer func() { _ = st.Unlock(a.ctx, generatedKeyPath) }()
-	if k, err := readKey(a.ctx, st); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return k, err
+	if err := st.Lock(a.ctx, path); err != nil {
+		return "", nil, err
 	}
-	secret := make([]byte, 32)
+	defer func() { _ = st.Unlock(a.ctx, path) }()
+	if id, secret, err := read(); err == nil || !errors.Is(err, fs.ErrNotExist) {
+		return id, secret, err
+	}
+	secret := make([]byte, size)
 	if _, err := rand.Read(secret); err != nil {
-		return link.Key{}, err
+		return "", nil, err
 	}
-	id, err := link.NewID()
+	rid, err := link.NewID()
 	if err != nil {
-		return link.Key{}, err
+		return "", nil, err
 	}
-	k := link.Key{ID: "gen-" + id[:8], Secret: secret}
-	raw, err := json.Marshal(storedKey{ID: k.ID, Secret: base64.RawURLEncoding.EncodeToString(secret)})
+	id := prefix + rid[:8]
+	raw, err := json.Marshal(storedKey{ID: id, Secret: base64.RawURLEncoding.EncodeToString(secret)})
 	if err != nil {
-		return link.Key{}, err
+		return "", nil, err
 	}
-	if err := st.Store(a.ctx, generatedKeyPath, raw); err != nil {
-		return link.Key{}, err
+	if err := st.Store(a.ctx, path, raw); err != nil {
+		return "", nil, err
 	}
-	a.logger.Info("generated a signing key for links; set signing_key to manage keys yourself",
-		zap.String("kid", k.ID))
-	return k, nil
-}
-
-func readKey(ctx context.Context, st certmagic.Storage) (link.Key, error) {
-	raw, err := st.Load(ctx, generatedKeyPath)
-	if err != nil {
-		return link.Key{}, err
-	}
-	var sk storedKey
-	if err := json.Unmarshal(raw, &sk); err != nil {
-		return link.Key{}, fmt.Errorf("decoding %s: %w", generatedKeyPath, err)
-	}
-	secret, err := base64.RawURLEncoding.DecodeString(sk.Secret)
-	if err != nil {
-		return link.Key{}, fmt.Errorf("decoding %s: %w", generatedKeyPath, err)
-	}
-	return link.Key{ID: sk.ID, Secret: secret}, nil
+	a.logger.Info("generated a key; configure your own to manage it", zap.String("path", path), zap.String("kid", id))
+	return id, secret, nil
 }
