@@ -41,7 +41,7 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
 	route := strings.TrimPrefix(r.URL.EscapedPath(), adminPrefix)
-	status, body, err := app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	status, body, err := app.callAPI(r.Context(), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):

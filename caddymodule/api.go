@@ -39,7 +39,7 @@ func badInput(err error) *apiError {
 //	POST   links               mint a link (JSON body: MintRequest)
 //	DELETE links/{id}          revoke a link before it is used
 //	POST   users/{id}/revoke   end every session of a user, refuse their older links
-func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader) (int, any, error) {
+func (a *App) callAPI(ctx context.Context, by, method, route string, body io.Reader) (int, any, error) {
 	parts := strings.Split(route, "/")
 	for i, p := range parts {
 		var err error
@@ -56,7 +56,7 @@ func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader)
 		if err != nil {
 			return 0, nil, badInput(err)
 		}
-		resp, err := a.Mint(req)
+		resp, err := a.Mint(req, by)
 		if errors.Is(err, errInput) {
 			return 0, nil, badInput(err)
 		}
@@ -69,7 +69,7 @@ func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader)
 		if method != http.MethodDelete {
 			return 0, nil, methodNotAllowed(http.MethodDelete)
 		}
-		if err := a.RevokeLink(ctx, parts[1]); err != nil {
+		if err := a.RevokeLink(ctx, by, parts[1]); err != nil {
 			return 0, nil, err
 		}
 		return http.StatusOK, map[string]string{"status": "revoked", "id": parts[1]}, nil
@@ -79,7 +79,7 @@ func (a *App) callAPI(ctx context.Context, method, route string, body io.Reader)
 			return 0, nil, methodNotAllowed(http.MethodPost)
 		}
 		userID := parts[1]
-		n, err := a.RevokeUser(ctx, userID)
+		n, err := a.RevokeUser(ctx, by, userID)
 		if err != nil {
 			return 0, nil, err
 		}
@@ -99,20 +99,20 @@ func (a *App) revocationHold() time.Time {
 }
 
 // RevokeLink makes a link unusable before it is used (or before its last use).
-func (a *App) RevokeLink(ctx context.Context, id string) error {
+func (a *App) RevokeLink(ctx context.Context, by, id string) error {
 	if len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 		return badInput(errors.New("a link id is the 22-character id the mint returned"))
 	}
 	if err := a.store.RevokeLink(ctx, id, a.revocationHold()); err != nil {
 		return err
 	}
-	a.logger.Info("link revoked", zap.String("link_id", id))
+	a.audit.linkRevoked(by, id)
 	return nil
 }
 
 // RevokeUser ends every session of a user and refuses their links issued
 // until now, on this instance's L1 and in the store.
-func (a *App) RevokeUser(ctx context.Context, userID string) (int, error) {
+func (a *App) RevokeUser(ctx context.Context, by, userID string) (int, error) {
 	if userID == "" {
 		return 0, badInput(errors.New("a user id is required"))
 	}
@@ -120,7 +120,7 @@ func (a *App) RevokeUser(ctx context.Context, userID string) (int, error) {
 	if err != nil {
 		return n, err
 	}
-	a.logger.Info("user revoked", zap.String("user_id", userID), zap.Int("sessions_ended", n))
+	a.audit.userRevoked(by, userID, n)
 	return n, nil
 }
 
@@ -135,13 +135,14 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, route string) erro
 		return h.tooMany(w, r, wait)
 	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	if !ok || !h.app.checkAPIKey(key) {
+	keyID, valid := h.app.checkAPIKey(key)
+	if !ok || !valid {
 		h.app.limiter.Fail(apiKeyKey(ip))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portalgate"`)
-		h.logger.Info("link API key rejected", zap.String("client_ip", ip))
+		h.app.audit.apiKeyRejected(ip)
 		return h.fail(w, r, problemAPIKey)
 	}
-	status, v, err := h.app.callAPI(r.Context(), r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	status, v, err := h.app.callAPI(r.Context(), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
 	noStore(w)
 	var ae *apiError
 	switch {

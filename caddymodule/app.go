@@ -114,6 +114,10 @@ type App struct {
 	csrfKey  []byte
 	limiter  *ratelimit.Limiter
 	asserter *assertion.Signer
+	metrics  *metrics
+	audit    audit
+	inner    store.Store
+	backend  string
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -168,6 +172,7 @@ var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
 	a.logger = ctx.Logger()
+	a.audit = audit{a.logger.Named("audit")}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -216,14 +221,27 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading session store: %w", err)
 	}
-	a.store = mod.(store.Store)
+	backend := string(mod.(caddy.Module).CaddyModule().ID.Name())
+	a.inner = mod.(storeModule).inner()
+	a.metrics = newMetrics()
+	a.store = instrument(mod.(store.Store), backend, a.metrics.storeOps)
 	a.sessions, err = session.NewManager(a.store, session.Config{
 		TTL:           time.Duration(a.SessionTTL),
 		Idle:          time.Duration(a.SessionIdle),
 		CacheMaxBytes: a.CacheMaxBytes,
 		Now:           a.now,
 	})
-	return err
+	if err != nil {
+		return err
+	}
+	a.backend = backend
+	return a.registerMetrics(ctx, backend, a.inner)
+}
+
+// storeModule is a store module: it gives access to the store it wraps
+// (optional abilities such as counting sessions or a ping live there).
+type storeModule interface {
+	inner() store.Store
 }
 
 func (a *App) provisionRateLimit() error {
@@ -378,18 +396,19 @@ func (a *App) purgeLoop() {
 	}
 }
 
-// checkAPIKey reports whether key hashes to a configured API key hash. Every
-// hash is compared, in constant time, so timing tells nothing.
-func (a *App) checkAPIKey(key string) bool {
+// checkAPIKey reports whether key hashes to a configured API key hash, and
+// which (the hash's first 8 hex digits, for the audit log). Every hash is
+// compared, in constant time, so timing tells nothing.
+func (a *App) checkAPIKey(key string) (string, bool) {
 	if key == "" {
-		return false
+		return "", false
 	}
 	sum := sha256.Sum256([]byte(key))
 	ok := 0
 	for i := range a.apiKeys {
 		ok |= subtle.ConstantTimeCompare(sum[:], a.apiKeys[i][:])
 	}
-	return ok == 1
+	return hex.EncodeToString(sum[:4]), ok == 1
 }
 
 // appNames lists the declared child apps, in declaration order.
@@ -423,8 +442,9 @@ type MintResponse struct {
 // errInput marks errors caused by the request, as opposed to the gateway.
 var errInput = errors.New("invalid request")
 
-// Mint signs a link for req and returns where it lands.
-func (a *App) Mint(req MintRequest) (MintResponse, error) {
+// Mint signs a link for req and returns where it lands; by says who asked
+// (for the audit log).
+func (a *App) Mint(req MintRequest, by string) (MintResponse, error) {
 	in := func(format string, args ...any) (MintResponse, error) {
 		return MintResponse{}, fmt.Errorf("%w: "+format, append([]any{errInput}, args...)...)
 	}
@@ -455,14 +475,22 @@ func (a *App) Mint(req MintRequest) (MintResponse, error) {
 	if t.name == PortalName && apps == nil {
 		apps = a.appNames()
 	}
-	l, err := a.codec.Mint(link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps})
+	l, err := a.issue(by, link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps})
 	if err != nil {
 		return in("%v", err)
 	}
-	a.logger.Info("link minted",
-		zap.String("app", t.name), zap.String("user_id", req.User.ID),
-		zap.String("link_id", l.ID), zap.Time("expires_at", l.ExpiresAt))
 	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
+}
+
+// issue signs a link, and counts and audits it.
+func (a *App) issue(by string, req link.Request) (link.Link, error) {
+	l, err := a.codec.Mint(req)
+	if err != nil {
+		return link.Link{}, err
+	}
+	a.metrics.minted.WithLabelValues(req.App).Inc()
+	a.audit.linkMinted(by, req.App, req.User.ID, l.ID, l.ExpiresAt)
+	return l, nil
 }
 
 func (t *target) magicURL(token string) string {

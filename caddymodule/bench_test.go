@@ -106,7 +106,7 @@ func BenchmarkRedeem(b *testing.B) {
 			// Links are minted up front; minting is not what is measured.
 			urls := make([]string, b.N)
 			for i := range urls {
-				l, err := h.app.Mint(MintRequest{App: "courses", User: userOf("c_bench")})
+				l, err := h.app.Mint(MintRequest{App: "courses", User: userOf("c_bench")}, "bench")
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -131,7 +131,7 @@ func BenchmarkRedeem_Parallel(b *testing.B) {
 			b.ReportAllocs()
 			b.RunParallel(func(pb *testing.PB) {
 				for pb.Next() {
-					l, err := h.app.Mint(MintRequest{App: "courses", User: userOf("c_bench")})
+					l, err := h.app.Mint(MintRequest{App: "courses", User: userOf("c_bench")}, "bench")
 					if err != nil {
 						b.Error(err)
 						return

@@ -19,6 +19,7 @@ import (
 func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	s, err := h.session(r)
 	if err == nil {
+		h.gatedOK.Inc()
 		stripSessionCookies(r.Header)
 		setIdentity(r, s)
 		if h.Assertion {
@@ -30,6 +31,11 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 			r.Header[headerAssertion] = []string{tok}
 		}
 		return next.ServeHTTP(w, r)
+	}
+	if errors.Is(err, session.ErrNoSession) {
+		h.gatedNoSession.Inc()
+	} else {
+		h.gatedStoreError.Inc()
 	}
 	if h.portal || !errors.Is(err, session.ErrNoSession) || !wantsHTML(r) {
 		return h.noSession(w, r, err)
@@ -88,7 +94,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 			return h.fail(w, r, problemStore)
 		}
 		if s != nil {
-			h.logger.Info("signed out", zap.String("app", h.App), zap.String("user_id", s.User.ID))
+			h.app.audit.sessionEnded(h.App, s.User.ID, id, "logout")
 		}
 	}
 	http.SetCookie(w, h.cookie(h.target.cookie, "", -1))

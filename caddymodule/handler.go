@@ -10,6 +10,7 @@ import (
 
 	"github.com/hashicorp/golang-lru/v2/expirable"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
@@ -54,11 +55,13 @@ type Handler struct {
 	// assertions reuses a session's assertion while it has most of its life
 	// left: signing costs tens of microseconds, a lookup far less.
 	assertions *expirable.LRU[string, string]
-	app        *App
-	csp        string
-	target     *target
-	portal     bool
-	logger     *zap.Logger
+	// The gate's counters, resolved once: the hot path only adds.
+	gatedOK, gatedNoSession, gatedStoreError prometheus.Counter
+	app                                      *App
+	csp                                      string
+	target                                   *target
+	portal                                   bool
+	logger                                   *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -82,6 +85,9 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", h.App, h.App)
 	}
 	h.portal = h.App == PortalName
+	h.gatedOK = h.app.metrics.gated.WithLabelValues(h.App, "ok")
+	h.gatedNoSession = h.app.metrics.gated.WithLabelValues(h.App, "no_session")
+	h.gatedStoreError = h.app.metrics.gated.WithLabelValues(h.App, "store_error")
 	switch h.Redeem {
 	case "":
 		h.Redeem = RedeemAuto

@@ -63,13 +63,11 @@ func (h *Handler) launch(w http.ResponseWriter, r *http.Request, name string) er
 		// Anything but a plain path inside the app lands on its front page.
 		next = "/"
 	}
-	l, err := h.app.codec.Mint(link.Request{App: t.name, User: s.User, Path: next, TTL: launchTTL})
+	l, err := h.app.issue("launch", link.Request{App: t.name, User: s.User, Path: next, TTL: launchTTL})
 	if err != nil {
 		h.logger.Error("minting launch link", zap.String("app", t.name), zap.Error(err))
 		return h.fail(w, r, problemStore)
 	}
-	h.logger.Info("app launched", zap.String("app", t.name), zap.String("user_id", s.User.ID),
-		zap.String("link_id", l.ID))
 	noStore(w)
 	http.Redirect(w, r, t.magicURL(l.Token), http.StatusSeeOther)
 	return nil

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
@@ -43,6 +44,7 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 	}
 	ip := clientIP(r)
 	if wait, blocked := h.app.limiter.Blocked(redeemKey(ip)); blocked {
+		h.redemptions(problemRateLimit.why()).Inc()
 		return h.tooMany(w, r, wait)
 	}
 	claims, err := h.app.codec.Verify(r.URL.Query().Get("token"), h.App)
@@ -81,6 +83,7 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claim
 		return h.rejectLink(w, r, ip, problemRevoked, claims)
 	case err != nil:
 		h.logger.Error("redeeming link", zap.String("app", h.App), zap.Error(err))
+		h.redemptions("store_error").Inc()
 		return h.fail(w, r, problemStore)
 	}
 	// A redemption always starts a new session with a new id, so a planted
@@ -90,8 +93,8 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claim
 			h.logger.Error("ending replaced session", zap.String("app", h.App), zap.Error(err))
 		}
 	}
-	h.logger.Info("link redeemed", zap.String("app", h.App), zap.String("user_id", s.User.ID),
-		zap.String("link_id", claims.ID))
+	h.redemptions("ok").Inc()
+	h.app.audit.linkRedeemed(h.App, s.User.ID, claims.ID, s.ID, ip)
 	http.SetCookie(w, h.cookie(h.target.cookie, s.ID, time.Duration(h.app.SessionTTL)))
 	if cookieValue(r.Header, h.confirmCookie()) != "" {
 		http.SetCookie(w, h.cookie(h.confirmCookie(), "", -1))
@@ -107,11 +110,12 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claim
 // client's failure budget: guessing and replaying cost the guesser.
 func (h *Handler) rejectLink(w http.ResponseWriter, r *http.Request, ip string, p problem, claims *link.Claims) error {
 	h.app.limiter.Fail(redeemKey(ip))
-	fields := []zap.Field{zap.String("app", h.App), zap.String("reason", p.code), zap.String("client_ip", ip)}
+	h.redemptions(p.why()).Inc()
+	var linkID, userID string
 	if claims != nil {
-		fields = append(fields, zap.String("link_id", claims.ID), zap.String("user_id", claims.Subject))
+		linkID, userID = claims.ID, claims.Subject
 	}
-	h.logger.Info("link rejected", fields...)
+	h.app.audit.linkRejected(h.App, p.why(), ip, linkID, userID)
 	return h.fail(w, r, p)
 }
 
@@ -164,4 +168,9 @@ func linkProblem(err error) problem {
 		return problemSignature
 	}
 	return problemMalformed
+}
+
+// redemptions is this app's redemption counter for a result.
+func (h *Handler) redemptions(result string) prometheus.Counter {
+	return h.app.metrics.redemptions.WithLabelValues(h.App, result)
 }

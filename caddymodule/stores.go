@@ -71,6 +71,8 @@ func (m *MemoryStore) Provision(caddy.Context) error {
 	return err
 }
 
+func (m *MemoryStore) inner() store.Store { return m.Store }
+
 // Cleanup releases this config's hold on the store.
 func (m *MemoryStore) Cleanup() error {
 	_, err := openStores.Delete("memory")
@@ -126,6 +128,8 @@ func (b *BoltStore) Provision(caddy.Context) error {
 	b.Store, err = loadPooled(b.key, func() (store.Store, error) { return bolt.Open(abs, time.Now) })
 	return err
 }
+
+func (b *BoltStore) inner() store.Store { return b.Store }
 
 // Cleanup releases this config's hold on the file.
 func (b *BoltStore) Cleanup() error {
@@ -317,6 +321,8 @@ func (r *RedisStore) Validate() error {
 	}
 	return nil
 }
+
+func (r *RedisStore) inner() store.Store { return r.Store }
 
 // Cleanup releases this config's hold on the client.
 func (r *RedisStore) Cleanup() error {

@@ -54,7 +54,12 @@ type Manager struct {
 	// back into L1 by a lookup that read it just before it ended.
 	locks [64]sync.Mutex
 	seed  maphash.Seed
+	// hits and misses count lookups served by L1 and by the store.
+	hits, misses atomic.Uint64
 }
+
+// Stats returns how many lookups L1 served and how many read the store.
+func (m *Manager) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
 
 func (m *Manager) lock(id string) *sync.Mutex {
 	return &m.locks[maphash.String(m.seed, id)%uint64(len(m.locks))]
@@ -163,7 +168,10 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 			ok = false
 		}
 	}
-	if !ok {
+	if ok {
+		m.hits.Add(1)
+	} else {
+		m.misses.Add(1)
 		var err error
 		if s, err = m.load(ctx, id, now); err != nil {
 			return nil, err

@@ -354,6 +354,22 @@ func (s *Store) Purge(context.Context) (int, error) {
 	return n, nil
 }
 
+// CountSessions returns how many sessions the file holds (live or awaiting
+// Purge), from bbolt's key count.
+func (s *Store) CountSessions(context.Context) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		n = tx.Bucket(bucketSessions).Stats().KeyN
+		return nil
+	})
+	return n, err
+}
+
+// Ping reports whether the file is usable.
+func (s *Store) Ping(context.Context) error {
+	return s.db.View(func(*bbolt.Tx) error { return nil })
+}
+
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
 

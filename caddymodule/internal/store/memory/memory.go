@@ -182,6 +182,13 @@ func (m *Store) Purge(context.Context) (int, error) {
 	return n, nil
 }
 
+// CountSessions returns how many sessions the store holds.
+func (m *Store) CountSessions(context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.sessions), nil
+}
+
 // Close implements store.Store.
 func (m *Store) Close() error { return nil }
 
