@@ -5,8 +5,13 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
+	"github.com/caddyserver/caddy/v2"
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
@@ -54,5 +59,84 @@ func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
 	h = upstreamHeaders(t, g.do(g.signIn("courses", "c_plain"), http.MethodGet, "http://"+g.courses+"/", "X-Portal-Assertion: forged"))
 	if h.Get("X-Portal-Assertion") != "" {
 		t.Fatalf("courses received an assertion: %v", h)
+	}
+}
+
+func TestMetrics_AdminEndpointShowsPortalgateSeries(t *testing.T) {
+	g := newGateway(t, "store bolt "+t.TempDir()+"/metrics.db")
+	c := g.signIn("courses", "c_metrics")
+	g.do(c, http.MethodGet, "http://"+g.courses+"/")
+	g.do(c, http.MethodGet, "http://"+g.courses+"/")
+	g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Accept: application/json")
+	g.do(g.client(), http.MethodGet, "http://"+g.courses+magicPath+"?token=nope")
+	m := g.do(http.DefaultClient, http.MethodGet, "http://"+g.admin+"/metrics").body
+	for _, want := range []string{
+		`portalgate_links_minted_total{app="courses"} 1`,
+		`portalgate_redemptions_total{app="courses",result="ok"} 1`,
+		`portalgate_redemptions_total{app="courses",result="malformed"} 1`,
+		`portalgate_gated_requests_total{app="courses",result="ok"} 2`,
+		`portalgate_gated_requests_total{app="courses",result="no_session"} 1`,
+		`portalgate_store_operation_seconds_count{operation="redeem",store="bolt"} 1`,
+		`portalgate_active_sessions{store="bolt"} 1`,
+		`portalgate_cache_hits_total`,
+		`portalgate_cache_misses_total`,
+	} {
+		if !strings.Contains(m, want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+}
+
+func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
+	g := &gateway{}
+	*g = *newGateway(t, "store memory")
+	logPath := filepath.Join(t.TempDir(), "audit.log")
+	g.caddyOptions = "log audit {\n\t\tinclude portalgate.audit\n\t\toutput file " + logPath + "\n\t\tformat json\n\t}"
+	g.load()
+	c := g.client()
+	l := g.mint(MintRequest{App: "courses", User: userOf("c_audit")})
+	g.do(c, http.MethodGet, l.URL, browser)
+	u, _ := url.Parse("http://" + g.courses)
+	secrets := []string{l.URL[strings.Index(l.URL, "token=")+6:], testKey, testAPIKey}
+	for _, ck := range c.Jar.Cookies(u) {
+		secrets = append(secrets, ck.Value)
+	}
+	if len(secrets) != 4 {
+		t.Fatal("no session cookie to look for")
+	}
+	g.do(g.client(), http.MethodGet, l.URL, browser) // replay
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, "X-CSRF-Token: "+token)
+	apiCall(g, http.MethodDelete, "links/"+g.mint(MintRequest{App: "courses", User: userOf("c_audit")}).ID)
+	apiCall(g, http.MethodPost, "users/c_audit/revoke")
+	apiCallWithKey(g, "wrong")
+	if err := caddy.Stop(); err != nil { // flush the log file
+		t.Fatal(err)
+	}
+	raw, err := os.ReadFile(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := string(raw)
+	events := map[string]bool{}
+	for _, line := range strings.Split(strings.TrimSpace(log), "\n") {
+		var e map[string]any
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			t.Fatalf("audit line %q: %v", line, err)
+		}
+		if e["logger"] != "portalgate.audit" {
+			t.Fatalf("foreign line in the audit log: %s", line)
+		}
+		events[e["event"].(string)] = true
+	}
+	for _, want := range []string{"link_minted", "link_redeemed", "session_created", "link_rejected", "session_ended", "link_revoked", "user_revoked", "api_key_rejected"} {
+		if !events[want] {
+			t.Errorf("no %s event in:\n%s", want, log)
+		}
+	}
+	for _, s := range secrets {
+		if s != "" && strings.Contains(log, s) {
+			t.Fatalf("a secret is in the audit log: %s", s)
+		}
 	}
 }
