@@ -30,7 +30,8 @@ func (AdminAPI) CaddyModule() caddy.ModuleInfo {
 }
 
 // Routes returns the admin routes: POST /portalgate/links,
-// DELETE /portalgate/links/{id}, POST /portalgate/users/{id}/revoke.
+// DELETE /portalgate/links/{id}, POST /portalgate/users/{id}/revoke and
+// GET /portalgate/health.
 func (AdminAPI) Routes() []caddy.AdminRoute {
 	return []caddy.AdminRoute{{Pattern: adminPrefix, Handler: caddy.AdminHandlerFunc(serveAdmin)}}
 }
@@ -41,6 +42,9 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
 	route := strings.TrimPrefix(r.URL.EscapedPath(), adminPrefix)
+	if route == "health" && r.Method == http.MethodGet {
+		return serveHealth(w, r, app)
+	}
 	status, body, err := app.callAPI(r.Context(), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
 	var ae *apiError
 	switch {

@@ -111,7 +111,9 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 
 // cookie builds one of this app's cookies; maxAge < 0 deletes it.
 func (h *Handler) cookie(name, value string, maxAge time.Duration) *http.Cookie {
-	c := &http.Cookie{
+	// Secure follows the app's configured scheme: only a plain-HTTP origin
+	// (a localhost demo) gets a cookie without it; HTTPS gets __Host-.
+	c := &http.Cookie{ //nolint:gosec // see above
 		Name:     name,
 		Value:    value,
 		Path:     "/",

@@ -140,3 +140,29 @@ func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
 		}
 	}
 }
+
+func TestHealth_ReportsStoreAndKeys(t *testing.T) {
+	g := newGateway(t, "store bolt "+t.TempDir()+"/health.db")
+	r := g.do(http.DefaultClient, http.MethodGet, "http://"+g.admin+"/portalgate/health")
+	var h struct {
+		Status string
+		Store  struct {
+			Backend   string
+			Reachable bool
+		}
+		Keys struct {
+			Signing, Assertion struct {
+				Kid       string
+				Keys      int
+				Generated bool
+			}
+		}
+	}
+	if err := json.Unmarshal([]byte(r.body), &h); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("health: %d %s", r.StatusCode, r.body)
+	}
+	if h.Status != "ok" || h.Store.Backend != "bolt" || !h.Store.Reachable || h.Keys.Signing.Kid != "test" ||
+		h.Keys.Signing.Keys != 1 || h.Keys.Signing.Generated || !h.Keys.Assertion.Generated || strings.Contains(r.body, testKey) {
+		t.Fatalf("health: %s", r.body)
+	}
+}

@@ -2,7 +2,9 @@ package caddymodule
 
 import (
 	"context"
+	"crypto/sha256"
 	"crypto/tls"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -253,12 +255,14 @@ func (r *RedisStore) Provision(caddy.Context) error {
 	setDefault(&r.ReadTimeout, time.Second)
 	setDefault(&r.WriteTimeout, time.Second)
 	setDefault(&r.PubSubCheck, 2*time.Second)
-	cfg, err := json.Marshal(r)
+	// Stores with the same settings are one store; the key is a hash of the
+	// settings, so the password is not kept in it.
+	cfg, err := json.Marshal(r) //nolint:gosec // hashed at once, never stored or logged
 	if err != nil {
 		return err
 	}
-	// The pool key holds the whole config, password included, in memory only.
-	r.key = "redis:" + string(cfg)
+	sum := sha256.Sum256(cfg)
+	r.key = "redis:" + hex.EncodeToString(sum[:])
 	r.Store, err = loadPooled(r.key, func() (store.Store, error) {
 		rdb, err := r.client()
 		if err != nil {

@@ -265,6 +265,10 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 		if code, _ := status(t, noFollow(), http.MethodGet, unspent, "Accept: text/html"); code != http.StatusServiceUnavailable {
 			t.Fatalf("redemption with Redis down: %d", code)
 		}
+		if code, body := status(t, http.DefaultClient, http.MethodGet, "http://"+a.admin+"/portalgate/health"); code != http.StatusServiceUnavailable ||
+			!strings.Contains(body, `"reachable":false`) {
+			t.Fatalf("health with Redis down: %d %s", code, body)
+		}
 		srv.Start()
 		eventually(t, 10*time.Second, "the instance to recover by itself", func() bool {
 			code, _ := status(t, c, http.MethodGet, home(a))

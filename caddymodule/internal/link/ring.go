@@ -59,3 +59,9 @@ func (r *Ring) Derive(label string) []byte {
 	mac.Write([]byte("portalgate derive\x00" + label))
 	return mac.Sum(nil)
 }
+
+// SigningID is the id of the key that signs.
+func (r *Ring) SigningID() string { return r.keys[0].ID }
+
+// Len is how many keys verify.
+func (r *Ring) Len() int { return len(r.keys) }

@@ -41,7 +41,7 @@ func Start(t testing.TB) *Server {
 		t.Fatal(err)
 	}
 	addr := l.Addr().String()
-	l.Close()
+	_ = l.Close()
 	s := &Server{Addr: addr, t: t, bin: bin, dir: t.TempDir()}
 	s.Start()
 	t.Cleanup(s.Stop)

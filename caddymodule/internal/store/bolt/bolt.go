@@ -88,7 +88,7 @@ func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) 
 		case count == revokedCount:
 			refused = store.ErrLinkRevoked
 			return nil
-		case count >= uint64(l.Uses):
+		case l.Uses < 1 || count >= uint64(l.Uses):
 			refused = store.ErrLinkUsed
 			return nil
 		}
@@ -155,8 +155,8 @@ func (s *Store) userCutOff(tx *bbolt.Tx, l store.LinkUse) bool {
 	if len(v) != 16 {
 		return false
 	}
-	at := time.Unix(0, int64(binary.BigEndian.Uint64(v[:8])))
-	until := time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	at := decodeTime(v[:8])
+	until := decodeTime(v[8:])
 	return s.now().Before(until) && !l.IssuedAt.After(at)
 }
 
@@ -167,7 +167,7 @@ func (s *Store) linkRecord(tx *bbolt.Tx, id string) (count uint64, expires time.
 	if len(v) != 16 {
 		return 0, time.Time{}
 	}
-	expires = time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))
+	expires = decodeTime(v[8:])
 	if !s.now().Before(expires) {
 		return 0, time.Time{}
 	}
@@ -178,7 +178,7 @@ func (s *Store) linkRecord(tx *bbolt.Tx, id string) (count uint64, expires time.
 func (s *Store) putLink(tx *bbolt.Tx, id string, count uint64, expires time.Time) error {
 	links, byExp := tx.Bucket(bucketLinks), tx.Bucket(bucketLinkBy)
 	if old := links.Get([]byte(id)); len(old) == 16 {
-		oldExp := time.Unix(0, int64(binary.BigEndian.Uint64(old[8:])))
+		oldExp := decodeTime(old[8:])
 		if err := byExp.Delete(deadlineKey(oldExp, id)); err != nil {
 			return err
 		}
@@ -302,8 +302,8 @@ func (s *Store) Purge(context.Context) (int, error) {
 		expired := func(bucket []byte) [][]byte {
 			var ids [][]byte
 			c := tx.Bucket(bucket).Cursor()
-			for k, _ := c.First(); k != nil && len(k) > 8; k, _ = c.Next() {
-				if now.Before(time.Unix(0, int64(binary.BigEndian.Uint64(k[:8])))) {
+			for k, _ := c.First(); len(k) > 8; k, _ = c.Next() {
+				if now.Before(decodeTime(k[:8])) {
 					break
 				}
 				ids = append(ids, append([]byte(nil), k...))
@@ -332,7 +332,7 @@ func (s *Store) Purge(context.Context) (int, error) {
 		// Revoked users are few; a full scan of them is cheap.
 		var done [][]byte
 		err := tx.Bucket(bucketCutoffs).ForEach(func(k, v []byte) error {
-			if len(v) == 16 && !now.Before(time.Unix(0, int64(binary.BigEndian.Uint64(v[8:])))) {
+			if len(v) == 16 && !now.Before(decodeTime(v[8:])) {
 				done = append(done, append([]byte(nil), k...))
 			}
 			return nil
@@ -372,6 +372,11 @@ func (s *Store) Ping(context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// decodeTime reads a time this package wrote as big-endian Unix nanoseconds.
+func decodeTime(b []byte) time.Time {
+	return time.Unix(0, int64(binary.BigEndian.Uint64(b))) //nolint:gosec // written from an int64 by this package
+}
 
 // deadlineKey orders records by time so Purge reads only what has expired.
 func deadlineKey(t time.Time, id string) []byte {

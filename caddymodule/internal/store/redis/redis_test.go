@@ -18,7 +18,7 @@ import (
 func TestConformance(t *testing.T) {
 	srv := redistest.Start(t)
 	var n atomic.Int32
-	storetest.Run(t, func(t *testing.T, now func() time.Time) store.Store {
+	storetest.Run(t, func(_ *testing.T, now func() time.Time) store.Store {
 		rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
 		// A prefix per test keeps the tests apart in one server.
 		return redis.New(rdb, fmt.Sprintf("t%d:", n.Add(1)), time.Second, now)
