@@ -10,7 +10,8 @@ ARG CADDY_VERSION=2.11.9
 FROM caddy:${CADDY_VERSION}-builder AS builder
 COPY . /src/portalgate
 RUN xcaddy build v${CADDY_VERSION} \
-	--with github.com/portalgate/portalgate=/src/portalgate
+	--with github.com/portalgate/portalgate/caddymodule \
+	--replace github.com/portalgate/portalgate=/src/portalgate
 
 FROM caddy:${CADDY_VERSION}
 COPY --from=builder /usr/bin/caddy /usr/bin/caddy
