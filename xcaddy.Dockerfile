@@ -1,7 +1,10 @@
 # Caddy with Portalgate, built the usual way for Caddy plugins.
 #
 #   docker build -f xcaddy.Dockerfile -t portalgate .
-#   docker run -p 8080-8083:8080-8083 portalgate
+#   docker run -v $PWD/my.Caddyfile:/etc/caddy/Caddyfile -p 443:443 portalgate
+#
+# The image carries the demo Caddyfile, which binds loopback only: mount your
+# own for anything reachable from outside the container.
 #
 # .ci/test runs the same `xcaddy build` directly (no Docker engine needed) and
 # checks the binary lists Portalgate's modules.

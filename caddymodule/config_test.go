@@ -5,6 +5,10 @@ import (
 	"testing"
 )
 
+// parseErrors are the cases the Caddyfile parser itself refuses.
+var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
+	"zero session ttl": true, "handler no app": true}
+
 func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 	g := newGateway(t, "store memory")
 	base := g.caddyfile()
@@ -35,6 +39,10 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 			err := loadCaddyfile(cf)
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error = %v, want it to say %q", err, tc.want)
+			}
+			// A mistake in the Caddyfile's syntax names its line.
+			if parseErrors[name] && !strings.Contains(err.Error(), "Caddyfile:") {
+				t.Fatalf("error = %v, want the line it is on", err)
 			}
 		})
 	}
