@@ -58,6 +58,7 @@ type App struct {
 
 	// Apps are the child apps and their public URLs. Links and redirects are
 	// built from these URLs only, never from a request's Host header.
+	// Default: none (the portal alone).
 	Apps []AppURL `json:"apps,omitempty"`
 
 	// SigningKeys sign and verify link tokens: the first signs, all verify.
@@ -136,15 +137,20 @@ type RateLimit struct {
 
 // AppURL declares one child app.
 type AppURL struct {
-	// Name is how links, directives and the API call the app.
+	// Name is how links, directives and the API call the app: lowercase
+	// letters, digits and dashes. Required.
 	Name string `json:"name"`
 	// URL is the app's public origin, e.g. https://courses.example.com.
+	// Required.
 	URL string `json:"url"`
 }
 
 // SigningKey is one named HMAC secret of at least 32 bytes.
 type SigningKey struct {
-	ID     string `json:"id"`
+	// ID names the key in tokens ("kid"). Required.
+	ID string `json:"id"`
+	// Secret is the key itself, or a placeholder such as {env.KEY}.
+	// Required.
 	Secret string `json:"secret"`
 }
 
@@ -422,12 +428,16 @@ func (a *App) appNames() []string {
 
 // MintRequest is the JSON the link API and the admin API take.
 type MintRequest struct {
-	App  string        `json:"app"`
+	// App is the target: an app name or "portal". Required.
+	App string `json:"app"`
+	// User is who the link signs in; user.id is required.
 	User identity.User `json:"user"`
-	Path string        `json:"path,omitempty"`
-	// TTL is a duration such as "10m" or "1d".
-	TTL  string `json:"ttl,omitempty"`
-	Uses int    `json:"uses,omitempty"`
+	// Path is where the link lands inside the app. Default: "/".
+	Path string `json:"path,omitempty"`
+	// TTL is a duration such as "10m" or "1d". Default: link_ttl.
+	TTL string `json:"ttl,omitempty"`
+	// Uses is how many times the link works. Default: 1.
+	Uses int `json:"uses,omitempty"`
 	// Apps limits which apps a portal session may launch. Default: all.
 	Apps []string `json:"apps,omitempty"`
 }

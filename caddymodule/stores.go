@@ -205,9 +205,11 @@ type RedisStore struct {
 	MasterName string `json:"master_name,omitempty"`
 	// Cluster selects Redis Cluster over Addrs. Default: false.
 	Cluster bool `json:"cluster,omitempty"`
-	// Username and Password for Addrs-based setups (the URL carries its
-	// own); placeholders such as {env.REDIS_PASSWORD} work. Default: none.
+	// Username for Addrs-based setups (the URL carries its own).
+	// Default: none.
 	Username string `json:"username,omitempty"`
+	// Password for Addrs-based setups; placeholders such as
+	// {env.REDIS_PASSWORD} work. Default: none.
 	Password string `json:"password,omitempty"`
 	// DB is the database for Sentinel setups. Default: 0.
 	DB int `json:"db,omitempty"`
@@ -217,10 +219,12 @@ type RedisStore struct {
 	Prefix string `json:"prefix,omitempty"`
 	// PoolSize is the connections per node. Default: go-redis's, 10 per CPU.
 	PoolSize int `json:"pool_size,omitempty"`
-	// DialTimeout, ReadTimeout and WriteTimeout bound each operation, so a
-	// Redis that is down turns into a fast 503. Default: 2s, 1s, 1s.
-	DialTimeout  caddy.Duration `json:"dial_timeout,omitempty"`
-	ReadTimeout  caddy.Duration `json:"read_timeout,omitempty"`
+	// DialTimeout bounds a connection attempt, so a Redis that is down
+	// turns into a fast 503. Default: 2s.
+	DialTimeout caddy.Duration `json:"dial_timeout,omitempty"`
+	// ReadTimeout bounds waiting for an answer. Default: 1s.
+	ReadTimeout caddy.Duration `json:"read_timeout,omitempty"`
+	// WriteTimeout bounds sending a command. Default: 1s.
 	WriteTimeout caddy.Duration `json:"write_timeout,omitempty"`
 	// PubSubCheck bounds how long a broken invalidation channel goes
 	// unnoticed; meanwhile and until it is back, the L1 cache is bypassed.
