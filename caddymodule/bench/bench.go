@@ -1,0 +1,440 @@
+// Package bench measures the gate side by side with the alternatives, all on
+// loopback in one process: the upstream alone, bare reverse_proxy, portalgate
+// (warm and cold L1, bolt and Redis), forward_auth to an auth service that
+// answers at once, redemption throughput, and latency against the number of
+// live sessions. `go run ./cmd/bench` runs it.
+package bench
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"text/tabwriter"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile" // the Caddyfile adapter
+	_ "github.com/caddyserver/caddy/v2/modules/standard"          // reverse_proxy, forward_auth
+
+	_ "github.com/portalgate/portalgate/caddymodule" // the gate
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
+)
+
+// Options choose what runs and for how long.
+type Options struct {
+	// Duration of each load run.
+	Duration time.Duration
+	// Connections of each load run.
+	Connections int
+	// Scenarios to run, by number (1-8); empty runs all.
+	Scenarios map[int]bool
+	// SessionCounts for scenario 8.
+	SessionCounts []int
+	// Out receives the report.
+	Out io.Writer
+}
+
+const benchKey = "bench-signing-secret-0123456789-abcdef"
+
+type env struct {
+	o                           Options
+	dir                         string
+	upstream, auth              string // host:port
+	gate, bare, forward, portal string // host:port
+	redisURL                    string
+	rows                        []row
+	rps                         map[int]float64
+	codec                       *link.Codec
+	warmSessions, coldSessions  []string
+	redisSessions               []string
+}
+
+type row struct {
+	n    int
+	name string
+	r    result
+	unit string
+}
+
+// Run runs the scenarios and writes the report.
+func Run(ctx context.Context, o Options) error {
+	dir, err := os.MkdirTemp("", "portalgate-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(dir)
+	// Caddy's data (the generated keys, if any) stays in the bench's directory.
+	os.Setenv("XDG_DATA_HOME", dir)
+	os.Setenv("XDG_CONFIG_HOME", dir)
+	defer func() { _ = caddy.Stop() }()
+
+	e := &env{o: o, dir: dir, rps: map[int]float64{}}
+	for _, p := range []*string{&e.gate, &e.bare, &e.forward, &e.portal} {
+		if *p, err = freeAddr(); err != nil {
+			return err
+		}
+	}
+	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	})); err != nil {
+		return err
+	}
+	if e.auth, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.WriteHeader(http.StatusOK)
+	})); err != nil {
+		return err
+	}
+	ring, _ := link.NewRing(link.Key{ID: "bench", Secret: []byte(benchKey)})
+	e.codec = &link.Codec{Ring: ring, Issuer: "http://" + e.portal, DefaultTTL: 15 * time.Minute, MaxTTL: time.Hour, Now: time.Now}
+	if url, stop, err := startRedis(dir); err == nil {
+		defer stop()
+		e.redisURL = url
+	} else {
+		fmt.Fprintf(o.Out, "redis-server: %v; scenarios on Redis are skipped\n", err)
+	}
+
+	steps := []struct {
+		n  int
+		fn func(context.Context) error
+	}{
+		{1, e.upstreamAlone}, {2, e.bareProxy}, {3, e.warmGate}, {4, e.coldGate},
+		{5, e.forwardAuth}, {6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
+	}
+	for _, s := range steps {
+		if len(o.Scenarios) > 0 && !o.Scenarios[s.n] {
+			continue
+		}
+		if err := s.fn(ctx); err != nil {
+			return fmt.Errorf("scenario %d: %w", s.n, err)
+		}
+	}
+	e.report()
+	return nil
+}
+
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
+
+func serve(h http.Handler) (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", err
+	}
+	go func() { _ = (&http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second}).Serve(l) }()
+	return l.Addr().String(), nil
+}
+
+// startRedis starts redis-server on a free port with append-only persistence
+// fsynced every second (the usual production setting).
+func startRedis(dir string) (string, func(), error) {
+	bin, err := exec.LookPath("redis-server")
+	if err != nil {
+		return "", nil, err
+	}
+	addr, err := freeAddr()
+	if err != nil {
+		return "", nil, err
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	cmd := exec.Command(bin, "--bind", "127.0.0.1", "--port", port, "--dir", dir, "--appendonly", "yes",
+		"--appendfsync", "everysec", "--save", "", "--protected-mode", "no")
+	if err := cmd.Start(); err != nil {
+		return "", nil, err
+	}
+	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
+	for range 100 {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close()
+			return "redis://" + addr + "/0", stop, nil
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	stop()
+	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
+}
+
+// load (re)loads Caddy with the gate on the given store and L1 budget.
+func (e *env) load(storeLine, cache string) error {
+	cf := fmt.Sprintf(`{
+	admin off
+	persist_config off
+	log {
+		level ERROR
+	}
+	portalgate {
+		portal http://%[1]s
+		app courses http://%[2]s
+		signing_key bench %[3]s
+		%[4]s
+		cache_max_bytes %[5]s
+		rate_limit off
+	}
+}
+http://%[1]s {
+	portalgate portal
+}
+http://%[2]s {
+	portalgate courses
+	reverse_proxy %[6]s
+}
+http://%[7]s {
+	reverse_proxy %[6]s
+}
+http://%[8]s {
+	forward_auth %[9]s {
+		uri /auth
+	}
+	reverse_proxy %[6]s
+}
+`, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth)
+	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+	if err != nil {
+		return err
+	}
+	return caddy.Load(cfg, true)
+}
+
+// seedBolt writes n sessions for courses into a fresh bolt file, before
+// Caddy opens it, and returns the file and the ids.
+func (e *env) seedBolt(name string, n int) (string, []string, error) {
+	path := filepath.Join(e.dir, name+".db")
+	st, err := bolt.Open(path, time.Now)
+	if err != nil {
+		return "", nil, err
+	}
+	defer st.Close()
+	sessions, ids := makeSessions(n)
+	return path, ids, st.CreateSessions(context.Background(), sessions)
+}
+
+func makeSessions(n int) ([]*store.Session, []string) {
+	now := time.Now()
+	sessions := make([]*store.Session, n)
+	ids := make([]string, n)
+	for i := range sessions {
+		id, _ := session.NewID()
+		ids[i] = id
+		sessions[i] = &store.Session{
+			ID:   id,
+			User: identity.User{ID: fmt.Sprintf("c_%d", i), Email: fmt.Sprintf("c_%d@example.com", i), Name: "Bench User", Type: identity.Contact},
+			App:  "courses", CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour), IdleAt: now.Add(2 * time.Hour),
+		}
+	}
+	return sessions, ids
+}
+
+// get returns a request builder for GET url, with a session cookie per
+// connection when ids are given.
+func get(url string, ids []string) request {
+	return func(c, _ int) *http.Request {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		if len(ids) > 0 {
+			req.Header.Set("Cookie", "portalgate-courses="+ids[c%len(ids)])
+		}
+		return req
+	}
+}
+
+func (e *env) run(ctx context.Context, n int, name, url string, ids []string) {
+	r := load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(url, ids))
+	e.rows = append(e.rows, row{n: n, name: name, r: r, unit: "req/s"})
+	e.rps[n] = r.rps()
+	fmt.Fprintf(e.o.Out, "  %d. %-44s %10.0f req/s  p50 %-9v p99 %-9v failures %d\n", n, name, r.rps(), r.p50, r.p99, r.failures)
+}
+
+func (e *env) upstreamAlone(ctx context.Context) error {
+	e.run(ctx, 1, "upstream alone", "http://"+e.upstream+"/", nil)
+	return nil
+}
+
+func (e *env) bareProxy(ctx context.Context) error {
+	if err := e.load("store memory", "64MiB"); err != nil {
+		return err
+	}
+	e.run(ctx, 2, "Caddy reverse_proxy", "http://"+e.bare+"/", nil)
+	return nil
+}
+
+func (e *env) warmGate(ctx context.Context) error {
+	path, ids, err := e.seedBolt("warm", 1000)
+	if err != nil {
+		return err
+	}
+	if err := e.load("store bolt "+path, "64MiB"); err != nil {
+		return err
+	}
+	e.run(ctx, 3, "portalgate, bolt, warm L1", "http://"+e.gate+"/", ids)
+	return nil
+}
+
+func (e *env) coldGate(ctx context.Context) error {
+	path, ids, err := e.seedBolt("cold", 1000)
+	if err != nil {
+		return err
+	}
+	// One byte of L1 holds nothing: every request reads the store.
+	if err := e.load("store bolt "+path, "1"); err != nil {
+		return err
+	}
+	e.run(ctx, 4, "portalgate, bolt, cold L1", "http://"+e.gate+"/", ids)
+	return nil
+}
+
+func (e *env) forwardAuth(ctx context.Context) error {
+	if err := e.load("store memory", "64MiB"); err != nil {
+		return err
+	}
+	e.run(ctx, 5, "Caddy forward_auth to an instant 200", "http://"+e.forward+"/", nil)
+	return nil
+}
+
+func (e *env) redisGate(ctx context.Context) error {
+	if e.redisURL == "" {
+		return nil
+	}
+	if err := e.load("store redis "+e.redisURL, "64MiB"); err != nil {
+		return err
+	}
+	// Sessions through the gate's own redemption: the Redis store is Caddy's.
+	ids, err := e.redeemSessions(64)
+	if err != nil {
+		return err
+	}
+	e.run(ctx, 6, "portalgate, Redis, warm L1", "http://"+e.gate+"/", ids)
+	return nil
+}
+
+// redeemSessions signs in n users through the gate and returns their ids.
+func (e *env) redeemSessions(n int) ([]string, error) {
+	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	var ids []string
+	for i := range n {
+		l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("r_%d", i)}})
+		if err != nil {
+			return nil, err
+		}
+		res, err := client.Get("http://" + e.gate + "/_portalgate/magic?token=" + l.Token)
+		if err != nil {
+			return nil, err
+		}
+		drain(res)
+		for _, c := range res.Cookies() {
+			if c.Name == "portalgate-courses" {
+				ids = append(ids, c.Value)
+			}
+		}
+	}
+	if len(ids) != n {
+		return nil, fmt.Errorf("signed in %d of %d users", len(ids), n)
+	}
+	return ids, nil
+}
+
+// redemptions measures one-time links redeemed per second, concurrently.
+func (e *env) redemptions(ctx context.Context) error {
+	stores := []struct{ name, line string }{{"bolt", "store bolt " + filepath.Join(e.dir, "redeem.db")}}
+	if e.redisURL != "" {
+		stores = append(stores, struct{ name, line string }{"Redis", "store redis " + e.redisURL})
+	}
+	for _, st := range stores {
+		if err := e.load(st.line, "64MiB"); err != nil {
+			return err
+		}
+		// Enough links for the run, signed beforehand: signing is not measured.
+		tokens := make([]string, 150_000)
+		for i := range tokens {
+			l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("u_%d", i)}})
+			if err != nil {
+				return err
+			}
+			tokens[i] = "http://" + e.gate + "/_portalgate/magic?token=" + l.Token
+		}
+		var next atomic.Int64
+		r := load(ctx, e.o.Connections, e.o.Duration, http.StatusSeeOther, func(int, int) *http.Request {
+			i := next.Add(1) - 1
+			req, _ := http.NewRequest(http.MethodGet, tokens[min(int(i), len(tokens)-1)], nil)
+			return req
+		})
+		name := "redemptions, " + st.name
+		e.rows = append(e.rows, row{n: 7, name: name, r: r, unit: "links/s"})
+		fmt.Fprintf(e.o.Out, "  7. %-44s %10.0f links/s p50 %-9v p99 %-9v failures %d\n", name, r.rps(), r.p50, r.p99, r.failures)
+	}
+	return nil
+}
+
+// sessionScaling is scenario 3 with more and more live sessions in the store.
+func (e *env) sessionScaling(ctx context.Context) error {
+	for _, n := range e.o.SessionCounts {
+		start := time.Now()
+		path, ids, err := e.seedBolt(fmt.Sprintf("scale-%d", n), n)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(e.o.Out, "     (seeded %d sessions in %v)\n", n, time.Since(start).Round(time.Millisecond))
+		if err := e.load("store bolt "+path, "64MiB"); err != nil {
+			return err
+		}
+		// Each connection holds one session, spread over the whole store.
+		spread := make([]string, e.o.Connections)
+		for c := range spread {
+			spread[c] = ids[(c*len(ids))/len(spread)]
+		}
+		e.run(ctx, 8, fmt.Sprintf("portalgate, bolt, warm L1, %d sessions", n), "http://"+e.gate+"/", spread)
+	}
+	return nil
+}
+
+func (e *env) report() {
+	w := tabwriter.NewWriter(e.o.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(e.o.Out, "\n| # | scenario | throughput | p50 | p99 | failures |")
+	fmt.Fprintln(e.o.Out, "|---|---|---:|---:|---:|---:|")
+	for _, r := range e.rows {
+		fmt.Fprintf(e.o.Out, "| %d | %s | %.0f %s | %v | %v | %d |\n", r.n, r.name, r.r.rps(), r.unit,
+			r.r.p50.Round(time.Microsecond), r.r.p99.Round(time.Microsecond), r.r.failures)
+	}
+	_ = w.Flush()
+	ratio := func(a, b int) string {
+		if e.rps[a] == 0 || e.rps[b] == 0 {
+			return "n/a"
+		}
+		return fmt.Sprintf("%.1f%%", 100*e.rps[a]/e.rps[b])
+	}
+	fmt.Fprintln(e.o.Out)
+	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 2 (gate vs bare proxy, target >= 97%%): %s\n", ratio(3, 2))
+	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 5 (gate vs forward_auth, target >= 150%%): %s\n", ratio(3, 5))
+	fmt.Fprintf(e.o.Out, "scenario 4 / scenario 3 (cold vs warm L1): %s\n", ratio(4, 3))
+	fmt.Fprintf(e.o.Out, "scenario 6 / scenario 3 (Redis vs bolt, warm L1): %s\n", ratio(6, 3))
+	var first, last *row
+	for i := range e.rows {
+		if e.rows[i].n == 8 {
+			if first == nil {
+				first = &e.rows[i]
+			}
+			last = &e.rows[i]
+		}
+	}
+	if first != nil && last != first {
+		fmt.Fprintf(e.o.Out, "p99 %s vs %s (target within 10%%): %v vs %v (%+.0f%%)\n",
+			strings.TrimPrefix(last.name, "portalgate, bolt, warm L1, "), strings.TrimPrefix(first.name, "portalgate, bolt, warm L1, "),
+			last.r.p99.Round(time.Microsecond), first.r.p99.Round(time.Microsecond),
+			100*(float64(last.r.p99)/float64(first.r.p99)-1))
+	}
+}

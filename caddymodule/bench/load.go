@@ -1,0 +1,88 @@
+package bench
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"sync"
+	"time"
+)
+
+// result is what one load run measured.
+type result struct {
+	requests, failures int
+	elapsed            time.Duration
+	p50, p99           time.Duration
+}
+
+func (r result) rps() float64 { return float64(r.requests-r.failures) / r.elapsed.Seconds() }
+
+// request builds the i-th request of connection c.
+type request func(c, i int) *http.Request
+
+// load drives conns keep-alive connections for d, checking every status:
+// anything but want counts as a failure (a 303 or 401 is not a success).
+func load(ctx context.Context, conns int, d time.Duration, want int, next request) result {
+	type conn struct {
+		lat      []time.Duration
+		failures int
+	}
+	per := make([]conn, conns)
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	start := time.Now()
+	var wg sync.WaitGroup
+	for c := range conns {
+		wg.Go(func() {
+			client := &http.Client{
+				Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true},
+				CheckRedirect: func(*http.Request, []*http.Request) error {
+					return http.ErrUseLastResponse
+				},
+			}
+			defer client.CloseIdleConnections()
+			lat := make([]time.Duration, 0, 1<<16)
+			for i := 0; ctx.Err() == nil; i++ {
+				req := next(c, i)
+				t0 := time.Now()
+				res, err := client.Do(req.WithContext(ctx))
+				if err != nil {
+					if ctx.Err() == nil {
+						per[c].failures++
+					}
+					continue
+				}
+				drain(res)
+				lat = append(lat, time.Since(t0))
+				if res.StatusCode != want {
+					per[c].failures++
+				}
+			}
+			per[c].lat = lat
+		})
+	}
+	wg.Wait()
+	r := result{elapsed: time.Since(start)}
+	var all []time.Duration
+	for _, c := range per {
+		all = append(all, c.lat...)
+		r.failures += c.failures
+	}
+	r.requests = len(all)
+	if len(all) > 0 {
+		slices.Sort(all)
+		r.p50 = all[len(all)/2]
+		r.p99 = all[len(all)*99/100]
+	}
+	return r
+}
+
+func drain(res *http.Response) {
+	buf := make([]byte, 512)
+	for {
+		if _, err := res.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = res.Body.Close()
+}

@@ -1,0 +1,52 @@
+// Command bench measures Portalgate side by side with the alternatives, on
+// loopback, and prints a table and ratios (see BENCHMARKS.md).
+//
+//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000]
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/bench"
+)
+
+func main() {
+	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
+	conns := flag.Int("connections", 64, "concurrent keep-alive connections per run")
+	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-8 (default: all)")
+	sessions := flag.String("sessions", "1000,100000,1000000", "live session counts for scenario 8")
+	flag.Parse()
+
+	o := bench.Options{Duration: *duration, Connections: *conns, Scenarios: map[int]bool{}, Out: os.Stdout}
+	for _, s := range strings.Split(*scenarios, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			n, err := strconv.Atoi(s)
+			if err != nil || n < 1 || n > 8 {
+				fmt.Fprintf(os.Stderr, "bench: %q is not a scenario number 1-8\n", s)
+				os.Exit(2)
+			}
+			o.Scenarios[n] = true
+		}
+	}
+	for _, s := range strings.Split(*sessions, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "bench: %q is not a session count\n", s)
+			os.Exit(2)
+		}
+		o.SessionCounts = append(o.SessionCounts, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := bench.Run(ctx, o); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
