@@ -142,7 +142,8 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, route string) erro
 		h.app.audit.apiKeyRejected(ip)
 		return h.fail(w, r, problemAPIKey)
 	}
-	status, v, err := h.app.callAPI(r.Context(), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	// Revocations complete even if the caller hangs up.
+	status, v, err := h.app.callAPI(context.WithoutCancel(r.Context()), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
 	noStore(w)
 	var ae *apiError
 	switch {

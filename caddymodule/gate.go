@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/url"
@@ -89,7 +90,7 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 			return h.fail(w, r, problemCSRF)
 		}
 		s, _ := h.app.sessions.Lookup(r.Context(), id, h.App)
-		if err := h.app.sessions.End(r.Context(), id); err != nil {
+		if err := h.app.sessions.End(context.WithoutCancel(r.Context()), id); err != nil {
 			h.logger.Error("ending session", zap.String("app", h.App), zap.Error(err))
 			return h.fail(w, r, problemStore)
 		}

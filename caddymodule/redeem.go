@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
@@ -75,7 +76,10 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claim
 	// The link's record outlives every instant at which its token verifies.
 	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
 		IssuedAt: claims.IssuedAt.Time, Expires: claims.ExpiresAt.Add(link.Leeway)}
-	s, err := h.app.sessions.Redeem(r.Context(), use, claims.User(), h.App, claims.Apps)
+	// A client that hangs up must not leave a redemption half done (a link
+	// spent without its session): state changes outlive the request.
+	ctx := context.WithoutCancel(r.Context())
+	s, err := h.app.sessions.Redeem(ctx, use, claims.User(), h.App, claims.Apps)
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
 		return h.rejectLink(w, r, ip, problemUsed, claims)
@@ -89,7 +93,7 @@ func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claim
 	// A redemption always starts a new session with a new id, so a planted
 	// cookie is worth nothing; whatever session the browser had here ends.
 	if old := cookieValue(r.Header, h.target.cookie); old != "" {
-		if err := h.app.sessions.End(r.Context(), old); err != nil {
+		if err := h.app.sessions.End(ctx, old); err != nil {
 			h.logger.Error("ending replaced session", zap.String("app", h.App), zap.Error(err))
 		}
 	}
