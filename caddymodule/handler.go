@@ -4,11 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
-	"github.com/hashicorp/golang-lru/v2/expirable"
+	lru "github.com/hashicorp/golang-lru/v2"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
@@ -53,8 +54,9 @@ type Handler struct {
 	Assertion bool `json:"assertion,omitempty"`
 
 	// assertions reuses a session's assertion while it has most of its life
-	// left: signing costs tens of microseconds, a lookup far less.
-	assertions *expirable.LRU[string, string]
+	// left: signing costs tens of microseconds, a lookup far less. A plain
+	// LRU (expiry checked on read): it starts no goroutine a reload leaks.
+	assertions *lru.Cache[string, cachedAssertion]
 	// The gate's counters, resolved once: the hot path only adds.
 	gatedOK, gatedNoSession, gatedStoreError prometheus.Counter
 	app                                      *App
@@ -96,7 +98,10 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("portalgate %s: redeem must be auto or confirm, not %q", h.App, h.Redeem)
 	}
 	if h.Assertion {
-		h.assertions = expirable.NewLRU[string, string](assertionCacheSize, nil, assertionTTL/2)
+		var err error
+		if h.assertions, err = lru.New[string, cachedAssertion](assertionCacheSize); err != nil {
+			return err
+		}
 	}
 	// Gateway pages run no script, load nothing, post only to themselves, and
 	// may be framed by the portal alone (menu items show apps in an iframe).
@@ -150,16 +155,23 @@ func (h *Handler) jwks(w http.ResponseWriter, r *http.Request) error {
 	return err
 }
 
+// cachedAssertion is a signed assertion and until when it is reused.
+type cachedAssertion struct {
+	token string
+	until time.Time
+}
+
 // assertion returns the signed identity assertion for a session, reusing
 // one while at least half its life is left.
 func (h *Handler) assertion(s *store.Session) (string, error) {
-	if tok, ok := h.assertions.Get(s.ID); ok {
-		return tok, nil
+	now := h.app.now()
+	if c, ok := h.assertions.Get(s.ID); ok && now.Before(c.until) {
+		return c.token, nil
 	}
-	tok, _, err := h.app.asserter.Sign(h.App, s.User)
+	tok, exp, err := h.app.asserter.Sign(h.App, s.User)
 	if err != nil {
 		return "", err
 	}
-	h.assertions.Add(s.ID, tok)
+	h.assertions.Add(s.ID, cachedAssertion{token: tok, until: exp.Add(-assertionTTL / 2)})
 	return tok, nil
 }

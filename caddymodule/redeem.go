@@ -75,7 +75,7 @@ func (h *Handler) redeem(w http.ResponseWriter, r *http.Request) error {
 func (h *Handler) spend(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims) error {
 	// The link's record outlives every instant at which its token verifies.
 	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
-		IssuedAt: claims.IssuedAt.Time, Expires: claims.ExpiresAt.Add(link.Leeway)}
+		IssuedAt: claims.Issued(), Expires: claims.ExpiresAt.Add(link.Leeway)}
 	// A client that hangs up must not leave a redemption half done (a link
 	// spent without its session): state changes outlive the request.
 	ctx := context.WithoutCancel(r.Context())

@@ -292,24 +292,30 @@ func (r *RedisStore) client() (goredis.UniversalClient, error) {
 			return nil, errors.New("portalgate: store redis: the URL is not a valid redis:// or rediss:// URL")
 		}
 		opts.PoolSize, opts.DialTimeout, opts.ReadTimeout, opts.WriteTimeout = r.PoolSize, dial, read, write
+		opts.MaxRetries = noRetries
 		return goredis.NewClient(opts), nil
 	case r.Cluster:
 		return goredis.NewClusterClient(&goredis.ClusterOptions{
 			Addrs: r.Addrs, Username: r.Username, Password: r.Password, TLSConfig: tlsConfig,
-			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, MaxRetries: noRetries,
 		}), nil
 	case r.MasterName != "":
 		return goredis.NewFailoverClient(&goredis.FailoverOptions{
 			MasterName: r.MasterName, SentinelAddrs: r.Addrs, Username: r.Username, Password: r.Password,
 			DB: r.DB, TLSConfig: tlsConfig,
-			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+			PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, MaxRetries: noRetries,
 		}), nil
 	}
 	return goredis.NewClient(&goredis.Options{
 		Addr: r.Addrs[0], Username: r.Username, Password: r.Password, DB: r.DB, TLSConfig: tlsConfig,
-		PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write,
+		PoolSize: r.PoolSize, DialTimeout: dial, ReadTimeout: read, WriteTimeout: write, MaxRetries: noRetries,
 	}), nil
 }
+
+// noRetries turns off go-redis's retries: a command whose reply came late
+// may already have run, and running a spend or a revocation twice is wrong.
+// A failed operation is an error the caller sees (503) instead.
+const noRetries = -1
 
 // Watch implements store.Watcher: the module is what the app holds, and the
 // app's session cache must learn of sessions other instances end.
@@ -322,6 +328,12 @@ func (r *RedisStore) Validate() error {
 	switch {
 	case r.URL != "" && len(r.Addrs) > 0:
 		return errors.New("portalgate: store redis takes a URL or addrs, not both")
+	case r.URL != "" && (r.Username != "" || r.Password != "" || r.TLS || r.DB != 0):
+		return errors.New("portalgate: store redis: with a URL, put user, password, database and TLS (rediss://) in the URL")
+	case len(r.Addrs) > 1 && !r.Cluster && r.MasterName == "":
+		return errors.New("portalgate: store redis: several addrs need cluster or master_name")
+	case r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 || r.PubSubCheck < 0:
+		return errors.New("portalgate: store redis: timeouts must be positive")
 	case r.Cluster && r.MasterName != "":
 		return errors.New("portalgate: store redis is either cluster or sentinel (master_name), not both")
 	case (r.Cluster || r.MasterName != "") && len(r.Addrs) == 0:

@@ -57,8 +57,6 @@ type env struct {
 	rows                        []row
 	rps                         map[int]float64
 	codec                       *link.Codec
-	warmSessions, coldSessions  []string
-	redisSessions               []string
 }
 
 type row struct {
@@ -76,8 +74,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	defer os.RemoveAll(dir)
 	// Caddy's data (the generated keys, if any) stays in the bench's directory.
-	os.Setenv("XDG_DATA_HOME", dir)
-	os.Setenv("XDG_CONFIG_HOME", dir)
+	for _, v := range []string{"XDG_DATA_HOME", "XDG_CONFIG_HOME"} {
+		if err := os.Setenv(v, dir); err != nil {
+			return err
+		}
+	}
 	defer func() { _ = caddy.Stop() }()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}}
@@ -162,7 +163,7 @@ func startRedis(dir string) (string, func(), error) {
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
 	for range 100 {
 		if c, err := net.Dial("tcp", addr); err == nil {
-			c.Close()
+			_ = c.Close()
 			return "redis://" + addr + "/0", stop, nil
 		}
 		time.Sleep(50 * time.Millisecond)

@@ -17,7 +17,9 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/bench"
 )
 
-func main() {
+func main() { os.Exit(run()) }
+
+func run() int {
 	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
 	conns := flag.Int("connections", 64, "concurrent keep-alive connections per run")
 	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-8 (default: all)")
@@ -30,7 +32,7 @@ func main() {
 			n, err := strconv.Atoi(s)
 			if err != nil || n < 1 || n > 8 {
 				fmt.Fprintf(os.Stderr, "bench: %q is not a scenario number 1-8\n", s)
-				os.Exit(2)
+				return 2
 			}
 			o.Scenarios[n] = true
 		}
@@ -39,7 +41,7 @@ func main() {
 		n, err := strconv.Atoi(strings.TrimSpace(s))
 		if err != nil || n < 1 {
 			fmt.Fprintf(os.Stderr, "bench: %q is not a session count\n", s)
-			os.Exit(2)
+			return 2
 		}
 		o.SessionCounts = append(o.SessionCounts, n)
 	}
@@ -47,6 +49,7 @@ func main() {
 	defer stop()
 	if err := bench.Run(ctx, o); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
-		os.Exit(1)
+		return 1
 	}
+	return 0
 }

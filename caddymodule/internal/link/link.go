@@ -46,6 +46,17 @@ type Claims struct {
 	Type     identity.Type `json:"type,omitempty"`
 	Location string        `json:"location,omitempty"`
 	Apps     []string      `json:"apps,omitempty"`
+	// IssuedUs is the issue time in microseconds ("iat" has whole seconds):
+	// a user revoked and sent a new link right after keeps the new link.
+	IssuedUs int64 `json:"iat_us,omitempty"`
+}
+
+// Issued is when the link was minted, to the microsecond when known.
+func (c *Claims) Issued() time.Time {
+	if c.IssuedUs > 0 {
+		return time.UnixMicro(c.IssuedUs)
+	}
+	return c.IssuedAt.Time
 }
 
 // App returns the app the link is for.
@@ -123,7 +134,8 @@ func (c *Codec) Mint(req Request) (Link, error) {
 	if err != nil {
 		return Link{}, err
 	}
-	now := c.Now().Truncate(time.Second)
+	issued := c.Now()
+	now := issued.Truncate(time.Second)
 	exp := now.Add(req.TTL)
 	claims := Claims{
 		RegisteredClaims: jwt.RegisteredClaims{
@@ -141,6 +153,7 @@ func (c *Codec) Mint(req Request) (Link, error) {
 		Type:     typ,
 		Location: req.User.Location,
 		Apps:     req.Apps,
+		IssuedUs: issued.UnixMicro(),
 	}
 	key := c.Ring.signing()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)

@@ -56,6 +56,11 @@ type Manager struct {
 	seed  maphash.Seed
 	// hits and misses count lookups served by L1 and by the store.
 	hits, misses atomic.Uint64
+	// gen changes whenever L1 is reset; a store read started before a reset
+	// must not write L1 after it (it may hold a session ended meanwhile).
+	gen atomic.Uint64
+	// stopWatch ends the watch and waits for it.
+	stopWatch func()
 }
 
 // Stats returns how many lookups L1 served and how many read the store.
@@ -96,14 +101,28 @@ func (m *Manager) Watch(ctx context.Context) {
 	if !ok {
 		return
 	}
-	go w.Watch(ctx, m.Forget, func(ok bool) {
-		m.cache.Clear()
-		m.trusted.Store(ok)
-	})
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	m.stopWatch = func() { cancel(); <-done }
+	go func() {
+		defer close(done)
+		w.Watch(ctx, m.Forget, func(ok bool) {
+			m.trusted.Store(false)
+			m.gen.Add(1)
+			m.cache.Clear()
+			m.trusted.Store(ok)
+		})
+	}()
 }
 
-// Close releases the cache. The store belongs to the caller.
-func (m *Manager) Close() { m.cache.Close() }
+// Close stops the watch and releases the cache. The store belongs to the
+// caller.
+func (m *Manager) Close() {
+	if m.stopWatch != nil {
+		m.stopWatch()
+	}
+	m.cache.Close()
+}
 
 // Create starts a session for user in app, with a new random id.
 func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
@@ -111,10 +130,13 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 	if err != nil {
 		return nil, err
 	}
+	mu, gen := m.lock(s.ID), m.gen.Load()
+	mu.Lock()
+	defer mu.Unlock()
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, err
 	}
-	m.remember(s, s.CreatedAt)
+	m.rememberIf(s, s.CreatedAt, gen)
 	return s, nil
 }
 
@@ -126,10 +148,15 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	if err != nil {
 		return nil, err
 	}
+	// Under the id's lock, so an end announced before L1 is written (a
+	// revocation racing the redemption) is applied after it.
+	mu, gen := m.lock(s.ID), m.gen.Load()
+	mu.Lock()
+	defer mu.Unlock()
 	if err := m.store.Redeem(ctx, l, s); err != nil {
 		return nil, err
 	}
-	m.remember(s, s.CreatedAt)
+	m.rememberIf(s, s.CreatedAt, gen)
 	return s, nil
 }
 
@@ -194,7 +221,7 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 
 // load reads a session from the store into L1.
 func (m *Manager) load(ctx context.Context, id string, now time.Time) (*store.Session, error) {
-	mu := m.lock(id)
+	mu, gen := m.lock(id), m.gen.Load()
 	mu.Lock()
 	defer mu.Unlock()
 	s, err := m.store.GetSession(ctx, id)
@@ -204,14 +231,14 @@ func (m *Manager) load(ctx context.Context, id string, now time.Time) (*store.Se
 	if err != nil {
 		return nil, fmt.Errorf("reading session: %w", err)
 	}
-	m.remember(s, now)
+	m.rememberIf(s, now, gen)
 	return s, nil
 }
 
 // touch slides the idle deadline; the cached value is replaced, never
 // changed in place, because readers share it.
 func (m *Manager) touch(ctx context.Context, s *store.Session, now time.Time) (*store.Session, error) {
-	mu := m.lock(s.ID)
+	mu, gen := m.lock(s.ID), m.gen.Load()
 	mu.Lock()
 	defer mu.Unlock()
 	next := *s
@@ -225,7 +252,7 @@ func (m *Manager) touch(ctx context.Context, s *store.Session, now time.Time) (*
 	if err != nil {
 		return nil, fmt.Errorf("extending session: %w", err)
 	}
-	m.remember(&next, now)
+	m.rememberIf(&next, now, gen)
 	return &next, nil
 }
 
@@ -268,6 +295,14 @@ func (m *Manager) Forget(ids ...string) {
 
 // Wait blocks until buffered L1 writes are applied (tests, benchmarks).
 func (m *Manager) Wait() { m.cache.Wait() }
+
+// rememberIf puts s into L1 unless L1 was reset (or is untrusted) since gen
+// was read: then the store read may predate an end that the reset dropped.
+func (m *Manager) rememberIf(s *store.Session, now time.Time, gen uint64) {
+	if m.trusted.Load() && m.gen.Load() == gen {
+		m.remember(s, now)
+	}
+}
 
 func (m *Manager) remember(s *store.Session, now time.Time) {
 	if ttl := s.Deadline().Sub(now); ttl > 0 {

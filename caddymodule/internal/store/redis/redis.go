@@ -22,10 +22,14 @@ import (
 // store works on Redis Cluster without hash tags:
 //
 //	s:<session id>   session JSON, expiring at its deadline
-//	u:<user id>      set of the user's session ids (revocation without SCAN)
+//	u:{<user id>}    set of the user's session ids (revocation without SCAN)
+//	c:{<user id>}    "<revoked at ns>:<until ns>": the user's older links are refused
 //	l:<link id>      "<uses spent>:<record expiry ms>", or "-1:<ms>" when revoked
-//	c:<user id>      "<revoked at ns>:<until ns>": the user's older links are refused
 //	ended            pub/sub channel of ended session ids
+//
+// A user's set and revocation share a hash tag, so one script can touch
+// both on Redis Cluster too: indexing a session and revoking its user are
+// atomic with respect to each other.
 const (
 	keySession = "s:"
 	keyUser    = "u:"
@@ -67,24 +71,29 @@ redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', ARGV[4])
 return count + 1
 `)
 
-// indexSession adds a session to its user's set and keeps the set alive at
-// least as long as the session.
+// indexSession adds a session to its user's set (KEYS[1]), keeps the set
+// alive at least as long as the session, and returns the user's revocation
+// record (KEYS[2]) as it stands once the session is indexed.
 var indexSession = goredis.NewScript(`
 redis.call('SADD', KEYS[1], ARGV[1])
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[2]) then
 	redis.call('PEXPIRE', KEYS[1], ARGV[2])
 end
-return 1
+return redis.call('GET', KEYS[2])
 `)
 
-// takeUserSessions empties a user's set and returns what it held.
-var takeUserSessions = goredis.NewScript(`
-local ids = redis.call('SMEMBERS', KEYS[1])
-redis.call('DEL', KEYS[1])
-return ids
+// revokeUser records a user's revocation (KEYS[2]) and returns the session
+// ids in their set (KEYS[1]). The set is emptied only after the sessions
+// are deleted, so a revocation interrupted half way is whole when repeated.
+var revokeUser = goredis.NewScript(`
+redis.call('SET', KEYS[2], ARGV[1], 'PX', ARGV[2])
+return redis.call('SMEMBERS', KEYS[1])
 `)
 
 func (s *Store) key(kind, id string) string { return s.prefix + kind + id }
+
+// userKey names a per-user key, hash-tagged by the user id.
+func (s *Store) userKey(kind, userID string) string { return s.prefix + kind + "{" + userID + "}" }
 
 // ttl is how long Redis keeps a record that ends at t by the store's clock.
 func (s *Store) ttl(t time.Time) time.Duration {
@@ -93,8 +102,9 @@ func (s *Store) ttl(t time.Time) time.Duration {
 
 // Redeem implements store.Store in two round trips. The first reads the
 // user's revocation and spends the link (one atomic script); the second
-// writes and indexes the session and reads the revocation again, so a
-// revocation racing the redemption is caught once the session is indexed.
+// writes the session and indexes it with a script that also reads the
+// revocation, atomically with any RevokeUser: a revocation that lands
+// first is seen here, one that lands after finds the session in the set.
 // Spending a link that then turns out to be revoked loses nothing.
 func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
 	v, err := json.Marshal(sess)
@@ -105,7 +115,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	var cutoff *goredis.StringCmd
 	var spent *goredis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		cutoff = p.Get(ctx, s.key(keyCutoff, l.UserID))
+		cutoff = p.Get(ctx, s.userKey(keyCutoff, l.UserID))
 		// EVAL, not EVALSHA: a pipeline cannot fall back after NOSCRIPT
 		// (a restarted Redis has forgotten every script), and the scripts
 		// are short.
@@ -116,7 +126,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("spending link: %w", err)
 	}
-	if cut, err := s.cutOff(cutoff, l); err != nil || cut {
+	if cut, err := s.cutOff(cutoff.Result()); err != nil || cut(l) {
 		return cmp(err, store.ErrLinkRevoked)
 	}
 	switch n, err := spent.Int(); {
@@ -127,25 +137,27 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	case n == -1:
 		return store.ErrLinkUsed
 	}
+	var indexed *goredis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		s.putSession(ctx, p, sess, v)
-		cutoff = p.Get(ctx, s.key(keyCutoff, l.UserID))
+		indexed = s.putSession(ctx, p, sess, v)
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("creating session: %w", err)
 	}
-	if cut, err := s.cutOff(cutoff, l); err != nil || cut {
+	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(l) {
 		_ = s.DeleteSession(ctx, sess.ID)
 		return cmp(err, store.ErrLinkRevoked)
 	}
 	return nil
 }
 
-// putSession queues the session write and its index on p.
-func (s *Store) putSession(ctx context.Context, p goredis.Pipeliner, sess *store.Session, v []byte) {
+// putSession queues the session write and its index on p; the index
+// script answers with the user's revocation record.
+func (s *Store) putSession(ctx context.Context, p goredis.Pipeliner, sess *store.Session, v []byte) *goredis.Cmd {
 	p.Set(ctx, s.key(keySession, sess.ID), v, s.ttl(sess.Deadline()))
-	indexSession.Eval(ctx, p, []string{s.key(keyUser, sess.User.ID)}, sess.ID, s.ttl(sess.ExpiresAt).Milliseconds())
+	return indexSession.Eval(ctx, p, []string{s.userKey(keyUser, sess.User.ID), s.userKey(keyCutoff, sess.User.ID)},
+		sess.ID, s.ttl(sess.ExpiresAt).Milliseconds())
 }
 
 // cmp returns err when there is one, else refusal.
@@ -156,23 +168,23 @@ func cmp(err, refusal error) error {
 	return refusal
 }
 
-// cutOff reports whether the link's user was revoked after it was issued,
-// from the answer to a GET of the user's revocation record.
-func (s *Store) cutOff(get *goredis.StringCmd, l store.LinkUse) (bool, error) {
-	v, err := get.Result()
-	if errors.Is(err, goredis.Nil) {
-		return false, nil
+// cutOff reads a user's revocation record (the answer to a GET of it) and
+// returns whether it refuses a given link: one issued at or before it.
+func (s *Store) cutOff(v string, err error) (func(store.LinkUse) bool, error) {
+	if errors.Is(err, goredis.Nil) || (err == nil && v == "") {
+		return func(store.LinkUse) bool { return false }, nil
 	}
 	if err != nil {
-		return false, fmt.Errorf("reading revocations: %w", err)
+		return nil, fmt.Errorf("reading revocations: %w", err)
 	}
 	atStr, untilStr, _ := strings.Cut(v, ":")
 	at, err1 := strconv.ParseInt(atStr, 10, 64)
 	until, err2 := strconv.ParseInt(untilStr, 10, 64)
 	if err1 != nil || err2 != nil {
-		return false, fmt.Errorf("reading revocations: bad record %q", v)
+		return nil, fmt.Errorf("reading revocations: bad record %q", v)
 	}
-	return s.now().Before(time.Unix(0, until)) && !l.IssuedAt.After(time.Unix(0, at)), nil
+	live := s.now().Before(time.Unix(0, until))
+	return func(l store.LinkUse) bool { return live && !l.IssuedAt.After(time.Unix(0, at)) }, nil
 }
 
 // RevokeLink implements store.Store.
@@ -187,14 +199,25 @@ func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) erro
 // RevokeUser implements store.Store.
 func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error) {
 	v := strconv.FormatInt(at.UnixNano(), 10) + ":" + strconv.FormatInt(until.UnixNano(), 10)
-	if err := s.rdb.Set(ctx, s.key(keyCutoff, userID), v, s.ttl(until)).Err(); err != nil {
-		return nil, fmt.Errorf("revoking user: %w", err)
-	}
-	ids, err := takeUserSessions.Run(ctx, s.rdb, []string{s.key(keyUser, userID)}).StringSlice()
+	ids, err := revokeUser.Run(ctx, s.rdb, []string{s.userKey(keyUser, userID), s.userKey(keyCutoff, userID)},
+		v, s.ttl(until).Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("revoking user: %w", err)
 	}
-	return s.deleteSessions(ctx, ids)
+	live, err := s.deleteSessions(ctx, ids)
+	if err != nil {
+		return live, err
+	}
+	if len(ids) > 0 {
+		members := make([]any, len(ids))
+		for i, id := range ids {
+			members[i] = id
+		}
+		if err := s.rdb.SRem(ctx, s.userKey(keyUser, userID), members...).Err(); err != nil {
+			return live, fmt.Errorf("revoking user: %w", err)
+		}
+	}
+	return live, nil
 }
 
 // deleteSessions deletes session keys, announces them to every instance,
@@ -235,7 +258,7 @@ func (s *Store) CreateSession(ctx context.Context, sess *store.Session) error {
 		s.putSession(ctx, p, sess, v)
 		return nil
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("creating session: %w", err)
 	}
 	return nil
@@ -285,18 +308,19 @@ func (s *Store) TouchSession(ctx context.Context, id string, idleAt time.Time) e
 // DeleteSession implements store.Store.
 func (s *Store) DeleteSession(ctx context.Context, id string) error {
 	v, err := s.rdb.GetDel(ctx, s.key(keySession, id)).Bytes()
-	if errors.Is(err, goredis.Nil) {
-		return nil
+	var sess store.Session
+	if err == nil && json.Unmarshal(v, &sess) == nil {
+		s.rdb.SRem(ctx, s.userKey(keyUser, sess.User.ID), id)
 	}
-	if err != nil {
+	// Announced whatever GETDEL said (a late reply may hide a delete that
+	// happened): other instances may hold the session in L1. Announcing
+	// after the delete, never before, so no instance re-reads it meanwhile.
+	pubErr := s.rdb.Publish(ctx, s.prefix+channel, id).Err()
+	if err != nil && !errors.Is(err, goredis.Nil) {
 		return fmt.Errorf("deleting session: %w", err)
 	}
-	var sess store.Session
-	if json.Unmarshal(v, &sess) == nil {
-		s.rdb.SRem(ctx, s.key(keyUser, sess.User.ID), id)
-	}
-	if err := s.rdb.Publish(ctx, s.prefix+channel, id).Err(); err != nil {
-		return fmt.Errorf("announcing ended session: %w", err)
+	if pubErr != nil {
+		return fmt.Errorf("announcing ended session: %w", pubErr)
 	}
 	return nil
 }
@@ -318,8 +342,6 @@ func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 // cannot answer a ping within the check interval counts as broken: every
 // ended session since may have been missed.
 func (s *Store) Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool)) {
-	ps := s.rdb.Subscribe(ctx, s.prefix+channel)
-	defer ps.Close()
 	live := false
 	set := func(ok bool) {
 		if ok != live {
@@ -327,6 +349,24 @@ func (s *Store) Watch(ctx context.Context, forget func(ids ...string), synced fu
 			synced(ok)
 		}
 	}
+	for ctx.Err() == nil {
+		s.watch(ctx, forget, set)
+		set(false)
+		// Do not spin while Redis is away.
+		select {
+		case <-ctx.Done():
+		case <-time.After(min(s.check, time.Second)):
+		}
+	}
+}
+
+// watch runs one subscription until it breaks or goes silent: a quiet
+// interval is answered with a ping, and a second one without any reply
+// means the connection is dead even if TCP has not noticed.
+func (s *Store) watch(ctx context.Context, forget func(ids ...string), set func(bool)) {
+	ps := s.rdb.Subscribe(ctx, s.prefix+channel)
+	defer ps.Close()
+	pinged := false
 	for {
 		msg, err := ps.ReceiveTimeout(ctx, s.check)
 		if ctx.Err() != nil {
@@ -334,31 +374,25 @@ func (s *Store) Watch(ctx context.Context, forget func(ids ...string), synced fu
 		}
 		if err != nil {
 			var netErr interface{ Timeout() bool }
-			if errors.As(err, &netErr) && netErr.Timeout() && live {
-				// Quiet, not necessarily broken: ask.
-				if ps.Ping(ctx) == nil {
-					continue
-				}
-			}
-			set(false)
-			// Do not spin while Redis is away; ReceiveTimeout reconnects.
-			select {
-			case <-ctx.Done():
+			if !errors.As(err, &netErr) || !netErr.Timeout() || pinged {
 				return
-			case <-time.After(min(s.check, time.Second)):
 			}
+			if ps.Ping(ctx) != nil {
+				return
+			}
+			pinged = true
 			continue
 		}
+		pinged = false
 		switch m := msg.(type) {
 		case *goredis.Subscription:
 			if m.Kind == "subscribe" {
 				// (Re)subscribed: whatever was missed is dropped by the reset.
-				live = false
+				set(false)
 				set(true)
 			}
 		case *goredis.Message:
 			forget(strings.Fields(m.Payload)...)
-		case *goredis.Pong:
 		}
 	}
 }

@@ -1,0 +1,130 @@
+package session_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/clock"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+)
+
+// watchStore is a shared store whose subscription the test drives, and
+// whose GetSession can be paused after it has read.
+type watchStore struct {
+	store.Store
+	synced chan func(bool)
+	pause  chan chan struct{}
+	read   chan struct{}
+}
+
+func (w *watchStore) Watch(ctx context.Context, _ func(...string), synced func(bool)) {
+	w.synced <- synced
+	<-ctx.Done()
+}
+
+func (w *watchStore) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	s, err := w.Store.GetSession(ctx, id)
+	select {
+	case resume := <-w.pause:
+		w.read <- struct{}{}
+		<-resume
+	default:
+	}
+	return s, err
+}
+
+// A lookup that read the store while L1 was untrusted, and writes L1 after
+// the resubscription reset it, leaves a session in L1 that was ended in
+// between (its end announced while the subscription was down).
+func TestWatch_AReadBeforeAResyncDoesNotRefillL1(t *testing.T) {
+	clk := clock.NewFake()
+	ws := &watchStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), pause: make(chan chan struct{}, 1), read: make(chan struct{}, 1)}
+	m, err := session.NewManager(ws, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Watch(ctx)
+	synced := <-ws.synced // untrusted: subscription not up yet
+
+	s, err := m.Create(ctx, ada, "courses", nil, "l")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Wait()
+	resume := make(chan struct{})
+	ws.pause <- resume
+	done := make(chan error)
+	go func() { _, err := m.Lookup(ctx, s.ID, "courses"); done <- err }()
+	<-ws.read // the lookup has read the live session
+	// Another instance ends it; the announcement is lost (subscription down).
+	if err := ws.DeleteSession(ctx, s.ID); err != nil {
+		t.Fatal(err)
+	}
+	synced(true) // subscription back: L1 cleared, trusted
+	close(resume)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	m.Wait()
+	if _, err := m.Lookup(ctx, s.ID, "courses"); err == nil {
+		t.Fatal("an ended session is served from L1 after the resync")
+	}
+}
+
+// racyStore: right after a redemption is stored, another instance revokes
+// the user; the announcement reaches this instance before Redeem returns.
+type racyStore struct {
+	store.Store
+	forget    func(...string)
+	synced    chan func(bool)
+	forgotten chan struct{}
+}
+
+func (r *racyStore) Watch(ctx context.Context, forget func(...string), synced func(bool)) {
+	r.forget = forget
+	r.synced <- synced
+	<-ctx.Done()
+}
+
+func (r *racyStore) Redeem(ctx context.Context, l store.LinkUse, s *store.Session) error {
+	if err := r.Store.Redeem(ctx, l, s); err != nil {
+		return err
+	}
+	ids, _ := r.RevokeUser(ctx, s.User.ID, time.Now(), time.Now().Add(time.Hour))
+	// The pub/sub message arrives on the watcher's goroutine at once.
+	go func() { r.forget(ids...); close(r.forgotten) }()
+	return nil
+}
+
+func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
+	clk := clock.NewFake()
+	rs := &racyStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), forgotten: make(chan struct{})}
+	m, err := session.NewManager(rs, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	m.Watch(ctx)
+	(<-rs.synced)(true)
+	l := store.LinkUse{ID: "l1", UserID: ada.ID, Uses: 1, IssuedAt: clk.Now().Add(-time.Second), Expires: clk.Now().Add(time.Hour)}
+	s, err := m.Redeem(ctx, l, ada, "courses", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-rs.forgotten
+	m.Wait()
+	if _, err := rs.GetSession(ctx, s.ID); err == nil {
+		t.Fatal("setup: session should be gone from the store")
+	}
+	if _, err := m.Lookup(ctx, s.ID, "courses"); err == nil {
+		t.Fatal("a session revoked (and announced) during its redemption is served from L1")
+	}
+}
