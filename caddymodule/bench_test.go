@@ -28,14 +28,20 @@ func newBenchHandler(b *testing.B, storeJSON string) *Handler {
 		Portal:      "http://portal.test",
 		Apps:        []AppURL{{Name: "courses", URL: "http://courses.test"}},
 		SigningKeys: []SigningKey{{ID: "test", Secret: testKey}},
-		StoreRaw:    json.RawMessage(storeJSON),
+		// Configured, so provisioning needs no storage.
+		AssertionKeys: []SigningKey{{ID: "a", Secret: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
+		StoreRaw:      json.RawMessage(storeJSON),
 	}
 	if err := a.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = a.Cleanup() })
 	a.logger = zap.NewNop()
-	return &Handler{App: "courses", app: a, target: a.targets["courses"], logger: zap.NewNop()}
+	h := &Handler{App: "courses", logger: zap.NewNop()}
+	if err := h.setup(a); err != nil {
+		b.Fatal(err)
+	}
+	return h
 }
 
 func benchStores(b *testing.B) map[string]string {

@@ -81,7 +81,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the portalgate app: %w", err)
 	}
-	h.app = v.(*App)
+	return h.setup(v.(*App))
+}
+
+// setup binds the handler to the app and builds its private state.
+func (h *Handler) setup(app *App) error {
+	h.app = app
 	h.target = h.app.targets[h.App]
 	if h.target == nil {
 		return fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", h.App, h.App)

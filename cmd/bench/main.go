@@ -1,7 +1,7 @@
 // Command bench measures Portalgate side by side with the alternatives, on
 // loopback, and prints a table and ratios (see BENCHMARKS.md).
 //
-//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000]
+//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000] [-cpuprofile cpu.out]
 package main
 
 import (
@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"time"
@@ -24,7 +25,21 @@ func run() int {
 	conns := flag.Int("connections", 64, "concurrent keep-alive connections per run")
 	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-8 (default: all)")
 	sessions := flag.String("sessions", "1000,100000,1000000", "live session counts for scenario 8")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			return 1
+		}
+		defer pprof.StopCPUProfile()
+	}
 
 	o := bench.Options{Duration: *duration, Connections: *conns, Scenarios: map[int]bool{}, Out: os.Stdout}
 	for _, s := range strings.Split(*scenarios, ",") {
