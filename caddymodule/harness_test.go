@@ -60,21 +60,28 @@ type gateway struct {
 	globalExtra, caddyOptions, communityBlock string
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct free loopback addresses: every listener stays
+// open until all are chosen, so the kernel cannot hand out one port twice.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 // newGateway starts Caddy; extra lines go into the global portalgate block.
 func newGateway(t *testing.T, extra string) *gateway {
 	t.Helper()
+	addrs := freeAddrs(t, 4)
 	g := &gateway{
-		t: t, admin: freeAddr(t), portal: freeAddr(t), courses: freeAddr(t), community: freeAddr(t),
+		t: t, admin: addrs[0], portal: addrs[1], courses: addrs[2], community: addrs[3],
 		globalExtra: extra,
 	}
 	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

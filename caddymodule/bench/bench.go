@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync/atomic"
 	"text/tabwriter"
@@ -42,6 +43,10 @@ type Options struct {
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
+	// Rounds repeats scenarios 2, 3 and 5 interleaved (2, 3, 5, 2, 3, 5, …)
+	// and takes each one's median, so a ratio is not one run's noise.
+	// Default (0 or 1): one run each.
+	Rounds int
 	// Out receives the report.
 	Out io.Writer
 }
@@ -82,10 +87,18 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { _ = caddy.Stop() }()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}}
+	// Listeners stay open until all four ports are chosen: no port twice.
+	var held []net.Listener
 	for _, p := range []*string{&e.gate, &e.bare, &e.forward, &e.portal} {
-		if *p, err = freeAddr(); err != nil {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
 			return err
 		}
+		held = append(held, l)
+		*p = l.Addr().String()
+	}
+	for _, l := range held {
+		_ = l.Close()
 	}
 	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
@@ -113,8 +126,13 @@ func Run(ctx context.Context, o Options) error {
 		{1, e.upstreamAlone}, {2, e.bareProxy}, {3, e.warmGate}, {4, e.coldGate},
 		{5, e.forwardAuth}, {6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
 	}
+	if o.Rounds > 1 {
+		if err := e.interleaved(ctx); err != nil {
+			return err
+		}
+	}
 	for _, s := range steps {
-		if len(o.Scenarios) > 0 && !o.Scenarios[s.n] {
+		if len(o.Scenarios) > 0 && !o.Scenarios[s.n] || o.Rounds > 1 && (s.n == 2 || s.n == 3 || s.n == 5) {
 			continue
 		}
 		if err := s.fn(ctx); err != nil {
@@ -123,6 +141,55 @@ func Run(ctx context.Context, o Options) error {
 	}
 	e.report()
 	return nil
+}
+
+// interleaved runs scenarios 2, 3 and 5 in turn, Rounds times, against one
+// loaded config, and keeps each scenario's median run.
+func (e *env) interleaved(ctx context.Context) error {
+	path, ids, err := e.seedBolt("rounds", 1000)
+	if err != nil {
+		return err
+	}
+	if err := e.load("store bolt "+path, "64MiB"); err != nil {
+		return err
+	}
+	runs := map[int][]result{}
+	targets := []struct {
+		n    int
+		url  string
+		ids  []string
+		name string
+	}{
+		{2, "http://" + e.bare + "/", nil, "Caddy reverse_proxy"},
+		{3, "http://" + e.gate + "/", ids, "portalgate, bolt, warm L1"},
+		{5, "http://" + e.forward + "/", nil, "Caddy forward_auth to an instant 200"},
+	}
+	for round := range e.o.Rounds {
+		for _, t := range targets {
+			r := load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(t.url, t.ids))
+			runs[t.n] = append(runs[t.n], r)
+			fmt.Fprintf(e.o.Out, "  round %d: %d. %-36s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
+		}
+	}
+	for _, t := range targets {
+		rs := runs[t.n]
+		slices.SortFunc(rs, func(a, b result) int { return cmpFloat(a.rps(), b.rps()) })
+		med := rs[len(rs)/2]
+		name := fmt.Sprintf("%s (median of %d)", t.name, len(rs))
+		e.rows = append(e.rows, row{n: t.n, name: name, r: med, unit: "req/s"})
+		e.rps[t.n] = med.rps()
+	}
+	return nil
+}
+
+func cmpFloat(a, b float64) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
 }
 
 func freeAddr() (string, error) {

@@ -1,7 +1,7 @@
 // Command bench measures Portalgate side by side with the alternatives, on
 // loopback, and prints a table and ratios (see BENCHMARKS.md).
 //
-//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000] [-cpuprofile cpu.out]
+//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000] [-rounds 5] [-cpuprofile cpu.out]
 package main
 
 import (
@@ -26,6 +26,7 @@ func run() int {
 	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-8 (default: all)")
 	sessions := flag.String("sessions", "1000,100000,1000000", "live session counts for scenario 8")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
+	rounds := flag.Int("rounds", 1, "run scenarios 2, 3 and 5 this many times, interleaved, and report medians")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
@@ -41,7 +42,7 @@ func run() int {
 		defer pprof.StopCPUProfile()
 	}
 
-	o := bench.Options{Duration: *duration, Connections: *conns, Scenarios: map[int]bool{}, Out: os.Stdout}
+	o := bench.Options{Duration: *duration, Connections: *conns, Scenarios: map[int]bool{}, Rounds: *rounds, Out: os.Stdout}
 	for _, s := range strings.Split(*scenarios, ",") {
 		if s = strings.TrimSpace(s); s != "" {
 			n, err := strconv.Atoi(s)

@@ -30,19 +30,26 @@ type instance struct {
 	log                    *syncBuffer
 }
 
-func freeAddr(t *testing.T) string {
+// freeAddrs returns n distinct free loopback addresses: every listener stays
+// open until all are chosen, so the kernel cannot hand out one port twice.
+func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
+	addrs := make([]string, n)
+	for i := range addrs {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		addrs[i] = l.Addr().String()
 	}
-	defer l.Close()
-	return l.Addr().String()
+	return addrs
 }
 
 func startInstance(t *testing.T, redisURL string, public *instance) *instance {
 	t.Helper()
-	in := &instance{admin: freeAddr(t), portal: freeAddr(t), courses: freeAddr(t), log: &syncBuffer{}}
+	addrs := freeAddrs(t, 3)
+	in := &instance{admin: addrs[0], portal: addrs[1], courses: addrs[2], log: &syncBuffer{}}
 	if public == nil {
 		public = in
 	}
