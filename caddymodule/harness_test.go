@@ -7,7 +7,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"net/http/httptest"
@@ -20,6 +19,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 )
 
 // The Caddy tests run one real Caddy in this process, loaded from a
@@ -60,18 +61,12 @@ type gateway struct {
 	globalExtra, caddyOptions, communityBlock string
 }
 
-// freeAddrs returns n distinct free loopback addresses: every listener stays
-// open until all are chosen, so the kernel cannot hand out one port twice.
+// freeAddrs returns n distinct free loopback addresses.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		addrs[i] = l.Addr().String()
+	addrs, err := freeport.Addrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return addrs
 }

@@ -26,6 +26,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"          // reverse_proxy, forward_auth
 
 	_ "github.com/portalgate/portalgate/caddymodule" // the gate
+	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
@@ -58,7 +59,7 @@ type env struct {
 	dir                         string
 	upstream, auth              string // host:port
 	gate, bare, forward, portal string // host:port
-	redisURL                    string
+	redisURL, redisAddr         string
 	rows                        []row
 	rps                         map[int]float64
 	codec                       *link.Codec
@@ -87,19 +88,11 @@ func Run(ctx context.Context, o Options) error {
 	defer func() { _ = caddy.Stop() }()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}}
-	// Listeners stay open until all four ports are chosen: no port twice.
-	var held []net.Listener
-	for _, p := range []*string{&e.gate, &e.bare, &e.forward, &e.portal} {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return err
-		}
-		held = append(held, l)
-		*p = l.Addr().String()
+	addrs, err := freeport.Addrs(5)
+	if err != nil {
+		return err
 	}
-	for _, l := range held {
-		_ = l.Close()
-	}
+	e.gate, e.bare, e.forward, e.portal, e.redisAddr = addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
 	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		_, _ = io.WriteString(w, "ok")
 	})); err != nil {
@@ -112,7 +105,7 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ring, _ := link.NewRing(link.Key{ID: "bench", Secret: []byte(benchKey)})
 	e.codec = &link.Codec{Ring: ring, Issuer: "http://" + e.portal, DefaultTTL: 15 * time.Minute, MaxTTL: time.Hour, Now: time.Now}
-	if url, stop, err := startRedis(dir); err == nil {
+	if url, stop, err := startRedis(dir, e.redisAddr); err == nil {
 		defer stop()
 		e.redisURL = url
 	} else {
@@ -192,15 +185,6 @@ func cmpFloat(a, b float64) int {
 	return 0
 }
 
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", err
-	}
-	defer l.Close()
-	return l.Addr().String(), nil
-}
-
 func serve(h http.Handler) (string, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -212,12 +196,8 @@ func serve(h http.Handler) (string, error) {
 
 // startRedis starts redis-server on a free port with append-only persistence
 // fsynced every second (the usual production setting).
-func startRedis(dir string) (string, func(), error) {
+func startRedis(dir, addr string) (string, func(), error) {
 	bin, err := exec.LookPath("redis-server")
-	if err != nil {
-		return "", nil, err
-	}
-	addr, err := freeAddr()
 	if err != nil {
 		return "", nil, err
 	}

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -16,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 )
 
@@ -30,18 +30,12 @@ type instance struct {
 	log                    *syncBuffer
 }
 
-// freeAddrs returns n distinct free loopback addresses: every listener stays
-// open until all are chosen, so the kernel cannot hand out one port twice.
+// freeAddrs returns n distinct free loopback addresses.
 func freeAddrs(t *testing.T, n int) []string {
 	t.Helper()
-	addrs := make([]string, n)
-	for i := range addrs {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer l.Close()
-		addrs[i] = l.Addr().String()
+	addrs, err := freeport.Addrs(n)
+	if err != nil {
+		t.Fatal(err)
 	}
 	return addrs
 }

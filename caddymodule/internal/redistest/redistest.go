@@ -12,6 +12,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 )
 
 // Server is a redis-server owned by one test.
@@ -36,13 +38,11 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skip("redis-server not installed; bash .ci/test installs it")
 	}
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	addrs, err := freeport.Addrs(1)
 	if err != nil {
 		t.Fatal(err)
 	}
-	addr := l.Addr().String()
-	_ = l.Close()
-	s := &Server{Addr: addr, t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{Addr: addrs[0], t: t, bin: bin, dir: t.TempDir()}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s

@@ -5,7 +5,9 @@ package store
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
@@ -48,6 +50,19 @@ type Session struct {
 	ExpiresAt time.Time `json:"expires_at"`
 	// IdleAt is when the session ends unless it is used again.
 	IdleAt time.Time `json:"idle_at"`
+}
+
+// DecodeSession reads a session a store kept as JSON, and reports
+// ErrNotFound when its deadline has passed by now.
+func DecodeSession(v []byte, now time.Time) (*Session, error) {
+	var s Session
+	if err := json.Unmarshal(v, &s); err != nil {
+		return nil, fmt.Errorf("decoding session: %w", err)
+	}
+	if !now.Before(s.Deadline()) {
+		return nil, ErrNotFound
+	}
+	return &s, nil
 }
 
 // Deadline is when the session ends if nothing changes.

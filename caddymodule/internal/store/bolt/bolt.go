@@ -258,14 +258,7 @@ func (s *Store) get(tx *bbolt.Tx, id string) (*store.Session, error) {
 	if v == nil {
 		return nil, store.ErrNotFound
 	}
-	var sess store.Session
-	if err := json.Unmarshal(v, &sess); err != nil {
-		return nil, fmt.Errorf("decoding session: %w", err)
-	}
-	if !s.now().Before(sess.Deadline()) {
-		return nil, store.ErrNotFound
-	}
-	return &sess, nil
+	return store.DecodeSession(v, s.now())
 }
 
 // TouchSession implements store.Store.

@@ -273,14 +273,7 @@ func (s *Store) GetSession(ctx context.Context, id string) (*store.Session, erro
 	if err != nil {
 		return nil, fmt.Errorf("reading session: %w", err)
 	}
-	var sess store.Session
-	if err := json.Unmarshal(v, &sess); err != nil {
-		return nil, fmt.Errorf("decoding session: %w", err)
-	}
-	if !s.now().Before(sess.Deadline()) {
-		return nil, store.ErrNotFound
-	}
-	return &sess, nil
+	return store.DecodeSession(v, s.now())
 }
 
 // TouchSession implements store.Store. SET XX never brings back a session
