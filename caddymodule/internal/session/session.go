@@ -63,6 +63,10 @@ type Manager struct {
 	stopWatch func()
 }
 
+// L1Bytes is what the L1 cache holds, as ristretto accounts it (each
+// entry's Cost plus ristretto's own per-entry bookkeeping).
+func (m *Manager) L1Bytes() int64 { return m.cache.MaxCost() - m.cache.RemainingCost() }
+
 // Stats returns how many lookups L1 served and how many read the store.
 func (m *Manager) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
 
