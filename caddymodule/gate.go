@@ -12,19 +12,18 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
-	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
 // gate lets a request with a live session of this app through, with the
 // user's identity; everyone else is sent to sign in.
 func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
-	s, err := h.session(r)
+	id, s, err := h.session(r)
 	if err == nil {
 		h.gatedOK.Inc()
 		stripSessionCookies(r.Header)
 		setIdentity(r, s)
 		if h.Assertion {
-			tok, err := h.assertion(s)
+			tok, err := h.assertion(id, s)
 			if err != nil {
 				h.logger.Error("signing identity assertion", zap.String("app", h.App), zap.Error(err))
 				return h.fail(w, r, problemStore)
@@ -49,14 +48,15 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	return nil
 }
 
-// session returns the live session of this app that the request's cookie
-// names, or session.ErrNoSession.
-func (h *Handler) session(r *http.Request) (*store.Session, error) {
+// session returns the id and the live session of this app that the
+// request's cookie names, or session.ErrNoSession.
+func (h *Handler) session(r *http.Request) (string, *session.Entry, error) {
 	id := cookieValue(r.Header, h.target.cookie)
 	if id == "" {
-		return nil, session.ErrNoSession
+		return "", nil, session.ErrNoSession
 	}
-	return h.app.sessions.Lookup(r.Context(), id, h.App)
+	s, err := h.app.sessions.Lookup(r.Context(), id, h.App)
+	return id, s, err
 }
 
 // logout ends this app's session and clears its cookie. GET shows a page
@@ -65,8 +65,8 @@ func (h *Handler) session(r *http.Request) (*store.Session, error) {
 func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 	switch r.Method {
 	case http.MethodGet, http.MethodHead:
-		id := cookieValue(r.Header, h.target.cookie)
-		if _, err := h.session(r); err != nil {
+		id, _, err := h.session(r)
+		if err != nil {
 			return h.noSession(w, r, err)
 		}
 		noStore(w)

@@ -10,7 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 
 	lru "github.com/hashicorp/golang-lru/v2"
-	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/zap"
 
@@ -168,15 +168,15 @@ type cachedAssertion struct {
 
 // assertion returns the signed identity assertion for a session, reusing
 // one while at least half its life is left.
-func (h *Handler) assertion(s *store.Session) (string, error) {
+func (h *Handler) assertion(id string, s *session.Entry) (string, error) {
 	now := h.app.now()
-	if c, ok := h.assertions.Get(s.ID); ok && now.Before(c.until) {
+	if c, ok := h.assertions.Get(id); ok && now.Before(c.until) {
 		return c.token, nil
 	}
 	tok, exp, err := h.app.asserter.Sign(h.App, s.User)
 	if err != nil {
 		return "", err
 	}
-	h.assertions.Add(s.ID, cachedAssertion{token: tok, until: exp.Add(-assertionTTL / 2)})
+	h.assertions.Add(id, cachedAssertion{token: tok, until: exp.Add(-assertionTTL / 2)})
 	return tok, nil
 }

@@ -18,7 +18,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 	if r.Method != http.MethodGet && r.Method != http.MethodHead {
 		return h.fail(w, r, problemMethod)
 	}
-	s, err := h.session(r)
+	id, s, err := h.session(r)
 	if err != nil {
 		return h.noSession(w, r, err)
 	}
@@ -30,7 +30,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	data := portal.Home{UserName: s.User.Name, UserEmail: s.User.Email, UserID: s.User.ID,
-		CSRF: h.app.csrfToken("logout", s.ID)}
+		CSRF: h.app.csrfToken("logout", id)}
 	for _, name := range h.app.appNames() {
 		if t := h.app.targets[name]; t.allowed(s.Apps) {
 			data.Apps = append(data.Apps, portal.AppEntry{Name: name, Title: t.title, LaunchURL: launchPrefix + name})
@@ -51,7 +51,7 @@ func (h *Handler) launch(w http.ResponseWriter, r *http.Request, name string) er
 	if t == nil || t.name == PortalName {
 		return h.fail(w, r, problemNotFound)
 	}
-	s, err := h.session(r)
+	_, s, err := h.session(r)
 	if err != nil {
 		return h.noSession(w, r, err)
 	}

@@ -6,7 +6,7 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 )
 
 // The identity headers a child app receives.
@@ -82,7 +82,7 @@ func isIdentityHeader(name string) bool {
 
 // setIdentity hands the session's user to the app as headers and to the rest
 // of Caddy as {http.auth.user.*} placeholders (the access log's user_id).
-func setIdentity(r *http.Request, s *store.Session) {
+func setIdentity(r *http.Request, s *session.Entry) {
 	h := r.Header
 	u := &s.User
 	// One backing array for all values: this runs on every gated request.

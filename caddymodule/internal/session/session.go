@@ -41,7 +41,7 @@ type Config struct {
 // Manager is the session lifecycle over a store with an L1 cache.
 type Manager struct {
 	store store.Store
-	cache *ristretto.Cache[string, *store.Session]
+	cache *ristretto.Cache[string, *Entry]
 	cfg   Config
 	// slide is how stale an idle deadline may get before it is written back:
 	// sliding expiry costs a store write at most this often per session.
@@ -82,7 +82,7 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 	if cfg.CacheMaxBytes <= 0 {
 		return nil, errors.New("session cache size must be positive")
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[string, *store.Session]{
+	cache, err := ristretto.NewCache(&ristretto.Config[string, *Entry]{
 		// Ristretto's guidance: ten counters per item the cache may hold.
 		NumCounters: max(cfg.CacheMaxBytes/costFloor*10, 1000),
 		MaxCost:     cfg.CacheMaxBytes,
@@ -140,7 +140,7 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, err
 	}
-	m.rememberIf(s, s.CreatedAt, gen)
+	m.rememberIf(s.ID, entryOf(s), s.CreatedAt, gen)
 	return s, nil
 }
 
@@ -160,7 +160,7 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	if err := m.store.Redeem(ctx, l, s); err != nil {
 		return nil, err
 	}
-	m.rememberIf(s, s.CreatedAt, gen)
+	m.rememberIf(s.ID, entryOf(s), s.CreatedAt, gen)
 	return s, nil
 }
 
@@ -182,14 +182,36 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 	}, nil
 }
 
-// Lookup returns the live session id bound to app, from L1 or the store. The
-// returned session is shared and must not be modified.
-func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, error) {
+// Entry is a live session as L1 keeps it and Lookup returns it: what a
+// gated request needs, compactly (the id is the cache key, not stored; the
+// deadlines are Unix nanoseconds). It is shared and must not be modified.
+type Entry struct {
+	User identity.User
+	// App is the app the session opens.
+	App string
+	// Apps lists the apps a portal session may launch.
+	Apps []string
+	// expires and idle are the absolute and idle deadlines.
+	expires, idle int64
+}
+
+func entryOf(s *store.Session) *Entry {
+	return &Entry{User: s.User, App: s.App, Apps: s.Apps, expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano()}
+}
+
+// Deadline is when the session ends if nothing changes.
+func (e *Entry) Deadline() time.Time { return time.Unix(0, min(e.expires, e.idle)) }
+
+// IdleAt is when the session ends unless it is used again.
+func (e *Entry) IdleAt() time.Time { return time.Unix(0, e.idle) }
+
+// Lookup returns the live session id bound to app, from L1 or the store.
+func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 	if !ValidID(id) {
 		return nil, ErrNoSession
 	}
 	now := m.cfg.Now()
-	var s *store.Session
+	var s *Entry
 	ok := false
 	if m.trusted.Load() {
 		s, ok = m.cache.Get(id)
@@ -217,14 +239,14 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*store.Session, e
 	if s.App != app {
 		return nil, ErrNoSession
 	}
-	if now.Sub(s.IdleAt.Add(-m.cfg.Idle)) >= m.slide {
-		return m.touch(ctx, s, now)
+	if now.Sub(s.IdleAt().Add(-m.cfg.Idle)) >= m.slide {
+		return m.touch(ctx, id, s, now)
 	}
 	return s, nil
 }
 
 // load reads a session from the store into L1.
-func (m *Manager) load(ctx context.Context, id string, now time.Time) (*store.Session, error) {
+func (m *Manager) load(ctx context.Context, id string, now time.Time) (*Entry, error) {
 	mu, gen := m.lock(id), m.gen.Load()
 	mu.Lock()
 	defer mu.Unlock()
@@ -235,28 +257,30 @@ func (m *Manager) load(ctx context.Context, id string, now time.Time) (*store.Se
 	if err != nil {
 		return nil, fmt.Errorf("reading session: %w", err)
 	}
-	m.rememberIf(s, now, gen)
-	return s, nil
+	e := entryOf(s)
+	m.rememberIf(id, e, now, gen)
+	return e, nil
 }
 
 // touch slides the idle deadline; the cached value is replaced, never
 // changed in place, because readers share it.
-func (m *Manager) touch(ctx context.Context, s *store.Session, now time.Time) (*store.Session, error) {
-	mu, gen := m.lock(s.ID), m.gen.Load()
+func (m *Manager) touch(ctx context.Context, id string, s *Entry, now time.Time) (*Entry, error) {
+	mu, gen := m.lock(id), m.gen.Load()
 	mu.Lock()
 	defer mu.Unlock()
 	next := *s
-	next.IdleAt = now.Add(m.cfg.Idle)
-	err := m.store.TouchSession(ctx, s.ID, next.IdleAt)
+	idleAt := now.Add(m.cfg.Idle)
+	next.idle = idleAt.UnixNano()
+	err := m.store.TouchSession(ctx, id, idleAt)
 	if errors.Is(err, store.ErrNotFound) {
 		// Ended elsewhere (another instance, a revocation) since it was cached.
-		m.cache.Del(s.ID)
+		m.cache.Del(id)
 		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, fmt.Errorf("extending session: %w", err)
 	}
-	m.rememberIf(&next, now, gen)
+	m.rememberIf(id, &next, now, gen)
 	return &next, nil
 }
 
@@ -302,27 +326,23 @@ func (m *Manager) Wait() { m.cache.Wait() }
 
 // rememberIf puts s into L1 unless L1 was reset (or is untrusted) since gen
 // was read: then the store read may predate an end that the reset dropped.
-func (m *Manager) rememberIf(s *store.Session, now time.Time, gen uint64) {
+func (m *Manager) rememberIf(id string, e *Entry, now time.Time, gen uint64) {
 	if m.trusted.Load() && m.gen.Load() == gen {
-		m.remember(s, now)
+		if ttl := e.Deadline().Sub(now); ttl > 0 {
+			m.cache.SetWithTTL(id, e, Cost(e), ttl)
+		}
 	}
 }
 
-func (m *Manager) remember(s *store.Session, now time.Time) {
-	if ttl := s.Deadline().Sub(now); ttl > 0 {
-		m.cache.SetWithTTL(s.ID, s, Cost(s), ttl)
-	}
-}
+// costFloor is the smallest cost an entry can have: the struct itself.
+const costFloor = int64(unsafe.Sizeof(Entry{}))
 
-// costFloor is the smallest cost a session can have: the struct itself.
-const costFloor = int64(unsafe.Sizeof(store.Session{}))
-
-// Cost is a session's size in bytes as the L1 budget counts it: the struct and
-// every string it points to.
-func Cost(s *store.Session) int64 {
-	n := costFloor + int64(len(s.ID)+len(s.User.ID)+len(s.User.Email)+len(s.User.Name)+
-		len(s.User.Type)+len(s.User.Location)+len(s.App)+len(s.LinkID))
-	for _, a := range s.Apps {
+// Cost is an entry's size in bytes as the L1 budget counts it: the struct
+// and every string it points to (ristretto adds its own bookkeeping).
+func Cost(e *Entry) int64 {
+	u := &e.User
+	n := costFloor + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.App))
+	for _, a := range e.Apps {
 		n += int64(unsafe.Sizeof(a)) + int64(len(a))
 	}
 	return n

@@ -190,8 +190,8 @@ func TestRevokeUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
 }
 
 func TestCost_CountsStrings(t *testing.T) {
-	small := &store.Session{ID: "x"}
-	big := &store.Session{ID: "x", User: identity.User{Name: string(make([]byte, 1000))}, Apps: []string{"courses"}}
+	small := &session.Entry{}
+	big := &session.Entry{User: identity.User{Name: string(make([]byte, 1000))}, Apps: []string{"courses"}}
 	if d := session.Cost(big) - session.Cost(small); d < 1000 {
 		t.Fatalf("cost difference %d, want at least 1000", d)
 	}
