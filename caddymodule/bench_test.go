@@ -37,6 +37,7 @@ func newBenchHandler(b *testing.B, storeJSON string) *Handler {
 	}
 	b.Cleanup(func() { _ = a.Cleanup() })
 	a.logger = zap.NewNop()
+	a.audit = audit{zap.NewNop()}
 	h := &Handler{App: "courses", logger: zap.NewNop()}
 	if err := h.setup(a); err != nil {
 		b.Fatal(err)

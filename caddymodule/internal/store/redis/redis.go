@@ -45,13 +45,50 @@ type Store struct {
 	now    func() time.Time
 	// check bounds how long a broken subscription goes unnoticed.
 	check time.Duration
+	// cluster: keys of one redemption live in different slots, so it takes
+	// two round trips; elsewhere one script does it all.
+	cluster bool
 }
 
 // New returns a store over rdb. Keys start with prefix; now is the clock
 // the store judges expiry by (Redis expires keys by its own clock too).
 func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now func() time.Time) *Store {
-	return &Store{rdb: rdb, prefix: prefix, now: now, check: check}
+	_, cluster := rdb.(*goredis.ClusterClient)
+	return &Store{rdb: rdb, prefix: prefix, now: now, check: check, cluster: cluster}
 }
+
+// redeemAtOnce is a whole redemption in one script, where every key is on
+// one server: refuse a revoked user's older link (-2), a revoked link (-2)
+// or a spent one (-1); else spend it, store and index the session. Times in
+// nanoseconds are compared as decimal strings (Lua numbers are doubles).
+var redeemAtOnce = goredis.NewScript(`
+local function le(a, b)
+	if #a ~= #b then return #a < #b end
+	return a <= b
+end
+local c = redis.call('GET', KEYS[2])
+if c then
+	local at, untl = string.match(c, '^(%d+):(%d+)$')
+	if at and not le(untl, ARGV[6]) and le(ARGV[5], at) then return -2 end
+end
+local v = redis.call('GET', KEYS[1])
+local count, exp = 0, tonumber(ARGV[2])
+if v then
+	local n, e = string.match(v, '^(%-?%d+):(%d+)$')
+	if n and tonumber(e) > tonumber(ARGV[3]) then
+		if n == '-1' then return -2 end
+		count, exp = tonumber(n), tonumber(e)
+	end
+end
+if count >= tonumber(ARGV[1]) then return -1 end
+redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', ARGV[4])
+redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
+redis.call('SADD', KEYS[3], ARGV[9])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[10]) then
+	redis.call('PEXPIRE', KEYS[3], ARGV[10])
+end
+return count + 1
+`)
 
 // spendLink spends one use of a link: -2 revoked, -1 all spent, else the new
 // count. Times are judged by the caller's clock (ARGV[3]); Redis only
@@ -100,7 +137,8 @@ func (s *Store) ttl(t time.Time) time.Duration {
 	return max(t.Sub(s.now()), time.Millisecond)
 }
 
-// Redeem implements store.Store in two round trips. The first reads the
+// Redeem implements store.Store. On one server (standalone, Sentinel) it is
+// one script. On Cluster it is two round trips. The first reads the
 // user's revocation and spends the link (one atomic script); the second
 // writes the session and indexes it with a script that also reads the
 // revocation, atomically with any RevokeUser: a revocation that lands
@@ -112,6 +150,22 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		return fmt.Errorf("encoding session: %w", err)
 	}
 	now := s.now()
+	if !s.cluster {
+		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID)}
+		n, err := redeemAtOnce.Run(ctx, s.rdb, keys,
+			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), s.ttl(l.Expires).Milliseconds(),
+			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
+			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()).Int()
+		switch {
+		case err != nil:
+			return fmt.Errorf("redeeming link: %w", err)
+		case n == -2:
+			return store.ErrLinkRevoked
+		case n == -1:
+			return store.ErrLinkUsed
+		}
+		return nil
+	}
 	var cutoff *goredis.StringCmd
 	var spent *goredis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {

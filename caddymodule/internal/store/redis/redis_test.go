@@ -25,6 +25,17 @@ func TestConformance(t *testing.T) {
 	})
 }
 
+// TestConformance_ClusterPath runs the suite on the two-round-trip
+// redemption that Redis Cluster uses.
+func TestConformance_ClusterPath(t *testing.T) {
+	srv := redistest.Start(t)
+	var n atomic.Int32
+	storetest.Run(t, func(_ *testing.T, now func() time.Time) store.Store {
+		rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+		return redis.TwoStep(redis.New(rdb, fmt.Sprintf("c%d:", n.Add(1)), time.Second, now))
+	})
+}
+
 func TestWatch_SessionsEndedElsewhereAreReported(t *testing.T) {
 	srv := redistest.Start(t)
 	a := redis.New(goredis.NewClient(&goredis.Options{Addr: srv.Addr}), "w:", 200*time.Millisecond, time.Now)
