@@ -105,6 +105,11 @@ func Run(ctx context.Context, o Options) error {
 	}
 	ring, _ := link.NewRing(link.Key{ID: "bench", Secret: []byte(benchKey)})
 	e.codec = &link.Codec{Ring: ring, Issuer: "http://" + e.portal, DefaultTTL: 15 * time.Minute, MaxTTL: time.Hour, Now: time.Now}
+	if wrkPath() != "" {
+		fmt.Fprintln(o.Out, "load: wrk (redemptions: the built-in generator, one link per request)")
+	} else {
+		fmt.Fprintln(o.Out, "load: the built-in Go generator (install wrk to use it instead)")
+	}
 	if url, stop, err := startRedis(dir, e.redisAddr); err == nil {
 		defer stop()
 		e.redisURL = url
@@ -159,7 +164,7 @@ func (e *env) interleaved(ctx context.Context) error {
 	}
 	for round := range e.o.Rounds {
 		for _, t := range targets {
-			r := load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(t.url, t.ids))
+			r := e.drive(ctx, t.url, t.ids)
 			runs[t.n] = append(runs[t.n], r)
 			fmt.Fprintf(e.o.Out, "  round %d: %d. %-36s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
 		}
@@ -289,6 +294,24 @@ func makeSessions(n int) ([]*store.Session, []string) {
 	return sessions, ids
 }
 
+// drive loads url for one run: with wrk when it is installed (one session
+// for every connection), else with the built-in generator (a session per
+// connection).
+func (e *env) drive(ctx context.Context, url string, ids []string) result {
+	if wrkPath() != "" {
+		id := sameSizeCookie
+		if len(ids) > 0 {
+			id = ids[0]
+		}
+		r, err := loadWrk(ctx, e.dir, e.o.Connections, e.o.Duration, http.StatusOK, url, "portalgate-courses="+id)
+		if err == nil {
+			return r
+		}
+		fmt.Fprintf(e.o.Out, "     (%v; using the built-in load generator)\n", err)
+	}
+	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(url, ids))
+}
+
 // get returns a request builder for GET url, with a session cookie per
 // connection when ids are given. Without ids it sends a cookie of the same
 // size, so every scenario's requests weigh the same and only the gate differs.
@@ -308,7 +331,7 @@ func get(url string, ids []string) request {
 var sameSizeCookie = strings.Repeat("x", session.IDLen)
 
 func (e *env) run(ctx context.Context, n int, name, url string, ids []string) {
-	r := load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(url, ids))
+	r := e.drive(ctx, url, ids)
 	e.rows = append(e.rows, row{n: n, name: name, r: r, unit: "req/s"})
 	e.rps[n] = r.rps()
 	fmt.Fprintf(e.o.Out, "  %d. %-44s %10.0f req/s  p50 %-9v p99 %-9v failures %d\n", n, name, r.rps(), r.p50, r.p99, r.failures)
