@@ -484,9 +484,8 @@ func (e *env) sessionScaling(ctx context.Context) error {
 		for c := range spread {
 			spread[c] = ids[(c*len(ids))/len(spread)]
 		}
-		// The seeding's garbage (a million ids and sessions) must not be
-		// the next run's GC work: that would measure the harness.
-		ids = nil
+		// The seeding's garbage (a million ids and sessions, dead from
+		// here) must not be the next run's GC work: collect it now.
 		runtime.GC()
 		e.run(ctx, 8, fmt.Sprintf("portalgate, bolt, warm L1, %d sessions", n), "http://"+e.gate+"/", spread)
 	}
