@@ -297,12 +297,12 @@ func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
 	wantPurged(t, s, 1, "after the link expired")
 }
 
-func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
-	const workers = 50
-	l := linkUse(clk, "race", "racer", 1)
+// redeemConcurrently redeems l from 50 goroutines at once and returns how
+// many succeeded; any failure but ErrLinkUsed fails the test.
+func redeemConcurrently(t *testing.T, s store.Store, clk *clock.Fake, l store.LinkUse) int32 {
 	var wg sync.WaitGroup
 	var wins atomic.Int32
-	for range workers {
+	for range concurrentWorkers {
 		wg.Go(func() {
 			switch err := redeem(s, clk, l); {
 			case err == nil:
@@ -313,29 +313,22 @@ func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
 		})
 	}
 	wg.Wait()
+	return wins.Load()
+}
+
+const concurrentWorkers = 50
+
+func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
+	wins := redeemConcurrently(t, s, clk, linkUse(clk, "race", "racer", 1))
 	ids := revokeUser(t, s, clk, "racer")
-	if wins.Load() != 1 || len(ids) != 1 {
-		t.Fatalf("%d wins, %d sessions from %d concurrent redemptions of a one-time link; want 1 and 1", wins.Load(), len(ids), workers)
+	if wins != 1 || len(ids) != 1 {
+		t.Fatalf("%d wins, %d sessions from %d concurrent redemptions of a one-time link; want 1 and 1", wins, len(ids), concurrentWorkers)
 	}
 }
 
 func testConcurrentRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
-	const workers = 50
-	l := linkUse(clk, "race", "racer", 5)
-	var wg sync.WaitGroup
-	var wins atomic.Int32
-	for range workers {
-		wg.Go(func() {
-			if err := redeem(s, clk, l); err == nil {
-				wins.Add(1)
-			} else if !errors.Is(err, store.ErrLinkUsed) {
-				t.Errorf("Redeem: %v", err)
-			}
-		})
-	}
-	wg.Wait()
-	if wins.Load() != 5 {
-		t.Fatalf("%d wins for a 5-use link", wins.Load())
+	if wins := redeemConcurrently(t, s, clk, linkUse(clk, "race", "racer", 5)); wins != 5 {
+		t.Fatalf("%d wins for a 5-use link", wins)
 	}
 }
 
