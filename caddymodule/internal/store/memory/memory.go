@@ -4,6 +4,8 @@ package memory
 
 import (
 	"context"
+	"errors"
+	"slices"
 	"sync"
 	"time"
 
@@ -26,6 +28,11 @@ type Store struct {
 	byUser   map[string]map[string]struct{}
 	links    map[string]linkUse
 	cutoffs  map[string]cutoff
+
+	contacts map[string]store.Contact
+	// records are the minted links, oldest first.
+	records []store.LinkRecord
+	menu    store.Menu
 }
 
 // New returns an empty store reading time from now.
@@ -36,6 +43,7 @@ func New(now func() time.Time) *Store {
 		byUser:   make(map[string]map[string]struct{}),
 		links:    make(map[string]linkUse),
 		cutoffs:  make(map[string]cutoff),
+		contacts: make(map[string]store.Contact),
 	}
 }
 
@@ -179,6 +187,9 @@ func (m *Store) Purge(context.Context) (int, error) {
 			n++
 		}
 	}
+	kept := len(m.records)
+	m.records = slices.DeleteFunc(m.records, func(r store.LinkRecord) bool { return !now.Before(r.Keep) })
+	n += kept - len(m.records)
 	return n, nil
 }
 
@@ -192,6 +203,95 @@ func (m *Store) CountSessions(context.Context) (int, error) {
 // Close implements store.Store.
 func (m *Store) Close() error { return nil }
 
+// PutContacts implements store.Directory.
+func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
+	for _, c := range cs {
+		if c.ID == "" {
+			return errors.New("storing contacts: a contact has no id")
+		}
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range cs {
+		m.contacts[c.ID] = c
+	}
+	return nil
+}
+
+// Contacts implements store.Directory.
+func (m *Store) Contacts(context.Context) ([]store.Contact, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cs := make([]store.Contact, 0, len(m.contacts))
+	for _, c := range m.contacts {
+		cs = append(cs, c)
+	}
+	return cs, nil
+}
+
+// RecordLink implements store.Directory.
+func (m *Store) RecordLink(_ context.Context, r store.LinkRecord) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	r.Spent, r.Revoked = 0, false
+	m.records = append(m.records, r)
+	if over := len(m.records) - store.MaxLinkRecords; over > 0 {
+		m.records = slices.Delete(m.records, 0, over)
+	}
+	return nil
+}
+
+// Links implements store.Directory.
+func (m *Store) Links(context.Context) ([]store.LinkRecord, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var rs []store.LinkRecord
+	for _, r := range slices.Backward(m.records) {
+		if !now.Before(r.Keep) {
+			continue
+		}
+		// A use record that has expired awaits Purge: it says nothing.
+		if u, ok := m.links[r.ID]; ok && now.Before(u.expires) {
+			r.Spent, r.Revoked = u.count, u.revoked
+		}
+		rs = append(rs, r)
+	}
+	return rs, nil
+}
+
+// Menu implements store.Directory.
+func (m *Store) Menu(context.Context) (store.Menu, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return store.Menu{Items: cloneItems(m.menu.Items), Version: m.menu.Version}, nil
+}
+
+// SetMenu implements store.Directory.
+func (m *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.menu.Version != version {
+		return 0, store.ErrConflict
+	}
+	m.menu = store.Menu{Items: cloneItems(items), Version: version + 1}
+	return m.menu.Version, nil
+}
+
+// cloneItems copies menu items so callers never share the slices the store
+// keeps.
+func cloneItems(items []store.MenuItem) []store.MenuItem {
+	if items == nil {
+		return nil
+	}
+	c := make([]store.MenuItem, len(items))
+	for i, it := range items {
+		it.Roles = slices.Clone(it.Roles)
+		c[i] = it
+	}
+	return c
+}
+
 // cloneSession copies s so callers never share the slice the store keeps.
 func cloneSession(s *store.Session) store.Session {
 	c := *s
@@ -199,4 +299,7 @@ func cloneSession(s *store.Session) store.Session {
 	return c
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Directory = (*Store)(nil)
+)
