@@ -25,6 +25,11 @@ var (
 	bucketLinks     = []byte("links")          // id -> count|expires
 	bucketLinkBy    = []byte("link_expiry")    // expires|id -> nil, for Purge
 	bucketCutoffs   = []byte("user_cutoffs")   // user id -> at|until
+	bucketContacts  = []byte("contacts")       // id -> JSON contact
+	bucketRecords   = []byte("link_records")   // issued at|id -> JSON link record, oldest first
+	bucketMenu      = []byte("menu")           // keyMenu -> JSON menu
+
+	keyMenu = []byte("menu")
 )
 
 // revokedCount marks a revoked link in place of its use count.
@@ -50,7 +55,10 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		return nil, fmt.Errorf("opening session store %s: %w", path, err)
 	}
 	err = db.Update(func(tx *bbolt.Tx) error {
-		for _, b := range [][]byte{bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs} {
+		for _, b := range [][]byte{
+			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
+			bucketContacts, bucketRecords, bucketMenu,
+		} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
@@ -364,12 +372,40 @@ func (s *Store) Purge(context.Context) (int, error) {
 			}
 			n++
 		}
+		// Link records are ordered by issue, not by Keep, and at most
+		// MaxLinkRecords: a full scan of them is cheap too.
+		forgotten, err := s.forgottenRecords(tx, now)
+		if err != nil {
+			return err
+		}
+		for _, k := range forgotten {
+			if err := tx.Bucket(bucketRecords).Delete(k); err != nil {
+				return err
+			}
+			n++
+		}
 		return nil
 	})
 	if err != nil {
 		return 0, fmt.Errorf("purging expired records: %w", err)
 	}
 	return n, nil
+}
+
+// forgottenRecords returns the keys of link records whose Keep has passed.
+func (s *Store) forgottenRecords(tx *bbolt.Tx, now time.Time) ([][]byte, error) {
+	var keys [][]byte
+	err := tx.Bucket(bucketRecords).ForEach(func(k, v []byte) error {
+		var r store.LinkRecord
+		if err := json.Unmarshal(v, &r); err != nil {
+			return fmt.Errorf("decoding link record: %w", err)
+		}
+		if !now.Before(r.Keep) {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	return keys, err
 }
 
 // CountSessions returns how many sessions the file holds (live or awaiting
@@ -410,4 +446,7 @@ func userKey(userID, sessionID string) []byte {
 	return []byte(userID + "\x00" + sessionID)
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Directory = (*Store)(nil)
+)

@@ -1,0 +1,189 @@
+package bolt
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	bbolt "go.etcd.io/bbolt"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// PutContacts implements store.Directory.
+func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
+	if len(cs) == 0 {
+		return nil
+	}
+	vs := make([][]byte, len(cs))
+	for i, c := range cs {
+		if c.ID == "" {
+			return errors.New("storing contacts: a contact has no id")
+		}
+		v, err := json.Marshal(c)
+		if err != nil {
+			return fmt.Errorf("encoding contact: %w", err)
+		}
+		vs[i] = v
+	}
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketContacts)
+		for i, c := range cs {
+			if err := b.Put([]byte(c.ID), vs[i]); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing contacts: %w", err)
+	}
+	return nil
+}
+
+// Contacts implements store.Directory.
+func (s *Store) Contacts(context.Context) ([]store.Contact, error) {
+	var cs []store.Contact
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketContacts)
+		cs = make([]store.Contact, 0, b.Stats().KeyN)
+		return b.ForEach(func(_, v []byte) error {
+			var c store.Contact
+			if err := json.Unmarshal(v, &c); err != nil {
+				return fmt.Errorf("decoding contact: %w", err)
+			}
+			cs = append(cs, c)
+			return nil
+		})
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading contacts: %w", err)
+	}
+	return cs, nil
+}
+
+// RecordLink implements store.Directory. The record and the trimming of the
+// oldest beyond store.MaxLinkRecords are one transaction, batched like a
+// redemption: links may be minted in bursts.
+func (s *Store) RecordLink(_ context.Context, r store.LinkRecord) error {
+	v, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encoding link record: %w", err)
+	}
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		// Keyed like the expiry indexes, so a cursor walks them in issue order.
+		if err := b.Put(deadlineKey(r.IssuedAt, r.ID), v); err != nil {
+			return err
+		}
+		// Walk back over the newest; whatever lies beyond them goes.
+		c := b.Cursor()
+		k, _ := c.Last()
+		for i := 0; i < store.MaxLinkRecords && k != nil; i++ {
+			k, _ = c.Prev()
+		}
+		var old [][]byte
+		for ; k != nil; k, _ = c.Prev() {
+			old = append(old, append([]byte(nil), k...))
+		}
+		for _, k := range old {
+			if err := b.Delete(k); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording link: %w", err)
+	}
+	return nil
+}
+
+// Links implements store.Directory: newest first, each with what its use
+// record says while the link has one.
+func (s *Store) Links(context.Context) ([]store.LinkRecord, error) {
+	var rs []store.LinkRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		now := s.now()
+		c := tx.Bucket(bucketRecords).Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var r store.LinkRecord
+			if err := json.Unmarshal(v, &r); err != nil {
+				return fmt.Errorf("decoding link record: %w", err)
+			}
+			if !now.Before(r.Keep) {
+				continue
+			}
+			// A revoked link's record holds revokedCount in place of its
+			// count: how many uses were spent before is not kept.
+			if count, _ := s.linkRecord(tx, r.ID); count == revokedCount {
+				r.Revoked = true
+			} else {
+				r.Spent = int(count) //nolint:gosec // at most the link's Uses, an int
+			}
+			rs = append(rs, r)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading link records: %w", err)
+	}
+	return rs, nil
+}
+
+// menuRecord is the menu as the file keeps it.
+type menuRecord struct {
+	Items   []store.MenuItem `json:"items"`
+	Version int64            `json:"version"`
+}
+
+// Menu implements store.Directory.
+func (s *Store) Menu(context.Context) (store.Menu, error) {
+	var m menuRecord
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		var err error
+		m, err = readMenu(tx)
+		return err
+	})
+	if err != nil {
+		return store.Menu{}, fmt.Errorf("reading menu: %w", err)
+	}
+	return store.Menu{Items: m.Items, Version: m.Version}, nil
+}
+
+// SetMenu implements store.Directory: the version check and the write are
+// one transaction.
+func (s *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64) (int64, error) {
+	v, err := json.Marshal(menuRecord{Items: items, Version: version + 1})
+	if err != nil {
+		return 0, fmt.Errorf("encoding menu: %w", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		m, err := readMenu(tx)
+		if err != nil {
+			return err
+		}
+		if m.Version != version {
+			return store.ErrConflict
+		}
+		return tx.Bucket(bucketMenu).Put(keyMenu, v)
+	})
+	if err != nil {
+		return 0, fmt.Errorf("storing menu: %w", err)
+	}
+	return version + 1, nil
+}
+
+// readMenu returns the stored menu, or an empty one at version 0.
+func readMenu(tx *bbolt.Tx) (menuRecord, error) {
+	var m menuRecord
+	v := tx.Bucket(bucketMenu).Get(keyMenu)
+	if v == nil {
+		return m, nil
+	}
+	if err := json.Unmarshal(v, &m); err != nil {
+		return m, fmt.Errorf("decoding menu: %w", err)
+	}
+	return m, nil
+}
