@@ -25,17 +25,25 @@ import (
 //	u:{<user id>}    set of the user's session ids (revocation without SCAN)
 //	c:{<user id>}    "<revoked at ns>:<until ns>": the user's older links are refused
 //	l:<link id>      "<uses spent>:<record expiry ms>", or "-1:<ms>" when revoked
+//	dc:{dir}         hash of contact id -> contact JSON
+//	dl:{dir}         list of minted-link record JSON, newest first, expiring
+//	                 with the last record's Keep
+//	dm:{dir}         menu JSON {items, version}
 //	ended            pub/sub channel of ended session ids
 //
 // A user's set and revocation share a hash tag, so one script can touch
 // both on Redis Cluster too: indexing a session and revoking its user are
-// atomic with respect to each other.
+// atomic with respect to each other. The directory's keys share the tag
+// {dir} for the same reason, should a script ever need two of them.
 const (
-	keySession = "s:"
-	keyUser    = "u:"
-	keyLink    = "l:"
-	keyCutoff  = "c:"
-	channel    = "ended"
+	keySession  = "s:"
+	keyUser     = "u:"
+	keyLink     = "l:"
+	keyCutoff   = "c:"
+	keyContacts = "dc:"
+	keyRecords  = "dl:"
+	keyMenu     = "dm:"
+	channel     = "ended"
 )
 
 // Store is a store.Store in Redis.
@@ -444,4 +452,7 @@ func (s *Store) watch(ctx context.Context, forget func(ids ...string), set func(
 	}
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store     = (*Store)(nil)
+	_ store.Directory = (*Store)(nil)
+)
