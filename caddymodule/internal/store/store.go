@@ -1,6 +1,7 @@
-// Package store defines the authoritative state of the gateway: sessions and
-// the use counts of links. Every backend (memory, bolt, redis) implements Store
-// and passes the conformance suite in storetest.
+// Package store defines the authoritative state of the gateway: sessions,
+// the use counts of links, and the dashboard's directory. Every backend
+// (memory, bolt, redis) implements Store and passes the conformance suite in
+// storetest.
 package store
 
 import (
@@ -73,9 +74,12 @@ func (s *Session) Deadline() time.Time {
 	return s.ExpiresAt
 }
 
-// Store is the authority on sessions and link uses. Implementations are safe
-// for concurrent use, and every method that changes state is atomic.
+// Store is the authority on sessions and link uses, and keeps the
+// dashboard's Directory. Implementations are safe for concurrent use, and
+// every method that changes state is atomic.
 type Store interface {
+	Directory
+
 	// Redeem spends one use of a link and stores the session it starts, as
 	// one atomic step: a link is never spent without its session. It returns
 	// ErrLinkUsed when every use is spent and ErrLinkRevoked when the link or

@@ -2,7 +2,9 @@ package bolt_test
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
+	"reflect"
 	"testing"
 	"time"
 
@@ -51,5 +53,57 @@ func TestStateSurvivesReopen(t *testing.T) {
 	}
 	if err := s.Redeem(ctx, l, sess); err != store.ErrLinkUsed {
 		t.Fatalf("consumed link forgotten on reopen: %v", err)
+	}
+}
+
+func TestDirectorySurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portalgate.db")
+	clk := clock.NewFake()
+	ctx := context.Background()
+	s, err := bolt.Open(path, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	contact := store.Contact{ID: "c1", Email: "ada@example.com", Name: "Ada Lovelace"}
+	if err := s.PutContacts(ctx, []store.Contact{contact}); err != nil {
+		t.Fatal(err)
+	}
+	rec := store.LinkRecord{ID: "l1", App: "courses", User: identity.User{ID: "u1"}, Uses: 2,
+		IssuedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), Keep: clk.Now().Add(24 * time.Hour)}
+	if err := s.RecordLink(ctx, rec); err != nil {
+		t.Fatal(err)
+	}
+	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses",
+		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
+	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 2, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, l, sess); err != nil {
+		t.Fatal(err)
+	}
+	items := []store.MenuItem{{ID: "m1", Title: "Help", URL: "https://example.com/help", Open: "new_tab", Roles: []identity.Type{identity.Contact}}}
+	if _, err := s.SetMenu(ctx, items, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	s, err = bolt.Open(path, clk.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if cs, err := s.Contacts(ctx); err != nil || !reflect.DeepEqual(cs, []store.Contact{contact}) {
+		t.Fatalf("contacts after reopen = %+v, %v", cs, err)
+	}
+	rs, err := s.Links(ctx)
+	if err != nil || len(rs) != 1 || rs[0].ID != "l1" || rs[0].Spent != 1 || !rs[0].Keep.Equal(rec.Keep) {
+		t.Fatalf("link records after reopen = %+v, %v", rs, err)
+	}
+	m, err := s.Menu(ctx)
+	if err != nil || m.Version != 1 || !reflect.DeepEqual(m.Items, items) {
+		t.Fatalf("menu after reopen = %+v, %v", m, err)
+	}
+	if _, err := s.SetMenu(ctx, nil, 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("SetMenu at the version before reopen = %v, want ErrConflict", err)
 	}
 }

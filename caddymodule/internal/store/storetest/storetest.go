@@ -42,6 +42,14 @@ func Run(t *testing.T, open Factory) {
 		{"ConcurrentRedeemHasOneWinner", testConcurrentRedeem},
 		{"ConcurrentRedeemOfMultiUseLink", testConcurrentRedeemMulti},
 		{"PurgeRemovesOnlyExpired", testPurge},
+		{"ContactsAreUpsertedAndListed", testContacts},
+		{"ContactWithoutIDIsRefused", testContactWithoutID},
+		{"LinkRecordRoundTrip", testLinkRecordRoundTrip},
+		{"LinkRecordsNewestFirstAndTrimmed", testLinkRecordsTrimmed},
+		{"LinkRecordForgottenAfterKeep", testLinkRecordKeep},
+		{"LinkRecordShowsSpentAndRevoked", testLinkRecordUses},
+		{"MenuIsVersioned", testMenu},
+		{"ConcurrentSetMenuHasOneWinner", testConcurrentSetMenu},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

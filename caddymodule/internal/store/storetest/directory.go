@@ -1,0 +1,321 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"reflect"
+	"sort"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/clock"
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+func contacts(t *testing.T, s store.Store) []store.Contact {
+	t.Helper()
+	cs, err := s.Contacts(context.Background())
+	if err != nil {
+		t.Fatalf("Contacts: %v", err)
+	}
+	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
+	return cs
+}
+
+func testContacts(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	if cs := contacts(t, s); len(cs) != 0 {
+		t.Fatalf("Contacts of an empty store = %+v", cs)
+	}
+	if err := s.PutContacts(ctx, nil); err != nil {
+		t.Fatalf("PutContacts(nil): %v", err)
+	}
+	ada := store.Contact{ID: "c1", Email: "ada@example.com", Name: "Ada Lovelace", Location: "loc_1"}
+	bob := store.Contact{ID: "c2", Email: "bob@example.com"}
+	if err := s.PutContacts(ctx, []store.Contact{ada, bob}); err != nil {
+		t.Fatalf("PutContacts: %v", err)
+	}
+	renamed := store.Contact{ID: "c1", Email: "ada@example.org", Name: "Ada King"}
+	cyd := store.Contact{ID: "c3", Name: "Cyd"}
+	if err := s.PutContacts(ctx, []store.Contact{renamed, cyd}); err != nil {
+		t.Fatalf("PutContacts: %v", err)
+	}
+	if got, want := contacts(t, s), []store.Contact{renamed, bob, cyd}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("Contacts = %+v, want %+v", got, want)
+	}
+}
+
+func testContactWithoutID(t *testing.T, s store.Store, _ *clock.Fake) {
+	bad := []store.Contact{{ID: "c1", Name: "Ada"}, {Name: "nobody"}}
+	if err := s.PutContacts(context.Background(), bad); err == nil {
+		t.Fatal("PutContacts of a contact without an id succeeded")
+	}
+	if cs := contacts(t, s); len(cs) != 0 {
+		t.Fatalf("a refused PutContacts stored %+v", cs)
+	}
+}
+
+// linkRecord is a record of link id, issued now and kept for a day.
+func linkRecord(clk *clock.Fake, id string, uses int) store.LinkRecord {
+	now := clk.Now()
+	return store.LinkRecord{
+		ID:        id,
+		App:       "courses",
+		Path:      "/lesson/1",
+		User:      identity.User{ID: "u1", Email: "ada@example.com", Name: "Ada Lovelace", Type: identity.Contact, Location: "loc_1"},
+		Uses:      uses,
+		IssuedAt:  now,
+		ExpiresAt: now.Add(15 * time.Minute),
+		By:        "staff@example.com",
+		Keep:      now.Add(24 * time.Hour),
+	}
+}
+
+func mustRecord(t *testing.T, s store.Store, r store.LinkRecord) {
+	t.Helper()
+	if err := s.RecordLink(context.Background(), r); err != nil {
+		t.Fatalf("RecordLink: %v", err)
+	}
+}
+
+func links(t *testing.T, s store.Store) []store.LinkRecord {
+	t.Helper()
+	rs, err := s.Links(context.Background())
+	if err != nil {
+		t.Fatalf("Links: %v", err)
+	}
+	return rs
+}
+
+func linkIDs(rs []store.LinkRecord) []string {
+	ids := make([]string, len(rs))
+	for i, r := range rs {
+		ids[i] = r.ID
+	}
+	return ids
+}
+
+func testLinkRecordRoundTrip(t *testing.T, s store.Store, clk *clock.Fake) {
+	want := linkRecord(clk, "l1", 2)
+	mustRecord(t, s, want)
+	rs := links(t, s)
+	if len(rs) != 1 {
+		t.Fatalf("Links = %+v, want one record", rs)
+	}
+	got := rs[0]
+	if !got.IssuedAt.Equal(want.IssuedAt) || !got.ExpiresAt.Equal(want.ExpiresAt) || !got.Keep.Equal(want.Keep) {
+		t.Fatalf("times changed: got %+v, want %+v", got, want)
+	}
+	got.IssuedAt, got.ExpiresAt, got.Keep = want.IssuedAt, want.ExpiresAt, want.Keep
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("Links = %+v, want %+v", got, want)
+	}
+}
+
+// testLinkRecordsTrimmed records MaxLinkRecords+5 links: the 5 oldest must
+// go. The bulk in between is recorded concurrently, so a store that syncs
+// each write to disk fills up in a moment; only the ends are in a known order.
+func testLinkRecordsTrimmed(t *testing.T, s store.Store, clk *clock.Fake) {
+	const oldest, newest = 5, 10
+	record := func(i int) {
+		mustRecord(t, s, linkRecord(clk, fmt.Sprintf("l%d", i), 1))
+		clk.Advance(time.Millisecond)
+	}
+	for i := range oldest {
+		record(i)
+	}
+	var wg sync.WaitGroup
+	next := make(chan int)
+	for range concurrentWorkers {
+		wg.Go(func() {
+			for i := range next {
+				// Not record: t.Fatal belongs to the test's goroutine.
+				r := linkRecord(clk, fmt.Sprintf("l%d", i), 1)
+				r.IssuedAt = r.IssuedAt.Add(time.Duration(i) * time.Microsecond)
+				if err := s.RecordLink(context.Background(), r); err != nil {
+					t.Errorf("RecordLink: %v", err)
+				}
+			}
+		})
+	}
+	total := store.MaxLinkRecords + oldest
+	for i := oldest; i < total-newest; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	clk.Advance(time.Second)
+	for i := total - newest; i < total; i++ {
+		record(i)
+	}
+
+	ids := linkIDs(links(t, s))
+	if len(ids) != store.MaxLinkRecords {
+		t.Fatalf("Links holds %d records, want %d", len(ids), store.MaxLinkRecords)
+	}
+	var want []string
+	for i := total - 1; i >= total-newest; i-- {
+		want = append(want, fmt.Sprintf("l%d", i))
+	}
+	if !reflect.DeepEqual(ids[:newest], want) {
+		t.Fatalf("Links starts with %v, want the newest first: %v", ids[:newest], want)
+	}
+	kept := make(map[string]bool, len(ids))
+	for _, id := range ids {
+		kept[id] = true
+	}
+	for i := range oldest {
+		if id := fmt.Sprintf("l%d", i); kept[id] {
+			t.Fatalf("the oldest record %s was kept beyond MaxLinkRecords", id)
+		}
+	}
+	if len(kept) != len(ids) {
+		t.Fatalf("Links lists %d records, %d of them distinct", len(ids), len(kept))
+	}
+}
+
+func testLinkRecordKeep(t *testing.T, s store.Store, clk *clock.Fake) {
+	short := linkRecord(clk, "short", 1)
+	short.Keep = clk.Now().Add(time.Hour)
+	mustRecord(t, s, short)
+	clk.Advance(time.Second)
+	mustRecord(t, s, linkRecord(clk, "long", 1))
+	wantPurged(t, s, 0, "with no link record past its Keep")
+
+	clk.Advance(time.Hour - time.Second)
+	if ids := linkIDs(links(t, s)); !reflect.DeepEqual(ids, []string{"long"}) {
+		t.Fatalf("Links once short's Keep passed = %v, want [long]", ids)
+	}
+	wantPurged(t, s, 1, "of one link record past its Keep")
+	if ids := linkIDs(links(t, s)); !reflect.DeepEqual(ids, []string{"long"}) {
+		t.Fatalf("Links after Purge = %v, want [long]", ids)
+	}
+	clk.Advance(24 * time.Hour)
+	if rs := links(t, s); len(rs) != 0 {
+		t.Fatalf("Links once every Keep passed = %v, want none", linkIDs(rs))
+	}
+}
+
+func testLinkRecordUses(t *testing.T, s store.Store, clk *clock.Fake) {
+	for _, r := range []store.LinkRecord{linkRecord(clk, "spent", 3), linkRecord(clk, "revoked", 2), linkRecord(clk, "unused", 1)} {
+		mustRecord(t, s, r)
+	}
+	spent := linkUse(clk, "spent", "u1", 3)
+	for range 2 {
+		if err := redeem(s, clk, spent); err != nil {
+			t.Fatal(err)
+		}
+	}
+	revoked := linkUse(clk, "revoked", "u1", 2)
+	if err := redeem(s, clk, revoked); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RevokeLink(context.Background(), "revoked", revoked.Expires); err != nil {
+		t.Fatal(err)
+	}
+	type uses struct {
+		Spent   int
+		Revoked bool
+	}
+	byID := func() map[string]uses {
+		m := make(map[string]uses)
+		for _, r := range links(t, s) {
+			m[r.ID] = uses{r.Spent, r.Revoked}
+		}
+		return m
+	}
+	// A revoked link's count is not asserted: stores may keep the mark
+	// in its place.
+	got := byID()
+	if got["spent"] != (uses{Spent: 2}) || !got["revoked"].Revoked || got["unused"] != (uses{}) {
+		t.Fatalf("Links uses = %+v; want spent 2, revoked, unused untouched", got)
+	}
+	// Once the links expire their use records go, and the records say so.
+	clk.Advance(15 * time.Minute)
+	if got := byID(); len(got) != 3 || got["spent"] != (uses{}) || got["revoked"] != (uses{}) {
+		t.Fatalf("Links uses after the links expired = %+v; want all zero", got)
+	}
+}
+
+// menuItems is a menu of n items, all distinct from those of other tags.
+func menuItems(tag string, n int) []store.MenuItem {
+	items := make([]store.MenuItem, n)
+	for i := range items {
+		items[i] = store.MenuItem{ID: fmt.Sprintf("%s-%d", tag, i), Title: "Item " + tag, Open: "new_tab", Roles: []identity.Type{identity.Contact}}
+		if i%2 == 0 {
+			items[i].URL = "https://example.com/" + tag
+		} else {
+			items[i].App = "courses"
+			items[i].Open = "iframe"
+			items[i].Roles = append(items[i].Roles, identity.AgencyUser)
+		}
+	}
+	return items
+}
+
+func wantMenu(t *testing.T, s store.Store, items []store.MenuItem, version int64) {
+	t.Helper()
+	m, err := s.Menu(context.Background())
+	if err != nil {
+		t.Fatalf("Menu: %v", err)
+	}
+	if m.Version != version || len(m.Items) != len(items) || (len(items) > 0 && !reflect.DeepEqual(m.Items, items)) {
+		t.Fatalf("Menu = %+v, want version %d with %+v", m, version, items)
+	}
+}
+
+func testMenu(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	wantMenu(t, s, nil, 0)
+	first := menuItems("a", 3)
+	v, err := s.SetMenu(ctx, first, 0)
+	if err != nil || v != 1 {
+		t.Fatalf("SetMenu at version 0 = %d, %v; want 1", v, err)
+	}
+	wantMenu(t, s, first, 1)
+	if _, err := s.SetMenu(ctx, menuItems("stale", 1), 0); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("SetMenu at a stale version = %v, want ErrConflict", err)
+	}
+	wantMenu(t, s, first, 1)
+	second := menuItems("b", 2)
+	if v, err := s.SetMenu(ctx, second, 1); err != nil || v != 2 {
+		t.Fatalf("SetMenu at version 1 = %d, %v; want 2", v, err)
+	}
+	wantMenu(t, s, second, 2)
+	if v, err := s.SetMenu(ctx, nil, 2); err != nil || v != 3 {
+		t.Fatalf("SetMenu of an empty menu = %d, %v; want 3", v, err)
+	}
+	wantMenu(t, s, nil, 3)
+}
+
+func testConcurrentSetMenu(t *testing.T, s store.Store, _ *clock.Fake) {
+	const writers = 8
+	var wg sync.WaitGroup
+	won := make(chan string, writers)
+	for i := range writers {
+		tag := fmt.Sprintf("w%d", i)
+		wg.Go(func() {
+			switch v, err := s.SetMenu(context.Background(), menuItems(tag, 2), 0); {
+			case err == nil && v == 1:
+				won <- tag
+			case err == nil:
+				t.Errorf("SetMenu won at version %d, want 1", v)
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("SetMenu: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	close(won)
+	var winners []string
+	for tag := range won {
+		winners = append(winners, tag)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d of %d concurrent SetMenu calls at one version won: %v; want 1", len(winners), writers, winners)
+	}
+	wantMenu(t, s, menuItems(winners[0], 2), 1)
+}
