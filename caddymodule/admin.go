@@ -46,7 +46,7 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	if route == "health" && r.Method == http.MethodGet {
 		return serveHealth(w, r, app)
 	}
-	status, body, err := app.callAPI(context.WithoutCancel(r.Context()), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	status, body, err := app.callAPI(context.WithoutCancel(r.Context()), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, maxAPIBody))
 	var ae *apiError
 	switch {
 	case errors.As(err, &ae):

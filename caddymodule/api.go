@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,11 +14,17 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
-// maxMintBody bounds a mint request; a real one is a few hundred bytes.
-const maxMintBody = 64 << 10
+// maxAPIBody bounds an API request: a mint is a few hundred bytes, a
+// contacts sync at most maxContactsPerCall contacts.
+const maxAPIBody = 1 << 20
+
+// maxContactsPerCall bounds one contacts sync.
+const maxContactsPerCall = 1000
 
 // apiError is a failed API call: its status, code and message.
 type apiError struct {
@@ -39,6 +46,7 @@ func badInput(err error) *apiError {
 //	POST   links               mint a link (JSON body: MintRequest)
 //	DELETE links/{id}          revoke a link before it is used
 //	POST   users/{id}/revoke   end every session of a user, refuse their older links
+//	POST   contacts            add or update contacts (JSON: one object or an array)
 func (a *App) callAPI(ctx context.Context, by, method, route string, body io.Reader) (int, any, error) {
 	parts := strings.Split(route, "/")
 	for i, p := range parts {
@@ -56,7 +64,7 @@ func (a *App) callAPI(ctx context.Context, by, method, route string, body io.Rea
 		if err != nil {
 			return 0, nil, badInput(err)
 		}
-		resp, err := a.Mint(req, by)
+		resp, err := a.Mint(ctx, req, by)
 		if errors.Is(err, errInput) {
 			return 0, nil, badInput(err)
 		}
@@ -64,6 +72,20 @@ func (a *App) callAPI(ctx context.Context, by, method, route string, body io.Rea
 			return 0, nil, err
 		}
 		return http.StatusCreated, resp, nil
+
+	case route == "contacts":
+		if method != http.MethodPost {
+			return 0, nil, methodNotAllowed(http.MethodPost)
+		}
+		cs, err := decodeContacts(body)
+		if err != nil {
+			return 0, nil, badInput(err)
+		}
+		if err := a.store.PutContacts(ctx, cs); err != nil {
+			return 0, nil, err
+		}
+		a.audit.contactsSynced(by, len(cs))
+		return http.StatusOK, map[string]any{"status": "saved", "count": len(cs)}, nil
 
 	case len(parts) == 2 && parts[0] == "links":
 		if method != http.MethodDelete {
@@ -143,7 +165,7 @@ func (h *Handler) api(w http.ResponseWriter, r *http.Request, route string) erro
 		return h.fail(w, r, problemAPIKey)
 	}
 	// Revocations complete even if the caller hangs up.
-	status, v, err := h.app.callAPI(context.WithoutCancel(r.Context()), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, maxMintBody))
+	status, v, err := h.app.callAPI(context.WithoutCancel(r.Context()), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, maxAPIBody))
 	noStore(w)
 	var ae *apiError
 	switch {
@@ -172,6 +194,44 @@ func decodeMintRequest(body io.Reader) (MintRequest, error) {
 		return MintRequest{}, fmt.Errorf("%w: body must hold exactly one JSON object", errInput)
 	}
 	return req, nil
+}
+
+// decodeContacts reads one contact or an array of them, known fields only,
+// each a valid identity.
+func decodeContacts(body io.Reader) ([]store.Contact, error) {
+	raw, err := io.ReadAll(body)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %s", errInput, jsonError(err))
+	}
+	raw = bytes.TrimSpace(raw)
+	var cs []store.Contact
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.DisallowUnknownFields()
+	if len(raw) > 0 && raw[0] == '{' {
+		cs = make([]store.Contact, 1)
+		err = dec.Decode(&cs[0])
+	} else {
+		err = dec.Decode(&cs)
+	}
+	if err != nil {
+		return nil, fmt.Errorf(`%w: body must be a contact such as {"id":"c_123","email":"ada@example.com","name":"Ada","location":"loc_1"}, or an array of them: %s`, errInput, jsonError(err))
+	}
+	if dec.More() {
+		return nil, fmt.Errorf("%w: body must hold exactly one JSON value", errInput)
+	}
+	switch {
+	case len(cs) == 0:
+		return nil, fmt.Errorf("%w: no contacts given", errInput)
+	case len(cs) > maxContactsPerCall:
+		return nil, fmt.Errorf("%w: at most %d contacts per call, got %d", errInput, maxContactsPerCall, len(cs))
+	}
+	for i, c := range cs {
+		u := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Location: c.Location}
+		if err := u.Validate(); err != nil {
+			return nil, fmt.Errorf("%w: contact %d: %v", errInput, i+1, err)
+		}
+	}
+	return cs, nil
 }
 
 // jsonError describes a decoding error without quoting the input back.

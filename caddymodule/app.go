@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/hex"
@@ -104,6 +105,14 @@ type App struct {
 	// failures per minute.
 	RateLimit *RateLimit `json:"rate_limit,omitempty"`
 
+	// Staff are the dashboard's users and their roles. Default: none (the
+	// dashboard refuses everyone).
+	Staff []Staff `json:"staff,omitempty"`
+
+	// MenuLinks are custom menu items fixed by the config, shown before
+	// those added on the dashboard. Default: none.
+	MenuLinks []MenuLink `json:"menu_links,omitempty"`
+
 	ctx      caddy.Context
 	logger   *zap.Logger
 	now      func() time.Time
@@ -119,6 +128,9 @@ type App struct {
 	audit    audit
 	inner    store.Store
 	backend  string
+	// staff by username, and the menu links of the config as menu items.
+	staff     map[string]Staff
+	fixedMenu []store.MenuItem
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -190,6 +202,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.CacheMaxBytes = DefaultCacheMaxBytes
 	}
 	if err := a.provisionTargets(); err != nil {
+		return err
+	}
+	if err := a.provisionStaff(); err != nil {
 		return err
 	}
 	if a.Issuer == "" {
@@ -452,9 +467,13 @@ type MintResponse struct {
 // errInput marks errors caused by the request, as opposed to the gateway.
 var errInput = errors.New("invalid request")
 
+// linkRecordKeep is how long the dashboard lists a link after it expired.
+const linkRecordKeep = 7 * 24 * time.Hour
+
 // Mint signs a link for req and returns where it lands; by says who asked
-// (for the audit log).
-func (a *App) Mint(req MintRequest, by string) (MintResponse, error) {
+// (for the audit log). The dashboard lists the link, and a contact it is
+// for joins the contacts directory.
+func (a *App) Mint(ctx context.Context, req MintRequest, by string) (MintResponse, error) {
 	in := func(format string, args ...any) (MintResponse, error) {
 		return MintResponse{}, fmt.Errorf("%w: "+format, append([]any{errInput}, args...)...)
 	}
@@ -485,9 +504,13 @@ func (a *App) Mint(req MintRequest, by string) (MintResponse, error) {
 	if t.name == PortalName && apps == nil {
 		apps = a.appNames()
 	}
-	l, err := a.issue(by, link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps})
+	lr := link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps}
+	l, err := a.issue(by, lr)
 	if err != nil {
 		return in("%v", err)
+	}
+	if err := a.remember(ctx, by, lr, l); err != nil {
+		return MintResponse{}, err
 	}
 	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
 }
@@ -501,6 +524,37 @@ func (a *App) issue(by string, req link.Request) (link.Link, error) {
 	a.metrics.minted.WithLabelValues(req.App).Inc()
 	a.audit.linkMinted(by, req.App, req.User.ID, l.ID, l.ExpiresAt)
 	return l, nil
+}
+
+// remember records a minted link for the dashboard and, when it is for a
+// contact, keeps the contact in the directory.
+func (a *App) remember(ctx context.Context, by string, req link.Request, l link.Link) error {
+	u := req.User
+	if u.Type == "" {
+		u.Type = identity.Contact
+	}
+	if u.Type == identity.Contact {
+		c := store.Contact{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}
+		if err := a.store.PutContacts(ctx, []store.Contact{c}); err != nil {
+			return fmt.Errorf("keeping contact: %w", err)
+		}
+	}
+	uses := req.Uses
+	if uses == 0 {
+		uses = 1
+	}
+	path := req.Path
+	if path == "" {
+		path = "/"
+	}
+	r := store.LinkRecord{
+		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
+		IssuedAt: a.now(), ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
+	}
+	if err := a.store.RecordLink(ctx, r); err != nil {
+		return fmt.Errorf("recording link: %w", err)
+	}
+	return nil
 }
 
 func (t *target) magicURL(token string) string {

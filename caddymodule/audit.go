@@ -14,7 +14,7 @@ import (
 // events without granting anything.
 //
 // Fields: event, app, user_id, link_id, session_ref, by, reason, client_ip,
-// expires_at, sessions_ended.
+// expires_at, sessions_ended, action, count.
 type audit struct{ l *zap.Logger }
 
 // sessionRef is a non-secret handle of a session id.
@@ -60,4 +60,12 @@ func (a audit) linkRevoked(by, linkID string) {
 func (a audit) userRevoked(by, userID string, sessionsEnded int) {
 	a.l.Info("user revoked", zap.String("event", "user_revoked"), zap.String("by", by),
 		zap.String("user_id", userID), zap.Int("sessions_ended", sessionsEnded))
+}
+
+func (a audit) menuChanged(by, action string) {
+	a.l.Info("menu changed", zap.String("event", "menu_changed"), zap.String("by", by), zap.String("action", action))
+}
+
+func (a audit) contactsSynced(by string, count int) {
+	a.l.Info("contacts synced", zap.String("event", "contacts_synced"), zap.String("by", by), zap.Int("count", count))
 }

@@ -1,6 +1,9 @@
 package caddymodule
 
 import (
+	"errors"
+	"fmt"
+	"slices"
 	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
@@ -8,6 +11,8 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	"github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	"github.com/dustin/go-humanize"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
 
 func init() {
@@ -47,6 +52,9 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		api_key_hash <sha256-hex>       # repeatable
 //		cache_max_bytes <size>
 //		rate_limit <failures> <per> | off
+//		staff <username> agency_user    # repeatable
+//		staff <username> subaccount_user location <id>
+//		menu_link <title> <url|app:NAME> [iframe|new_tab|current_tab] [<role>...]
 //	}
 func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // option name
@@ -134,11 +142,53 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("cache_max_bytes: %q is not a size such as 64MiB", args[0])
 			}
 			a.CacheMaxBytes = int64(n)
+		case "staff":
+			s, err := parseStaff(args)
+			if err != nil {
+				return d.Errf("%v", err)
+			}
+			a.Staff = append(a.Staff, s)
+		case "menu_link":
+			m, err := parseMenuLink(args)
+			if err != nil {
+				return d.Errf("%v", err)
+			}
+			a.MenuLinks = append(a.MenuLinks, m)
 		default:
 			return d.Errf("unknown portalgate option %q", opt)
 		}
 	}
 	return nil
+}
+
+func parseStaff(args []string) (Staff, error) {
+	const usage = "staff takes a username and a role: staff <username> agency_user, or staff <username> subaccount_user location <id>"
+	switch {
+	case len(args) == 2 && args[1] == string(identity.AgencyUser):
+		return Staff{Username: args[0], Role: identity.AgencyUser}, nil
+	case len(args) == 4 && args[1] == string(identity.SubaccountUser) && args[2] == "location":
+		return Staff{Username: args[0], Role: identity.SubaccountUser, Location: args[3]}, nil
+	}
+	return Staff{}, errors.New(usage)
+}
+
+func parseMenuLink(args []string) (MenuLink, error) {
+	if len(args) < 2 {
+		return MenuLink{}, errors.New(`menu_link takes a title and a target: menu_link "Help" https://help.example.com [iframe|new_tab|current_tab] [roles...]`)
+	}
+	m := MenuLink{Title: args[0], Target: args[1]}
+	rest := args[2:]
+	if len(rest) > 0 && (rest[0] == OpenIframe || rest[0] == OpenNewTab || rest[0] == OpenCurrentTab) {
+		m.Open, rest = rest[0], rest[1:]
+	}
+	for _, r := range rest {
+		t := identity.Type(r)
+		if !slices.Contains(allRoles, t) {
+			return MenuLink{}, fmt.Errorf("menu_link %q: %q is neither an open mode (iframe, new_tab, current_tab) nor a role (contact, subaccount_user, agency_user)", m.Title, r)
+		}
+		m.Roles = append(m.Roles, t)
+	}
+	return m, nil
 }
 
 // unmarshalStore reads `store <name> [args] [{ block }]` into StoreRaw; the

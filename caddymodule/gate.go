@@ -21,7 +21,7 @@ func (h *Handler) gate(w http.ResponseWriter, r *http.Request, next caddyhttp.Ha
 	if err == nil {
 		h.gatedOK.Inc()
 		stripSessionCookies(r.Header)
-		setIdentity(r, s)
+		setIdentity(r, s, w.Header(), h.frameAncestors)
 		if h.Assertion {
 			tok, err := h.assertion(id, s)
 			if err != nil {

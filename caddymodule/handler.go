@@ -33,6 +33,7 @@ const (
 	launchPrefix  = gatewayPrefix + "launch/"
 	apiPrefix     = gatewayPrefix + "api/"
 	apiLinksPath  = apiPrefix + "links"
+	apiMenuPath   = apiPrefix + "menu"
 )
 
 // Handler gates one site: it redeems magic links for its app, turns session
@@ -61,9 +62,13 @@ type Handler struct {
 	gatedOK, gatedNoSession, gatedStoreError prometheus.Counter
 	app                                      *App
 	csp                                      string
-	target                                   *target
-	portal                                   bool
-	logger                                   *zap.Logger
+	dashboardCSP                             string
+	// frameAncestors is added to every response of the app: it may be
+	// framed by the portal (menu items open in an iframe) and itself only.
+	frameAncestors string
+	target         *target
+	portal         bool
+	logger         *zap.Logger
 }
 
 // CaddyModule returns the Caddy module information.
@@ -110,8 +115,20 @@ func (h *Handler) setup(app *App) error {
 	}
 	// Gateway pages run no script, load nothing, post only to themselves, and
 	// may be framed by the portal alone (menu items show apps in an iframe).
+	portalOrigin := h.app.targets[PortalName].origin
 	h.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors " +
-		h.app.targets[PortalName].origin
+		portalOrigin
+	h.frameAncestors = "frame-ancestors 'self' " + portalOrigin
+	if h.portal {
+		// The dashboard runs its one script (Copy), and its Open buttons post
+		// to itself and are redirected on into the apps.
+		origins := []string{"'self'"}
+		for _, name := range h.app.appNames() {
+			origins = append(origins, h.app.targets[name].origin)
+		}
+		h.dashboardCSP = "default-src 'none'; style-src " + portal.StyleHash + "; script-src " + portal.ScriptHash +
+			"; img-src 'self' data:; form-action " + strings.Join(origins, " ") + "; base-uri 'none'; frame-ancestors 'none'"
+	}
 	return nil
 }
 
@@ -130,6 +147,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.logout(w, r)
 	case path == jwksPath:
 		return h.jwks(w, r)
+	case h.portal && path == apiMenuPath:
+		return h.menuAPI(w, r)
 	case h.portal && strings.HasPrefix(path, apiPrefix):
 		// The escaped path: a user id may hold "/" or "%", decoded once, later.
 		return h.api(w, r, strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix))
@@ -139,6 +158,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyht
 		return h.fail(w, r, problemNotFound)
 	case h.portal && path == "/":
 		return h.home(w, r)
+	case h.portal && strings.HasPrefix(path+"/", dashboardPath):
+		return h.dashboard(w, r)
 	}
 	return h.gate(w, r, next)
 }

@@ -57,8 +57,9 @@ type gateway struct {
 	upstreamHits                      atomic.Int32
 	lastUpstream                      atomic.Pointer[http.Header]
 	// globalExtra goes into the portalgate block, caddyOptions into Caddy's
-	// global options, communityBlock into the communities directive's block.
-	globalExtra, caddyOptions, communityBlock string
+	// global options, communityBlock into the communities directive's block,
+	// portalSite into the portal's site block (before the gate).
+	globalExtra, caddyOptions, communityBlock, portalSite string
 }
 
 // freeAddrs returns n distinct free loopback addresses.
@@ -79,6 +80,13 @@ func newGateway(t *testing.T, extra string) *gateway {
 		t: t, admin: addrs[0], portal: addrs[1], courses: addrs[2], community: addrs[3],
 		globalExtra: extra,
 	}
+	return g.start()
+}
+
+// start runs the echo upstream and loads the gateway's Caddyfile.
+func (g *gateway) start() *gateway {
+	t := g.t
+	t.Helper()
 	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		g.upstreamHits.Add(1)
 		h := r.Header.Clone()
@@ -108,6 +116,7 @@ func (g *gateway) caddyfile() string {
 	}
 }
 http://%[2]s {
+	%[11]s
 	portalgate portal
 }
 http://%[3]s {
@@ -121,7 +130,7 @@ http://%[4]s {
 	reverse_proxy %[8]s
 }
 `, g.admin, g.portal, g.courses, g.community, testKey, hex.EncodeToString(sum[:]), g.globalExtra,
-		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock)
+		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock, g.portalSite)
 }
 
 // load (re)loads the Caddyfile into the running Caddy.

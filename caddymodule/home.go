@@ -29,15 +29,43 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 		http.Redirect(w, r, h.target.origin+to, http.StatusSeeOther)
 		return nil
 	}
+	m, err := h.app.menuFor(r.Context(), s.User, s.Apps)
+	if err != nil {
+		return h.noSession(w, r, err)
+	}
 	data := portal.Home{UserName: s.User.Name, UserEmail: s.User.Email, UserID: s.User.ID,
 		CSRF: h.app.csrfToken("logout", id)}
-	for _, name := range h.app.appNames() {
-		if t := h.app.targets[name]; t.allowed(s.Apps) {
-			data.Apps = append(data.Apps, portal.AppEntry{Name: name, Title: t.title, LaunchURL: launchPrefix + name})
+	for _, a := range m.Apps {
+		data.Apps = append(data.Apps, portal.AppEntry{Name: a.Name, Title: a.Title, LaunchURL: launchPrefix + a.Name})
+	}
+	csp := h.csp
+	view := q.Get("view")
+	for _, l := range m.Links {
+		item := portal.MenuLink{ID: l.ID, Title: l.Title, Href: l.URL, Src: l.URL, Open: l.Open}
+		if l.App != "" {
+			item.Href = launchPrefix + l.App
+			item.Src = item.Href
 		}
+		if l.Open == OpenIframe {
+			item.Href = "/?" + url.Values{"view": {l.ID}}.Encode()
+			if l.ID == view {
+				data.Frame = &item
+				csp += "; frame-src " + h.frameSources(l)
+			}
+		}
+		data.Links = append(data.Links, item)
 	}
 	noStore(w)
-	return h.page(w, http.StatusOK, "home.html", data)
+	return h.pageWithCSP(w, http.StatusOK, "home.html", data, csp)
+}
+
+// frameSources are the origins an iframe item may load: a magic item goes
+// through the portal's launch to its app.
+func (h *Handler) frameSources(l menuLink) string {
+	if l.App != "" {
+		return "'self' " + h.app.targets[l.App].origin
+	}
+	return originOf(l.URL)
 }
 
 // launch mints a fresh one-time link for the signed-in user and sends them

@@ -17,6 +17,7 @@ const (
 	headerType     = "X-Portal-User-Type"
 	headerLocation = "X-Portal-Location-Id"
 	headerApp      = "X-Portal-App"
+	headerCSP      = "Content-Security-Policy"
 	// headerAssertion carries the signed identity assertion, when on.
 	headerAssertion = "X-Portal-Assertion"
 )
@@ -81,12 +82,13 @@ func isIdentityHeader(name string) bool {
 }
 
 // setIdentity hands the session's user to the app as headers and to the rest
-// of Caddy as {http.auth.user.*} placeholders (the access log's user_id).
-func setIdentity(r *http.Request, s *session.Entry) {
+// of Caddy as {http.auth.user.*} placeholders (the access log's user_id),
+// and adds frameAncestors to the response's Content-Security-Policy.
+func setIdentity(r *http.Request, s *session.Entry, resp http.Header, frameAncestors string) {
 	h := r.Header
 	u := &s.User
 	// One backing array for all values: this runs on every gated request.
-	v := [...]string{u.ID, u.Email, u.Name, string(u.Type), s.App, u.Location}
+	v := [...]string{u.ID, u.Email, u.Name, string(u.Type), s.App, u.Location, frameAncestors}
 	vals := v[:]
 	h[headerUserID] = vals[0:1:1]
 	h[headerEmail] = vals[1:2:2]
@@ -95,6 +97,11 @@ func setIdentity(r *http.Request, s *session.Entry) {
 	h[headerApp] = vals[4:5:5]
 	if u.Location != "" {
 		h[headerLocation] = vals[5:6:6]
+	}
+	if csp := resp[headerCSP]; len(csp) > 0 {
+		resp[headerCSP] = append(csp, frameAncestors)
+	} else {
+		resp[headerCSP] = vals[6:7:7]
 	}
 	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
 		// Resolved only when something asks, instead of five map writes.

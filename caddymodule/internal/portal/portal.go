@@ -1,5 +1,6 @@
-// Package portal renders the pages people see: the portal home, sign-out and
-// error pages. Templates are embedded; nothing is loaded from the network.
+// Package portal renders the pages people see: the portal home, the staff
+// dashboard, sign-out and error pages. Templates are embedded; nothing is
+// loaded from the network.
 package portal
 
 import (
@@ -9,6 +10,7 @@ import (
 	"encoding/base64"
 	"html/template"
 	"io"
+	"strings"
 )
 
 //go:embed templates
@@ -23,17 +25,35 @@ var css = func() string {
 	return string(b)
 }()
 
+// script is the dashboard's one script (the Copy button), inlined.
+var script = func() string {
+	b, err := files.ReadFile("templates/copy.js")
+	if err != nil {
+		panic(err)
+	}
+	return string(b)
+}()
+
 var pages = template.Must(template.New("").Funcs(template.FuncMap{
-	// Our own embedded style sheet, not input: safe to mark as CSS.
-	"css": func() template.CSS { return template.CSS(css) }, //nolint:gosec // constant, embedded
+	// Our own embedded style sheet and script, not input: safe to mark.
+	"css":    func() template.CSS { return template.CSS(css) },  //nolint:gosec // constant, embedded
+	"script": func() template.JS { return template.JS(script) }, //nolint:gosec // constant, embedded
+	"join":   strings.Join,
+	"list":   func(xs ...string) []string { return xs },
 }).ParseFS(files, "templates/*.html"))
 
 // StyleHash is the CSP source of the inline style sheet, so pages can forbid
-// every other style and all scripts.
-var StyleHash = func() string {
-	sum := sha256.Sum256([]byte(css))
+// every other style.
+var StyleHash = cspHash(css)
+
+// ScriptHash is the CSP source of the dashboard's inline script, so it can
+// forbid every other script.
+var ScriptHash = cspHash(script)
+
+func cspHash(s string) string {
+	sum := sha256.Sum256([]byte(s))
 	return "'sha256-" + base64.StdEncoding.EncodeToString(sum[:]) + "'"
-}()
+}
 
 // AppEntry is one app on the portal home.
 type AppEntry struct {
@@ -44,8 +64,19 @@ type AppEntry struct {
 type Home struct {
 	UserName, UserEmail, UserID string
 	Apps                        []AppEntry
+	// Links are the custom menu items for the user.
+	Links []MenuLink
+	// Frame, when set, is the iframe item shown inside the page.
+	Frame *MenuLink
 	// CSRF is the token of the sign-out form.
 	CSRF string
+}
+
+// MenuLink is a custom menu item on the portal home. Href is where the
+// menu entry goes (the home page itself for an iframe item); Src is what
+// an iframe item shows.
+type MenuLink struct {
+	ID, Title, Href, Src, Open string
 }
 
 // Form is the data of a one-button page that posts back to itself: the

@@ -1,0 +1,322 @@
+package caddymodule
+
+import (
+	"encoding/json"
+	"fmt"
+	"html"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+
+	"golang.org/x/crypto/bcrypt"
+)
+
+// Staff of the dashboard tests: name → password. basic_auth signs them in;
+// "stranger" passes basic_auth but is not staff.
+var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stranger": "stranger-pw"}
+
+// newStaffGateway is a gateway whose portal puts basic_auth in front of the
+// dashboard, with an agency user and a sub-account user of location loc_a.
+func newStaffGateway(t *testing.T, extra string) *gateway {
+	t.Helper()
+	var users strings.Builder
+	for name, pw := range testStaff {
+		// The lowest cost: the tests measure the gateway, not bcrypt.
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&users, "\t\t%s %s\n", name, h)
+	}
+	g := &gateway{t: t}
+	addrs := freeAddrs(t, 4)
+	g.admin, g.portal, g.courses, g.community = addrs[0], addrs[1], addrs[2], addrs[3]
+	g.globalExtra = "store memory\n\t\tstaff agency agency_user\n\t\tstaff sub subaccount_user location loc_a\n\t\t" + extra
+	g.portalSite = "basic_auth /dashboard* {\n" + users.String() + "\t}"
+	return g.start()
+}
+
+// staff is one staff member's browser on the dashboard.
+type staff struct {
+	g    *gateway
+	c    *http.Client
+	name string
+}
+
+func (g *gateway) staff(name string) *staff { return &staff{g: g, c: g.client(), name: name} }
+
+// get loads a dashboard page.
+func (s *staff) get(path string) resp {
+	s.g.t.Helper()
+	return s.g.do(s.c, http.MethodGet, "http://"+s.g.portal+path, browser, s.auth())
+}
+
+// post submits a dashboard form as the page does: same origin, with the
+// CSRF token the dashboard's pages carry.
+func (s *staff) post(path string, form url.Values) resp {
+	s.g.t.Helper()
+	form.Set("csrf", s.csrf())
+	return s.postRaw(path, form, "Origin: http://"+s.g.portal)
+}
+
+func (s *staff) postRaw(path string, form url.Values, headers ...string) resp {
+	s.g.t.Helper()
+	headers = append(headers, browser, s.auth(), "Content-Type: application/x-www-form-urlencoded")
+	return s.g.send(s.c, http.MethodPost, "http://"+s.g.portal+path, strings.NewReader(form.Encode()), headers...)
+}
+
+func (s *staff) auth() string {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(s.name, testStaff[s.name])
+	return "Authorization: " + req.Header.Get("Authorization")
+}
+
+func (s *staff) csrf() string {
+	s.g.t.Helper()
+	r := s.get(dashboardPath)
+	m := csrfField.FindStringSubmatch(r.body)
+	if m == nil {
+		s.g.t.Fatalf("no CSRF token on the dashboard (%d):\n%s", r.StatusCode, r.body)
+	}
+	return m[1]
+}
+
+var magicLinkField = regexp.MustCompile(`id="magic-link" type="text" readonly value="([^"]+)"`)
+
+// generate submits Actions → Generate Magic Link and returns the link shown.
+func (s *staff) generate(form url.Values) string {
+	s.g.t.Helper()
+	r := s.post("/dashboard/generate", form)
+	m := magicLinkField.FindStringSubmatch(r.body)
+	if r.StatusCode != http.StatusOK || m == nil {
+		s.g.t.Fatalf("generate %v: %d, no link:\n%s", form, r.StatusCode, r.body)
+	}
+	return html.UnescapeString(m[1])
+}
+
+func TestDashboard_NoAuthenticatorInFrontRefusesEveryone(t *testing.T) {
+	g := newGateway(t, "store memory\n\t\tstaff agency agency_user")
+	for _, path := range []string{"/dashboard/", "/dashboard/generate", "/dashboard/settings/links"} {
+		r := g.do(g.client(), http.MethodGet, "http://"+g.portal+path, browser)
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "Staff sign-in required") {
+			t.Fatalf("%s without an authenticator: %d %s", path, r.StatusCode, r.body)
+		}
+	}
+	r := g.do(g.client(), http.MethodGet, "http://"+g.portal+"/dashboard", browser)
+	if r.StatusCode != http.StatusPermanentRedirect || r.Header.Get("Location") != dashboardPath {
+		t.Fatalf("/dashboard: %d → %s", r.StatusCode, r.Header.Get("Location"))
+	}
+}
+
+func TestDashboard_UnlistedAuthenticatedUserIsForbidden(t *testing.T) {
+	g := newStaffGateway(t, "")
+	if r := g.staff("stranger").get(dashboardPath); r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "Not a staff member") {
+		t.Fatalf("stranger: %d %s", r.StatusCode, r.body)
+	}
+	if r := g.staff("agency").get(dashboardPath); r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Generate Magic Link") {
+		t.Fatalf("agency user: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestDashboard_ContactSessionCannotReachTheDashboard(t *testing.T) {
+	g := newStaffGateway(t, "")
+	c := g.client()
+	if r := g.do(c, http.MethodGet, g.mint(MintRequest{App: "portal", User: userOf("c_1")}).URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("portal link: %d", r.StatusCode)
+	}
+	// The contact's portal session is no staff sign-in: basic_auth asks.
+	r := g.do(c, http.MethodGet, "http://"+g.portal+dashboardPath, browser)
+	if r.StatusCode != http.StatusUnauthorized || strings.Contains(r.body, "Recent links") {
+		t.Fatalf("contact on the dashboard: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestDashboard_GenerateMagicLinkForANewContactSignsThemIntoCourses(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	form := url.Values{"who": {"new"}, "new_id": {"c_ada"}, "new_email": {"ada@example.com"}, "new_name": {"Ada Lovelace"},
+		"new_location": {"loc_a"}, "app": {"courses"}, "path": {"/lessons/1"}, "ttl": {"1h"}, "uses": {"1"}}
+	link := ag.generate(form)
+	if !strings.HasPrefix(link, "http://"+g.courses+magicPath+"?token=") {
+		t.Fatalf("generated %q", link)
+	}
+	// Whoever opens the link lands in Courses as the contact.
+	c := g.client()
+	land := g.do(c, http.MethodGet, link, browser)
+	if land.StatusCode != http.StatusSeeOther || land.Header.Get("Location") != "http://"+g.courses+"/lessons/1" {
+		t.Fatalf("redeem: %d → %s", land.StatusCode, land.Header.Get("Location"))
+	}
+	h := upstreamHeaders(t, g.do(c, http.MethodGet, land.Header.Get("Location")))
+	if h.Get("X-Portal-User-Id") != "c_ada" || h.Get("X-Portal-User-Type") != "contact" || h.Get("X-Portal-Location-Id") != "loc_a" {
+		t.Fatalf("courses sees %v", h)
+	}
+	// The dashboard lists it as used; the contact is in the directory.
+	if r := ag.get(dashboardPath); !strings.Contains(r.body, "status-used") || !strings.Contains(r.body, "Ada Lovelace") {
+		t.Fatalf("recent links:\n%s", r.body)
+	}
+	if r := ag.get("/dashboard/generate?q=ADA"); !strings.Contains(r.body, `<option value="c_ada">Ada Lovelace &lt;ada@example.com&gt; · loc_a</option>`) {
+		t.Fatalf("contact search:\n%s", r.body)
+	}
+	// Generating again for the known contact, as "myself", for the portal.
+	if l := ag.generate(url.Values{"who": {"contact"}, "contact": {"c_ada"}, "app": {"portal"}, "ttl": {"15m"}, "uses": {"3"}}); !strings.HasPrefix(l, "http://"+g.portal+magicPath) {
+		t.Fatalf("portal link: %q", l)
+	}
+	if l := ag.generate(url.Values{"who": {"myself"}, "app": {"communities"}, "ttl": {"15m"}, "uses": {"1"}}); !strings.HasPrefix(l, "http://"+g.community+magicPath) {
+		t.Fatalf("own link: %q", l)
+	}
+}
+
+func TestDashboard_GenerateShowsErrorsNextToTheirFields(t *testing.T) {
+	g := newStaffGateway(t, "")
+	r := g.staff("agency").post("/dashboard/generate", url.Values{"who": {"new"}, "new_email": {"nope"}, "app": {"nowhere"},
+		"path": {"//evil.example.com"}, "ttl": {"100d"}, "uses": {"0"}})
+	if r.StatusCode != http.StatusUnprocessableEntity {
+		t.Fatalf("bad form: %d", r.StatusCode)
+	}
+	for _, id := range []string{"new_id-err", "new_email-err", "app-err", "path-err", "ttl-err", "uses-err"} {
+		if !strings.Contains(r.body, `id="`+id+`"`) {
+			t.Errorf("no error %s on the page", id)
+		}
+	}
+	if strings.Contains(r.body, "magic-link") {
+		t.Fatal("a link was generated from a bad form")
+	}
+}
+
+func TestDashboard_SubaccountUserSeesOnlyItsLocation(t *testing.T) {
+	g := newStaffGateway(t, "")
+	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_a","name":"Alice A","location":"loc_a"},{"id":"c_b","name":"Bob B","location":"loc_b"}]`, http.StatusOK)
+	ag, sub := g.staff("agency"), g.staff("sub")
+	ag.generate(url.Values{"who": {"contact"}, "contact": {"c_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	sub.generate(url.Values{"who": {"contact"}, "contact": {"c_a"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+
+	page := sub.get("/dashboard/generate").body
+	if !strings.Contains(page, "Alice A") || strings.Contains(page, "Bob B") {
+		t.Fatalf("sub-account contacts:\n%s", page)
+	}
+	if r := sub.post("/dashboard/generate", url.Values{"who": {"contact"}, "contact": {"c_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="contact-err"`) {
+		t.Fatalf("sub-account minting for another location: %d", r.StatusCode)
+	}
+	// A new contact of a sub-account user joins its location, whatever is typed.
+	if r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"c_x"}, "new_location": {"loc_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="new_location-err"`) {
+		t.Fatalf("sub-account adding to another location: %d", r.StatusCode)
+	}
+	subLinks, agLinks := sub.get(dashboardPath).body, ag.get(dashboardPath).body
+	if !strings.Contains(subLinks, "Alice A") || strings.Contains(subLinks, "Bob B") {
+		t.Fatalf("sub-account recent links:\n%s", subLinks)
+	}
+	if !strings.Contains(agLinks, "Alice A") || !strings.Contains(agLinks, "Bob B") {
+		t.Fatalf("agency recent links:\n%s", agLinks)
+	}
+	// Revoking another location's link: as if it did not exist.
+	bobLink := regexp.MustCompile(`<tr data-link="([^"]+)"><td>Bob B`).FindStringSubmatch(agLinks)
+	if bobLink == nil {
+		t.Fatal("no row for Bob's link")
+	}
+	if r := sub.post("/dashboard/revoke", url.Values{"id": {bobLink[1]}}); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("sub-account revoking another location's link: %d", r.StatusCode)
+	}
+	// And only agency users change the custom links.
+	if r := sub.post("/dashboard/settings/links", url.Values{"action": {"save"}, "title": {"X"}, "kind": {"app"}, "app": {"courses"}, "roles": {"contact"}}); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("sub-account editing the menu: %d", r.StatusCode)
+	}
+}
+
+func TestDashboard_CrossSiteFormCannotMintOpenOrRevoke(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	token := ag.csrf()
+	for _, path := range []string{"/dashboard/generate", "/dashboard/open", "/dashboard/revoke", "/dashboard/settings/links"} {
+		form := url.Values{"who": {"myself"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}, "action": {"save"}, "title": {"x"}, "kind": {"app"}, "roles": {"contact"}}
+		// Another site's page: the browser sends the basic_auth credentials
+		// along, but the Origin and the missing token give it away.
+		if r := ag.postRaw(path, form, "Origin: https://evil.example.com"); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s from another origin: %d", path, r.StatusCode)
+		}
+		if r := ag.postRaw(path, form, "Origin: http://"+g.portal); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s without a token: %d", path, r.StatusCode)
+		}
+		form.Set("csrf", token)
+		if r := ag.postRaw(path, form, "Origin: https://evil.example.com"); r.StatusCode != http.StatusForbidden {
+			t.Errorf("%s from another origin with a token: %d", path, r.StatusCode)
+		}
+	}
+	// A token is bound to its staff member.
+	sub := g.staff("sub")
+	if r := sub.postRaw("/dashboard/open", url.Values{"app": {"courses"}, "csrf": {token}}, "Origin: http://"+g.portal); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("another staff member's token: %d", r.StatusCode)
+	}
+}
+
+func TestDashboard_RevokeStopsAnUnusedLink(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	link := ag.generate(url.Values{"who": {"new"}, "new_id": {"c_rev"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	row := regexp.MustCompile(`<tr data-link="([^"]+)">`).FindStringSubmatch(ag.get(dashboardPath).body)
+	if row == nil {
+		t.Fatal("no link row")
+	}
+	r := ag.post("/dashboard/revoke", url.Values{"id": {row[1]}})
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("revoke: %d %s", r.StatusCode, r.body)
+	}
+	if page := ag.get(r.Header.Get("Location")).body; !strings.Contains(page, "The link is revoked") || !strings.Contains(page, "status-revoked") {
+		t.Fatalf("after revoke:\n%s", page)
+	}
+	if r := g.do(g.client(), http.MethodGet, link, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("revoked link: %d", r.StatusCode)
+	}
+}
+
+func TestDashboard_StaffOpenSignsIntoTheAppAsThemselves(t *testing.T) {
+	g := newStaffGateway(t, "")
+	for _, who := range []struct{ name, typ, location string }{{"agency", "agency_user", ""}, {"sub", "subaccount_user", "loc_a"}} {
+		s := g.staff(who.name)
+		r := s.post("/dashboard/open", url.Values{"app": {"courses"}})
+		if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "http://"+g.courses+magicPath) {
+			t.Fatalf("open: %d → %s", r.StatusCode, r.Header.Get("Location"))
+		}
+		in := g.do(s.c, http.MethodGet, r.Header.Get("Location"), browser)
+		h := upstreamHeaders(t, g.do(s.c, http.MethodGet, in.Header.Get("Location")))
+		if h.Get("X-Portal-User-Id") != who.name || h.Get("X-Portal-User-Type") != who.typ || h.Get("X-Portal-Location-Id") != who.location {
+			t.Fatalf("%s in courses: %v", who.name, h)
+		}
+	}
+	// Staff opens are not listed as minted links.
+	if page := g.staff("agency").get(dashboardPath).body; strings.Contains(page, "data-link=") {
+		t.Fatalf("staff opens listed:\n%s", page)
+	}
+}
+
+// apiCall calls the portal's API with the test API key.
+func (g *gateway) apiCall(method, route, body string, want int) string {
+	g.t.Helper()
+	r := g.send(http.DefaultClient, method, "http://"+g.portal+apiPrefix+route, strings.NewReader(body),
+		"Authorization: Bearer "+testAPIKey, "Content-Type: application/json")
+	if r.StatusCode != want {
+		g.t.Fatalf("%s %s: %d, want %d: %s", method, route, r.StatusCode, want, r.body)
+	}
+	return r.body
+}
+
+func TestContactsAPI_UpsertsOneOrManyAndRefusesBadInput(t *testing.T) {
+	g := newStaffGateway(t, "")
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_1","name":"One","email":"one@example.com"}`, http.StatusOK)
+	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_1","name":"One Renamed"},{"id":"c_2","name":"Two"}]`, http.StatusOK)
+	page := g.staff("agency").get("/dashboard/generate").body
+	if !strings.Contains(page, "One Renamed") || !strings.Contains(page, "Two") || strings.Contains(page, ">One &lt;") {
+		t.Fatalf("contacts after sync:\n%s", page)
+	}
+	for _, bad := range []string{``, `[]`, `{"id":""}`, `{"id":"c","phone":"1"}`, `[{"id":"c\n1"}]`, `{"id":"a"}{"id":"b"}`, `"c_1"`} {
+		body := g.apiCall(http.MethodPost, "contacts", bad, http.StatusBadRequest)
+		var e map[string]string
+		if err := json.Unmarshal([]byte(body), &e); err != nil || e["code"] != "bad_request" {
+			t.Errorf("%q: %s", bad, body)
+		}
+	}
+	many := "[" + strings.Repeat(`{"id":"x"},`, maxContactsPerCall) + `{"id":"y"}]`
+	g.apiCall(http.MethodPost, "contacts", many, http.StatusBadRequest)
+	g.apiCall(http.MethodGet, "contacts", "", http.StatusMethodNotAllowed)
+}

@@ -1,0 +1,115 @@
+package portal
+
+import (
+	"fmt"
+	"html/template"
+	"strings"
+
+	qrcode "github.com/skip2/go-qrcode"
+)
+
+// StaffInfo is who is using the dashboard, and the token of its forms.
+type StaffInfo struct {
+	Name, Role, Location string
+	// Agency is true for agency users, who may change the custom links.
+	Agency bool
+	CSRF   string
+}
+
+// Dashboard is the data of the dashboard's front page.
+type Dashboard struct {
+	Staff StaffInfo
+	// Notice confirms what the last action did.
+	Notice string
+	// Apps get an Open button each.
+	Apps  []AppEntry
+	Links []LinkRow
+}
+
+// LinkRow is one recently minted link. It never holds the token.
+type LinkRow struct {
+	ID, For, Type, Target, Path, Status, Issued, Expires string
+	// State is unused, partly_used, used, expired or revoked.
+	State string
+	// Revocable is true while the link can still be used.
+	Revocable bool
+}
+
+// Option is one choice of a select or radio group.
+type Option struct {
+	Value, Label string
+	Selected     bool
+}
+
+// Generate is the data of Actions → Generate Magic Link.
+type Generate struct {
+	Staff StaffInfo
+	// Query is the contact search; Contacts are its matches.
+	Query    string
+	Contacts []Option
+	// Who is contact, new or myself.
+	Who                                   string
+	NewID, NewEmail, NewName, NewLocation string
+	// LockedLocation is a sub-account user's location: new contacts get it.
+	LockedLocation string
+	Targets        []Option
+	Path, Uses     string
+	TTLs           []Option
+	// Errors are by field name; "form" is about the whole form.
+	Errors map[string]string
+	// Result is the link just generated, shown once.
+	Result *Generated
+}
+
+// Generated is a link just minted, as the dashboard shows it once.
+type Generated struct {
+	URL, For, Target, Expires string
+	Uses                      int
+	// QR is the link as an inline SVG QR code.
+	QR template.HTML
+}
+
+// Settings is the data of Settings → Custom Links.
+type Settings struct {
+	Staff StaffInfo
+	// Fixed are the items of the config (read-only); Items those stored.
+	Fixed, Items []MenuRow
+	Form         MenuForm
+	Errors       map[string]string
+}
+
+// MenuRow is one custom link as the settings list it.
+type MenuRow struct {
+	ID, Title, Target, Open string
+	Roles                   []string
+}
+
+// MenuForm is the add/edit form of a custom link.
+type MenuForm struct {
+	ID, Title, Kind, URL string
+	Apps, Opens          []Option
+	Roles                map[string]bool
+}
+
+// QR draws text as a QR code in inline SVG: one path of dark modules, no
+// image request and nothing for the page's CSP to allow.
+func QR(text string) (template.HTML, error) {
+	code, err := qrcode.New(text, qrcode.Medium)
+	if err != nil {
+		return "", fmt.Errorf("drawing QR code: %w", err)
+	}
+	bits := code.Bitmap()
+	var d strings.Builder
+	for y, row := range bits {
+		for x, dark := range row {
+			if dark {
+				fmt.Fprintf(&d, "M%d %dh1v1h-1z", x, y)
+			}
+		}
+	}
+	n := len(bits)
+	// Only numbers are formatted into the markup: safe as HTML.
+	svg := fmt.Sprintf(`<svg class="qr" role="img" aria-label="QR code of the link" viewBox="0 0 %d %d" width="%d" height="%d" shape-rendering="crispEdges"><rect width="%d" height="%d" fill="#fff"/><path fill="#000" d="%s"/></svg>`,
+		n, n, n*4, n*4, n, n, d.String())
+	return template.HTML(svg), nil //nolint:gosec // numbers only, see above
+}
