@@ -320,3 +320,151 @@ func TestContactsAPI_UpsertsOneOrManyAndRefusesBadInput(t *testing.T) {
 	g.apiCall(http.MethodPost, "contacts", many, http.StatusBadRequest)
 	g.apiCall(http.MethodGet, "contacts", "", http.StatusMethodNotAllowed)
 }
+
+var menuRow = regexp.MustCompile(`<tr data-item="([^"]+)"><td>([^<]+)</td>`)
+
+// menuTitles lists the stored custom links in order, by id and title.
+func (s *staff) menuItems() [][2]string {
+	s.g.t.Helper()
+	var out [][2]string
+	for _, m := range menuRow.FindAllStringSubmatch(s.get("/dashboard/settings/links").body, -1) {
+		out = append(out, [2]string{m[1], m[2]})
+	}
+	return out
+}
+
+func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
+	g := newStaffGateway(t, `menu_link "Help centre" https://help.example.com new_tab`)
+	ag := g.staff("agency")
+	add := func(title, kind, target, open string, roles ...string) {
+		t.Helper()
+		form := url.Values{"action": {"save"}, "title": {title}, "kind": {kind}, "open": {open}, "roles": roles}
+		form.Set(map[string]string{"app": "app", "url": "url"}[kind], target)
+		if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("adding %s: %d %s", title, r.StatusCode, r.body)
+		}
+	}
+	add("My courses", "app", "courses", "current_tab", "contact", "agency_user")
+	add("Community", "app", "communities", "iframe", "contact")
+	add("Staff wiki", "url", "https://wiki.example.com/", "new_tab", "agency_user", "subaccount_user")
+	items := ag.menuItems()
+	if len(items) != 3 || items[0][1] != "My courses" || items[2][1] != "Staff wiki" {
+		t.Fatalf("menu: %v", items)
+	}
+	page := ag.get("/dashboard/settings/links").body
+	if !strings.Contains(page, "Help centre") || !strings.Contains(page, "set in the Caddyfile") {
+		t.Fatalf("the Caddyfile's item is not shown:\n%s", page)
+	}
+	// Move the wiki up twice, edit it, delete the community item.
+	for range 2 {
+		ag.post("/dashboard/settings/links", url.Values{"action": {"up"}, "id": {items[2][0]}})
+	}
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"save"}, "id": {items[2][0]}, "title": {"Wiki"}, "kind": {"url"},
+		"url": {"https://wiki.example.com/"}, "open": {"new_tab"}, "roles": {"agency_user"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit: %d %s", r.StatusCode, r.body)
+	}
+	ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}})
+	got := ag.menuItems()
+	if len(got) != 2 || got[0] != [2]string{items[2][0], "Wiki"} || got[1][1] != "My courses" {
+		t.Fatalf("after up, up, edit, delete: %v", got)
+	}
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {"gone"}}); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("deleting a missing item: %d", r.StatusCode)
+	}
+	// The edit form is filled from the item.
+	if page := ag.get("/dashboard/settings/links?edit=" + items[2][0]).body; !strings.Contains(page, `value="Wiki"`) || !strings.Contains(page, "Edit “Wiki”") {
+		t.Fatalf("edit form:\n%s", page)
+	}
+}
+
+func TestCustomLinks_InvalidItemShowsErrorsByField(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	for _, c := range []struct {
+		form url.Values
+		err  string
+	}{
+		{url.Values{"title": {""}, "kind": {"app"}, "app": {"courses"}, "roles": {"contact"}}, `id="title-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"javascript:alert(1)"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"//evil.example.com"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"nowhere"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}}, "Choose who sees the link."},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}, "roles": {"root"}}, "Unknown role"},
+	} {
+		c.form.Set("action", "save")
+		r := ag.post("/dashboard/settings/links", c.form)
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, c.err) {
+			t.Errorf("%v: %d, want the error %s", c.form, r.StatusCode, c.err)
+		}
+	}
+	if items := ag.menuItems(); len(items) != 0 {
+		t.Fatalf("invalid items were stored: %v", items)
+	}
+}
+
+func TestPortalHome_ShowsTheMenuForTheUsersRoleAndMagicItemsOnlyLaunch(t *testing.T) {
+	g := newStaffGateway(t, `menu_link "Help centre" https://help.example.com new_tab contact
+		menu_link "Staff only" https://staff.example.com agency_user`)
+	ag := g.staff("agency")
+	for _, it := range []url.Values{
+		{"title": {"My courses"}, "kind": {"app"}, "app": {"courses"}, "open": {"current_tab"}, "roles": {"contact"}},
+		{"title": {"Community"}, "kind": {"app"}, "app": {"communities"}, "open": {"iframe"}, "roles": {"contact"}},
+	} {
+		it.Set("action", "save")
+		ag.post("/dashboard/settings/links", it)
+	}
+	c := g.client()
+	// A contact whose portal session may open courses only.
+	l := g.mint(MintRequest{App: "portal", User: userOf("c_menu"), Apps: []string{"courses"}})
+	g.do(c, http.MethodGet, l.URL, browser)
+	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
+	for _, want := range []string{"Help centre", `href="https://help.example.com"`, `target="_blank"`, "My courses", `href="/_portalgate/launch/courses"`} {
+		if !strings.Contains(home.body, want) {
+			t.Errorf("home lacks %q", want)
+		}
+	}
+	for _, not := range []string{"Staff only", "Community", "token="} {
+		if strings.Contains(home.body, not) {
+			t.Errorf("home shows %q:\n%s", not, home.body)
+		}
+	}
+	// The menu API says the same, as JSON.
+	var m struct {
+		User  map[string]string `json:"user"`
+		Apps  []menuApp         `json:"apps"`
+		Links []menuLink        `json:"links"`
+	}
+	r := g.do(c, http.MethodGet, "http://"+g.portal+apiMenuPath)
+	if err := json.Unmarshal([]byte(r.body), &m); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("menu API: %d %s", r.StatusCode, r.body)
+	}
+	if m.User["id"] != "c_menu" || len(m.Apps) != 1 || len(m.Links) != 2 || m.Links[1].URL != "http://"+g.portal+launchPrefix+"courses" || m.Links[1].App != "courses" {
+		t.Fatalf("menu API: %+v", m)
+	}
+	if r := g.do(g.client(), http.MethodGet, "http://"+g.portal+apiMenuPath); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("menu API without a session: %d", r.StatusCode)
+	}
+}
+
+func TestPortalHome_IframeItemShowsTheAppFramedByThePortalOnly(t *testing.T) {
+	g := newStaffGateway(t, `menu_link "Courses inside" app:courses iframe`)
+	c := g.client()
+	g.do(c, http.MethodGet, g.mint(MintRequest{App: "portal", User: userOf("c_frame")}).URL, browser)
+	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
+	if !strings.Contains(home.body, `href="/?view=config-1"`) || strings.Contains(home.body, "<iframe") {
+		t.Fatalf("home:\n%s", home.body)
+	}
+	framed := g.do(c, http.MethodGet, "http://"+g.portal+"/?view=config-1", browser)
+	if !strings.Contains(framed.body, `<iframe src="/_portalgate/launch/courses"`) {
+		t.Fatalf("framed home:\n%s", framed.body)
+	}
+	if csp := framed.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-src 'self' http://"+g.courses) {
+		t.Fatalf("framed home CSP: %s", csp)
+	}
+	// The app lets the portal frame it, and no one else.
+	in := g.do(c, http.MethodGet, g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+"courses", browser).Header.Get("Location"), browser)
+	app := g.do(c, http.MethodGet, in.Header.Get("Location"))
+	if csp := app.Header.Values("Content-Security-Policy"); len(csp) != 1 || csp[0] != "frame-ancestors 'self' http://"+g.portal {
+		t.Fatalf("app CSP: %q", csp)
+	}
+}
