@@ -194,9 +194,6 @@ func readGenerateInput(r *http.Request) generateInput {
 		newName: strings.TrimSpace(f("new_name")), newLocation: strings.TrimSpace(f("new_location")),
 		app: f("app"), path: strings.TrimSpace(f("path")), ttl: f("ttl"), uses: strings.TrimSpace(f("uses")),
 	}
-	if in.who == "" {
-		in.who = "contact"
-	}
 	return in
 }
 
@@ -216,6 +213,13 @@ func (h *Handler) renderGenerate(w http.ResponseWriter, ctx context.Context, sta
 	contacts, err := h.app.visibleContacts(ctx, st, in.query)
 	if err != nil {
 		return err
+	}
+	if in.who == "" {
+		// With no contacts yet, the form starts at entering a new one.
+		in.who = "contact"
+		if len(contacts) == 0 && in.query == "" {
+			in.who = "new"
+		}
 	}
 	data := portal.Generate{
 		Staff: h.staffInfo(st), Query: in.query, Who: in.who, Result: result, Errors: errs,
