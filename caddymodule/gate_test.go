@@ -141,6 +141,8 @@ func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
 		"token, other origin":      {"csrf=" + token, []string{form, "Origin: http://evil.example.com"}},
 		"token, sibling app":       {"csrf=" + token, []string{form, "Origin: http://" + g.community}},
 		"token, cross-site fetch":  {"csrf=" + token, []string{form, "Sec-Fetch-Site: cross-site"}},
+		"token, opaque origin":     {"csrf=" + token, []string{form, "Origin: null"}},
+		"token, null cross-site":   {"csrf=" + token, []string{form, "Origin: null", "Sec-Fetch-Site: cross-site"}},
 		"token of another session": {"csrf=" + csrfFrom(t, g.do(g.signIn("courses", "other"), http.MethodGet, "http://"+g.courses+logoutPath, browser).body), []string{form}},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -155,6 +157,19 @@ func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
 	}
 	if r := g.do(c, http.MethodDelete, "http://"+g.courses+logoutPath); r.StatusCode != http.StatusMethodNotAllowed {
 		t.Fatalf("DELETE logout: %d", r.StatusCode)
+	}
+}
+
+// Our pages send no Referer, so a browser posts their forms with
+// "Origin: null": Sec-Fetch-Site says they are the app's own.
+func TestLogout_OwnFormWithNullOriginSignsOut(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "null-origin")
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token),
+		"Content-Type: application/x-www-form-urlencoded", "Origin: null", "Sec-Fetch-Site: same-origin", browser)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out from the app's own page: %d %s", r.StatusCode, r.body)
 	}
 }
 

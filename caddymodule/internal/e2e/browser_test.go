@@ -1,0 +1,156 @@
+package e2e
+
+import (
+	"context"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/chromedp/chromedp"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/browsertest"
+)
+
+// screenshots copies the browser test's screenshots into docs/, where the
+// README shows them: go test ./caddymodule/internal/e2e -run Browser -screenshots
+var screenshots = flag.Bool("screenshots", false, "write the browser test's screenshots into docs/")
+
+// The seed flow of the README, clicked through in a real Chromium against
+// the demo exactly as `go run ./cmd/caddy run` serves it.
+func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
+	startDemo(t)
+	b := browsertest.Start(t)
+	shots := t.TempDir()
+	shoot := func(ctx context.Context, name string) {
+		t.Helper()
+		path := filepath.Join(shots, name)
+		browsertest.Screenshot(ctx, t, path)
+		if *screenshots {
+			png, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(filepath.Join(repoRoot, "docs", name), png, 0o644); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	text := func(ctx context.Context, sel string) string {
+		t.Helper()
+		return browsertest.Get(ctx, t, chromedp.Text(chromedp.CSS(sel)))
+	}
+
+	// The agency user signs in (basic_auth, credentials as a person types
+	// them into the browser's prompt) and opens Actions → Generate Magic Link.
+	staff := b.NewContext(t)
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://agency:agency-demo@localhost:8080/dashboard/"),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+		chromedp.Click(chromedp.CSS("details.menu summary")),
+		chromedp.Click(chromedp.CSS("#action-generate")),
+		chromedp.WaitVisible(chromedp.CSS("#generate")),
+		// No contacts yet: a new one, for Courses.
+		chromedp.Click(chromedp.CSS("#who-new")),
+		chromedp.SendKeys(chromedp.CSS("#new_id"), "c_ada"),
+		chromedp.SendKeys(chromedp.CSS("#new_email"), "ada@example.com"),
+		chromedp.SendKeys(chromedp.CSS("#new_name"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.CSS("#new_location"), "loc_demo"),
+		chromedp.SetValue(chromedp.CSS("#app"), "courses"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+		// Copy puts the link on the clipboard and says so.
+		chromedp.Click(chromedp.CSS("button[data-copy]")),
+	)
+	link := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	if !strings.HasPrefix(link, "http://localhost:8081/_portalgate/magic?token=") {
+		t.Fatalf("generated link %q", link)
+	}
+	if got := text(staff, "button[data-copy]"); got != "Copied" {
+		t.Errorf("the Copy button says %q after a click", got)
+	}
+	shoot(staff, "generate.png")
+
+	// Whoever opens the link, in a browser of their own, is in Courses as Ada.
+	ada := b.NewContext(t)
+	browsertest.Run(ada, t, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("h1")))
+	if h1, body := text(ada, "h1"), text(ada, "body"); h1 != "Courses" || !strings.Contains(body, "Signed in as Ada Lovelace") || !strings.Contains(body, "c_ada") {
+		t.Fatalf("the link opens %q:\n%s", h1, body)
+	}
+
+	// Settings → Custom Links: a magic item for Communities, for contacts.
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://localhost:8080/dashboard/"),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+		chromedp.Click(chromedp.CSS("details.menu:nth-of-type(2) summary")),
+		chromedp.Click(chromedp.CSS("#settings-links")),
+		chromedp.WaitVisible(chromedp.CSS("#menu-form")),
+		chromedp.SendKeys(chromedp.CSS("#title"), "My community"),
+		chromedp.Click(chromedp.CSS("#kind-app")),
+		chromedp.SetValue(chromedp.CSS("#menu-app"), "communities"),
+		chromedp.Click(chromedp.CSS("#menu-save")),
+		chromedp.WaitVisible(chromedp.CSS("tr[data-item]")),
+	)
+
+	// A link to the portal home for Ada, now a known contact.
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
+		chromedp.WaitVisible(chromedp.CSS("#generate")),
+		chromedp.Click(chromedp.CSS("#who-contact")),
+		chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
+		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+	)
+	portalLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+
+	// Ada's portal home lists her apps and the custom links for contacts;
+	// the magic item opens Communities signed in.
+	home := b.NewContext(t)
+	browsertest.Run(home, t, chromedp.Navigate(portalLink), chromedp.WaitVisible(chromedp.CSS("nav[aria-label=Menu]")))
+	menu := text(home, "nav[aria-label=Menu]")
+	for _, want := range []string{"My community", "Affiliates in the portal"} {
+		if !strings.Contains(menu, want) {
+			t.Fatalf("the portal menu lacks %q:\n%s", want, menu)
+		}
+	}
+	browsertest.Run(home, t,
+		chromedp.Click(`//a[normalize-space()="My community"]`),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+	)
+	// Communities asks before a link is spent: press Continue.
+	if text(home, "h1") != "Communities" {
+		browsertest.Run(home, t, chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("table")))
+	}
+	if h1, body := text(home, "h1"), text(home, "body"); h1 != "Communities" || !strings.Contains(body, "Signed in as Ada Lovelace") {
+		t.Fatalf("the magic menu item opens %q:\n%s", h1, body)
+	}
+
+	// The iframe item shows Affiliates inside the portal page, signed in.
+	browsertest.Run(home, t,
+		chromedp.Navigate("http://localhost:8080/"),
+		chromedp.Click(`//a[normalize-space()="Affiliates in the portal"]`),
+		chromedp.WaitVisible(chromedp.CSS("iframe")),
+	)
+	frames := browsertest.Get(home, t, chromedp.Nodes(chromedp.CSS("iframe")))
+	browsertest.Run(home, t, chromedp.WaitVisible(chromedp.CSS("table"), chromedp.FromNode(frames[0])))
+	if body := browsertest.Get(home, t, chromedp.Text(chromedp.CSS("body"), chromedp.FromNode(frames[0]))); !strings.Contains(body, "Signed in as Ada Lovelace") {
+		t.Fatalf("the framed app shows:\n%s", body)
+	}
+	shoot(home, "portal-home.png")
+
+	// Staff "Open": Affiliates as the agency user, no further step.
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://localhost:8080/dashboard/"),
+		chromedp.WaitVisible(chromedp.CSS("h1")),
+	)
+	shoot(staff, "dashboard.png")
+	browsertest.Run(staff, t,
+		chromedp.Click(chromedp.CSS(`button[data-open="affiliates"]`)),
+		chromedp.WaitVisible(chromedp.CSS("table")),
+	)
+	if h1, body := text(staff, "h1"), text(staff, "body"); h1 != "Affiliates" || !strings.Contains(body, "agency_user") {
+		t.Fatalf("Open leads to %q:\n%s", h1, body)
+	}
+}
