@@ -206,10 +206,10 @@ func (h *Handler) generateForm(w http.ResponseWriter, r *http.Request, st Staff)
 	if in.uses == "" {
 		in.uses = "1"
 	}
-	return h.renderGenerate(w, r.Context(), http.StatusOK, st, in, nil, nil)
+	return h.renderGenerate(r.Context(), w, http.StatusOK, st, in, nil, nil)
 }
 
-func (h *Handler) renderGenerate(w http.ResponseWriter, ctx context.Context, status int, st Staff, in generateInput, errs map[string]string, result *portal.Generated) error {
+func (h *Handler) renderGenerate(ctx context.Context, w http.ResponseWriter, status int, st Staff, in generateInput, errs map[string]string, result *portal.Generated) error {
 	contacts, err := h.app.visibleContacts(ctx, st, in.query)
 	if err != nil {
 		return err
@@ -331,12 +331,12 @@ func (h *Handler) generate(ctx context.Context, w http.ResponseWriter, r *http.R
 		errs["uses"] = "Uses is a whole number from 1 to " + strconv.Itoa(link.MaxUses) + "."
 	}
 	if len(errs) > 0 {
-		return h.renderGenerate(w, ctx, http.StatusUnprocessableEntity, st, in, errs, nil)
+		return h.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
 	}
 	resp, err := h.app.Mint(ctx, MintRequest{App: in.app, User: user, Path: path, TTL: in.ttl, Uses: uses}, "staff:"+st.Username)
 	if errors.Is(err, errInput) {
 		errs["form"] = strings.TrimPrefix(err.Error(), errInput.Error()+": ")
-		return h.renderGenerate(w, ctx, http.StatusUnprocessableEntity, st, in, errs, nil)
+		return h.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
 	}
 	if err != nil {
 		return err
@@ -353,7 +353,7 @@ func (h *Handler) generate(ctx context.Context, w http.ResponseWriter, r *http.R
 		// The new contact is in the directory now: offer it as chosen.
 		in.who, in.contact, in.newID, in.newEmail, in.newName, in.newLocation = "contact", user.ID, "", "", "", ""
 	}
-	return h.renderGenerate(w, ctx, http.StatusOK, st, in, nil, result)
+	return h.renderGenerate(ctx, w, http.StatusOK, st, in, nil, result)
 }
 
 // openAsStaff signs the staff member into an app as themselves: "Open".
