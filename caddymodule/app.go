@@ -534,8 +534,14 @@ func (a *App) remember(ctx context.Context, by string, req link.Request, l link.
 		u.Type = identity.Contact
 	}
 	if u.Type == identity.Contact {
-		c := store.Contact{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}
-		if err := a.store.PutContacts(ctx, []store.Contact{c}); err != nil {
+		// A mint adds a contact the directory lacks; it never rewrites a known
+		// one (the CRM's sync does): a link's fields are not the record.
+		_, err := a.store.Contact(ctx, u.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			c := store.Contact{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}
+			err = a.store.PutContacts(ctx, []store.Contact{c})
+		}
+		if err != nil {
 			return fmt.Errorf("keeping contact: %w", err)
 		}
 	}

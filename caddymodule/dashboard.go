@@ -285,16 +285,14 @@ func (h *Handler) generate(ctx context.Context, w http.ResponseWriter, r *http.R
 			errs["contact"] = "Choose a contact, or enter a new one."
 			break
 		}
-		cs, err := h.app.visibleContacts(ctx, st, "")
-		if err != nil {
-			return err
-		}
-		i := slices.IndexFunc(cs, func(c store.Contact) bool { return c.ID == in.contact })
-		if i < 0 {
+		c, err := h.app.store.Contact(ctx, in.contact)
+		if errors.Is(err, store.ErrNotFound) || (err == nil && !st.sees(c.Location)) {
 			errs["contact"] = "There is no such contact among yours."
 			break
 		}
-		c := cs[i]
+		if err != nil {
+			return err
+		}
 		user = identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Location: c.Location, Type: identity.Contact}
 	case "new":
 		loc := in.newLocation
@@ -305,10 +303,21 @@ func (h *Handler) generate(ctx context.Context, w http.ResponseWriter, r *http.R
 			loc = st.Location
 		}
 		user = identity.User{ID: in.newID, Email: in.newEmail, Name: in.newName, Location: loc, Type: identity.Contact}
-		if in.newID == "" {
+		_, isStaff := h.app.staff[in.newID]
+		switch _, err := h.app.store.Contact(ctx, in.newID); {
+		case in.newID == "":
 			errs["new_id"] = "A contact id is required."
-		} else if err := user.Validate(); err != nil {
-			errs["new_id"] = "This contact cannot be used: " + err.Error() + "."
+		case err == nil:
+			// A new contact never takes over a known one (nor its location).
+			errs["new_id"] = "A contact with this id exists already: search for it and choose it."
+		case !errors.Is(err, store.ErrNotFound):
+			return err
+		case isStaff:
+			errs["new_id"] = "This id is a staff member's: choose another."
+		default:
+			if err := user.Validate(); err != nil {
+				errs["new_id"] = "This contact cannot be used: " + err.Error() + "."
+			}
 		}
 		if in.newEmail != "" && !strings.Contains(in.newEmail, "@") {
 			errs["new_email"] = "This is not an e-mail address."
@@ -343,7 +352,8 @@ func (h *Handler) generate(ctx context.Context, w http.ResponseWriter, r *http.R
 	}
 	qr, err := portal.QR(resp.URL)
 	if err != nil {
-		return err
+		// Too long for a QR code (a long landing path): the link stands alone.
+		h.logger.Warn("no QR code for a generated link", zap.String("link_id", resp.ID), zap.Error(err))
 	}
 	result := &portal.Generated{
 		URL: resp.URL, For: displayName(user), Target: h.app.targetTitle(in.app),
@@ -481,18 +491,7 @@ func (h *Handler) editMenu(ctx context.Context, w http.ResponseWriter, r *http.R
 		if errs := h.app.checkMenuItem(&it); len(errs) > 0 {
 			return h.menuSettings(w, r, st, menuForm{item: it, kind: kind, errs: errs, status: http.StatusUnprocessableEntity})
 		}
-		change = func(items []store.MenuItem) ([]store.MenuItem, error) {
-			if it.ID == "" {
-				it.ID = newMenuID()
-				return append(items, it), nil
-			}
-			i := slices.IndexFunc(items, func(x store.MenuItem) bool { return x.ID == it.ID })
-			if i < 0 {
-				return nil, errMenuItemGone
-			}
-			items[i] = it
-			return items, nil
-		}
+		change = saveMenuItem(it)
 	case "delete", "up", "down":
 		change = func(items []store.MenuItem) ([]store.MenuItem, error) {
 			i := slices.IndexFunc(items, func(x store.MenuItem) bool { return x.ID == id })
@@ -510,7 +509,7 @@ func (h *Handler) editMenu(ctx context.Context, w http.ResponseWriter, r *http.R
 			return items, nil
 		}
 	default:
-		return h.fail(w, r, problemNotFound)
+		return h.fail(w, r, problemBadForm)
 	}
 	err := h.app.updateMenu(ctx, change)
 	if errors.Is(err, errMenuItemGone) {
@@ -525,6 +524,27 @@ func (h *Handler) editMenu(ctx context.Context, w http.ResponseWriter, r *http.R
 }
 
 var errMenuItemGone = errors.New("no such menu item")
+
+// saveMenuItem is the change that adds it (no id yet) or replaces the item
+// with its id. The id of a new item is chosen once, here: updateMenu may
+// apply the change again to a fresher menu.
+func saveMenuItem(it store.MenuItem) func([]store.MenuItem) ([]store.MenuItem, error) {
+	isNew := it.ID == ""
+	if isNew {
+		it.ID = newMenuID()
+	}
+	return func(items []store.MenuItem) ([]store.MenuItem, error) {
+		if isNew {
+			return append(items, it), nil
+		}
+		i := slices.IndexFunc(items, func(x store.MenuItem) bool { return x.ID == it.ID })
+		if i < 0 {
+			return nil, errMenuItemGone
+		}
+		items[i] = it
+		return items, nil
+	}
+}
 
 // updateMenu applies change to the stored menu, again if another write came
 // first: two staff members editing at once both keep their change.

@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"html"
@@ -9,8 +10,12 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
 )
 
 // Staff of the dashboard tests: name → password. basic_auth signs them in;
@@ -387,6 +392,7 @@ func TestCustomLinks_InvalidItemShowsErrorsByField(t *testing.T) {
 		{url.Values{"title": {""}, "kind": {"app"}, "app": {"courses"}, "roles": {"contact"}}, `id="title-err"`},
 		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"javascript:alert(1)"}, "roles": {"contact"}}, `id="target-err"`},
 		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"//evil.example.com"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"https://a.example.com;sandbox"}, "roles": {"contact"}}, `id="target-err"`},
 		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"nowhere"}, "roles": {"contact"}}, `id="target-err"`},
 		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}}, "Choose who sees the link."},
 		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}, "roles": {"root"}}, "Unknown role"},
@@ -466,5 +472,85 @@ func TestPortalHome_IframeItemShowsTheAppFramedByThePortalOnly(t *testing.T) {
 	app := g.do(c, http.MethodGet, in.Header.Get("Location"))
 	if csp := app.Header.Values("Content-Security-Policy"); len(csp) != 1 || csp[0] != "frame-ancestors 'self' http://"+g.portal {
 		t.Fatalf("app CSP: %q", csp)
+	}
+}
+
+func TestDashboard_NewContactCannotTakeOverAKnownOne(t *testing.T) {
+	g := newStaffGateway(t, "")
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_b","name":"Bob B","email":"bob@example.com","location":"loc_b"}`, http.StatusOK)
+	sub := g.staff("sub")
+	for _, id := range []string{"c_b", "agency"} {
+		r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {id}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="new_id-err"`) || strings.Contains(r.body, "magic-link") {
+			t.Fatalf("a new contact with the id %q of someone else: %d", id, r.StatusCode)
+		}
+	}
+	if page := g.staff("agency").get("/dashboard/generate?q=c_b").body; !strings.Contains(page, "Bob B &lt;bob@example.com&gt; · loc_b") {
+		t.Fatalf("the contact changed:\n%s", page)
+	}
+}
+
+func TestLinkAPI_MintNeverRewritesAKnownContact(t *testing.T) {
+	g := newStaffGateway(t, "")
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_a","name":"Alice A","email":"alice@example.com","location":"loc_a"}`, http.StatusOK)
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_a"}}`, http.StatusCreated)
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_new","name":"New N","location":"loc_a"}}`, http.StatusCreated)
+	page := g.staff("sub").get("/dashboard/generate").body
+	for _, want := range []string{"Alice A &lt;alice@example.com&gt; · loc_a", "New N · loc_a"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the directory lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+func TestDashboard_GenerateForAnyVisibleContactNotOnlyTheFirstPage(t *testing.T) {
+	g := newStaffGateway(t, "")
+	var cs []string
+	for i := range dashboardContacts + 50 {
+		cs = append(cs, fmt.Sprintf(`{"id":"c%03d","name":"N%03d","location":"loc_a"}`, i, i))
+	}
+	g.apiCall(http.MethodPost, "contacts", "["+strings.Join(cs, ",")+"]", http.StatusOK)
+	sub := g.staff("sub")
+	if page := sub.get("/dashboard/generate").body; strings.Contains(page, "N149") {
+		t.Fatal("the contact list is not bounded")
+	}
+	sub.generate(url.Values{"who": {"contact"}, "contact": {"c149"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+}
+
+func TestDashboard_LinkTooLongForAQRCodeIsStillShown(t *testing.T) {
+	g := newStaffGateway(t, "")
+	link := g.staff("agency").generate(url.Values{"who": {"myself"}, "app": {"courses"}, "path": {"/" + strings.Repeat("p", 1900)}, "ttl": {"15m"}, "uses": {"1"}})
+	if !strings.Contains(link, "token=") {
+		t.Fatalf("link %q", link)
+	}
+}
+
+// conflictOnce is a store whose first SetMenu loses to another writer.
+type conflictOnce struct {
+	store.Store
+	lost bool
+}
+
+func (c *conflictOnce) SetMenu(ctx context.Context, items []store.MenuItem, version int64) (int64, error) {
+	if !c.lost {
+		c.lost = true
+		other := store.MenuItem{ID: "other", Title: "Other", URL: "https://other.example.com", Open: OpenNewTab, Roles: allRoles}
+		if _, err := c.Store.SetMenu(ctx, []store.MenuItem{other}, version); err != nil {
+			return 0, err
+		}
+	}
+	return c.Store.SetMenu(ctx, items, version)
+}
+
+func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
+	st := &conflictOnce{Store: memory.New(time.Now)}
+	a := &App{store: st}
+	it := store.MenuItem{Title: "Mine", App: "courses", Open: OpenCurrentTab, Roles: allRoles}
+	if err := a.updateMenu(context.Background(), saveMenuItem(it)); err != nil {
+		t.Fatalf("adding after a lost race: %v", err)
+	}
+	m, _ := st.Menu(context.Background())
+	if !st.lost || len(m.Items) != 2 || m.Items[0].ID != "other" || m.Items[1].Title != "Mine" {
+		t.Fatalf("menu after the race: %+v", m.Items)
 	}
 }

@@ -45,6 +45,7 @@ func (h *Handler) home(w http.ResponseWriter, r *http.Request) error {
 		if l.App != "" {
 			item.Href = launchPrefix + l.App
 			item.Src = item.Href
+			item.Magic = true
 		}
 		if l.Open == OpenIframe {
 			item.Href = "/?" + url.Values{"view": {l.ID}}.Encode()

@@ -56,6 +56,7 @@ var (
 	problemNoStaffAuth = problem{http.StatusUnauthorized, "staff_sign_in_required", "Staff sign-in required", "The dashboard is for staff, and no staff sign-in came with this request.", "The site must put a sign-in such as basic_auth in front of /dashboard.", ""}
 	problemNotStaff    = problem{http.StatusForbidden, "not_staff", "Not a staff member", "You are signed in, but not listed as staff of this portal.", "Ask an agency admin to add you.", ""}
 	problemAgencyOnly  = problem{http.StatusForbidden, "agency_only", "Agency users only", "Only agency users can change the custom links.", "Ask an agency user to make the change.", ""}
+	problemBadForm     = problem{http.StatusBadRequest, "bad_request", "Bad request", "The form sent does not ask for anything this page does.", "Go back, reload the page and try again.", ""}
 	problemAPIKey      = problem{http.StatusUnauthorized, "invalid_api_key", "Unauthorized", "A valid API key is required: Authorization: Bearer <key>.", "", ""}
 )
 

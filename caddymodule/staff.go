@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net/http"
 	"net/url"
+	"regexp"
 	"slices"
 	"strings"
 	"unicode/utf8"
@@ -126,6 +127,9 @@ func (a *App) staffOf(r *http.Request) (Staff, *problem) {
 	return s, nil
 }
 
+// menuHost is a host[:port] a menu URL may name.
+var menuHost = regexp.MustCompile(`^([A-Za-z0-9-]+\.)*[A-Za-z0-9-]+(:[0-9]{1,5})?$|^\[[0-9A-Fa-f:.]+\](:[0-9]{1,5})?$`)
+
 // maxMenuTitle bounds a menu item's title, in characters.
 const maxMenuTitle = 80
 
@@ -149,7 +153,9 @@ func (a *App) checkMenuItem(it *store.MenuItem) map[string]string {
 		}
 	case it.URL != "":
 		u, err := url.Parse(it.URL)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil || len(it.URL) > 2048 {
+		// The host goes into the portal page's CSP (frame-src): host
+		// characters only, so it cannot add a directive.
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || !menuHost.MatchString(u.Host) || u.User != nil || len(it.URL) > 2048 {
 			errs["target"] = "The URL must be an absolute http:// or https:// address."
 		}
 	default:

@@ -77,6 +77,9 @@ type Home struct {
 // an iframe item shows.
 type MenuLink struct {
 	ID, Title, Href, Src, Open string
+	// Magic is true for an item that launches a child app; another site
+	// shown in an iframe gets a sandbox.
+	Magic bool
 }
 
 // Form is the data of a one-button page that posts back to itself: the

@@ -70,6 +70,8 @@ type Menu struct {
 type Directory interface {
 	// PutContacts adds contacts, or replaces those with the same id.
 	PutContacts(ctx context.Context, cs []Contact) error
+	// Contact returns the contact with id, or ErrNotFound.
+	Contact(ctx context.Context, id string) (Contact, error)
 	// Contacts returns every contact, in no particular order.
 	Contacts(ctx context.Context) ([]Contact, error)
 	// RecordLink remembers a minted link until r.Keep; only the newest

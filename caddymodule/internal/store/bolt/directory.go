@@ -42,6 +42,25 @@ func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 	return nil
 }
 
+// Contact implements store.Directory.
+func (s *Store) Contact(_ context.Context, id string) (store.Contact, error) {
+	var c store.Contact
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketContacts).Get([]byte(id))
+		if v == nil {
+			return store.ErrNotFound
+		}
+		return json.Unmarshal(v, &c)
+	})
+	if errors.Is(err, store.ErrNotFound) {
+		return store.Contact{}, err
+	}
+	if err != nil {
+		return store.Contact{}, fmt.Errorf("reading contact: %w", err)
+	}
+	return c, nil
+}
+
 // Contacts implements store.Directory.
 func (s *Store) Contacts(context.Context) ([]store.Contact, error) {
 	var cs []store.Contact

@@ -218,6 +218,17 @@ func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 	return nil
 }
 
+// Contact implements store.Directory.
+func (m *Store) Contact(_ context.Context, id string) (store.Contact, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c, ok := m.contacts[id]
+	if !ok {
+		return store.Contact{}, store.ErrNotFound
+	}
+	return c, nil
+}
+
 // Contacts implements store.Directory.
 func (m *Store) Contacts(context.Context) ([]store.Contact, error) {
 	m.mu.Lock()

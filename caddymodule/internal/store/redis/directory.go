@@ -62,6 +62,22 @@ func (s *Store) PutContacts(ctx context.Context, cs []store.Contact) error {
 	return nil
 }
 
+// Contact implements store.Directory.
+func (s *Store) Contact(ctx context.Context, id string) (store.Contact, error) {
+	v, err := s.rdb.HGet(ctx, s.dirKey(keyContacts), id).Result()
+	if errors.Is(err, goredis.Nil) {
+		return store.Contact{}, store.ErrNotFound
+	}
+	if err != nil {
+		return store.Contact{}, fmt.Errorf("reading contact: %w", err)
+	}
+	var c store.Contact
+	if err := json.Unmarshal([]byte(v), &c); err != nil {
+		return store.Contact{}, fmt.Errorf("decoding contact: %w", err)
+	}
+	return c, nil
+}
+
 // Contacts implements store.Directory.
 func (s *Store) Contacts(ctx context.Context) ([]store.Contact, error) {
 	all, err := s.rdb.HGetAll(ctx, s.dirKey(keyContacts)).Result()

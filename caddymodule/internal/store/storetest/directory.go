@@ -46,6 +46,12 @@ func testContacts(t *testing.T, s store.Store, _ *clock.Fake) {
 	if got, want := contacts(t, s), []store.Contact{renamed, bob, cyd}; !reflect.DeepEqual(got, want) {
 		t.Fatalf("Contacts = %+v, want %+v", got, want)
 	}
+	if c, err := s.Contact(ctx, "c1"); err != nil || c != renamed {
+		t.Fatalf("Contact(c1) = %+v, %v; want %+v", c, err, renamed)
+	}
+	if _, err := s.Contact(ctx, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Contact of an unknown id: %v, want ErrNotFound", err)
+	}
 }
 
 func testContactWithoutID(t *testing.T, s store.Store, _ *clock.Fake) {
