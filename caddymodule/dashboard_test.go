@@ -554,3 +554,35 @@ func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
 		t.Fatalf("menu after the race: %+v", m.Items)
 	}
 }
+
+func TestDashboard_UnknownRoutesAndMethods(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	for _, c := range []struct {
+		method, path string
+		status       int
+		allow        string
+	}{
+		{http.MethodGet, "/dashboard/open", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodGet, "/dashboard/revoke", http.StatusMethodNotAllowed, "POST"},
+		{http.MethodPut, "/dashboard/generate", http.StatusMethodNotAllowed, "GET, HEAD, POST"},
+		{http.MethodPost, "/dashboard/", http.StatusMethodNotAllowed, "GET, HEAD"},
+		{http.MethodGet, "/dashboard/nothing", http.StatusNotFound, ""},
+	} {
+		var r resp
+		if c.method == http.MethodPost {
+			r = ag.post(c.path, url.Values{})
+		} else {
+			r = g.do(ag.c, c.method, "http://"+g.portal+c.path, browser, ag.auth())
+		}
+		if r.StatusCode != c.status || r.Header.Get("Allow") != c.allow {
+			t.Errorf("%s %s: %d Allow %q, want %d %q", c.method, c.path, r.StatusCode, r.Header.Get("Allow"), c.status, c.allow)
+		}
+	}
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"explode"}}); r.StatusCode != http.StatusBadRequest {
+		t.Errorf("unknown menu action: %d", r.StatusCode)
+	}
+	if r := ag.post("/dashboard/open", url.Values{"app": {"nowhere"}}); r.StatusCode != http.StatusNotFound {
+		t.Errorf("opening an unknown app: %d", r.StatusCode)
+	}
+}

@@ -101,6 +101,10 @@ func allowFor(path string) string {
 		return "GET, HEAD, POST"
 	case strings.HasPrefix(path, launchPrefix):
 		return http.MethodGet
+	case path == dashboardPath+"open" || path == dashboardPath+"revoke":
+		return http.MethodPost
+	case path == dashboardPath+"generate" || path == dashboardPath+"settings/links":
+		return "GET, HEAD, POST"
 	}
 	return "GET, HEAD"
 }
