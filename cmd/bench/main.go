@@ -26,7 +26,7 @@ func run() int {
 	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-8 (default: all)")
 	sessions := flag.String("sessions", "1000,100000,1000000", "live session counts for scenario 8")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	rounds := flag.Int("rounds", 1, "run scenarios 2, 3 and 5 this many times, interleaved, and report medians")
+	rounds := flag.Int("rounds", 1, "run scenarios 2, 3 and 5 (and the session counts of 8) this many times, interleaved, and report medians")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
