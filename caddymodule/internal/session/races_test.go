@@ -2,8 +2,11 @@ package session_test
 
 import (
 	"context"
+	"errors"
+	"runtime"
 	"testing"
 	"time"
+	"weak"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
@@ -127,4 +130,24 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	if _, err := m.Lookup(ctx, s.ID, "courses"); err == nil {
 		t.Fatal("a session revoked (and announced) during its redemption is served from L1")
 	}
+}
+
+// Caddy can keep an old config reachable after a reload (reverse_proxy
+// traffic does, in v2.11): Close must let L1's memory go even then.
+func TestClose_ReleasesTheCacheWhileTheManagerIsStillHeld(t *testing.T) {
+	m, err := session.NewManager(memory.New(time.Now), session.Config{TTL: time.Hour, Idle: time.Hour, CacheMaxBytes: 1 << 20, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := weak.Make(session.L1(m))
+	m.Close()
+	runtime.GC()
+	if cache.Value() != nil {
+		t.Fatal("a closed manager still holds its cache")
+	}
+	// A request still running on the old config misses L1 and reads the store.
+	if _, err := m.Lookup(context.Background(), "no-such-session", "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("lookup on a closed manager: %v", err)
+	}
+	runtime.KeepAlive(m)
 }

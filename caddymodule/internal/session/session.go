@@ -41,7 +41,9 @@ type Config struct {
 // Manager is the session lifecycle over a store with an L1 cache.
 type Manager struct {
 	store store.Store
-	cache *ristretto.Cache[string, *Entry]
+	// cache is L1; Close drops it, so an old config that something still
+	// holds after a reload does not keep L1's memory (tens of MB) alive.
+	cache atomic.Pointer[ristretto.Cache[string, *Entry]]
 	cfg   Config
 	// slide is how stale an idle deadline may get before it is written back:
 	// sliding expiry costs a store write at most this often per session.
@@ -65,7 +67,7 @@ type Manager struct {
 
 // L1Bytes is what the L1 cache holds, as ristretto accounts it (each
 // entry's Cost plus ristretto's own per-entry bookkeeping).
-func (m *Manager) L1Bytes() int64 { return m.cache.MaxCost() - m.cache.RemainingCost() }
+func (m *Manager) L1Bytes() int64 { return m.l1().MaxCost() - m.l1().RemainingCost() }
 
 // Stats returns how many lookups L1 served and how many read the store.
 func (m *Manager) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
@@ -91,7 +93,8 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 	if err != nil {
 		return nil, fmt.Errorf("creating session cache: %w", err)
 	}
-	m := &Manager{store: st, cache: cache, cfg: cfg, slide: min(time.Minute, cfg.Idle/2), seed: maphash.MakeSeed()}
+	m := &Manager{store: st, cfg: cfg, slide: min(time.Minute, cfg.Idle/2), seed: maphash.MakeSeed()}
+	m.cache.Store(cache)
 	_, shared := st.(store.Watcher)
 	m.trusted.Store(!shared)
 	return m, nil
@@ -113,7 +116,7 @@ func (m *Manager) Watch(ctx context.Context) {
 		w.Watch(ctx, m.Forget, func(ok bool) {
 			m.trusted.Store(false)
 			m.gen.Add(1)
-			m.cache.Clear()
+			m.l1().Clear()
 			m.trusted.Store(ok)
 		})
 	}()
@@ -125,8 +128,12 @@ func (m *Manager) Close() {
 	if m.stopWatch != nil {
 		m.stopWatch()
 	}
-	m.cache.Close()
+	m.cache.Swap(nil).Close()
 }
+
+// l1 is the cache, or nil once the manager is closed (ristretto's methods
+// treat a nil cache as an empty one).
+func (m *Manager) l1() *ristretto.Cache[string, *Entry] { return m.cache.Load() }
 
 // Create starts a session for user in app, with a new random id.
 func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
@@ -214,10 +221,10 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 	var s *Entry
 	ok := false
 	if m.trusted.Load() {
-		s, ok = m.cache.Get(id)
+		s, ok = m.l1().Get(id)
 		if ok && !now.Before(s.Deadline()) {
 			// Stale here, perhaps extended by another instance: ask the store.
-			m.cache.Del(id)
+			m.l1().Del(id)
 			ok = false
 		}
 	}
@@ -231,7 +238,7 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 		}
 	}
 	if !now.Before(s.Deadline()) {
-		m.cache.Del(id)
+		m.l1().Del(id)
 		return nil, ErrNoSession
 	}
 	// A session opens only the app it was created for: a cookie copied from
@@ -274,7 +281,7 @@ func (m *Manager) touch(ctx context.Context, id string, s *Entry, now time.Time)
 	err := m.store.TouchSession(ctx, id, idleAt)
 	if errors.Is(err, store.ErrNotFound) {
 		// Ended elsewhere (another instance, a revocation) since it was cached.
-		m.cache.Del(id)
+		m.l1().Del(id)
 		return nil, ErrNoSession
 	}
 	if err != nil {
@@ -292,7 +299,7 @@ func (m *Manager) End(ctx context.Context, id string) error {
 	mu := m.lock(id)
 	mu.Lock()
 	defer mu.Unlock()
-	m.cache.Del(id)
+	m.l1().Del(id)
 	if err := m.store.DeleteSession(ctx, id); err != nil {
 		return fmt.Errorf("ending session: %w", err)
 	}
@@ -316,20 +323,20 @@ func (m *Manager) Forget(ids ...string) {
 	for _, id := range ids {
 		mu := m.lock(id)
 		mu.Lock()
-		m.cache.Del(id)
+		m.l1().Del(id)
 		mu.Unlock()
 	}
 }
 
 // Wait blocks until buffered L1 writes are applied (tests, benchmarks).
-func (m *Manager) Wait() { m.cache.Wait() }
+func (m *Manager) Wait() { m.l1().Wait() }
 
 // rememberIf puts s into L1 unless L1 was reset (or is untrusted) since gen
 // was read: then the store read may predate an end that the reset dropped.
 func (m *Manager) rememberIf(id string, e *Entry, now time.Time, gen uint64) {
 	if m.trusted.Load() && m.gen.Load() == gen {
 		if ttl := e.Deadline().Sub(now); ttl > 0 {
-			m.cache.SetWithTTL(id, e, Cost(e), ttl)
+			m.l1().SetWithTTL(id, e, Cost(e), ttl)
 		}
 	}
 }

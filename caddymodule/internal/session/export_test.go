@@ -1,0 +1,6 @@
+package session
+
+import "github.com/dgraph-io/ristretto/v2"
+
+// L1 exposes a manager's cache to the tests.
+func L1(m *Manager) *ristretto.Cache[string, *Entry] { return m.l1() }
