@@ -58,10 +58,11 @@ type MenuItem struct {
 	Roles []identity.Type `json:"roles"`
 }
 
-// Menu is the custom menu, in order, and its version for SetMenu.
+// Menu is the custom menu, in order, and its version for SetMenu. Stores
+// keep it as this JSON.
 type Menu struct {
-	Items   []MenuItem
-	Version int64
+	Items   []MenuItem `json:"items"`
+	Version int64      `json:"version"`
 }
 
 // Directory is what the dashboard keeps in the store, so that it survives a

@@ -25,28 +25,34 @@ func TestConformance(t *testing.T) {
 	})
 }
 
-func TestStateSurvivesReopen(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "portalgate.db")
-	clk := clock.NewFake()
-	ctx := context.Background()
+// reopen closes s (when there is one) and opens the file at path again, as a
+// restart does.
+func reopen(t *testing.T, s *bolt.Store, path string, clk *clock.Fake) *bolt.Store {
+	t.Helper()
+	if s != nil {
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s, err := bolt.Open(path, clk.Now)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+func TestStateSurvivesReopen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portalgate.db")
+	clk := clock.NewFake()
+	ctx := context.Background()
+	s := reopen(t, nil, path, clk)
 	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
 	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
 	if err := s.Redeem(ctx, l, sess); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = bolt.Open(path, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, path, clk)
 	defer s.Close()
 	if _, err := s.GetSession(ctx, "s1"); err != nil {
 		t.Fatalf("session lost on reopen: %v", err)
@@ -60,10 +66,7 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "portalgate.db")
 	clk := clock.NewFake()
 	ctx := context.Background()
-	s, err := bolt.Open(path, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s := reopen(t, nil, path, clk)
 	contact := store.Contact{ID: "c1", Email: "ada@example.com", Name: "Ada Lovelace"}
 	if err := s.PutContacts(ctx, []store.Contact{contact}); err != nil {
 		t.Fatal(err)
@@ -83,14 +86,7 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	if _, err := s.SetMenu(ctx, items, 0); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	s, err = bolt.Open(path, clk.Now)
-	if err != nil {
-		t.Fatal(err)
-	}
+	s = reopen(t, s, path, clk)
 	defer s.Close()
 	if cs, err := s.Contacts(ctx); err != nil || !reflect.DeepEqual(cs, []store.Contact{contact}) {
 		t.Fatalf("contacts after reopen = %+v, %v", cs, err)

@@ -151,15 +151,9 @@ func (s *Store) Links(context.Context) ([]store.LinkRecord, error) {
 	return rs, nil
 }
 
-// menuRecord is the menu as the file keeps it.
-type menuRecord struct {
-	Items   []store.MenuItem `json:"items"`
-	Version int64            `json:"version"`
-}
-
 // Menu implements store.Directory.
 func (s *Store) Menu(context.Context) (store.Menu, error) {
-	var m menuRecord
+	var m store.Menu
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
 		m, err = readMenu(tx)
@@ -168,13 +162,13 @@ func (s *Store) Menu(context.Context) (store.Menu, error) {
 	if err != nil {
 		return store.Menu{}, fmt.Errorf("reading menu: %w", err)
 	}
-	return store.Menu{Items: m.Items, Version: m.Version}, nil
+	return m, nil
 }
 
 // SetMenu implements store.Directory: the version check and the write are
 // one transaction.
 func (s *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64) (int64, error) {
-	v, err := json.Marshal(menuRecord{Items: items, Version: version + 1})
+	v, err := json.Marshal(store.Menu{Items: items, Version: version + 1})
 	if err != nil {
 		return 0, fmt.Errorf("encoding menu: %w", err)
 	}
@@ -195,8 +189,8 @@ func (s *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64
 }
 
 // readMenu returns the stored menu, or an empty one at version 0.
-func readMenu(tx *bbolt.Tx) (menuRecord, error) {
-	var m menuRecord
+func readMenu(tx *bbolt.Tx) (store.Menu, error) {
+	var m store.Menu
 	v := tx.Bucket(bucketMenu).Get(keyMenu)
 	if v == nil {
 		return m, nil

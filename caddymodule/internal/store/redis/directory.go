@@ -174,12 +174,6 @@ func linkUses(v string, now time.Time) (spent int, revoked bool) {
 	return count, false
 }
 
-// menuRecord is the menu as Redis keeps it.
-type menuRecord struct {
-	Items   []store.MenuItem `json:"items"`
-	Version int64            `json:"version"`
-}
-
 // Menu implements store.Directory.
 func (s *Store) Menu(ctx context.Context) (store.Menu, error) {
 	v, err := s.rdb.Get(ctx, s.dirKey(keyMenu)).Bytes()
@@ -189,17 +183,17 @@ func (s *Store) Menu(ctx context.Context) (store.Menu, error) {
 	if err != nil {
 		return store.Menu{}, fmt.Errorf("reading menu: %w", err)
 	}
-	var m menuRecord
+	var m store.Menu
 	if err := json.Unmarshal(v, &m); err != nil {
 		return store.Menu{}, fmt.Errorf("decoding menu: %w", err)
 	}
-	return store.Menu{Items: m.Items, Version: m.Version}, nil
+	return m, nil
 }
 
 // SetMenu implements store.Directory: a script compares the version and
 // writes, so two instances cannot both win.
 func (s *Store) SetMenu(ctx context.Context, items []store.MenuItem, version int64) (int64, error) {
-	v, err := json.Marshal(menuRecord{Items: items, Version: version + 1})
+	v, err := json.Marshal(store.Menu{Items: items, Version: version + 1})
 	if err != nil {
 		return 0, fmt.Errorf("encoding menu: %w", err)
 	}
