@@ -586,3 +586,14 @@ func TestDashboard_UnknownRoutesAndMethods(t *testing.T) {
 		t.Errorf("opening an unknown app: %d", r.StatusCode)
 	}
 }
+
+func TestDashboard_LinksOfARevokedUserShowRevoked(t *testing.T) {
+	g := newStaffGateway(t, "")
+	ag := g.staff("agency")
+	ag.generate(url.Values{"who": {"new"}, "new_id": {"c_gone"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	g.apiCall(http.MethodPost, "users/c_gone/revoke", "", http.StatusOK)
+	page := ag.get(dashboardPath).body
+	if !strings.Contains(page, "status-revoked") || strings.Contains(page, ">Revoke</button>") {
+		t.Fatalf("a revoked user's link:\n%s", page)
+	}
+}

@@ -39,7 +39,8 @@ type LinkRecord struct {
 	Keep time.Time `json:"keep"`
 
 	// Spent and Revoked are filled in by Links from the link's use record,
-	// while the store still has one (until the link expires).
+	// while the store still has one (until the link expires), and from its
+	// user's revocation.
 	Spent   int  `json:"-"`
 	Revoked bool `json:"-"`
 }
@@ -79,7 +80,8 @@ type Directory interface {
 	// MaxLinkRecords are kept.
 	RecordLink(ctx context.Context, r LinkRecord) error
 	// Links returns the recorded links, newest first, with Spent and Revoked
-	// read from their use records.
+	// read from their use records; a link issued to a user before the user
+	// was revoked is Revoked too.
 	Links(ctx context.Context) ([]LinkRecord, error)
 	// Menu returns the custom menu; an empty one has version 0.
 	Menu(ctx context.Context) (Menu, error)

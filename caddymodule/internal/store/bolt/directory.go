@@ -141,6 +141,9 @@ func (s *Store) Links(context.Context) ([]store.LinkRecord, error) {
 			} else {
 				r.Spent = int(count) //nolint:gosec // at most the link's Uses, an int
 			}
+			if s.userCutOff(tx, store.LinkUse{UserID: r.User.ID, IssuedAt: r.IssuedAt}) {
+				r.Revoked = true
+			}
 			rs = append(rs, r)
 		}
 		return nil

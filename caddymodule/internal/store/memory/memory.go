@@ -266,6 +266,9 @@ func (m *Store) Links(context.Context) ([]store.LinkRecord, error) {
 		if u, ok := m.links[r.ID]; ok && now.Before(u.expires) {
 			r.Spent, r.Revoked = u.count, u.revoked
 		}
+		if c, ok := m.cutoffs[r.User.ID]; ok && now.Before(c.until) && !r.IssuedAt.After(c.at) {
+			r.Revoked = true
+		}
 		rs = append(rs, r)
 	}
 	return rs, nil

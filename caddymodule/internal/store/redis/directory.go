@@ -135,9 +135,11 @@ func (s *Store) Links(ctx context.Context) ([]store.LinkRecord, error) {
 		return rs, nil
 	}
 	uses := make([]*goredis.StringCmd, len(rs))
+	cutoffs := make([]*goredis.StringCmd, len(rs))
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, r := range rs {
 			uses[i] = p.Get(ctx, s.key(keyLink, r.ID))
+			cutoffs[i] = p.Get(ctx, s.userKey(keyCutoff, r.User.ID))
 		}
 		return nil
 	})
@@ -145,14 +147,20 @@ func (s *Store) Links(ctx context.Context) ([]store.LinkRecord, error) {
 		return nil, fmt.Errorf("reading link uses: %w", err)
 	}
 	for i := range rs {
-		v, err := uses[i].Result()
-		if errors.Is(err, goredis.Nil) {
-			continue
-		}
+		cut, err := s.cutOff(cutoffs[i].Result())
 		if err != nil {
+			return nil, err
+		}
+		v, err := uses[i].Result()
+		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, fmt.Errorf("reading link uses: %w", err)
 		}
-		rs[i].Spent, rs[i].Revoked = linkUses(v, now)
+		if err == nil {
+			rs[i].Spent, rs[i].Revoked = linkUses(v, now)
+		}
+		if cut(store.LinkUse{UserID: rs[i].User.ID, IssuedAt: rs[i].IssuedAt}) {
+			rs[i].Revoked = true
+		}
 	}
 	return rs, nil
 }

@@ -239,9 +239,22 @@ func testLinkRecordUses(t *testing.T, s store.Store, clk *clock.Fake) {
 	if got["spent"] != (uses{Spent: 2}) || !got["revoked"].Revoked || got["unused"] != (uses{}) {
 		t.Fatalf("Links uses = %+v; want spent 2, revoked, unused untouched", got)
 	}
+	// Revoking their user revokes the links issued to them until then, and
+	// not those issued after.
+	if _, err := s.RevokeUser(context.Background(), "u1", clk.Now(), clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	later := linkRecord(clk, "later", 1)
+	mustRecord(t, s, later)
+	got = byID()
+	if !got["spent"].Revoked || !got["unused"].Revoked || got["later"].Revoked {
+		t.Fatalf("Links after revoking the user = %+v; want every earlier link revoked, the later one not", got)
+	}
 	// Once the links expire their use records go, and the records say so.
 	clk.Advance(15 * time.Minute)
-	if got := byID(); len(got) != 3 || got["spent"] != (uses{}) || got["revoked"] != (uses{}) {
+	clk.Advance(time.Hour)
+	if got := byID(); len(got) != 4 || got["spent"] != (uses{}) || got["revoked"] != (uses{}) {
 		t.Fatalf("Links uses after the links expired = %+v; want all zero", got)
 	}
 }
