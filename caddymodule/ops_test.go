@@ -110,6 +110,7 @@ func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
 	apiCall(g, http.MethodDelete, "links/"+g.mint(MintRequest{App: "courses", User: userOf("c_audit")}).ID)
 	apiCall(g, http.MethodPost, "users/c_audit/revoke")
 	apiCallWithKey(g, "wrong")
+	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_audit","name":"Audit"}]`, http.StatusOK)
 	if err := caddy.Stop(); err != nil { // flush the log file
 		t.Fatal(err)
 	}
@@ -129,7 +130,7 @@ func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
 		}
 		events[e["event"].(string)] = true
 	}
-	for _, want := range []string{"link_minted", "link_redeemed", "session_created", "link_rejected", "session_ended", "link_revoked", "user_revoked", "api_key_rejected"} {
+	for _, want := range []string{"link_minted", "link_redeemed", "session_created", "link_rejected", "session_ended", "link_revoked", "user_revoked", "api_key_rejected", "contacts_synced"} {
 		if !events[want] {
 			t.Errorf("no %s event in:\n%s", want, log)
 		}
