@@ -107,8 +107,8 @@ func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
 	g.do(g.client(), http.MethodGet, l.URL, browser) // replay
 	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
 	g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, "X-CSRF-Token: "+token)
-	apiCall(g, http.MethodDelete, "links/"+g.mint(MintRequest{App: "courses", User: userOf("c_audit")}).ID)
-	apiCall(g, http.MethodPost, "users/c_audit/revoke")
+	g.api(http.MethodDelete, "links/"+g.mint(MintRequest{App: "courses", User: userOf("c_audit")}).ID, "")
+	g.api(http.MethodPost, "users/c_audit/revoke", "")
 	apiCallWithKey(g, "wrong")
 	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_audit","name":"Audit"}]`, http.StatusOK)
 	if err := caddy.Stop(); err != nil { // flush the log file

@@ -15,7 +15,7 @@ func TestRevoke_UserIDIsDecodedExactlyOnce(t *testing.T) {
 	odd := g.signIn("courses", "x%41")
 	bystander := g.signIn("courses", "xA")
 	slash := g.signIn("courses", "org/7")
-	if r := apiCall(g, http.MethodPost, "users/"+url.PathEscape("x%41")+"/revoke"); r.StatusCode != http.StatusOK || !strings.Contains(r.body, `"user_id":"x%41"`) {
+	if r := g.api(http.MethodPost, "users/"+url.PathEscape("x%41")+"/revoke", ""); r.StatusCode != http.StatusOK || !strings.Contains(r.body, `"user_id":"x%41"`) {
 		t.Fatalf("revoke x%%41: %d %s", r.StatusCode, r.body)
 	}
 	if r := g.do(odd, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
@@ -24,7 +24,7 @@ func TestRevoke_UserIDIsDecodedExactlyOnce(t *testing.T) {
 	if h := upstreamHeaders(t, g.do(bystander, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "xA" {
 		t.Fatal("revoking x%41 signed out xA")
 	}
-	if r := apiCall(g, http.MethodPost, "users/"+url.PathEscape("org/7")+"/revoke"); r.StatusCode != http.StatusOK {
+	if r := g.api(http.MethodPost, "users/"+url.PathEscape("org/7")+"/revoke", ""); r.StatusCode != http.StatusOK {
 		t.Fatalf("revoke org/7: %d %s", r.StatusCode, r.body)
 	}
 	if r := g.do(slash, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {

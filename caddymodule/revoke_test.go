@@ -10,14 +10,10 @@ import (
 	"github.com/spf13/cobra"
 )
 
-func apiCall(g *gateway, method, route string) resp {
-	return g.do(g.client(), method, "http://"+g.portal+apiPrefix+route, "Authorization: Bearer "+testAPIKey)
-}
-
 func TestRevoke_RevokedLinkIsRefused(t *testing.T) {
 	g := newGateway(t, "store memory")
 	for name, revoke := range map[string]func(id string) int{
-		"link API": func(id string) int { return apiCall(g, http.MethodDelete, "links/"+id).StatusCode },
+		"link API": func(id string) int { return g.api(http.MethodDelete, "links/"+id, "").StatusCode },
 		"admin API": func(id string) int {
 			return g.do(http.DefaultClient, http.MethodDelete, "http://"+g.admin+adminPrefix+"links/"+id).StatusCode
 		},
@@ -39,7 +35,7 @@ func TestRevoke_RevokedLinkIsRefused(t *testing.T) {
 			}
 		})
 	}
-	if r := apiCall(g, http.MethodDelete, "links/not-an-id"); r.StatusCode != http.StatusBadRequest {
+	if r := g.api(http.MethodDelete, "links/not-an-id", ""); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("revoke of a malformed id: %d", r.StatusCode)
 	}
 }
@@ -55,7 +51,7 @@ func TestRevoke_RevokedUserIsOutEverywhereAtOnce(t *testing.T) {
 		g.do(c, http.MethodGet, "http://"+g.courses+"/")
 	}
 
-	r := apiCall(g, http.MethodPost, "users/c_gone/revoke")
+	r := g.api(http.MethodPost, "users/c_gone/revoke", "")
 	var out struct {
 		Ended int `json:"sessions_ended"`
 	}
