@@ -176,3 +176,31 @@ func where(ctx context.Context) string {
 	}
 	return " on " + loc
 }
+
+// FrameText returns the text of sel inside the frame frameSel once it is
+// there. A frame that navigates (redirects included) gets a new document,
+// and a query started in the old one never sees the new: each try reads the
+// frame afresh, until ActionTimeout.
+func FrameText(ctx context.Context, t testing.TB, frameSel, sel string) string {
+	t.Helper()
+	deadline := time.Now().Add(ActionTimeout)
+	var err error
+	for time.Now().Before(deadline) {
+		var text string
+		if text, err = frameTextOnce(ctx, frameSel, sel); err == nil {
+			return text
+		}
+	}
+	t.Fatalf("browser: no %s in frame %s within %v%s: %v", sel, frameSel, ActionTimeout, where(ctx), err)
+	return ""
+}
+
+func frameTextOnce(ctx context.Context, frameSel, sel string) (string, error) {
+	tctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	frames, err := chromedp.Run(tctx, chromedp.Nodes(chromedp.CSS(frameSel)))
+	if err != nil {
+		return "", err
+	}
+	return chromedp.Run(tctx, chromedp.Text(chromedp.CSS(sel), chromedp.FromNode(frames[0])))
+}
