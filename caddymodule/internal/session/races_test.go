@@ -45,11 +45,7 @@ func (w *watchStore) GetSession(ctx context.Context, id string) (*store.Session,
 func TestWatch_AReadBeforeAResyncDoesNotRefillL1(t *testing.T) {
 	clk := clock.NewFake()
 	ws := &watchStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), pause: make(chan chan struct{}, 1), read: make(chan struct{}, 1)}
-	m, err := session.NewManager(ws, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := managerOn(t, ws, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m.Watch(ctx)
@@ -108,11 +104,7 @@ func (r *racyStore) Redeem(ctx context.Context, l store.LinkUse, s *store.Sessio
 func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	clk := clock.NewFake()
 	rs := &racyStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), forgotten: make(chan struct{})}
-	m, err := session.NewManager(rs, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer m.Close()
+	m := managerOn(t, rs, clk)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m.Watch(ctx)
@@ -135,10 +127,7 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 // Caddy can keep an old config reachable after a reload (reverse_proxy
 // traffic does, in v2.11): Close must let L1's memory go even then.
 func TestClose_ReleasesTheCacheWhileTheManagerIsStillHeld(t *testing.T) {
-	m, err := session.NewManager(memory.New(time.Now), session.Config{TTL: time.Hour, Idle: time.Hour, CacheMaxBytes: 1 << 20, Now: time.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
+	m, _, _ := newManager(t)
 	cache := weak.Make(session.L1(m))
 	m.Close()
 	runtime.GC()

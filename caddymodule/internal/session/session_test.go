@@ -35,12 +35,18 @@ func newManager(t *testing.T) (*session.Manager, *countingStore, *clock.Fake) {
 	t.Helper()
 	clk := clock.NewFake()
 	st := &countingStore{Store: memory.New(clk.Now)}
+	return managerOn(t, st, clk), st, clk
+}
+
+// managerOn is a manager of the usual lifetimes on st, closed when t ends.
+func managerOn(t *testing.T, st store.Store, clk *clock.Fake) *session.Manager {
+	t.Helper()
 	m, err := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(m.Close)
-	return m, st, clk
+	return m
 }
 
 func create(t *testing.T, m *session.Manager) *store.Session {
