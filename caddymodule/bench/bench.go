@@ -87,7 +87,14 @@ func Run(ctx context.Context, o Options) error {
 			return err
 		}
 	}
-	defer func() { _ = caddy.Stop() }()
+	// Caddy stops before redis-server: no request finds its store gone.
+	var stopRedis func()
+	defer func() {
+		_ = caddy.Stop()
+		if stopRedis != nil {
+			stopRedis()
+		}
+	}()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}}
 	addrs, err := freeport.Addrs(5)
@@ -113,7 +120,7 @@ func Run(ctx context.Context, o Options) error {
 		fmt.Fprintln(o.Out, "load: the built-in Go generator (install wrk to use it instead)")
 	}
 	if url, stop, err := startRedis(dir, e.redisAddr); err == nil {
-		defer stop()
+		stopRedis = stop
 		e.redisURL = url
 	} else {
 		fmt.Fprintf(o.Out, "redis-server: %v; scenarios on Redis are skipped\n", err)

@@ -22,15 +22,17 @@ type request func(c, i int) *http.Request
 
 // load drives conns keep-alive connections for d, checking every status:
 // anything but want counts as a failure (a 303 or 401 is not a success).
+// At the end no new request starts and those in flight finish, so none is
+// cut off half way (a redemption cut off would still be running in Caddy
+// when the next scenario's config loads).
 func load(ctx context.Context, conns int, d time.Duration, want int, next request) result {
 	type conn struct {
 		lat      []time.Duration
 		failures int
 	}
 	per := make([]conn, conns)
-	ctx, cancel := context.WithTimeout(ctx, d)
-	defer cancel()
 	start := time.Now()
+	end := start.Add(d)
 	var wg sync.WaitGroup
 	for c := range conns {
 		wg.Go(func() {
@@ -42,7 +44,7 @@ func load(ctx context.Context, conns int, d time.Duration, want int, next reques
 			}
 			defer client.CloseIdleConnections()
 			lat := make([]time.Duration, 0, 1<<16)
-			for i := 0; ctx.Err() == nil; i++ {
+			for i := 0; ctx.Err() == nil && time.Now().Before(end); i++ {
 				req := next(c, i)
 				t0 := time.Now()
 				res, err := client.Do(req.WithContext(ctx))
