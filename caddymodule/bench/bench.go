@@ -2,7 +2,9 @@
 // loopback in one process: the upstream alone, bare reverse_proxy, portalgate
 // (warm and cold L1, bolt and Redis), forward_auth to an auth service that
 // answers at once, redemption throughput, and latency against the number of
-// live sessions. `go run ./cmd/bench` runs it.
+// live sessions; and two controls that pass the gate's identity headers to
+// the app without it: reverse_proxy setting them itself, and forward_auth
+// copying them from the auth service's answer. `go run ./cmd/bench` runs it.
 package bench
 
 import (
@@ -41,12 +43,13 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-8); empty runs all.
+	// Scenarios to run, by number (1-10); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
-	// Rounds repeats scenarios 2, 3 and 5 interleaved (2, 3, 5, 2, 3, 5, …),
-	// and the session counts of scenario 8 likewise,
+	// Rounds repeats the throughput comparisons (scenarios 2, 9, 3, 5 and
+	// 10) interleaved (2, 9, 3, 5, 10, 2, 9, …), and the session counts of
+	// scenario 8 likewise,
 	// and takes each one's median, so a ratio is not one run's noise.
 	// Default (0 or 1): one run each.
 	Rounds int
@@ -57,14 +60,15 @@ type Options struct {
 const benchKey = "bench-signing-secret-0123456789-abcdef"
 
 type env struct {
-	o                           Options
-	dir                         string
-	upstream, auth              string // host:port
-	gate, bare, forward, portal string // host:port
-	redisURL, redisAddr         string
-	rows                        []row
-	rps                         map[int]float64
-	codec                       *link.Codec
+	o                             Options
+	dir                           string
+	upstream, auth                string // host:port
+	gate, bare, forward, portal   string // host:port
+	bareIdentity, forwardIdentity string // host:port of scenarios 9 and 10
+	redisURL, redisAddr           string
+	rows                          []row
+	rps                           map[int]float64
+	codec                         *link.Codec
 }
 
 type row struct {
@@ -97,17 +101,29 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}}
-	addrs, err := freeport.Addrs(5)
+	addrs, err := freeport.Addrs(7)
 	if err != nil {
 		return err
 	}
 	e.gate, e.bare, e.forward, e.portal, e.redisAddr = addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
-	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	e.bareIdentity, e.forwardIdentity = addrs[5], addrs[6]
+	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, identityPath) && r.Header.Get("X-Portal-User-Id") == "" {
+			w.WriteHeader(http.StatusInternalServerError) // a failure: no identity came
+			return
+		}
 		_, _ = io.WriteString(w, "ok")
 	})); err != nil {
 		return err
 	}
-	if e.auth, err = serve(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+	if e.auth, err = serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/identity" {
+			// What the gate would send for the bench's user, for
+			// forward_auth to copy to the app (scenario 10).
+			for _, h := range benchIdentity {
+				w.Header()[h.name] = []string{h.value}
+			}
+		}
 		w.WriteHeader(http.StatusOK)
 	})); err != nil {
 		return err
@@ -130,17 +146,16 @@ func Run(ctx context.Context, o Options) error {
 		n  int
 		fn func(context.Context) error
 	}{
-		{1, e.upstreamAlone}, {2, e.bareProxy}, {3, e.warmGate}, {4, e.coldGate},
-		{5, e.forwardAuth}, {6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
+		{1, e.upstreamAlone}, {2, e.bareProxy}, {9, e.bareIdentityProxy}, {3, e.warmGate}, {4, e.coldGate},
+		{5, e.forwardAuth}, {10, e.forwardIdentityAuth}, {6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
 	}
-	want := func(n int) bool { return len(o.Scenarios) == 0 || o.Scenarios[n] }
-	if o.Rounds > 1 && (want(2) || want(3) || want(5)) {
+	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {
 			return err
 		}
 	}
 	for _, s := range steps {
-		if !want(s.n) || o.Rounds > 1 && (s.n == 2 || s.n == 3 || s.n == 5) {
+		if !e.want(s.n) || o.Rounds > 1 && interleaves(s.n) {
 			continue
 		}
 		if err := s.fn(ctx); err != nil {
@@ -151,9 +166,19 @@ func Run(ctx context.Context, o Options) error {
 	return nil
 }
 
-// interleaved runs scenarios 2, 3 and 5 in turn, Rounds times, against one
-// loaded config, and keeps each scenario's median run.
+// want reports whether scenario n is to run.
+func (e *env) want(n int) bool { return len(e.o.Scenarios) == 0 || e.o.Scenarios[n] }
+
+// interleaves reports whether scenario n is one of the throughput
+// comparisons that -rounds runs in turn.
+func interleaves(n int) bool { return n == 2 || n == 9 || n == 3 || n == 5 || n == 10 }
+
+// interleaved runs the wanted throughput comparisons in turn, Rounds times,
+// against one loaded config, and keeps each scenario's median run.
 func (e *env) interleaved(ctx context.Context) error {
+	if !slices.ContainsFunc([]int{2, 9, 3, 5, 10}, e.want) {
+		return nil
+	}
 	path, ids, err := e.seedBolt("rounds", 1000)
 	if err != nil {
 		return err
@@ -161,17 +186,24 @@ func (e *env) interleaved(ctx context.Context) error {
 	if err := e.load("store bolt "+path, "64MiB"); err != nil {
 		return err
 	}
-	runs := map[int][]result{}
-	targets := []struct {
-		n    int
-		url  string
-		ids  []string
-		name string
-	}{
-		{2, "http://" + e.bare + "/", nil, "Caddy reverse_proxy"},
-		{3, "http://" + e.gate + "/", ids, "portalgate, bolt, warm L1"},
-		{5, "http://" + e.forward + "/", nil, "Caddy forward_auth to an instant 200"},
+	type target struct {
+		n         int
+		url, name string
+		ids       []string
 	}
+	var targets []target
+	for _, t := range []target{
+		{2, "http://" + e.bare + "/", nameBare, nil},
+		{9, "http://" + e.bareIdentity + identityPath, nameBareIdentity, nil},
+		{3, "http://" + e.gate + identityPath, nameGate, ids},
+		{5, "http://" + e.forward + "/", nameForward, nil},
+		{10, "http://" + e.forwardIdentity + identityPath, nameForwardIdentity, nil},
+	} {
+		if e.want(t.n) {
+			targets = append(targets, t)
+		}
+	}
+	runs := map[int][]result{}
 	for round := range e.o.Rounds {
 		for _, t := range targets {
 			r := e.drive(ctx, t.url, t.ids)
@@ -236,6 +268,11 @@ func startRedis(dir, addr string) (string, func(), error) {
 
 // load (re)loads Caddy with the gate on the given store and L1 budget.
 func (e *env) load(storeLine, cache string) error {
+	var headerUp, copyHeaders strings.Builder
+	for _, h := range benchIdentity {
+		fmt.Fprintf(&headerUp, "\t\theader_up %s %q\n", h.name, h.value)
+		copyHeaders.WriteString(" " + h.name)
+	}
 	cf := fmt.Sprintf(`{
 	admin off
 	persist_config off
@@ -267,12 +304,41 @@ http://%[8]s {
 	}
 	reverse_proxy %[6]s
 }
-`, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth)
+http://%[10]s {
+	header Content-Security-Policy "frame-ancestors 'self' http://%[1]s"
+	reverse_proxy %[6]s {
+%[12]s		header_up -Cookie
+	}
+}
+http://%[11]s {
+	forward_auth %[9]s {
+		uri /identity
+		copy_headers%[13]s
+	}
+	reverse_proxy %[6]s
+}
+`, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth,
+		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String())
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 	if err != nil {
 		return err
 	}
 	return caddy.Load(cfg, true)
+}
+
+// identityPath is where scenarios that pass an identity send their requests:
+// the upstream answers 500, a failure, to any that arrives without one.
+const identityPath = "/id/"
+
+// benchIdentity is what the gate sends the app for the bench's first user
+// (c_0, a contact of courses), in the order it sets them: scenarios 9 and
+// 10 pass the same headers to the app without the gate.
+var benchIdentity = []struct{ name, value string }{
+	{"X-Portal-User-Id", "c_0"},
+	{"X-Portal-User-Email", "c_0@example.com"},
+	{"X-Portal-User-Name", "Bench User"},
+	{"X-Portal-User-Type", "contact"},
+	{"X-Portal-App", "courses"},
 }
 
 // seedBolt writes n sessions for courses into a fresh bolt file, before
@@ -340,6 +406,15 @@ func get(url string, ids []string) request {
 // sameSizeCookie stands in for a session id where no gate reads it.
 var sameSizeCookie = strings.Repeat("x", session.IDLen)
 
+// The names of the throughput scenarios, in the table and the rounds.
+const (
+	nameBare            = "Caddy reverse_proxy"
+	nameBareIdentity    = "Caddy reverse_proxy setting the identity headers"
+	nameGate            = "portalgate, bolt, warm L1"
+	nameForward         = "Caddy forward_auth to an instant 200"
+	nameForwardIdentity = "Caddy forward_auth copying the identity"
+)
+
 func (e *env) run(ctx context.Context, n int, name, url string, ids []string) {
 	r := e.drive(ctx, url, ids)
 	e.rows = append(e.rows, row{n: n, name: name, r: r, unit: "req/s"})
@@ -356,7 +431,18 @@ func (e *env) bareProxy(ctx context.Context) error {
 	if err := e.load("store memory", "64MiB"); err != nil {
 		return err
 	}
-	e.run(ctx, 2, "Caddy reverse_proxy", "http://"+e.bare+"/", nil)
+	e.run(ctx, 2, nameBare, "http://"+e.bare+"/", nil)
+	return nil
+}
+
+// bareIdentityProxy is scenario 2 passing the gate's identity headers (and
+// answer header) to the app, set by Caddy itself: what any gateway must pay
+// to tell the app who is signed in, without a session to look up.
+func (e *env) bareIdentityProxy(ctx context.Context) error {
+	if err := e.load("store memory", "64MiB"); err != nil {
+		return err
+	}
+	e.run(ctx, 9, nameBareIdentity, "http://"+e.bareIdentity+identityPath, nil)
 	return nil
 }
 
@@ -368,7 +454,7 @@ func (e *env) warmGate(ctx context.Context) error {
 	if err := e.load("store bolt "+path, "64MiB"); err != nil {
 		return err
 	}
-	e.run(ctx, 3, "portalgate, bolt, warm L1", "http://"+e.gate+"/", ids)
+	e.run(ctx, 3, nameGate, "http://"+e.gate+identityPath, ids)
 	return nil
 }
 
@@ -381,7 +467,7 @@ func (e *env) coldGate(ctx context.Context) error {
 	if err := e.load("store bolt "+path, "1"); err != nil {
 		return err
 	}
-	e.run(ctx, 4, "portalgate, bolt, cold L1", "http://"+e.gate+"/", ids)
+	e.run(ctx, 4, "portalgate, bolt, cold L1", "http://"+e.gate+identityPath, ids)
 	return nil
 }
 
@@ -389,7 +475,18 @@ func (e *env) forwardAuth(ctx context.Context) error {
 	if err := e.load("store memory", "64MiB"); err != nil {
 		return err
 	}
-	e.run(ctx, 5, "Caddy forward_auth to an instant 200", "http://"+e.forward+"/", nil)
+	e.run(ctx, 5, nameForward, "http://"+e.forward+"/", nil)
+	return nil
+}
+
+// forwardIdentityAuth is scenario 5 the way forward-auth gateways tell the
+// app who is signed in: the auth service answers 200 at once with the
+// identity headers, and forward_auth copies them onto the request.
+func (e *env) forwardIdentityAuth(ctx context.Context) error {
+	if err := e.load("store memory", "64MiB"); err != nil {
+		return err
+	}
+	e.run(ctx, 10, nameForwardIdentity, "http://"+e.forwardIdentity+identityPath, nil)
 	return nil
 }
 
@@ -405,7 +502,7 @@ func (e *env) redisGate(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.run(ctx, 6, "portalgate, Redis, warm L1", "http://"+e.gate+"/", ids)
+	e.run(ctx, 6, "portalgate, Redis, warm L1", "http://"+e.gate+identityPath, ids)
 	return nil
 }
 
@@ -510,7 +607,7 @@ func (e *env) sessionScaling(ctx context.Context) error {
 			// The seeding's and the last run's garbage must not be this
 			// run's GC work: collect it now.
 			runtime.GC()
-			r := e.drive(ctx, "http://"+e.gate+"/", st.spread)
+			r := e.drive(ctx, "http://"+e.gate+identityPath, st.spread)
 			runs[i] = append(runs[i], r)
 			fmt.Fprintf(e.o.Out, "  round %d: 8. %-32s %10.0f req/s  p50 %-9v p99 %v\n", round+1,
 				fmt.Sprintf("%d sessions", st.n), r.rps(), r.p50, r.p99)
@@ -519,7 +616,7 @@ func (e *env) sessionScaling(ctx context.Context) error {
 	for i, st := range stores {
 		rs := runs[i]
 		slices.SortFunc(rs, func(a, b result) int { return cmpFloat(float64(a.p99), float64(b.p99)) })
-		name := fmt.Sprintf("portalgate, bolt, warm L1, %d sessions", st.n)
+		name := fmt.Sprintf("%s, %d sessions", nameGate, st.n)
 		if len(rs) > 1 {
 			name += fmt.Sprintf(" (median p99 of %d)", len(rs))
 		}
@@ -545,7 +642,9 @@ func (e *env) report() {
 	}
 	fmt.Fprintln(e.o.Out)
 	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 2 (gate vs bare proxy, target >= 97%%): %s\n", ratio(3, 2))
+	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 9 (gate vs a proxy setting the same identity headers): %s\n", ratio(3, 9))
 	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 5 (gate vs forward_auth, target >= 150%%): %s\n", ratio(3, 5))
+	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 10 (gate vs forward_auth copying the identity): %s\n", ratio(3, 10))
 	fmt.Fprintf(e.o.Out, "scenario 4 / scenario 3 (cold vs warm L1): %s\n", ratio(4, 3))
 	fmt.Fprintf(e.o.Out, "scenario 6 / scenario 3 (Redis vs bolt, warm L1): %s\n", ratio(6, 3))
 	var first, last *row
@@ -559,7 +658,7 @@ func (e *env) report() {
 	}
 	if first != nil && last != first {
 		fmt.Fprintf(e.o.Out, "p99 %s vs %s (target within 10%%): %v vs %v (%+.0f%%)\n",
-			strings.TrimPrefix(last.name, "portalgate, bolt, warm L1, "), strings.TrimPrefix(first.name, "portalgate, bolt, warm L1, "),
+			strings.TrimPrefix(last.name, nameGate+", "), strings.TrimPrefix(first.name, nameGate+", "),
 			last.r.p99.Round(time.Microsecond), first.r.p99.Round(time.Microsecond),
 			100*(float64(last.r.p99)/float64(first.r.p99)-1))
 	}
