@@ -68,7 +68,9 @@ type env struct {
 	redisURL, redisAddr           string
 	rows                          []row
 	rps                           map[int]float64
-	codec                         *link.Codec
+	// rounds holds each interleaved scenario's req/s, round by round.
+	rounds map[int][]float64
+	codec  *link.Codec
 }
 
 type row struct {
@@ -100,7 +102,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	e := &env{o: o, dir: dir, rps: map[int]float64{}}
+	e := &env{o: o, dir: dir, rps: map[int]float64{}, rounds: map[int][]float64{}}
 	addrs, err := freeport.Addrs(7)
 	if err != nil {
 		return err
@@ -208,6 +210,7 @@ func (e *env) interleaved(ctx context.Context) error {
 		for _, t := range targets {
 			r := e.drive(ctx, t.url, t.ids)
 			runs[t.n] = append(runs[t.n], r)
+			e.rounds[t.n] = append(e.rounds[t.n], r.rps())
 			fmt.Fprintf(e.o.Out, "  round %d: %d. %-36s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
 		}
 	}
@@ -638,7 +641,19 @@ func (e *env) report() {
 		if e.rps[a] == 0 || e.rps[b] == 0 {
 			return "n/a"
 		}
-		return fmt.Sprintf("%.1f%%", 100*e.rps[a]/e.rps[b])
+		s := fmt.Sprintf("%.1f%%", 100*e.rps[a]/e.rps[b])
+		// Over rounds, the ratio within each round as well: the machine's
+		// speed drifts between rounds more than within one.
+		ra, rb := e.rounds[a], e.rounds[b]
+		if len(ra) > 1 && len(ra) == len(rb) {
+			per := make([]float64, len(ra))
+			for i := range ra {
+				per[i] = 100 * ra[i] / rb[i]
+			}
+			slices.Sort(per)
+			s += fmt.Sprintf(" (within a round: median %.1f%%, %.1f–%.1f%%)", per[len(per)/2], per[0], per[len(per)-1])
+		}
+		return s
 	}
 	fmt.Fprintln(e.o.Out)
 	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 2 (gate vs bare proxy, target >= 97%%): %s\n", ratio(3, 2))
