@@ -15,8 +15,10 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 )
 
 // newBenchHandler provisions the app and a handler for courses directly,
@@ -108,6 +110,62 @@ func BenchmarkGate_SessionHit(b *testing.B) {
 	if passed != b.N || r.Header.Get("X-Portal-User-Id") != "c_bench" || strings.Contains(r.Header.Get("Cookie"), s.ID) ||
 		len(ws[0].h["Content-Security-Policy"]) != 1 {
 		b.Fatalf("%d of %d requests passed the gate; last headers %v, answer %v", passed, b.N, r.Header, ws[0].h)
+	}
+}
+
+// benchCookie is the Cookie line a browser sends an app: the session among
+// the site's own cookies.
+var benchCookie = "_ga=GA1.2.3; portalgate-courses=" + strings.Repeat("S", session.IDLen) + "; theme=dark"
+
+// BenchmarkCookie_Parse finds the session id in the Cookie line.
+func BenchmarkCookie_Parse(b *testing.B) {
+	h := http.Header{"Cookie": {benchCookie}}
+	b.ReportAllocs()
+	for b.Loop() {
+		if cookieValue(h, "portalgate-courses") == "" {
+			b.Fatal("no session cookie found")
+		}
+	}
+}
+
+// BenchmarkCookie_Strip removes the session cookie from the line that goes
+// upstream (each op puts the browser's line back first).
+func BenchmarkCookie_Strip(b *testing.B) {
+	h := http.Header{}
+	lines := make([]string, 1)
+	b.ReportAllocs()
+	for b.Loop() {
+		lines[0] = benchCookie
+		h["Cookie"] = lines
+		stripSessionCookies(h)
+	}
+	if got := h.Get("Cookie"); got != "_ga=GA1.2.3; theme=dark" {
+		b.Fatalf("Cookie upstream = %q", got)
+	}
+}
+
+// BenchmarkIdentity_Set deletes a client-sent X-Portal-* header, sets the
+// six identity headers and adds frame-ancestors to the answer (each op
+// refills the header maps first). The {http.auth.user.*} placeholders need
+// Caddy's per-request replacer: BenchmarkGate_SessionHit has them.
+func BenchmarkIdentity_Set(b *testing.B) {
+	s := &session.Entry{User: identity.User{ID: "c_bench", Email: "ada@example.com", Name: "Ada Lovelace",
+		Type: identity.Contact, Location: "loc_1"}, App: "courses"}
+	r := httptest.NewRequest(http.MethodGet, "http://courses.test/lesson/1", nil)
+	resp := http.Header{}
+	accept, forged, server := []string{"text/html"}, []string{"admin"}, []string{"Caddy"}
+	const frameAncestors = "frame-ancestors 'self' http://portal.test"
+	b.ReportAllocs()
+	for b.Loop() {
+		clear(r.Header)
+		r.Header["Accept"], r.Header["X-Portal-User-Id"] = accept, forged
+		clear(resp)
+		resp["Server"] = server
+		stripIdentityHeaders(r.Header)
+		setIdentity(r, s, resp, frameAncestors)
+	}
+	if r.Header.Get(headerUserID) != "c_bench" || r.Header.Get(headerLocation) != "loc_1" || resp.Get(headerCSP) != frameAncestors {
+		b.Fatalf("request %v, answer %v", r.Header, resp)
 	}
 }
 

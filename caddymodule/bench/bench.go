@@ -211,7 +211,7 @@ func (e *env) interleaved(ctx context.Context) error {
 			r := e.drive(ctx, t.url, t.ids)
 			runs[t.n] = append(runs[t.n], r)
 			e.rounds[t.n] = append(e.rounds[t.n], r.rps())
-			fmt.Fprintf(e.o.Out, "  round %d: %d. %-36s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
+			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-48s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
 		}
 	}
 	for _, t := range targets {
@@ -422,7 +422,7 @@ func (e *env) run(ctx context.Context, n int, name, url string, ids []string) {
 	r := e.drive(ctx, url, ids)
 	e.rows = append(e.rows, row{n: n, name: name, r: r, unit: "req/s"})
 	e.rps[n] = r.rps()
-	fmt.Fprintf(e.o.Out, "  %d. %-44s %10.0f req/s  p50 %-9v p99 %-9v failures %d\n", n, name, r.rps(), r.p50, r.p99, r.failures)
+	fmt.Fprintf(e.o.Out, "  %2d. %-48s %10.0f req/s  p50 %-9v p99 %-9v failures %d\n", n, name, r.rps(), r.p50, r.p99, r.failures)
 }
 
 func (e *env) upstreamAlone(ctx context.Context) error {
@@ -571,7 +571,7 @@ func (e *env) redemptions(ctx context.Context) error {
 		})
 		name := "redemptions, " + st.name
 		e.rows = append(e.rows, row{n: 7, name: name, r: r, unit: "links/s"})
-		fmt.Fprintf(e.o.Out, "  7. %-44s %10.0f links/s p50 %-9v p99 %-9v failures %d\n", name, r.rps(), r.p50, r.p99, r.failures)
+		fmt.Fprintf(e.o.Out, "   7. %-48s %10.0f links/s p50 %-9v p99 %-9v failures %d\n", name, r.rps(), r.p50, r.p99, r.failures)
 	}
 	return nil
 }

@@ -23,7 +23,7 @@ var (
 	ada  = identity.User{ID: "c_123", Email: "ada@example.com", Name: "Ada Lovelace", Location: "loc_1"}
 )
 
-func newCodec(t *testing.T, clk *clock.Fake, keys ...link.Key) *link.Codec {
+func newCodec(t testing.TB, clk *clock.Fake, keys ...link.Key) *link.Codec {
 	t.Helper()
 	ring, err := link.NewRing(keys...)
 	if err != nil {
