@@ -93,6 +93,7 @@ func BenchmarkGate_SessionHit(b *testing.B) {
 		b.StopTimer()
 		n := min(batch, b.N-i)
 		for j := range n {
+			// A shallow copy: the URL is shared, and the handler never writes it.
 			r := base.WithContext(context.WithValue(base.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer()))
 			r.Header = http.Header{"Accept": {"text/html"}, "Cookie": {cookie}}
 			reqs[j] = r

@@ -27,8 +27,8 @@ type request func(c, i int) *http.Request
 // when the next scenario's config loads).
 func load(ctx context.Context, conns int, d time.Duration, want int, next request) result {
 	type conn struct {
-		lat      []time.Duration
-		failures int
+		lat              []time.Duration
+		failures, errors int
 	}
 	per := make([]conn, conns)
 	start := time.Now()
@@ -37,6 +37,8 @@ func load(ctx context.Context, conns int, d time.Duration, want int, next reques
 	for c := range conns {
 		wg.Go(func() {
 			client := &http.Client{
+				// A request that hangs is a failure, not the end of the run.
+				Timeout:   30 * time.Second,
 				Transport: &http.Transport{MaxIdleConnsPerHost: 1, DisableCompression: true},
 				CheckRedirect: func(*http.Request, []*http.Request) error {
 					return http.ErrUseLastResponse
@@ -50,7 +52,7 @@ func load(ctx context.Context, conns int, d time.Duration, want int, next reques
 				res, err := client.Do(req.WithContext(ctx))
 				if err != nil {
 					if ctx.Err() == nil {
-						per[c].failures++
+						per[c].errors++
 					}
 					continue
 				}
@@ -68,9 +70,11 @@ func load(ctx context.Context, conns int, d time.Duration, want int, next reques
 	var all []time.Duration
 	for _, c := range per {
 		all = append(all, c.lat...)
-		r.failures += c.failures
+		// A request that got no answer is one too, and a failure.
+		r.requests += c.errors
+		r.failures += c.failures + c.errors
 	}
-	r.requests = len(all)
+	r.requests += len(all)
 	if len(all) > 0 {
 		slices.Sort(all)
 		r.p50 = all[len(all)/2]

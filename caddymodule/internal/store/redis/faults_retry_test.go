@@ -115,21 +115,50 @@ func TestFaults_RevokeUserSurvivesASlowReply(t *testing.T) {
 	}
 }
 
-// A one-time link whose spend reply comes late is never reported used on
-// its very first redemption: the client does not retry a command that may
-// have run, so the redemption fails as a store error (503), not a replay.
+// A one-time link whose redemption's answer comes late (Redis ran it; the
+// client gave up waiting) is never reported used on its first redemption:
+// the client does not retry a command that may have run. The redemption did
+// run, so the user is signed in, and the link is spent: a second redemption
+// of it is refused.
 func TestFaults_FirstRedemptionAfterASlowReplyIsNotReportedUsed(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
 	p := newSlowOnce(t, srv.Addr, 400*time.Millisecond, func(b []byte) bool { return bytes.HasSuffix(b, []byte(":1\r\n")) && len(b) < 16 })
 	st := redis.New(slowClient(p.ln.Addr().String()), "r2:", time.Second, time.Now)
-	if err := st.Ping(ctx); err != nil { // connection set up before arming
+	if err := st.Ping(ctx); err != nil { // the proxy is up; its Ping reply is not the one delayed
 		t.Fatal(err)
 	}
 	p.armed.Store(true)
 	l := store.LinkUse{ID: "link1", UserID: "u", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
-	if err := st.Redeem(ctx, l, mkSession("SESSIONredeemAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u")); errors.Is(err, store.ErrLinkUsed) {
-		t.Fatalf("first redemption of a fresh link: %v", err)
+	id := "SESSIONredeemAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
+	if err := st.Redeem(ctx, l, mkSession(id, "u")); err != nil {
+		t.Fatalf("first redemption of a fresh link, its answer late: %v", err)
+	}
+	if p.armed.Load() {
+		t.Fatal("the proxy never delayed the redemption's answer")
+	}
+	if _, err := st.GetSession(ctx, id); err != nil {
+		t.Fatalf("the session of the redemption: %v", err)
+	}
+	if err := st.Redeem(ctx, l, mkSession("SESSIONagainAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u")); !errors.Is(err, store.ErrLinkUsed) {
+		t.Fatalf("second redemption of a one-time link: %v, want ErrLinkUsed", err)
+	}
+}
+
+// A redemption that never reached Redis (it is down) is a store error (503),
+// however the check for a lost answer goes: nothing ran.
+func TestFaults_RedemptionWithRedisDownIsAStoreError(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	st := redis.New(slowClient(srv.Addr), "r4:", time.Second, time.Now)
+	if err := st.Ping(ctx); err != nil {
+		t.Fatal(err)
+	}
+	srv.Stop()
+	l := store.LinkUse{ID: "link1", UserID: "u", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
+	err := st.Redeem(ctx, l, mkSession("SESSIONdownAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u"))
+	if err == nil || errors.Is(err, store.ErrLinkUsed) || errors.Is(err, store.ErrLinkRevoked) {
+		t.Fatalf("redemption with Redis down: %v, want a store error", err)
 	}
 }
 

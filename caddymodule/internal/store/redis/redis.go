@@ -57,10 +57,11 @@ type Store struct {
 	// two round trips; elsewhere one script does it all.
 	cluster bool
 	// pipe carries redemptions. On one server it is go-redis's
-	// autopipeliner: concurrent redemptions share a round trip (one write,
-	// one read on each side) instead of a connection each, which halves
-	// what Redis spends per redemption outside the script. Each script still
-	// runs whole and alone, and a command is never retried.
+	// autopipeliner: concurrent redemptions share round trips instead of a
+	// connection each, which cuts what Redis spends per redemption outside
+	// the script by half. Each script still runs whole and alone, and a
+	// command is never retried (MaxRetries -1; the half-duplex pipeliner
+	// sends a batch through the client's own pipeline, which honours it).
 	pipe goredis.Scripter
 }
 
@@ -70,9 +71,11 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 	_, cluster := rdb.(*goredis.ClusterClient)
 	st := &Store{rdb: rdb, prefix: prefix, now: now, check: check, cluster: cluster, pipe: rdb}
 	if c, ok := rdb.(*goredis.Client); ok {
-		// It fails only on invalid options, and the defaults are valid; the
-		// client closes it.
-		if ap, err := c.AutoPipeline(); err == nil {
+		// The blocking face with its defaults, named rather than inherited
+		// from the client's options: one ordered batch at a time, half
+		// duplex (full duplex may replay a command after a broken
+		// connection). It fails only on invalid options; the client closes it.
+		if ap, err := c.AutoPipelineWithOptions(goredis.DefaultBlockingAutoPipelineOptions()); err == nil {
 			st.pipe = ap
 		}
 	}
@@ -179,6 +182,8 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
 			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()).Int()
 		switch {
+		case err != nil && s.ranDespite(ctx, err, sess.ID):
+			return nil
 		case err != nil:
 			return fmt.Errorf("redeeming link: %w", err)
 		case n == -2:
@@ -226,6 +231,22 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		return cmp(err, store.ErrLinkRevoked)
 	}
 	return nil
+}
+
+// ranDespite reports whether a redemption whose answer was lost (a broken
+// connection or a timeout, not an error from Redis) ran all the same: its
+// session, under an id no one else has, is in Redis. The script is atomic,
+// so then the link was spent by this redemption and the session indexed.
+// A batch of redemptions sharing a connection fails together when the
+// connection does, including those whose answers had arrived; this keeps
+// those users signed in instead of turning their spent link into a 503.
+func (s *Store) ranDespite(ctx context.Context, err error, sessionID string) bool {
+	var fromRedis goredis.Error
+	if errors.As(err, &fromRedis) {
+		return false
+	}
+	n, err := s.rdb.Exists(context.WithoutCancel(ctx), s.key(keySession, sessionID)).Result()
+	return err == nil && n == 1
 }
 
 // putSession queues the session write and its index on p; the index
