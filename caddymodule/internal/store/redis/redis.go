@@ -58,8 +58,8 @@ type Store struct {
 	cluster bool
 	// pipe carries redemptions. On one server it is go-redis's
 	// autopipeliner: concurrent redemptions share round trips instead of a
-	// connection each, which cuts what Redis spends per redemption outside
-	// the script by half. Each script still runs whole and alone, and a
+	// connection each, which cuts what Redis spends per redemption by a
+	// third (fewer reads, writes and event-loop turns). Each script still runs whole and alone, and a
 	// command is never retried (MaxRetries -1; the half-duplex pipeliner
 	// sends a batch through the client's own pipeline, which honours it).
 	pipe goredis.Scripter
