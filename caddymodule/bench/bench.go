@@ -672,6 +672,8 @@ func (e *env) report() {
 	fmt.Fprintf(e.o.Out, "scenario 9 / scenario 2 (what passing the identity costs a bare proxy): %s\n", ratio(9, 2))
 	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 5 (gate vs forward_auth, target >= 150%%): %s\n", ratio(3, 5))
 	fmt.Fprintf(e.o.Out, "scenario 3 / scenario 10 (gate vs forward_auth copying the identity): %s\n", ratio(3, 10))
+	fmt.Fprintf(e.o.Out, "scenario 2 / scenario 5 (a gate that costs nothing vs forward_auth: the bound of 3 / 5): %s\n", ratio(2, 5))
+	fmt.Fprintf(e.o.Out, "scenario 9 / scenario 10 (the same, both passing the identity: the bound of 3 / 10): %s\n", ratio(9, 10))
 	fmt.Fprintf(e.o.Out, "scenario 4 / scenario 3 (cold vs warm L1): %s\n", ratio(4, 3))
 	fmt.Fprintf(e.o.Out, "scenario 6 / scenario 3 (Redis vs bolt, warm L1): %s\n", ratio(6, 3))
 	var first, last *row
