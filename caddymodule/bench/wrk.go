@@ -12,8 +12,9 @@ import (
 	"time"
 )
 
-// wrkScript counts every response whose status is not WANT, across all of
-// wrk's threads, and prints one RESULT line for the harness to read.
+// wrkScript counts every response whose status is not WANT, and every
+// request lost to a socket error, across all of wrk's threads, and prints
+// one RESULT line for the harness to read.
 const wrkScript = `
 local threads = {}
 function setup(thread) table.insert(threads, thread) end
@@ -22,7 +23,9 @@ function response(status, headers, body) if status ~= want then bad = bad + 1 en
 function done(summary, latency, requests)
 	local b = 0
 	for _, t in ipairs(threads) do b = b + t:get("bad") end
-	io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests, b, summary.duration,
+	local e = summary.errors
+	local lost = e.connect + e.read + e.write + e.timeout
+	io.write(string.format("RESULT %d %d %d %d %d\n", summary.requests + lost, b + lost, summary.duration,
 		latency:percentile(50), latency:percentile(99)))
 end
 `

@@ -9,18 +9,24 @@ import (
 )
 
 // TestWrk_CountsEveryUnwantedStatus: a 401 (or a 303) is a failure, never
-// throughput.
+// throughput; so is a request whose connection is cut before the answer.
 func TestWrk_CountsEveryUnwantedStatus(t *testing.T) {
 	if wrkPath() == "" {
 		t.Skip("wrk is not installed; the harness falls back to its own generator")
 	}
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Cookie") != "portalgate-courses=ok" {
+		switch r.Header.Get("Cookie") {
+		case "portalgate-courses=ok":
+		case "portalgate-courses=cut":
+			if c, _, err := http.NewResponseController(w).Hijack(); err == nil {
+				_ = c.Close()
+			}
+		default:
 			w.WriteHeader(http.StatusUnauthorized)
 		}
 	}))
 	defer srv.Close()
-	for cookie, allBad := range map[string]bool{"portalgate-courses=ok": false, "portalgate-courses=no": true} {
+	for cookie, allBad := range map[string]bool{"portalgate-courses=ok": false, "portalgate-courses=no": true, "portalgate-courses=cut": true} {
 		r, err := loadWrk(context.Background(), t.TempDir(), 4, time.Second, http.StatusOK, srv.URL, cookie)
 		if err != nil {
 			t.Fatal(err)
