@@ -1,7 +1,9 @@
 // Command bench measures Portalgate side by side with the alternatives, on
 // loopback, and prints a table and ratios (see BENCHMARKS.md).
 //
-//	go run ./cmd/bench [-duration 10s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000] [-rounds 5] [-cpuprofile cpu.out]
+//	go run ./cmd/bench [-duration 5s] [-connections 64] [-scenarios 1,2,3] [-sessions 1000,100000,1000000] [-rounds 5] [-cpuprofile cpu.out]
+//
+// The defaults make the full run of BENCHMARKS.md (about 10 minutes).
 package main
 
 import (
@@ -21,12 +23,12 @@ import (
 func main() { os.Exit(run()) }
 
 func run() int {
-	duration := flag.Duration("duration", 10*time.Second, "length of each load run")
+	duration := flag.Duration("duration", 5*time.Second, "length of each load run")
 	conns := flag.Int("connections", 64, "concurrent keep-alive connections per run")
 	scenarios := flag.String("scenarios", "", "comma-separated scenario numbers 1-10 (default: all)")
 	sessions := flag.String("sessions", "1000,100000,1000000", "live session counts for scenario 8")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the whole run to this file")
-	rounds := flag.Int("rounds", 1, "run the throughput comparisons (scenarios 2, 9, 3, 5, 10) and the session counts of 8 this many times, interleaved, and report medians")
+	rounds := flag.Int("rounds", 5, "run the throughput comparisons (scenarios 2, 9, 3, 5, 10) and the session counts of 8 this many times, interleaved, and report medians")
 	flag.Parse()
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
