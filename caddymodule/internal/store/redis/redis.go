@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"strings"
 	"time"
@@ -242,8 +243,13 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 // those users signed in instead of turning their spent link into a 503.
 func (s *Store) ranDespite(ctx context.Context, err error, sessionID string) bool {
 	var fromRedis goredis.Error
-	if errors.As(err, &fromRedis) {
+	var op *net.OpError
+	switch {
+	case errors.As(err, &fromRedis):
 		return false
+	case errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout),
+		errors.As(err, &op) && op.Op == "dial":
+		return false // never sent: no need to ask a Redis that is away
 	}
 	n, err := s.rdb.Exists(context.WithoutCancel(ctx), s.key(keySession, sessionID)).Result()
 	return err == nil && n == 1
