@@ -508,7 +508,7 @@ func (e *env) redeemSessions(n int) ([]string, error) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var ids []string
 	for i := range n {
-		l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("r_%d", i)}})
+		l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("r_%d", i), Email: fmt.Sprintf("r_%d@example.com", i), Name: "Bench User"}})
 		if err != nil {
 			return nil, err
 		}
