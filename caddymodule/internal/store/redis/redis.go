@@ -60,9 +60,10 @@ type Store struct {
 	// pipe carries redemptions. On one server it is go-redis's
 	// autopipeliner: concurrent redemptions share round trips instead of a
 	// connection each, which cuts what Redis spends per redemption by a
-	// third (fewer reads, writes and event-loop turns). Each script still runs whole and alone, and a
-	// command is never retried (MaxRetries -1; the half-duplex pipeliner
-	// sends a batch through the client's own pipeline, which honours it).
+	// third (fewer reads, writes and event-loop turns). Each script still
+	// runs whole and alone, and a command is never retried (MaxRetries -1;
+	// the half-duplex pipeliner sends a batch through the client's own
+	// pipeline, which honours it).
 	pipe goredis.Scripter
 }
 
