@@ -153,11 +153,8 @@ func Run(ctx context.Context, o Options) error {
 		fn func(context.Context) error
 	}{
 		{1, e.upstreamAlone},
-		{2, e.proxyOnly(2, nameBare, "http://"+e.bare+"/")},
-		{9, e.proxyOnly(9, nameBareIdentity, "http://"+e.bareIdentity+identityPath)},
-		{3, e.warmGate}, {4, e.coldGate},
-		{5, e.proxyOnly(5, nameForward, "http://"+e.forward+"/")},
-		{10, e.proxyOnly(10, nameForwardIdentity, "http://"+e.forwardIdentity+identityPath)},
+		{2, e.proxyOnly(2)}, {9, e.proxyOnly(9)}, {3, e.warmGate}, {4, e.coldGate},
+		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
 	}
 	if o.Rounds > 1 {
@@ -166,7 +163,7 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}
 	for _, s := range steps {
-		if !e.want(s.n) || o.Rounds > 1 && interleaves(s.n) {
+		if !e.want(s.n) || o.Rounds > 1 && e.comparison(s.n, nil) != nil {
 			continue
 		}
 		if err := s.fn(ctx); err != nil {
@@ -180,14 +177,46 @@ func Run(ctx context.Context, o Options) error {
 // want reports whether scenario n is to run.
 func (e *env) want(n int) bool { return len(e.o.Scenarios) == 0 || e.o.Scenarios[n] }
 
-// interleaves reports whether scenario n is one of the throughput
-// comparisons that -rounds runs in turn.
-func interleaves(n int) bool { return n == 2 || n == 9 || n == 3 || n == 5 || n == 10 }
+// target is where a throughput scenario sends its load: url, with a session
+// cookie per connection from ids when the gate is in front.
+type target struct {
+	n         int
+	url, name string
+	ids       []string
+}
+
+// comparisons are the throughput scenarios that -rounds runs in turn, in
+// that order; the gate's (3) uses gateIDs.
+func (e *env) comparisons(gateIDs []string) []target {
+	return []target{
+		{2, "http://" + e.bare + "/", nameBare, nil},
+		{9, "http://" + e.bareIdentity + identityPath, nameBareIdentity, nil},
+		{3, "http://" + e.gate + identityPath, nameGate, gateIDs},
+		{5, "http://" + e.forward + "/", nameForward, nil},
+		{10, "http://" + e.forwardIdentity + identityPath, nameForwardIdentity, nil},
+	}
+}
+
+// comparison returns throughput scenario n, or nil if n is not one.
+func (e *env) comparison(n int, gateIDs []string) *target {
+	for _, t := range e.comparisons(gateIDs) {
+		if t.n == n {
+			return &t
+		}
+	}
+	return nil
+}
 
 // interleaved runs the wanted throughput comparisons in turn, Rounds times,
 // against one loaded config, and keeps each scenario's median run.
 func (e *env) interleaved(ctx context.Context) error {
-	if !slices.ContainsFunc([]int{2, 9, 3, 5, 10}, e.want) {
+	var targets []target
+	for _, t := range e.comparisons(nil) {
+		if e.want(t.n) {
+			targets = append(targets, t)
+		}
+	}
+	if len(targets) == 0 {
 		return nil
 	}
 	path, ids, err := e.seedBolt("rounds", 1000)
@@ -197,21 +226,9 @@ func (e *env) interleaved(ctx context.Context) error {
 	if err := e.load("store bolt "+path, "64MiB"); err != nil {
 		return err
 	}
-	type target struct {
-		n         int
-		url, name string
-		ids       []string
-	}
-	var targets []target
-	for _, t := range []target{
-		{2, "http://" + e.bare + "/", nameBare, nil},
-		{9, "http://" + e.bareIdentity + identityPath, nameBareIdentity, nil},
-		{3, "http://" + e.gate + identityPath, nameGate, ids},
-		{5, "http://" + e.forward + "/", nameForward, nil},
-		{10, "http://" + e.forwardIdentity + identityPath, nameForwardIdentity, nil},
-	} {
-		if e.want(t.n) {
-			targets = append(targets, t)
+	for i := range targets {
+		if targets[i].n == 3 {
+			targets[i].ids = ids
 		}
 	}
 	runs := map[int][]result{}
@@ -450,14 +467,14 @@ func (e *env) upstreamAlone(ctx context.Context) error {
 	return nil
 }
 
-// proxyOnly is scenario n without the gate (2, 9, 5 or 10): a site of the
-// config that proxies url.
-func (e *env) proxyOnly(n int, name, url string) func(context.Context) error {
+// proxyOnly runs throughput scenario n without the gate (2, 9, 5 or 10).
+func (e *env) proxyOnly(n int) func(context.Context) error {
 	return func(ctx context.Context) error {
 		if err := e.load("store memory", "64MiB"); err != nil {
 			return err
 		}
-		e.run(ctx, n, name, url, nil)
+		t := e.comparison(n, nil)
+		e.run(ctx, n, t.name, t.url, nil)
 		return nil
 	}
 }
@@ -470,7 +487,8 @@ func (e *env) warmGate(ctx context.Context) error {
 	if err := e.load("store bolt "+path, "64MiB"); err != nil {
 		return err
 	}
-	e.run(ctx, 3, nameGate, "http://"+e.gate+identityPath, ids)
+	t := e.comparison(3, ids)
+	e.run(ctx, 3, t.name, t.url, t.ids)
 	return nil
 }
 
