@@ -37,6 +37,12 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 			}
 		}
 	}
+	// After every navigation or click the test waits for a marker that only
+	// the next page has: a gateway page's data-page, a stand-in app's
+	// data-app. An element the previous page also had would let a slow
+	// machine read the old page.
+	page := func(id string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`)) }
+	app := func(name string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(`body[data-app="` + name + `"]`)) }
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()
 		return browsertest.Get(ctx, t, chromedp.Text(chromedp.CSS(sel)))
@@ -47,10 +53,10 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	staff := b.NewContext(t)
 	browsertest.Run(staff, t,
 		chromedp.Navigate("http://agency:agency-demo@localhost:8080/dashboard/"),
-		chromedp.WaitVisible(chromedp.CSS("h1")),
+		page("dashboard"),
 		chromedp.Click(chromedp.CSS("details.menu summary")),
 		chromedp.Click(chromedp.CSS("#action-generate")),
-		chromedp.WaitVisible(chromedp.CSS("#generate")),
+		page("generate"),
 		// No contacts yet: a new one, for Courses.
 		chromedp.Click(chromedp.CSS("#who-new")),
 		chromedp.SendKeys(chromedp.CSS("#new_id"), "c_ada"),
@@ -74,7 +80,7 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 
 	// Whoever opens the link, in a browser of their own, is in Courses as Ada.
 	ada := b.NewContext(t)
-	browsertest.Run(ada, t, chromedp.Navigate(link), chromedp.WaitVisible(chromedp.CSS("h1")))
+	browsertest.Run(ada, t, chromedp.Navigate(link), app("Courses"))
 	if h1, body := text(ada, "h1"), text(ada, "body"); h1 != "Courses" || !strings.Contains(body, "Signed in as Ada Lovelace") || !strings.Contains(body, "c_ada") {
 		t.Fatalf("the link opens %q:\n%s", h1, body)
 	}
@@ -82,10 +88,10 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// Settings → Custom Links: a magic item for Communities, for contacts.
 	browsertest.Run(staff, t,
 		chromedp.Navigate("http://localhost:8080/dashboard/"),
-		chromedp.WaitVisible(chromedp.CSS("h1")),
+		page("dashboard"),
 		chromedp.Click(chromedp.CSS("details.menu:nth-of-type(2) summary")),
 		chromedp.Click(chromedp.CSS("#settings-links")),
-		chromedp.WaitVisible(chromedp.CSS("#menu-form")),
+		page("settings"),
 		chromedp.SendKeys(chromedp.CSS("#title"), "My community"),
 		chromedp.Click(chromedp.CSS("#kind-app")),
 		chromedp.SetValue(chromedp.CSS("#menu-app"), "communities"),
@@ -96,7 +102,7 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// A link to the portal home for Ada, now a known contact.
 	browsertest.Run(staff, t,
 		chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
-		chromedp.WaitVisible(chromedp.CSS("#generate")),
+		page("generate"),
 		chromedp.Click(chromedp.CSS("#who-contact")),
 		chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
 		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
@@ -108,21 +114,20 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// Ada's portal home lists her apps and the custom links for contacts;
 	// the magic item opens Communities signed in.
 	home := b.NewContext(t)
-	browsertest.Run(home, t, chromedp.Navigate(portalLink), chromedp.WaitVisible(chromedp.CSS("nav[aria-label=Menu]")))
+	browsertest.Run(home, t, chromedp.Navigate(portalLink), page("home"))
 	menu := text(home, "nav[aria-label=Menu]")
 	for _, want := range []string{"My community", "Affiliates in the portal"} {
 		if !strings.Contains(menu, want) {
 			t.Fatalf("the portal menu lacks %q:\n%s", want, menu)
 		}
 	}
+	// Communities asks before a link is spent (redeem confirm): Continue.
 	browsertest.Run(home, t,
 		chromedp.Click(`//a[normalize-space()="My community"]`),
-		chromedp.WaitVisible(chromedp.CSS("h1")),
+		page("confirm"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		app("Communities"),
 	)
-	// Communities asks before a link is spent: press Continue.
-	if text(home, "h1") != "Communities" {
-		browsertest.Run(home, t, chromedp.Click(chromedp.CSS("button[type=submit]")), chromedp.WaitVisible(chromedp.CSS("table")))
-	}
 	if h1, body := text(home, "h1"), text(home, "body"); h1 != "Communities" || !strings.Contains(body, "Signed in as Ada Lovelace") {
 		t.Fatalf("the magic menu item opens %q:\n%s", h1, body)
 	}
@@ -130,11 +135,12 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// The iframe item shows Affiliates inside the portal page, signed in.
 	browsertest.Run(home, t,
 		chromedp.Navigate("http://localhost:8080/"),
+		page("home"),
 		chromedp.Click(`//a[normalize-space()="Affiliates in the portal"]`),
 		chromedp.WaitVisible(chromedp.CSS("iframe")),
 	)
 	// The frame goes through launch and the magic link before the app.
-	if body := browsertest.FrameText(home, t, "iframe", "table"); !strings.Contains(body, "X-Portal-User-Name") || !strings.Contains(body, "Ada Lovelace") {
+	if body := browsertest.FrameText(home, t, "iframe", `body[data-app="Affiliates"]`); !strings.Contains(body, "X-Portal-User-Name") || !strings.Contains(body, "Ada Lovelace") {
 		t.Fatalf("the framed app shows:\n%s", body)
 	}
 	shoot(home, "portal-home.png")
@@ -142,12 +148,12 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// Staff "Open": Affiliates as the agency user, no further step.
 	browsertest.Run(staff, t,
 		chromedp.Navigate("http://localhost:8080/dashboard/"),
-		chromedp.WaitVisible(chromedp.CSS("h1")),
+		page("dashboard"),
 	)
 	shoot(staff, "dashboard.png")
 	browsertest.Run(staff, t,
 		chromedp.Click(chromedp.CSS(`button[data-open="affiliates"]`)),
-		chromedp.WaitVisible(chromedp.CSS("table")),
+		app("Affiliates"),
 	)
 	if h1, body := text(staff, "h1"), text(staff, "body"); h1 != "Affiliates" || !strings.Contains(body, "agency_user") {
 		t.Fatalf("Open leads to %q:\n%s", h1, body)

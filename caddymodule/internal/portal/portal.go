@@ -40,7 +40,13 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"script": func() template.JS { return template.JS(script) }, //nolint:gosec // constant, embedded
 	"join":   strings.Join,
 	"list":   func(xs ...string) []string { return xs },
+	// page names a page for the layout: its data-page marker (what a
+	// browser test waits for after a navigation) and its title.
+	"page": func(id, title string) pageHead { return pageHead{ID: id, Title: title} },
 }).ParseFS(files, "templates/*.html"))
+
+// pageHead is what the layout's head needs of a page.
+type pageHead struct{ ID, Title string }
 
 // StyleHash is the CSP source of the inline style sheet, so pages can forbid
 // every other style.
