@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 )
 
 func init() {
@@ -42,15 +44,17 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return caddy.APIError{HTTPStatus: http.StatusNotFound, Err: err}
 	}
+	gw := app.gateway
 	route := strings.TrimPrefix(r.URL.EscapedPath(), adminPrefix)
 	if route == "health" && r.Method == http.MethodGet {
-		return serveHealth(w, r, app)
+		gw.ServeHealth(w, r)
+		return nil
 	}
-	status, body, err := app.callAPI(context.WithoutCancel(r.Context()), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, maxAPIBody))
-	var ae *apiError
+	status, body, err := gw.CallAPI(context.WithoutCancel(r.Context()), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, gateway.MaxAPIBody))
+	var p *gateway.Problem
 	switch {
-	case errors.As(err, &ae):
-		return caddy.APIError{HTTPStatus: ae.status, Err: ae}
+	case errors.As(err, &p):
+		return caddy.APIError{HTTPStatus: p.Status, Err: errors.New(p.Detail)}
 	case err != nil:
 		return caddy.APIError{HTTPStatus: http.StatusServiceUnavailable, Err: err}
 	}

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -140,10 +141,11 @@ func TestCLI_HashKeyMatchesWhatTheAPIAccepts(t *testing.T) {
 	}
 	a := &App{}
 	a.APIKeyHashes = []string{strings.TrimSpace(out.String())}
-	if err := a.provisionAPIKeys(); err != nil {
+	keys, err := a.apiKeyHashes()
+	if err != nil {
 		t.Fatal(err)
 	}
-	ok := func(key string) bool { _, valid := a.checkAPIKey(key); return valid }
+	ok := func(key string) bool { return len(keys) == 1 && keys[0] == sha256.Sum256([]byte(key)) }
 	if !ok(testAPIKey) || ok(testAPIKey+"x") || ok("") {
 		t.Fatal("hash-key output does not verify the key it hashed")
 	}

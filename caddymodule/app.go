@@ -3,23 +3,23 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
+	"net/http"
 	"net/url"
-	"regexp"
-	"slices"
 	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
+	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
@@ -32,7 +32,13 @@ func init() {
 }
 
 // PortalName is the name of the portal itself among the apps.
-const PortalName = "portal"
+const PortalName = gateway.PortalName
+
+// MintRequest is the link API's request, also the CLI's.
+type MintRequest = gateway.MintRequest
+
+// MintResponse is the link API's answer to a mint.
+type MintResponse = gateway.MintResponse
 
 // Defaults of the app's settings.
 const (
@@ -41,13 +47,8 @@ const (
 	DefaultSessionTTL    = 12 * time.Hour
 	DefaultSessionIdle   = 2 * time.Hour
 	DefaultCacheMaxBytes = 64 << 20
-	// launchTTL is the life of the link the portal mints to move a signed-in
-	// user into an app: it is used at once, by a redirect.
-	launchTTL = time.Minute
 	// purgeEvery is how often expired sessions and link records are removed.
 	purgeEvery = 10 * time.Minute
-	// assertionTTL is the life of a signed identity assertion.
-	assertionTTL = time.Minute
 )
 
 // App is the portalgate app: the apps behind the gateway, the signing keys,
@@ -116,21 +117,11 @@ type App struct {
 	ctx      caddy.Context
 	logger   *zap.Logger
 	now      func() time.Time
-	targets  map[string]*target
 	codec    *link.Codec
 	store    store.Store
 	sessions *session.Manager
-	apiKeys  [][sha256.Size]byte
-	csrfKey  []byte
-	limiter  *ratelimit.Limiter
-	asserter *assertion.Signer
 	metrics  *metrics
-	audit    audit
-	inner    store.Store
-	backend  string
-	// staff by username, and the menu links of the config as menu items.
-	staff     map[string]Staff
-	fixedMenu []store.MenuItem
+	gateway  *gateway.Gateway
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -166,15 +157,6 @@ type SigningKey struct {
 	Secret string `json:"secret"`
 }
 
-// target is an app (or the portal) as the gateway serves it.
-type target struct {
-	name, title string
-	// origin is the configured public origin, without a trailing slash.
-	origin string
-	cookie string
-	secure bool
-}
-
 // CaddyModule returns the Caddy module information.
 func (App) CaddyModule() caddy.ModuleInfo {
 	return caddy.ModuleInfo{
@@ -183,14 +165,13 @@ func (App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-var appName = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
-
 // Provision fills defaults, loads the keys and the store, and builds the
-// session manager.
+// gateway every site of this config serves with.
 func (a *App) Provision(ctx caddy.Context) error {
 	a.ctx = ctx
-	a.logger = ctx.Logger()
-	a.audit = audit{a.logger.Named("audit")}
+	if a.logger == nil {
+		a.logger = ctx.Logger()
+	}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -201,23 +182,23 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.CacheMaxBytes == 0 {
 		a.CacheMaxBytes = DefaultCacheMaxBytes
 	}
-	if err := a.provisionTargets(); err != nil {
-		return err
-	}
-	if err := a.provisionStaff(); err != nil {
-		return err
+	if a.Portal == "" {
+		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
 	}
 	if a.Issuer == "" {
-		a.Issuer = a.targets[PortalName].origin
+		// The portal's origin; a URL that is not one fails in gateway.New.
+		if u, err := url.Parse(a.Portal); err == nil {
+			a.Issuer = u.Scheme + "://" + u.Host
+		}
 	}
-	if err := a.provisionAPIKeys(); err != nil {
+	apiKeys, err := a.apiKeyHashes()
+	if err != nil {
 		return err
 	}
 	ring, err := a.loadKeyRing()
 	if err != nil {
 		return err
 	}
-	a.csrfKey = ring.Derive("csrf")
 	a.codec = &link.Codec{
 		Ring:       ring,
 		Issuer:     a.Issuer,
@@ -229,10 +210,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	if a.asserter, err = assertion.NewSigner(a.Issuer, assertionTTL, a.now, akeys...); err != nil {
+	asserter, err := assertion.NewSigner(a.Issuer, gateway.AssertionTTL, a.now, akeys...)
+	if err != nil {
 		return fmt.Errorf("portalgate: %w", err)
 	}
-	if err := a.provisionRateLimit(); err != nil {
+	limiter, err := a.rateLimiter()
+	if err != nil {
 		return err
 	}
 	if a.StoreRaw == nil {
@@ -243,9 +226,8 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return fmt.Errorf("loading session store: %w", err)
 	}
 	backend := string(mod.(caddy.Module).CaddyModule().ID.Name())
-	a.inner = mod.(storeModule).inner()
 	a.metrics = newMetrics()
-	a.store = instrument(mod.(store.Store), backend, a.metrics.storeOps)
+	a.store = a.metrics.timed(mod.(storeConverter).Store(), backend)
 	a.sessions, err = session.NewManager(a.store, session.Config{
 		TTL:           time.Duration(a.SessionTTL),
 		Idle:          time.Duration(a.SessionIdle),
@@ -255,24 +237,107 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return err
 	}
-	a.backend = backend
-	return a.registerMetrics(ctx, backend, a.inner)
+	cfg := gateway.Config{
+		Portal:     a.Portal,
+		Codec:      a.codec,
+		Sessions:   a.sessions,
+		Store:      a.store,
+		Directory:  a.store,
+		Asserter:   asserter,
+		Limiter:    limiter,
+		CSRFKey:    ring.Derive("csrf"),
+		APIKeys:    apiKeys,
+		SessionTTL: time.Duration(a.SessionTTL),
+		LinkMaxTTL: time.Duration(a.LinkMaxTTL),
+		Now:        a.now,
+		Logger:     a.logger,
+		Audit:      a.logger.Named("audit"),
+		Metrics:    a.metrics.gateway,
+		Health: gateway.HealthInfo{Backend: backend,
+			GeneratedSigningKey: len(a.SigningKeys) == 0, GeneratedAssertionKey: len(a.AssertionKeys) == 0},
+		ClientIP: clientIP,
+		AuthUser: authUser,
+		SetUser:  setUserPlaceholders,
+	}
+	for _, app := range a.Apps {
+		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL})
+	}
+	for _, s := range a.Staff {
+		cfg.Staff = append(cfg.Staff, gateway.Staff{Username: s.Username, Role: s.Role, Location: s.Location})
+	}
+	for _, m := range a.MenuLinks {
+		cfg.MenuLinks = append(cfg.MenuLinks, gateway.MenuLink{Title: m.Title, Target: m.Target, Open: m.Open, Roles: m.Roles})
+	}
+	if a.gateway, err = gateway.New(cfg); err != nil {
+		return err
+	}
+	return a.metrics.register(ctx, backend, a.sessions, a.store)
 }
 
-// storeModule is a store module: it gives access to the store it wraps
-// (optional abilities such as counting sessions or a ping live there).
-type storeModule interface {
-	inner() store.Store
+// storeConverter is a store module: configuration that opens (or joins) a
+// backend at provision and hands it over, like Caddy's StorageConverter.
+type storeConverter interface {
+	Store() store.Store
 }
 
-func (a *App) provisionRateLimit() error {
+// clientIP is the client's address as Caddy resolved it: the connection's
+// peer, or a forwarded address only from a configured trusted proxy. A raw
+// X-Forwarded-For is never read here.
+func clientIP(r *http.Request) string {
+	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
+		return ip
+	}
+	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
+		return host
+	}
+	return r.RemoteAddr
+}
+
+// authUser is the user an authenticator in front (basic_auth, forward_auth
+// with copy_headers, ...) signed in: {http.auth.user.id}.
+func authUser(r *http.Request) string {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return ""
+	}
+	name, _ := repl.GetString("http.auth.user.id")
+	return name
+}
+
+// setUserPlaceholders hands the gate's user to the rest of Caddy as
+// {http.auth.user.*} placeholders (the access log's user_id).
+func setUserPlaceholders(r *http.Request, u *identity.User) {
+	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
+	if !ok {
+		return
+	}
+	// Resolved only when something asks, instead of five map writes.
+	repl.Map(func(key string) (any, bool) {
+		switch key {
+		case "http.auth.user.id":
+			return u.ID, true
+		case "http.auth.user.email":
+			return u.Email, true
+		case "http.auth.user.name":
+			return u.Name, true
+		case "http.auth.user.type":
+			return string(u.Type), true
+		case "http.auth.user.location":
+			return u.Location, true
+		}
+		return nil, false
+	})
+}
+
+// rateLimiter builds the failure budget per client; nil when it is off.
+func (a *App) rateLimiter() (*ratelimit.Limiter, error) {
 	rl := a.RateLimit
 	if rl == nil {
 		rl = new(RateLimit)
 		a.RateLimit = rl
 	}
 	if rl.Off {
-		return nil
+		return nil, nil
 	}
 	if rl.Failures == 0 {
 		rl.Failures = 10
@@ -282,11 +347,9 @@ func (a *App) provisionRateLimit() error {
 		rl.MaxClients = 100_000
 	}
 	if rl.Failures < 0 || rl.Per < 0 || rl.MaxClients < 0 {
-		return errors.New("portalgate: rate_limit values must be positive")
+		return nil, errors.New("portalgate: rate_limit values must be positive")
 	}
-	var err error
-	a.limiter, err = ratelimit.New(rl.Failures, time.Duration(rl.Per), rl.MaxClients, a.now)
-	return err
+	return ratelimit.New(rl.Failures, time.Duration(rl.Per), rl.MaxClients, a.now)
 }
 
 func setDefault(d *caddy.Duration, v time.Duration) {
@@ -295,71 +358,19 @@ func setDefault(d *caddy.Duration, v time.Duration) {
 	}
 }
 
-func (a *App) provisionTargets() error {
-	if a.Portal == "" {
-		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
-	}
-	a.targets = make(map[string]*target, len(a.Apps)+1)
-	add := func(name, raw string) error {
-		if _, dup := a.targets[name]; dup {
-			return fmt.Errorf("portalgate: app %q is declared twice", name)
-		}
-		t, err := newTarget(name, raw)
-		if err != nil {
-			return err
-		}
-		a.targets[name] = t
-		return nil
-	}
-	if err := add(PortalName, a.Portal); err != nil {
-		return err
-	}
-	for _, app := range a.Apps {
-		if app.Name == PortalName {
-			return fmt.Errorf("portalgate: %q is the portal's own name; choose another app name", PortalName)
-		}
-		if !appName.MatchString(app.Name) {
-			return fmt.Errorf("portalgate: app name %q must be lowercase letters, digits and dashes", app.Name)
-		}
-		if err := add(app.Name, app.URL); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func newTarget(name, raw string) (*target, error) {
-	u, err := url.Parse(raw)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
-		return nil, fmt.Errorf("portalgate: the URL of %q must be an absolute http(s) origin such as https://%s.example.com, not %q", name, name, raw)
-	}
-	t := &target{
-		name:   name,
-		title:  strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", " "),
-		origin: u.Scheme + "://" + u.Host,
-		secure: u.Scheme == "https",
-		cookie: cookiePrefix + name,
-	}
-	if t.secure {
-		// __Host- makes the browser insist on Secure, Path=/ and no Domain,
-		// so no sibling subdomain can plant or overwrite the cookie.
-		t.cookie = "__Host-" + t.cookie
-	}
-	return t, nil
-}
-
-func (a *App) provisionAPIKeys() error {
+// apiKeyHashes reads the configured API key hashes.
+func (a *App) apiKeyHashes() ([][sha256.Size]byte, error) {
+	var keys [][sha256.Size]byte
 	repl := caddy.NewReplacer()
 	for _, h := range a.APIKeyHashes {
 		h = repl.ReplaceKnown(h, "")
 		b, err := hex.DecodeString(strings.TrimSpace(h))
 		if err != nil || len(b) != sha256.Size {
-			return errors.New("portalgate: api_key_hash must be a SHA-256 hash in hex (64 characters); make one with `caddy portalgate hash-key`")
+			return nil, errors.New("portalgate: api_key_hash must be a SHA-256 hash in hex (64 characters); make one with `caddy portalgate hash-key`")
 		}
-		a.apiKeys = append(a.apiKeys, [sha256.Size]byte(b))
+		keys = append(keys, [sha256.Size]byte(b))
 	}
-	return nil
+	return keys, nil
 }
 
 // Validate rejects settings that cannot work together.
@@ -416,158 +427,6 @@ func (a *App) purgeLoop() {
 		}
 	}
 }
-
-// checkAPIKey reports whether key hashes to a configured API key hash, and
-// which (the hash's first 8 hex digits, for the audit log). Every hash is
-// compared, in constant time, so timing tells nothing.
-func (a *App) checkAPIKey(key string) (string, bool) {
-	if key == "" {
-		return "", false
-	}
-	sum := sha256.Sum256([]byte(key))
-	ok := 0
-	for i := range a.apiKeys {
-		ok |= subtle.ConstantTimeCompare(sum[:], a.apiKeys[i][:])
-	}
-	return hex.EncodeToString(sum[:4]), ok == 1
-}
-
-// appNames lists the declared child apps, in declaration order.
-func (a *App) appNames() []string {
-	names := make([]string, len(a.Apps))
-	for i, app := range a.Apps {
-		names[i] = app.Name
-	}
-	return names
-}
-
-// MintRequest is the JSON the link API and the admin API take.
-type MintRequest struct {
-	// App is the target: an app name or "portal". Required.
-	App string `json:"app"`
-	// User is who the link signs in; user.id is required.
-	User identity.User `json:"user"`
-	// Path is where the link lands inside the app. Default: "/".
-	Path string `json:"path,omitempty"`
-	// TTL is a duration such as "10m" or "1d". Default: link_ttl.
-	TTL string `json:"ttl,omitempty"`
-	// Uses is how many times the link works. Default: 1.
-	Uses int `json:"uses,omitempty"`
-	// Apps limits which apps a portal session may launch. Default: all.
-	Apps []string `json:"apps,omitempty"`
-}
-
-// MintResponse is the JSON answer to a mint.
-type MintResponse struct {
-	URL       string    `json:"url"`
-	ID        string    `json:"id"`
-	ExpiresAt time.Time `json:"expires_at"`
-}
-
-// errInput marks errors caused by the request, as opposed to the gateway.
-var errInput = errors.New("invalid request")
-
-// linkRecordKeep is how long the dashboard lists a link after it expired.
-const linkRecordKeep = 7 * 24 * time.Hour
-
-// Mint signs a link for req and returns where it lands; by says who asked
-// (for the audit log). The dashboard lists the link, and a contact it is
-// for joins the contacts directory.
-func (a *App) Mint(ctx context.Context, req MintRequest, by string) (MintResponse, error) {
-	in := func(format string, args ...any) (MintResponse, error) {
-		return MintResponse{}, fmt.Errorf("%w: "+format, append([]any{errInput}, args...)...)
-	}
-	t, ok := a.targets[req.App]
-	if req.App == "" {
-		return in("app is required")
-	}
-	if !ok {
-		return in("unknown app %q (declared: %s)", req.App, strings.Join(append([]string{PortalName}, a.appNames()...), ", "))
-	}
-	if req.User.ID == "" {
-		return in("user.id is required")
-	}
-	var ttl time.Duration
-	if req.TTL != "" {
-		d, err := caddy.ParseDuration(req.TTL)
-		if err != nil || d <= 0 {
-			return in("ttl %q is not a positive duration such as 10m", req.TTL)
-		}
-		ttl = d
-	}
-	apps := req.Apps
-	for _, name := range apps {
-		if name == PortalName || a.targets[name] == nil {
-			return in("apps: unknown app %q", name)
-		}
-	}
-	if t.name == PortalName && apps == nil {
-		apps = a.appNames()
-	}
-	lr := link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps}
-	l, err := a.issue(by, lr)
-	if err != nil {
-		return in("%v", err)
-	}
-	if err := a.remember(ctx, by, lr, l); err != nil {
-		return MintResponse{}, err
-	}
-	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
-}
-
-// issue signs a link, and counts and audits it.
-func (a *App) issue(by string, req link.Request) (link.Link, error) {
-	l, err := a.codec.Mint(req)
-	if err != nil {
-		return link.Link{}, err
-	}
-	a.metrics.minted.WithLabelValues(req.App).Inc()
-	a.audit.linkMinted(by, req.App, req.User.ID, l.ID, l.ExpiresAt)
-	return l, nil
-}
-
-// remember records a minted link for the dashboard and, when it is for a
-// contact, keeps the contact in the directory.
-func (a *App) remember(ctx context.Context, by string, req link.Request, l link.Link) error {
-	u := req.User
-	if u.Type == "" {
-		u.Type = identity.Contact
-	}
-	if u.Type == identity.Contact {
-		// A mint adds a contact the directory lacks; it never rewrites a known
-		// one (the CRM's sync does): a link's fields are not the record.
-		_, err := a.store.Contact(ctx, u.ID)
-		if errors.Is(err, store.ErrNotFound) {
-			c := store.Contact{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}
-			err = a.store.PutContacts(ctx, []store.Contact{c})
-		}
-		if err != nil {
-			return fmt.Errorf("keeping contact: %w", err)
-		}
-	}
-	uses := req.Uses
-	if uses == 0 {
-		uses = 1
-	}
-	path := req.Path
-	if path == "" {
-		path = "/"
-	}
-	r := store.LinkRecord{
-		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
-		IssuedAt: a.now(), ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
-	}
-	if err := a.store.RecordLink(ctx, r); err != nil {
-		return fmt.Errorf("recording link: %w", err)
-	}
-	return nil
-}
-
-func (t *target) magicURL(token string) string {
-	return t.origin + magicPath + "?token=" + url.QueryEscape(token)
-}
-
-func (t *target) allowed(apps []string) bool { return slices.Contains(apps, t.name) }
 
 // Interface guards.
 var (

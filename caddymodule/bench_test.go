@@ -15,10 +15,9 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
-	"github.com/portalgate/portalgate/caddymodule/internal/session"
 )
 
 // newBenchHandler provisions the app and a handler for courses directly,
@@ -34,19 +33,24 @@ func newBenchHandler(b *testing.B, storeJSON string) *Handler {
 		// Configured, so provisioning needs no storage.
 		AssertionKeys: []SigningKey{{ID: "a", Secret: "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"}},
 		StoreRaw:      json.RawMessage(storeJSON),
+		// Audit events of every redemption are not what is measured.
+		logger: zap.NewNop(),
 	}
 	if err := a.Provision(ctx); err != nil {
 		b.Fatal(err)
 	}
 	b.Cleanup(func() { _ = a.Cleanup() })
-	a.logger = zap.NewNop()
-	a.audit = audit{zap.NewNop()}
-	h := &Handler{App: "courses", logger: zap.NewNop()}
-	if err := h.setup(a); err != nil {
+	h := &Handler{AppName: "courses"}
+	var err error
+	if h.site, err = a.gateway.Site(h.AppName, gateway.SiteConfig{}); err != nil {
 		b.Fatal(err)
 	}
+	benchApps[h] = a
 	return h
 }
+
+// benchApps are the apps of the benchmarks' handlers.
+var benchApps = map[*Handler]*App{}
 
 func benchStores(b *testing.B) map[string]string {
 	stores := map[string]string{
@@ -70,11 +74,12 @@ func (d *discard) WriteHeader(int)             {}
 // the handler: strip client identity, find the session in L1, set identity.
 func BenchmarkGate_SessionHit(b *testing.B) {
 	h := newBenchHandler(b, `{"backend":"memory"}`)
-	s, err := h.app.sessions.Create(context.Background(), userOf("c_bench"), "courses", nil, "l")
+	sessions := benchApps[h].sessions
+	s, err := sessions.Create(context.Background(), userOf("c_bench"), "courses", nil, "l")
 	if err != nil {
 		b.Fatal(err)
 	}
-	h.app.sessions.Wait()
+	sessions.Wait()
 	cookie := "_ga=GA1.2.3; portalgate-courses=" + s.ID + "; theme=dark"
 	passed := 0
 	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { passed++; return nil })
@@ -114,71 +119,15 @@ func BenchmarkGate_SessionHit(b *testing.B) {
 	}
 }
 
-// benchCookie is the Cookie line a browser sends an app: the session among
-// the site's own cookies.
-var benchCookie = "_ga=GA1.2.3; portalgate-courses=" + strings.Repeat("S", session.IDLen) + "; theme=dark"
-
-// BenchmarkCookie_Parse finds the session id in the Cookie line.
-func BenchmarkCookie_Parse(b *testing.B) {
-	h := http.Header{"Cookie": {benchCookie}}
-	b.ReportAllocs()
-	for b.Loop() {
-		if cookieValue(h, "portalgate-courses") == "" {
-			b.Fatal("no session cookie found")
-		}
-	}
-}
-
-// BenchmarkCookie_Strip removes the session cookie from the line that goes
-// upstream (each op puts the browser's line back first).
-func BenchmarkCookie_Strip(b *testing.B) {
-	h := http.Header{}
-	lines := make([]string, 1)
-	b.ReportAllocs()
-	for b.Loop() {
-		lines[0] = benchCookie
-		h["Cookie"] = lines
-		stripSessionCookies(h)
-	}
-	if got := h.Get("Cookie"); got != "_ga=GA1.2.3; theme=dark" {
-		b.Fatalf("Cookie upstream = %q", got)
-	}
-}
-
-// BenchmarkIdentity_Set deletes a client-sent X-Portal-* header, sets the
-// six identity headers and adds frame-ancestors to the answer (each op
-// refills the header maps first). The {http.auth.user.*} placeholders need
-// Caddy's per-request replacer: BenchmarkGate_SessionHit has them.
-func BenchmarkIdentity_Set(b *testing.B) {
-	s := &session.Entry{User: identity.User{ID: "c_bench", Email: "ada@example.com", Name: "Ada Lovelace",
-		Type: identity.Contact, Location: "loc_1"}, App: "courses"}
-	r := httptest.NewRequest(http.MethodGet, "http://courses.test/lesson/1", nil)
-	resp := http.Header{}
-	accept, forged, server := []string{"text/html"}, []string{"admin"}, []string{"Caddy"}
-	const frameAncestors = "frame-ancestors 'self' http://portal.test"
-	b.ReportAllocs()
-	for b.Loop() {
-		clear(r.Header)
-		r.Header["Accept"], r.Header["X-Portal-User-Id"] = accept, forged
-		clear(resp)
-		resp["Server"] = server
-		stripIdentityHeaders(r.Header)
-		setIdentity(r, s, resp, frameAncestors)
-	}
-	if r.Header.Get(headerUserID) != "c_bench" || r.Header.Get(headerLocation) != "loc_1" || resp.Get(headerCSP) != frameAncestors {
-		b.Fatalf("request %v, answer %v", r.Header, resp)
-	}
-}
-
 // benchLink signs a one-time link for courses, as the link API does but
 // without listing it on the dashboard: the redemption is what is measured.
 func benchLink(b *testing.B, h *Handler) string {
-	l, err := h.app.issue("bench", link.Request{App: "courses", User: userOf("c_bench")})
+	l, err := benchApps[h].codec.Mint(link.Request{App: "courses", User: userOf("c_bench")})
 	if err != nil {
 		b.Error(err)
 		return ""
 	}
-	return h.app.targets["courses"].magicURL(l.Token)
+	return "http://courses.test" + magicPath + "?token=" + l.Token
 }
 
 // BenchmarkRedeem is one magic-link redemption: verify the token, spend it

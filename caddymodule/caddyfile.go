@@ -234,7 +234,7 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	if !d.NextArg() {
 		return d.Errf("portalgate needs the app this site serves: portalgate <app> (or portalgate portal)")
 	}
-	h.App = d.Val()
+	h.AppName = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
 	}
@@ -244,9 +244,9 @@ func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if !d.NextArg() {
 				return d.ArgErr()
 			}
-			h.Redeem = d.Val()
-			if h.Redeem != RedeemAuto && h.Redeem != RedeemConfirm {
-				return d.Errf("redeem must be auto or confirm, not %q", h.Redeem)
+			h.RedeemMode = d.Val()
+			if h.RedeemMode != RedeemAuto && h.RedeemMode != RedeemConfirm {
+				return d.Errf("redeem must be auto or confirm, not %q", h.RedeemMode)
 			}
 			if d.NextArg() {
 				return d.ArgErr()

@@ -48,9 +48,9 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// gateway is a running Caddy with the portal, courses and communities, both
+// testCaddy is a running Caddy with the portal, courses and communities, both
 // apps proxied to one echo upstream.
-type gateway struct {
+type testCaddy struct {
 	t                                 *testing.T
 	admin, portal, courses, community string // host:port
 	upstream                          *httptest.Server
@@ -73,10 +73,10 @@ func freeAddrs(t *testing.T, n int) []string {
 }
 
 // newGateway starts Caddy; extra lines go into the global portalgate block.
-func newGateway(t *testing.T, extra string) *gateway {
+func newGateway(t *testing.T, extra string) *testCaddy {
 	t.Helper()
 	addrs := freeAddrs(t, 4)
-	g := &gateway{
+	g := &testCaddy{
 		t: t, admin: addrs[0], portal: addrs[1], courses: addrs[2], community: addrs[3],
 		globalExtra: extra,
 	}
@@ -84,7 +84,7 @@ func newGateway(t *testing.T, extra string) *gateway {
 }
 
 // start runs the echo upstream and loads the gateway's Caddyfile.
-func (g *gateway) start() *gateway {
+func (g *testCaddy) start() *testCaddy {
 	t := g.t
 	t.Helper()
 	g.upstream = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -100,7 +100,7 @@ func (g *gateway) start() *gateway {
 	return g
 }
 
-func (g *gateway) caddyfile() string {
+func (g *testCaddy) caddyfile() string {
 	sum := sha256.Sum256([]byte(testAPIKey))
 	return fmt.Sprintf(`{
 	admin %[1]s
@@ -134,7 +134,7 @@ http://%[4]s {
 }
 
 // load (re)loads the Caddyfile into the running Caddy.
-func (g *gateway) load() {
+func (g *testCaddy) load() {
 	g.t.Helper()
 	if err := loadCaddyfile(g.caddyfile()); err != nil {
 		g.t.Fatalf("loading config: %v", err)
@@ -151,7 +151,7 @@ func loadCaddyfile(cf string) error {
 
 // client is a browser-like client with a cookie jar that does not follow
 // redirects, so every hop can be checked.
-func (g *gateway) client() *http.Client {
+func (g *testCaddy) client() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
@@ -162,12 +162,12 @@ type resp struct {
 }
 
 // do sends one request; headers come as "Name: value" strings.
-func (g *gateway) do(c *http.Client, method, url string, headers ...string) resp {
+func (g *testCaddy) do(c *http.Client, method, url string, headers ...string) resp {
 	g.t.Helper()
 	return g.send(c, method, url, nil, headers...)
 }
 
-func (g *gateway) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
+func (g *testCaddy) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
 	g.t.Helper()
 	req, err := http.NewRequest(method, url, body)
 	if err != nil {
@@ -190,7 +190,7 @@ func (g *gateway) send(c *http.Client, method, url string, body io.Reader, heade
 const browser = "Accept: text/html,application/xhtml+xml"
 
 // mint asks the admin API for a link.
-func (g *gateway) mint(req MintRequest) MintResponse {
+func (g *testCaddy) mint(req MintRequest) MintResponse {
 	g.t.Helper()
 	b, _ := json.Marshal(req)
 	r := g.send(http.DefaultClient, http.MethodPost, "http://"+g.admin+"/portalgate/links", bytes.NewReader(b),
@@ -206,7 +206,7 @@ func (g *gateway) mint(req MintRequest) MintResponse {
 }
 
 // signIn redeems a fresh link for app and returns the client holding the session.
-func (g *gateway) signIn(app, userID string) *http.Client {
+func (g *testCaddy) signIn(app, userID string) *http.Client {
 	g.t.Helper()
 	c := g.client()
 	l := g.mint(MintRequest{App: app, User: userOf(userID)})
@@ -237,3 +237,22 @@ func cookieNamed(r resp, name string) *http.Cookie {
 	}
 	return nil
 }
+
+// Paths the gateway serves, as a client names them.
+const (
+	magicPath     = "/_portalgate/magic"
+	apiPrefix     = "/_portalgate/api/"
+	apiLinksPath  = apiPrefix + "links"
+	dashboardPath = "/dashboard/"
+	apiMenuPath   = apiPrefix + "menu"
+	launchPrefix  = "/_portalgate/launch/"
+	logoutPath    = "/_portalgate/logout"
+	jwksPath      = "/_portalgate/jwks.json"
+)
+
+// Limits the gateway promises: one contacts sync takes this many, and the
+// generate form's search offers this many contacts at once.
+const (
+	maxContactsPerCall = 1000
+	dashboardContacts  = 100
+)

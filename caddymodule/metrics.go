@@ -2,68 +2,56 @@ package caddymodule
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
 // metrics are Portalgate's series in Caddy's own Prometheus registry, shown
-// at the admin endpoint's /metrics.
+// at the admin endpoint's /metrics: the gateway's counters, the store's
+// latencies, the session cache's hits.
 type metrics struct {
-	minted      *prometheus.CounterVec
-	redemptions *prometheus.CounterVec
-	gated       *prometheus.CounterVec
-	storeOps    *prometheus.HistogramVec
+	gateway  *gateway.Metrics
+	storeOps *prometheus.HistogramVec
 }
-
-const metricsNamespace = "portalgate"
 
 func newMetrics() *metrics {
 	return &metrics{
-		minted: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "links_minted_total",
-			Help: "Magic links minted, by target app.",
-		}, []string{"app"}),
-		redemptions: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "redemptions_total",
-			Help: "Link redemptions by app and result (ok, used, revoked, expired, bad_signature, malformed, wrong_app, csrf_failed, rate_limited, store_error).",
-		}, []string{"app", "result"}),
-		gated: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "gated_requests_total",
-			Help: "Requests through the gate by app and result (ok, no_session, store_error).",
-		}, []string{"app", "result"}),
+		gateway: gateway.NewMetrics(),
 		storeOps: prometheus.NewHistogramVec(prometheus.HistogramOpts{
-			Namespace: metricsNamespace, Name: "store_operation_seconds",
+			Namespace: gateway.MetricsNamespace, Name: "store_operation_seconds",
 			Help:    "Latency of session store operations, by store and operation.",
 			Buckets: []float64{.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25, 1},
 		}, []string{"store", "operation"}),
 	}
 }
 
-// registerMetrics puts the app's series into the config's registry.
-func (a *App) registerMetrics(ctx caddy.Context, backend string, inner store.Store) error {
-	m := a.metrics
-	collectors := []prometheus.Collector{
-		m.minted, m.redemptions, m.gated, m.storeOps,
+// register puts the series into the config's registry. The active-session
+// gauge is there for a store that counts its sessions cheaply.
+func (m *metrics) register(ctx caddy.Context, backend string, sessions *session.Manager, st store.Sessions) error {
+	collectors := append(m.gateway.Collectors(), m.storeOps,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "cache_hits_total", Help: "Session lookups served by the L1 cache.",
-		}, func() float64 { h, _ := a.sessions.Stats(); return float64(h) }),
+			Namespace: gateway.MetricsNamespace, Name: "cache_hits_total", Help: "Session lookups served by the L1 cache.",
+		}, func() float64 { h, _ := sessions.Stats(); return float64(h) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{
-			Namespace: metricsNamespace, Name: "cache_misses_total", Help: "Session lookups that read the store.",
-		}, func() float64 { _, mi := a.sessions.Stats(); return float64(mi) }),
-	}
-	if counter, ok := inner.(sessionCounter); ok {
+			Namespace: gateway.MetricsNamespace, Name: "cache_misses_total", Help: "Session lookups that read the store.",
+		}, func() float64 { _, mi := sessions.Stats(); return float64(mi) }),
+	)
+	if _, err := st.CountSessions(ctx); !errors.Is(err, errors.ErrUnsupported) {
 		collectors = append(collectors, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Namespace: metricsNamespace, Name: "active_sessions", Help: "Sessions in the store (live or awaiting purge).",
+			Namespace: gateway.MetricsNamespace, Name: "active_sessions", Help: "Sessions in the store (live or awaiting purge).",
 			ConstLabels: prometheus.Labels{"store": backend},
 		}, func() float64 {
 			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 			defer cancel()
-			n, err := counter.CountSessions(ctx)
+			n, err := st.CountSessions(ctx)
 			if err != nil {
 				return -1
 			}
@@ -79,37 +67,20 @@ func (a *App) registerMetrics(ctx caddy.Context, backend string, inner store.Sto
 	return nil
 }
 
-// sessionCounter is a store that can count its sessions cheaply.
-type sessionCounter interface {
-	CountSessions(ctx context.Context) (int, error)
-}
-
-// timedStore observes the latency of every store operation.
+// timedStore observes the latency of every session-store operation. It is
+// the whole store.Store: every ability of the backend stays in reach.
 type timedStore struct {
 	store.Store
 	ops map[string]prometheus.Observer
 }
 
-// instrument wraps st so every operation is timed under backend's label.
-// A store shared between instances keeps its Watch.
-func instrument(st store.Store, backend string, hist *prometheus.HistogramVec) store.Store {
+// timed wraps st so every session operation is timed under backend's label.
+func (m *metrics) timed(st store.Store, backend string) store.Store {
 	t := &timedStore{Store: st, ops: map[string]prometheus.Observer{}}
 	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "purge"} {
-		t.ops[op] = hist.WithLabelValues(backend, op)
-	}
-	if w, ok := st.(store.Watcher); ok {
-		return &timedWatcher{timedStore: t, w: w}
+		t.ops[op] = m.storeOps.WithLabelValues(backend, op)
 	}
 	return t
-}
-
-type timedWatcher struct {
-	*timedStore
-	w store.Watcher
-}
-
-func (t *timedWatcher) Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool)) {
-	t.w.Watch(ctx, forget, synced)
 }
 
 func (t *timedStore) since(op string, start time.Time) {

@@ -18,7 +18,7 @@ import (
 )
 
 func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
-	g := &gateway{}
+	g := &testCaddy{}
 	*g = *newGateway(t, "store memory")
 	g.communityBlock = "assertion on"
 	g.load()
@@ -88,7 +88,7 @@ func TestMetrics_AdminEndpointShowsPortalgateSeries(t *testing.T) {
 }
 
 func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
-	g := &gateway{}
+	g := &testCaddy{}
 	*g = *newGateway(t, "store memory")
 	logPath := filepath.Join(t.TempDir(), "audit.log")
 	g.caddyOptions = "log audit {\n\t\tinclude portalgate.audit\n\t\toutput file " + logPath + "\n\t\tformat json\n\t}"

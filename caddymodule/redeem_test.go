@@ -112,7 +112,7 @@ func TestRedeem_LinkForAnotherAppIsForbidden(t *testing.T) {
 }
 
 // mintDirect signs a link with the test key and a chosen clock.
-func mintDirect(t *testing.T, g *gateway, now time.Time, req link.Request) string {
+func mintDirect(t *testing.T, g *testCaddy, now time.Time, req link.Request) string {
 	t.Helper()
 	ring, _ := link.NewRing(link.Key{ID: "test", Secret: []byte(testKey)})
 	c := &link.Codec{Ring: ring, Issuer: "http://" + g.portal, DefaultTTL: 15 * time.Minute, MaxTTL: 24 * time.Hour,

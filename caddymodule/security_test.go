@@ -19,8 +19,8 @@ import (
 
 // Each test here is named after the attack it stops; SECURITY.md maps them.
 
-func confirmGateway(t *testing.T) *gateway {
-	g := &gateway{}
+func confirmGateway(t *testing.T) *testCaddy {
+	g := &testCaddy{}
 	*g = *newGateway(t, "store memory")
 	g.communityBlock = "redeem confirm"
 	g.load()
@@ -228,7 +228,7 @@ func TestRateLimit_BruteForceOfLinksIsSlowedPerClient(t *testing.T) {
 }
 
 func TestRateLimit_TrustedProxyClientsAreCountedApart(t *testing.T) {
-	g := &gateway{}
+	g := &testCaddy{}
 	*g = *newGateway(t, "store memory\n\t\trate_limit 3 1m")
 	g.caddyOptions = "servers {\n\t\ttrusted_proxies static 127.0.0.1/32\n\t}"
 	g.load()
@@ -257,7 +257,7 @@ func TestRateLimit_APIKeyGuessingIsSlowed(t *testing.T) {
 	}
 }
 
-func apiCallWithKey(g *gateway, key string) resp {
+func apiCallWithKey(g *testCaddy, key string) resp {
 	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath,
 		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
 }
@@ -287,7 +287,7 @@ func TestHeaders_GatewayPagesAreLockedDown(t *testing.T) {
 }
 
 // signInPortal returns a client signed in to the portal.
-func (g *gateway) signInPortal(userID string) *http.Client {
+func (g *testCaddy) signInPortal(userID string) *http.Client {
 	c := g.client()
 	g.do(c, http.MethodGet, g.mint(MintRequest{App: "portal", User: userOf(userID)}).URL, browser)
 	return c

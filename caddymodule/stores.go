@@ -1,7 +1,6 @@
 package caddymodule
 
 import (
-	"context"
 	"crypto/sha256"
 	"crypto/tls"
 	"encoding/hex"
@@ -25,6 +24,7 @@ import (
 func init() {
 	caddy.RegisterModule(MemoryStore{})
 	caddy.RegisterModule(BoltStore{})
+	caddy.RegisterModule(RedisStore{})
 }
 
 // openStores shares open stores across config reloads: a reload provisions
@@ -37,8 +37,16 @@ type pooledStore struct{ store.Store }
 
 func (p pooledStore) Destruct() error { return p.Close() }
 
-// loadPooled returns the store under key, opening it with open the first time.
-func loadPooled(key string, open func() (store.Store, error)) (store.Store, error) {
+// pooled is the piece every store module shares: the backend it opened or
+// joined under its key in the pool, handed over by Store and released by
+// Cleanup.
+type pooled struct {
+	key     string
+	backend store.Store
+}
+
+// open joins the store under key, opening it with open the first time.
+func (p *pooled) open(key string, open func() (store.Store, error)) error {
 	v, _, err := openStores.LoadOrNew(key, func() (caddy.Destructor, error) {
 		s, err := open()
 		if err != nil {
@@ -47,15 +55,28 @@ func loadPooled(key string, open func() (store.Store, error)) (store.Store, erro
 		return pooledStore{s}, nil
 	})
 	if err != nil {
-		return nil, err
+		return err
 	}
-	return v.(pooledStore).Store, nil
+	p.key, p.backend = key, v.(pooledStore).Store
+	return nil
+}
+
+// Store returns the backend the module opened at provision.
+func (p *pooled) Store() store.Store { return p.backend }
+
+// Cleanup releases this config's hold on the store; the last one closes it.
+func (p *pooled) Cleanup() error {
+	if p.key == "" {
+		return nil
+	}
+	_, err := openStores.Delete(p.key)
+	return err
 }
 
 // MemoryStore keeps sessions in process memory: they survive a config reload
 // but not a restart. For tests and trials.
 type MemoryStore struct {
-	store.Store `json:"-"`
+	pooled
 }
 
 // CaddyModule returns the Caddy module information.
@@ -68,17 +89,7 @@ func (MemoryStore) CaddyModule() caddy.ModuleInfo {
 
 // Provision opens (or joins) the process's memory store.
 func (m *MemoryStore) Provision(caddy.Context) error {
-	s, err := loadPooled("memory", func() (store.Store, error) { return memory.New(time.Now), nil })
-	m.Store = s
-	return err
-}
-
-func (m *MemoryStore) inner() store.Store { return m.Store }
-
-// Cleanup releases this config's hold on the store.
-func (m *MemoryStore) Cleanup() error {
-	_, err := openStores.Delete("memory")
-	return err
+	return m.open("memory", func() (store.Store, error) { return memory.New(time.Now), nil })
 }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens.
@@ -104,8 +115,7 @@ type BoltStore struct {
 	// Caddy's data directory.
 	Path string `json:"path,omitempty"`
 
-	store.Store `json:"-"`
-	key         string
+	pooled
 }
 
 // CaddyModule returns the Caddy module information.
@@ -126,20 +136,7 @@ func (b *BoltStore) Provision(caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("resolving session store path %s: %w", path, err)
 	}
-	b.key = "bolt:" + abs
-	b.Store, err = loadPooled(b.key, func() (store.Store, error) { return bolt.Open(abs, time.Now) })
-	return err
-}
-
-func (b *BoltStore) inner() store.Store { return b.Store }
-
-// Cleanup releases this config's hold on the file.
-func (b *BoltStore) Cleanup() error {
-	if b.key == "" {
-		return nil
-	}
-	_, err := openStores.Delete(b.key)
-	return err
+	return b.open("bolt:"+abs, func() (store.Store, error) { return bolt.Open(abs, time.Now) })
 }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens.
@@ -170,22 +167,6 @@ func (b *BoltStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		}
 	}
 	return nil
-}
-
-// Interface guards.
-var (
-	_ store.Store           = (*BoltStore)(nil)
-	_ caddy.Provisioner     = (*BoltStore)(nil)
-	_ caddy.CleanerUpper    = (*BoltStore)(nil)
-	_ caddyfile.Unmarshaler = (*BoltStore)(nil)
-	_ store.Store           = (*MemoryStore)(nil)
-	_ caddy.Provisioner     = (*MemoryStore)(nil)
-	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
-	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
-)
-
-func init() {
-	caddy.RegisterModule(RedisStore{})
 }
 
 // RedisStore keeps sessions, link uses and revocations in Redis, so several
@@ -231,8 +212,7 @@ type RedisStore struct {
 	// Default: 2s.
 	PubSubCheck caddy.Duration `json:"pubsub_check,omitempty"`
 
-	store.Store `json:"-"`
-	key         string
+	pooled
 }
 
 // CaddyModule returns the Caddy module information.
@@ -266,15 +246,13 @@ func (r *RedisStore) Provision(caddy.Context) error {
 		return err
 	}
 	sum := sha256.Sum256(cfg)
-	r.key = "redis:" + hex.EncodeToString(sum[:])
-	r.Store, err = loadPooled(r.key, func() (store.Store, error) {
+	return r.open("redis:"+hex.EncodeToString(sum[:]), func() (store.Store, error) {
 		rdb, err := r.client()
 		if err != nil {
 			return nil, err
 		}
 		return redisstore.New(rdb, r.Prefix, time.Duration(r.PubSubCheck), time.Now), nil
 	})
-	return err
 }
 
 // client builds the go-redis client for the configured topology.
@@ -317,12 +295,6 @@ func (r *RedisStore) client() (goredis.UniversalClient, error) {
 // A failed operation is an error the caller sees (503) instead.
 const noRetries = -1
 
-// Watch implements store.Watcher: the module is what the app holds, and the
-// app's session cache must learn of sessions other instances end.
-func (r *RedisStore) Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool)) {
-	r.Store.(store.Watcher).Watch(ctx, forget, synced)
-}
-
 // Validate rejects topologies that cannot work.
 func (r *RedisStore) Validate() error {
 	switch {
@@ -340,17 +312,6 @@ func (r *RedisStore) Validate() error {
 		return errors.New("portalgate: store redis: cluster and sentinel need addrs")
 	}
 	return nil
-}
-
-func (r *RedisStore) inner() store.Store { return r.Store }
-
-// Cleanup releases this config's hold on the client.
-func (r *RedisStore) Cleanup() error {
-	if r.key == "" {
-		return nil
-	}
-	_, err := openStores.Delete(r.key)
-	return err
 }
 
 // UnmarshalCaddyfile sets up the store from Caddyfile tokens.
@@ -448,8 +409,15 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 
 // Interface guards.
 var (
-	_ store.Store           = (*RedisStore)(nil)
-	_ store.Watcher         = (*RedisStore)(nil)
+	_ storeConverter        = (*MemoryStore)(nil)
+	_ caddy.Provisioner     = (*MemoryStore)(nil)
+	_ caddy.CleanerUpper    = (*MemoryStore)(nil)
+	_ caddyfile.Unmarshaler = (*MemoryStore)(nil)
+	_ storeConverter        = (*BoltStore)(nil)
+	_ caddy.Provisioner     = (*BoltStore)(nil)
+	_ caddy.CleanerUpper    = (*BoltStore)(nil)
+	_ caddyfile.Unmarshaler = (*BoltStore)(nil)
+	_ storeConverter        = (*RedisStore)(nil)
 	_ caddy.Provisioner     = (*RedisStore)(nil)
 	_ caddy.Validator       = (*RedisStore)(nil)
 	_ caddy.CleanerUpper    = (*RedisStore)(nil)

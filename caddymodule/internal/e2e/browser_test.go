@@ -41,8 +41,12 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	// the next page has: a gateway page's data-page, a stand-in app's
 	// data-app. An element the previous page also had would let a slow
 	// machine read the old page.
-	page := func(id string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`)) }
-	app := func(name string) chromedp.Action[chromedp.Void] { return chromedp.WaitVisible(chromedp.CSS(`body[data-app="` + name + `"]`)) }
+	page := func(id string) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
+	}
+	app := func(name string) chromedp.Action[chromedp.Void] {
+		return chromedp.WaitVisible(chromedp.CSS(`body[data-app="` + name + `"]`))
+	}
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()
 		return browsertest.Get(ctx, t, chromedp.Text(chromedp.CSS(sel)))

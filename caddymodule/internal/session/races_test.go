@@ -23,6 +23,9 @@ type watchStore struct {
 	read   chan struct{}
 }
 
+// Shared says other instances share the store, so the manager watches it.
+func (w *watchStore) Shared() bool { return true }
+
 func (w *watchStore) Watch(ctx context.Context, _ func(...string), synced func(bool)) {
 	w.synced <- synced
 	<-ctx.Done()
@@ -84,6 +87,9 @@ type racyStore struct {
 	synced    chan func(bool)
 	forgotten chan struct{}
 }
+
+// Shared says other instances share the store, so the manager watches it.
+func (r *racyStore) Shared() bool { return true }
 
 func (r *racyStore) Watch(ctx context.Context, forget func(...string), synced func(bool)) {
 	r.forget = forget

@@ -40,7 +40,7 @@ type Config struct {
 
 // Manager is the session lifecycle over a store with an L1 cache.
 type Manager struct {
-	store store.Store
+	store store.Sessions
 	// cache is L1; Close drops it, so an old config that something still
 	// holds after a reload does not keep L1's memory (tens of MB) alive.
 	cache atomic.Pointer[ristretto.Cache[string, *Entry]]
@@ -77,7 +77,7 @@ func (m *Manager) lock(id string) *sync.Mutex {
 }
 
 // NewManager returns a manager over st. Close releases its cache.
-func NewManager(st store.Store, cfg Config) (*Manager, error) {
+func NewManager(st store.Sessions, cfg Config) (*Manager, error) {
 	if cfg.TTL <= 0 || cfg.Idle <= 0 {
 		return nil, errors.New("session ttl and idle timeout must be positive")
 	}
@@ -95,8 +95,7 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 	}
 	m := &Manager{store: st, cfg: cfg, slide: min(time.Minute, cfg.Idle/2), seed: maphash.MakeSeed()}
 	m.cache.Store(cache)
-	_, shared := st.(store.Watcher)
-	m.trusted.Store(!shared)
+	m.trusted.Store(!st.Shared())
 	return m, nil
 }
 
@@ -104,8 +103,7 @@ func NewManager(st store.Store, cfg Config) (*Manager, error) {
 // ended elsewhere are dropped, and while the store cannot vouch for that,
 // L1 is cleared and bypassed. It returns at once for a store of one instance.
 func (m *Manager) Watch(ctx context.Context) {
-	w, ok := m.store.(store.Watcher)
-	if !ok {
+	if !m.store.Shared() {
 		return
 	}
 	ctx, cancel := context.WithCancel(ctx)
@@ -113,7 +111,7 @@ func (m *Manager) Watch(ctx context.Context) {
 	m.stopWatch = func() { cancel(); <-done }
 	go func() {
 		defer close(done)
-		w.Watch(ctx, m.Forget, func(ok bool) {
+		m.store.Watch(ctx, m.Forget, func(ok bool) {
 			m.trusted.Store(false)
 			m.gen.Add(1)
 			m.l1().Clear()

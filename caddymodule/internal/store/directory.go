@@ -1,8 +1,11 @@
 package store
 
 import (
+	"cmp"
 	"context"
 	"errors"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
@@ -66,26 +69,167 @@ type Menu struct {
 	Version int64      `json:"version"`
 }
 
+// ContactQuery selects contacts for a list or a search.
+type ContactQuery struct {
+	// Text matches id, name or e-mail, ignoring case. Default: all.
+	Text string
+	// Location, when set, keeps the contacts of that location only.
+	Location string
+	// Limit bounds the answer. Default: DefaultLimit.
+	Limit int
+}
+
+// LinkQuery selects link records for a list.
+type LinkQuery struct {
+	// Location, when set, keeps links for users of that location only.
+	Location string
+	// Limit bounds the answer. Default: DefaultLimit.
+	Limit int
+}
+
+// DefaultLimit is how many records a query answers with when it names no
+// limit.
+const DefaultLimit = 100
+
 // Directory is what the dashboard keeps in the store, so that it survives a
 // restart and every instance sharing the store sees the same: contacts, the
-// links staff minted and the custom menu.
+// links staff minted and the custom menu. Lists are bounded by a query,
+// never "everything".
 type Directory interface {
 	// PutContacts adds contacts, or replaces those with the same id.
 	PutContacts(ctx context.Context, cs []Contact) error
 	// Contact returns the contact with id, or ErrNotFound.
 	Contact(ctx context.Context, id string) (Contact, error)
-	// Contacts returns every contact, in no particular order.
-	Contacts(ctx context.Context) ([]Contact, error)
+	// ContactsByEmail returns the contacts with an e-mail address, compared
+	// ignoring case, ordered by id.
+	ContactsByEmail(ctx context.Context, email string) ([]Contact, error)
+	// SearchContacts returns the contacts q selects, ordered by name (then
+	// e-mail, then id), at most q.Limit.
+	SearchContacts(ctx context.Context, q ContactQuery) ([]Contact, error)
 	// RecordLink remembers a minted link until r.Keep; only the newest
 	// MaxLinkRecords are kept.
 	RecordLink(ctx context.Context, r LinkRecord) error
-	// Links returns the recorded links, newest first, with Spent and Revoked
-	// read from their use records; a link issued to a user before the user
-	// was revoked is Revoked too.
-	Links(ctx context.Context) ([]LinkRecord, error)
+	// Links returns the recorded links q selects, newest first, at most
+	// q.Limit, with Spent and Revoked read from their use records; a link
+	// issued to a user before the user was revoked is Revoked too.
+	Links(ctx context.Context, q LinkQuery) ([]LinkRecord, error)
+	// LinkRecord returns the record of link id, or ErrNotFound.
+	LinkRecord(ctx context.Context, id string) (LinkRecord, error)
 	// Menu returns the custom menu; an empty one has version 0.
 	Menu(ctx context.Context) (Menu, error)
 	// SetMenu replaces the menu if it is still at version, and returns the
 	// new version; ErrConflict when another write came first.
 	SetMenu(ctx context.Context, items []MenuItem, version int64) (int64, error)
+}
+
+// SelectContacts applies q to contacts, for a backend that reads them in
+// a scan.
+func SelectContacts(all []Contact, q ContactQuery) []Contact {
+	text := strings.ToLower(q.Text)
+	var out []Contact
+	for _, c := range all {
+		if q.Location != "" && c.Location != q.Location {
+			continue
+		}
+		if text != "" && !strings.Contains(strings.ToLower(c.ID+"\x00"+c.Name+"\x00"+c.Email), text) {
+			continue
+		}
+		out = append(out, c)
+	}
+	slices.SortFunc(out, func(x, y Contact) int {
+		return cmp.Or(strings.Compare(strings.ToLower(cmp.Or(x.Name, x.Email, x.ID)), strings.ToLower(cmp.Or(y.Name, y.Email, y.ID))), strings.Compare(x.ID, y.ID))
+	})
+	if limit := limitOf(q.Limit); len(out) > limit {
+		out = out[:limit]
+	}
+	return out
+}
+
+// SelectByEmail keeps the contacts with email (ignoring case), by id.
+func SelectByEmail(all []Contact, email string) []Contact {
+	var out []Contact
+	for _, c := range all {
+		if email != "" && strings.EqualFold(c.Email, email) {
+			out = append(out, c)
+		}
+	}
+	slices.SortFunc(out, func(x, y Contact) int { return strings.Compare(x.ID, y.ID) })
+	return out
+}
+
+// SelectLinks applies q to link records already newest first.
+func SelectLinks(all []LinkRecord, q LinkQuery) []LinkRecord {
+	out := make([]LinkRecord, 0, min(len(all), limitOf(q.Limit)))
+	for _, l := range all {
+		if len(out) == limitOf(q.Limit) {
+			break
+		}
+		if q.Location == "" || l.User.Location == q.Location {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func limitOf(n int) int {
+	if n <= 0 {
+		return DefaultLimit
+	}
+	return n
+}
+
+// Scanner is a backend that reads its contacts and link records whole; Scan
+// answers the Directory's queries over it.
+type Scanner interface {
+	// ScanContacts returns every contact, in no particular order.
+	ScanContacts(ctx context.Context) ([]Contact, error)
+	// ScanLinks returns every link record, newest first, with Spent and
+	// Revoked filled in.
+	ScanLinks(ctx context.Context) ([]LinkRecord, error)
+}
+
+// Scan implements the Directory's queries for a backend that scans: it
+// embeds Scan{Scanner: itself}. The scan is the backend's business; the
+// gateway only ever sees the bounded answer.
+type Scan struct{ Scanner }
+
+// SearchContacts implements Directory.
+func (s Scan) SearchContacts(ctx context.Context, q ContactQuery) ([]Contact, error) {
+	all, err := s.ScanContacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return SelectContacts(all, q), nil
+}
+
+// ContactsByEmail implements Directory.
+func (s Scan) ContactsByEmail(ctx context.Context, email string) ([]Contact, error) {
+	all, err := s.ScanContacts(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return SelectByEmail(all, email), nil
+}
+
+// Links implements Directory.
+func (s Scan) Links(ctx context.Context, q LinkQuery) ([]LinkRecord, error) {
+	all, err := s.ScanLinks(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return SelectLinks(all, q), nil
+}
+
+// LinkRecord implements Directory.
+func (s Scan) LinkRecord(ctx context.Context, id string) (LinkRecord, error) {
+	all, err := s.ScanLinks(ctx)
+	if err != nil {
+		return LinkRecord{}, err
+	}
+	for _, l := range all {
+		if l.ID == id {
+			return l, nil
+		}
+	}
+	return LinkRecord{}, ErrNotFound
 }

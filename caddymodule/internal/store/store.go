@@ -74,12 +74,10 @@ func (s *Session) Deadline() time.Time {
 	return s.ExpiresAt
 }
 
-// Store is the authority on sessions and link uses, and keeps the
-// dashboard's Directory. Implementations are safe for concurrent use, and
-// every method that changes state is atomic.
-type Store interface {
-	Directory
-
+// Sessions is the authority on sessions, link uses and revocations: what
+// a redemption and the gate need, every state change atomic. Implementations
+// are safe for concurrent use.
+type Sessions interface {
 	// Redeem spends one use of a link and stores the session it starts, as
 	// one atomic step: a link is never spent without its session. It returns
 	// ErrLinkUsed when every use is spent and ErrLinkRevoked when the link or
@@ -103,14 +101,37 @@ type Store interface {
 	// Purge removes expired sessions and link and revocation records,
 	// returning how many.
 	Purge(ctx context.Context) (int, error)
+	// CountSessions returns how many sessions the store holds (live or
+	// awaiting purge); errors.ErrUnsupported from a store that cannot count
+	// them cheaply.
+	CountSessions(ctx context.Context) (int, error)
+	// Ping reports whether the store can be reached, for health checks.
+	Ping(ctx context.Context) error
+	// Shared reports whether other instances share the store: then Watch
+	// tells of their changes, and until it has said it is in step, a cache
+	// in front of the store must not be trusted.
+	Shared() bool
+	// Watch reports the ids of sessions ended by any instance (forget), and
+	// whether that report is known to be complete (synced). It returns when
+	// ctx ends, or at once for a store no other instance shares.
+	Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool))
 	// Close releases the store's resources.
 	Close() error
 }
 
-// Watcher is a store several instances share. Watch reports the ids of
-// sessions ended by any instance (forget), and whether that report is known
-// to be complete (synced): while it is not, a cache in front of the store
-// must not be trusted. Watch returns when ctx ends.
-type Watcher interface {
-	Watch(ctx context.Context, forget func(ids ...string), synced func(ok bool))
+// Store is a backend that keeps both: the sessions and the directory.
+// Every backend (memory, bolt, redis) is one, and passes storetest.
+type Store interface {
+	Sessions
+	Directory
 }
+
+// Local is embedded by a store of one instance: nobody else changes it, so
+// it has nothing to watch.
+type Local struct{}
+
+// Shared implements Sessions: no other instance shares the store.
+func (Local) Shared() bool { return false }
+
+// Watch implements Sessions: nothing to report; it returns at once.
+func (Local) Watch(context.Context, func(ids ...string), func(ok bool)) {}

@@ -40,6 +40,8 @@ const batchDelay = 2 * time.Millisecond
 
 // Store is a store.Store in a bbolt file.
 type Store struct {
+	store.Local
+	store.Scan
 	db  *bbolt.DB
 	now func() time.Time
 }
@@ -73,7 +75,9 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	// fsync; bbolt's default (10ms) favours throughput over latency more
 	// than a person clicking a link needs.
 	db.MaxBatchDelay = batchDelay
-	return &Store{db: db, now: now}, nil
+	s := &Store{db: db, now: now}
+	s.Scan = store.Scan{Scanner: s}
+	return s, nil
 }
 
 // Redeem implements store.Store.

@@ -88,10 +88,10 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	}
 	s = reopen(t, s, path, clk)
 	defer s.Close()
-	if cs, err := s.Contacts(ctx); err != nil || !reflect.DeepEqual(cs, []store.Contact{contact}) {
+	if cs, err := s.SearchContacts(ctx, store.ContactQuery{}); err != nil || !reflect.DeepEqual(cs, []store.Contact{contact}) {
 		t.Fatalf("contacts after reopen = %+v, %v", cs, err)
 	}
-	rs, err := s.Links(ctx)
+	rs, err := s.Links(ctx, store.LinkQuery{})
 	if err != nil || len(rs) != 1 || rs[0].ID != "l1" || rs[0].Spent != 1 || !rs[0].Keep.Equal(rec.Keep) {
 		t.Fatalf("link records after reopen = %+v, %v", rs, err)
 	}

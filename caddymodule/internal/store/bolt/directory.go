@@ -61,8 +61,8 @@ func (s *Store) Contact(_ context.Context, id string) (store.Contact, error) {
 	return c, nil
 }
 
-// Contacts implements store.Directory.
-func (s *Store) Contacts(context.Context) ([]store.Contact, error) {
+// ScanContacts implements store.Scanner.
+func (s *Store) ScanContacts(context.Context) ([]store.Contact, error) {
 	var cs []store.Contact
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		b := tx.Bucket(bucketContacts)
@@ -119,9 +119,9 @@ func (s *Store) RecordLink(_ context.Context, r store.LinkRecord) error {
 	return nil
 }
 
-// Links implements store.Directory: newest first, each with what its use
+// ScanLinks implements store.Scanner: newest first, each with what its use
 // record says while the link has one.
-func (s *Store) Links(context.Context) ([]store.LinkRecord, error) {
+func (s *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 	var rs []store.LinkRecord
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		now := s.now()

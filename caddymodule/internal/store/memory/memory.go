@@ -22,6 +22,8 @@ type cutoff struct{ at, until time.Time }
 
 // Store is an in-memory store.Store.
 type Store struct {
+	store.Local
+	store.Scan
 	now      func() time.Time
 	mu       sync.Mutex
 	sessions map[string]store.Session
@@ -37,7 +39,7 @@ type Store struct {
 
 // New returns an empty store reading time from now.
 func New(now func() time.Time) *Store {
-	return &Store{
+	m := &Store{
 		now:      now,
 		sessions: make(map[string]store.Session),
 		byUser:   make(map[string]map[string]struct{}),
@@ -45,6 +47,8 @@ func New(now func() time.Time) *Store {
 		cutoffs:  make(map[string]cutoff),
 		contacts: make(map[string]store.Contact),
 	}
+	m.Scan = store.Scan{Scanner: m}
+	return m
 }
 
 // Redeem implements store.Store.
@@ -200,8 +204,11 @@ func (m *Store) CountSessions(context.Context) (int, error) {
 	return len(m.sessions), nil
 }
 
-// Close implements store.Store.
+// Close implements store.Sessions.
 func (m *Store) Close() error { return nil }
+
+// Ping implements store.Sessions: memory is always there.
+func (m *Store) Ping(context.Context) error { return nil }
 
 // PutContacts implements store.Directory.
 func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
@@ -229,8 +236,8 @@ func (m *Store) Contact(_ context.Context, id string) (store.Contact, error) {
 	return c, nil
 }
 
-// Contacts implements store.Directory.
-func (m *Store) Contacts(context.Context) ([]store.Contact, error) {
+// ScanContacts implements store.Scanner.
+func (m *Store) ScanContacts(context.Context) ([]store.Contact, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	cs := make([]store.Contact, 0, len(m.contacts))
@@ -252,8 +259,8 @@ func (m *Store) RecordLink(_ context.Context, r store.LinkRecord) error {
 	return nil
 }
 
-// Links implements store.Directory.
-func (m *Store) Links(context.Context) ([]store.LinkRecord, error) {
+// ScanLinks implements store.Scanner.
+func (m *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
@@ -317,3 +324,5 @@ var (
 	_ store.Store     = (*Store)(nil)
 	_ store.Directory = (*Store)(nil)
 )
+
+var _ store.Store = (*Store)(nil)

@@ -78,8 +78,8 @@ func (s *Store) Contact(ctx context.Context, id string) (store.Contact, error) {
 	return c, nil
 }
 
-// Contacts implements store.Directory.
-func (s *Store) Contacts(ctx context.Context) ([]store.Contact, error) {
+// ScanContacts implements store.Scanner.
+func (s *Store) ScanContacts(ctx context.Context) ([]store.Contact, error) {
 	all, err := s.rdb.HGetAll(ctx, s.dirKey(keyContacts)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading contacts: %w", err)
@@ -110,12 +110,12 @@ func (s *Store) RecordLink(ctx context.Context, r store.LinkRecord) error {
 	return nil
 }
 
-// Links implements store.Directory. Records whose Keep has passed are
+// ScanLinks implements store.Scanner. Records whose Keep has passed are
 // skipped here: Redis forgets the list only once the last of them has.
 // The use records are read in one pipeline of GETs, not one MGET: on
 // Redis Cluster they live in different slots, and the client splits a
 // pipeline by slot.
-func (s *Store) Links(ctx context.Context) ([]store.LinkRecord, error) {
+func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 	vs, err := s.rdb.LRange(ctx, s.dirKey(keyRecords), 0, -1).Result()
 	if err != nil {
 		return nil, fmt.Errorf("reading link records: %w", err)

@@ -49,6 +49,7 @@ const (
 
 // Store is a store.Store in Redis.
 type Store struct {
+	store.Scan
 	rdb    goredis.UniversalClient
 	prefix string
 	now    func() time.Time
@@ -72,6 +73,7 @@ type Store struct {
 func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now func() time.Time) *Store {
 	_, cluster := rdb.(*goredis.ClusterClient)
 	st := &Store{rdb: rdb, prefix: prefix, now: now, check: check, cluster: cluster, pipe: rdb}
+	st.Scan = store.Scan{Scanner: st}
 	if c, ok := rdb.(*goredis.Client); ok {
 		// The blocking face with its defaults, named rather than inherited
 		// from the client's options: one ordered batch at a time, half
@@ -431,10 +433,17 @@ func (s *Store) SelfExpiring() bool { return true }
 // Close implements store.Store.
 func (s *Store) Close() error { return s.rdb.Close() }
 
+// Shared implements store.Sessions: every instance on this Redis shares it.
+func (s *Store) Shared() bool { return true }
+
+// CountSessions implements store.Sessions: Redis keeps no count, and
+// counting keys would scan them all.
+func (s *Store) CountSessions(context.Context) (int, error) { return 0, errors.ErrUnsupported }
+
 // Ping reports whether Redis answers.
 func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
 
-// Watch implements store.Watcher: it reports sessions ended by any instance,
+// Watch implements store.Sessions: it reports sessions ended by any instance,
 // and whether the subscription is known to be live. A subscription that
 // cannot answer a ping within the check interval counts as broken: every
 // ended session since may have been missed.
@@ -494,7 +503,4 @@ func (s *Store) watch(ctx context.Context, forget func(ids ...string), set func(
 	}
 }
 
-var (
-	_ store.Store     = (*Store)(nil)
-	_ store.Directory = (*Store)(nil)
-)
+var _ store.Store = (*Store)(nil)

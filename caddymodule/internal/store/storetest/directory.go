@@ -17,9 +17,9 @@ import (
 
 func contacts(t *testing.T, s store.Store) []store.Contact {
 	t.Helper()
-	cs, err := s.Contacts(context.Background())
+	cs, err := s.SearchContacts(context.Background(), store.ContactQuery{Limit: 1 << 20})
 	if err != nil {
-		t.Fatalf("Contacts: %v", err)
+		t.Fatalf("SearchContacts: %v", err)
 	}
 	sort.Slice(cs, func(i, j int) bool { return cs[i].ID < cs[j].ID })
 	return cs
@@ -89,7 +89,7 @@ func mustRecord(t *testing.T, s store.Store, r store.LinkRecord) {
 
 func links(t *testing.T, s store.Store) []store.LinkRecord {
 	t.Helper()
-	rs, err := s.Links(context.Background())
+	rs, err := s.Links(context.Background(), store.LinkQuery{Limit: store.MaxLinkRecords})
 	if err != nil {
 		t.Fatalf("Links: %v", err)
 	}
@@ -337,4 +337,83 @@ func testConcurrentSetMenu(t *testing.T, s store.Store, _ *clock.Fake) {
 		t.Fatalf("%d of %d concurrent SetMenu calls at one version won: %v; want 1", len(winners), writers, winners)
 	}
 	wantMenu(t, s, menuItems(winners[0], 2), 1)
+}
+
+func testContactSearch(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	all := []store.Contact{
+		{ID: "c1", Email: "ada@example.com", Name: "ada Lovelace", Location: "loc_1"},
+		{ID: "c2", Email: "bob@example.com", Name: "Bob", Location: "loc_2"},
+		{ID: "c3", Email: "Ada@Example.com", Name: "Ada Byron", Location: "loc_2"},
+		{ID: "c4", Email: "cyd@example.com", Location: "loc_1"},
+	}
+	if err := s.PutContacts(ctx, all); err != nil {
+		t.Fatalf("PutContacts: %v", err)
+	}
+	ids := func(cs []store.Contact, err error) []string {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("query: %v", err)
+		}
+		out := []string{}
+		for _, c := range cs {
+			out = append(out, c.ID)
+		}
+		return out
+	}
+	for name, tc := range map[string]struct {
+		q    store.ContactQuery
+		want []string
+	}{
+		"all, by name then e-mail":   {store.ContactQuery{}, []string{"c3", "c1", "c2", "c4"}},
+		"text in a name, any case":   {store.ContactQuery{Text: "ADA"}, []string{"c3", "c1"}},
+		"text in an id":              {store.ContactQuery{Text: "c4"}, []string{"c4"}},
+		"one location":               {store.ContactQuery{Location: "loc_1"}, []string{"c1", "c4"}},
+		"text within a location":     {store.ContactQuery{Text: "example", Location: "loc_2"}, []string{"c3", "c2"}},
+		"limit keeps the first ones": {store.ContactQuery{Limit: 2}, []string{"c3", "c1"}},
+		"nothing matches":            {store.ContactQuery{Text: "zed"}, []string{}},
+	} {
+		if got := ids(s.SearchContacts(ctx, tc.q)); !reflect.DeepEqual(got, tc.want) {
+			t.Errorf("%s: SearchContacts(%+v) = %v, want %v", name, tc.q, got, tc.want)
+		}
+	}
+	if got := ids(s.ContactsByEmail(ctx, "ADA@example.COM")); !reflect.DeepEqual(got, []string{"c1", "c3"}) {
+		t.Errorf("ContactsByEmail ignoring case = %v, want [c1 c3]", got)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "nobody@example.com")); len(got) != 0 {
+		t.Errorf("ContactsByEmail of an unknown address = %v", got)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "")); len(got) != 0 {
+		t.Errorf("ContactsByEmail of no address = %v", got)
+	}
+}
+
+func testLinkQueries(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	for i, loc := range []string{"loc_1", "loc_2", "loc_1"} {
+		r := linkRecord(clk, fmt.Sprintf("l%d", i+1), 1)
+		r.User.Location = loc
+		clk.Advance(time.Second)
+		mustRecord(t, s, r)
+	}
+	got := func(q store.LinkQuery) []string {
+		t.Helper()
+		rs, err := s.Links(ctx, q)
+		if err != nil {
+			t.Fatalf("Links(%+v): %v", q, err)
+		}
+		return linkIDs(rs)
+	}
+	if ids := got(store.LinkQuery{Location: "loc_1"}); !reflect.DeepEqual(ids, []string{"l3", "l1"}) {
+		t.Errorf("links of loc_1 = %v, want [l3 l1]", ids)
+	}
+	if ids := got(store.LinkQuery{Limit: 2}); !reflect.DeepEqual(ids, []string{"l3", "l2"}) {
+		t.Errorf("the newest two links = %v, want [l3 l2]", ids)
+	}
+	if r, err := s.LinkRecord(ctx, "l2"); err != nil || r.ID != "l2" || r.User.Location != "loc_2" {
+		t.Errorf("LinkRecord(l2) = %+v, %v", r, err)
+	}
+	if _, err := s.LinkRecord(ctx, "nope"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("LinkRecord of an unknown id: %v, want ErrNotFound", err)
+	}
 }

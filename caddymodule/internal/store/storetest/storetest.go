@@ -44,6 +44,9 @@ func Run(t *testing.T, open Factory) {
 		{"PurgeRemovesOnlyExpired", testPurge},
 		{"ContactsAreUpsertedAndListed", testContacts},
 		{"ContactWithoutIDIsRefused", testContactWithoutID},
+		{"ContactsAreSearchedAndFoundByEmail", testContactSearch},
+		{"LinkRecordsAreSelectedAndFoundByID", testLinkQueries},
+		{"StoreAnswersPing", testPing},
 		{"LinkRecordRoundTrip", testLinkRecordRoundTrip},
 		{"LinkRecordsNewestFirstAndTrimmed", testLinkRecordsTrimmed},
 		{"LinkRecordForgottenAfterKeep", testLinkRecordKeep},
@@ -377,5 +380,11 @@ func wantPurged(t *testing.T, s store.Store, n int, what string) {
 	}
 	if got != n {
 		t.Fatalf("Purge %s = %d, want %d", what, got, n)
+	}
+}
+
+func testPing(t *testing.T, s store.Store, _ *clock.Fake) {
+	if err := s.Ping(context.Background()); err != nil {
+		t.Fatalf("Ping of a working store: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package caddymodule
+package gateway
 
 import (
 	"crypto/hmac"
@@ -9,15 +9,15 @@ import (
 
 // csrfToken binds a form to what it acts on (purpose and binding, e.g. a
 // session id or a link id): a page of another site cannot know it.
-func (a *App) csrfToken(purpose, binding string) string {
-	mac := hmac.New(sha256.New, a.csrfKey)
+func (g *Gateway) csrfToken(purpose, binding string) string {
+	mac := hmac.New(sha256.New, g.cfg.CSRFKey)
 	mac.Write([]byte(purpose + "\x00" + binding))
 	return base64.RawURLEncoding.EncodeToString(mac.Sum(nil))
 }
 
 // checkCSRF compares a submitted token with the expected one in constant time.
-func (a *App) checkCSRF(purpose, binding, got string) bool {
-	return got != "" && hmac.Equal([]byte(got), []byte(a.csrfToken(purpose, binding)))
+func (g *Gateway) checkCSRF(purpose, binding, got string) bool {
+	return got != "" && hmac.Equal([]byte(got), []byte(g.csrfToken(purpose, binding)))
 }
 
 // sameOrigin reports whether a state-changing request comes from this app's
@@ -25,13 +25,13 @@ func (a *App) checkCSRF(purpose, binding, got string) bool {
 // client that sends neither is not a browser, and not a CSRF vector. Our
 // pages set Referrer-Policy: no-referrer, under which a browser sends
 // "Origin: null" even from the same origin: Sec-Fetch-Site decides then.
-func (h *Handler) sameOrigin(r *http.Request) bool {
+func (s *Site) sameOrigin(r *http.Request) bool {
 	o := r.Header.Get("Origin")
 	if o != "" && o != "null" {
-		return o == h.target.origin
+		return o == s.app.origin
 	}
-	if s := r.Header.Get("Sec-Fetch-Site"); s != "" {
-		return s == "same-origin" || s == "none"
+	if f := r.Header.Get("Sec-Fetch-Site"); f != "" {
+		return f == "same-origin" || f == "none"
 	}
 	// An opaque origin (a sandboxed frame, a data: page) with nothing else.
 	return o == ""

@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"errors"
+	"net/http"
+	"net/url"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+)
+
+const headerCSP = "Content-Security-Policy"
+
+// gate lets a request with a live session of this app through, with the
+// user's identity; everyone else is sent to sign in.
+func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
+	id, e, err := s.session(r)
+	if err == nil {
+		s.gatedOK.Inc()
+		stripSessionCookies(r.Header)
+		identity.SetHeaders(r.Header, &e.User, e.App)
+		resp := w.Header()
+		if csp := resp[headerCSP]; len(csp) > 0 {
+			resp[headerCSP] = append(csp, s.frameAncestors)
+		} else {
+			resp[headerCSP] = []string{s.frameAncestors}
+		}
+		if s.setUser != nil {
+			s.setUser(r, &e.User)
+		}
+		if s.assertions != nil {
+			tok, err := s.assertion(id, e)
+			if err != nil {
+				s.g.log.Error("signing identity assertion", zap.String("app", s.app.name), zap.Error(err))
+				s.fail(w, r, problemStore)
+				return nil
+			}
+			r.Header[identity.HeaderAssertion] = []string{tok}
+		}
+		return next.ServeHTTP(w, r)
+	}
+	if errors.Is(err, session.ErrNoSession) {
+		s.gatedNoSession.Inc()
+	} else {
+		s.gatedStoreError.Inc()
+	}
+	if s.isPortal() || !errors.Is(err, session.ErrNoSession) || !wantsHTML(r) {
+		s.answer(w, r, noSession(err))
+		return nil
+	}
+	// Send people to the portal, which launches them back here when it knows
+	// them. The address is built from configuration, never from Host.
+	q := url.Values{"app": {s.app.name}, "next": {r.URL.RequestURI()}}
+	noStore(w)
+	http.Redirect(w, r, s.g.portal.origin+"/?"+q.Encode(), http.StatusSeeOther)
+	return nil
+}
+
+// session returns the id and the live session of this app that the
+// request's cookie names, or session.ErrNoSession.
+func (s *Site) session(r *http.Request) (string, *session.Entry, error) {
+	id := cookieValue(r.Header, s.app.cookie)
+	if id == "" {
+		return "", nil, session.ErrNoSession
+	}
+	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.app.name)
+	return id, e, err
+}
+
+// noSession is the answer to a request without a session: not signed in,
+// or (any other error) the store could not be read.
+func noSession(err error) error {
+	if errors.Is(err, session.ErrNoSession) {
+		return problemNoSession
+	}
+	return err
+}
+
+// cachedAssertion is a signed assertion and until when it is reused.
+type cachedAssertion struct {
+	token string
+	until time.Time
+}
+
+// assertion returns the signed identity assertion for a session, reusing
+// one while at least half its life is left.
+func (s *Site) assertion(id string, e *session.Entry) (string, error) {
+	now := s.g.now()
+	if c, ok := s.assertions.Get(id); ok && now.Before(c.until) {
+		return c.token, nil
+	}
+	tok, exp, err := s.g.cfg.Asserter.Sign(s.app.name, e.User)
+	if err != nil {
+		return "", err
+	}
+	s.assertions.Add(id, cachedAssertion{token: tok, until: exp.Add(-AssertionTTL / 2)})
+	return tok, nil
+}

@@ -1,0 +1,269 @@
+// Package gateway is the HTTP product: magic-link redemption, the gate in
+// front of every app, the portal home and launches, the link API and the
+// staff dashboard. It is plain net/http and imports nothing of Caddy: the
+// caddymodule package builds a Config from the Caddyfile and hands each
+// site's requests to a Site.
+package gateway
+
+import (
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"net/url"
+	"regexp"
+	"slices"
+	"strings"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// PortalName is the name of the portal itself among the apps.
+const PortalName = "portal"
+
+const (
+	// launchTTL is the life of the link the portal mints to move a signed-in
+	// user into an app: it is used at once, by a redirect.
+	launchTTL = time.Minute
+	// AssertionTTL is the life of a signed identity assertion.
+	AssertionTTL = time.Minute
+	// linkRecordKeep is how long the dashboard lists a link after it expired.
+	linkRecordKeep = 7 * 24 * time.Hour
+)
+
+// Config is everything the gateway serves with. caddymodule fills it at
+// provision; tests fill it directly.
+type Config struct {
+	// Portal is the public origin of the portal home. Required.
+	Portal string
+	// Apps are the child apps, in the order the portal lists them.
+	Apps []AppURL
+
+	// Codec signs and verifies link tokens. Required.
+	Codec *link.Codec
+	// Sessions is the session lifecycle (L1 over the store). Required.
+	Sessions *session.Manager
+	// Store is the authority on sessions and link uses; Directory keeps the
+	// dashboard's contacts, link records and menu. Required.
+	Store     store.Sessions
+	Directory store.Directory
+	// Asserter signs identity assertions for apps that want them. Required.
+	Asserter *assertion.Signer
+	// Limiter bounds failures per client; nil turns the limit off.
+	Limiter *ratelimit.Limiter
+	// CSRFKey keys the tokens of every form. Required.
+	CSRFKey []byte
+	// APIKeys are the SHA-256 hashes of the keys the link API takes; none
+	// turns the API off.
+	APIKeys [][sha256.Size]byte
+	// Staff are the dashboard's users; MenuLinks the menu items fixed by
+	// the configuration.
+	Staff     []Staff
+	MenuLinks []MenuLink
+	// SessionTTL is the absolute life of a session (the cookie's Max-Age).
+	SessionTTL time.Duration
+	// LinkMaxTTL is the longest life of a link.
+	LinkMaxTTL time.Duration
+
+	// Now is the clock. Default: time.Now.
+	Now func() time.Time
+	// Logger logs failures; Audit gets one event per security fact.
+	// Default: no logging.
+	Logger, Audit *zap.Logger
+	// Metrics counts what happens. Default: counters nobody reads.
+	Metrics *Metrics
+	// Health describes the store and keys for the health check.
+	Health HealthInfo
+
+	// ClientIP is the client's address as the server in front resolved it
+	// (trusted proxies applied). Default: the connection's peer.
+	ClientIP func(*http.Request) string
+	// AuthUser is the user id an authenticator in front of the dashboard
+	// signed in, or "". Default: nobody is signed in.
+	AuthUser func(*http.Request) string
+	// SetUser, when set, learns the identity of every request the gate lets
+	// through (Caddy's {http.auth.user.*} placeholders).
+	SetUser func(*http.Request, *identity.User)
+}
+
+// AppURL declares one child app: its name and public origin.
+type AppURL struct {
+	Name, URL string
+}
+
+// Gateway is the state every site shares: one per configuration.
+type Gateway struct {
+	cfg     Config
+	log     *zap.Logger
+	audit   audit
+	now     func() time.Time
+	metrics *Metrics
+	portal  *target
+	targets map[string]*target
+	// appNames are the declared child apps, in declaration order.
+	appNames []string
+	staff    map[string]Staff
+	// fixedMenu are the configuration's menu links as menu items.
+	fixedMenu []store.MenuItem
+	clientIP  func(*http.Request) string
+	authUser  func(*http.Request) string
+	// api is the link API's route table, for the portal and the admin API.
+	api table[apiHandler]
+}
+
+// target is an app (or the portal) as the gateway serves it.
+type target struct {
+	name, title string
+	// origin is the configured public origin, without a trailing slash.
+	origin string
+	cookie string
+	secure bool
+}
+
+var appNamePattern = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
+
+// New checks cfg and builds the gateway.
+func New(cfg Config) (*Gateway, error) {
+	if cfg.Codec == nil || cfg.Sessions == nil || cfg.Store == nil || cfg.Directory == nil || cfg.Asserter == nil || len(cfg.CSRFKey) == 0 {
+		return nil, errors.New("portalgate: the gateway needs a codec, sessions, a store, a directory, an asserter and a CSRF key")
+	}
+	g := &Gateway{cfg: cfg, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics, clientIP: cfg.ClientIP, authUser: cfg.AuthUser}
+	if g.now == nil {
+		g.now = time.Now
+	}
+	if g.log == nil {
+		g.log = zap.NewNop()
+	}
+	g.audit = audit{cfg.Audit}
+	if g.audit.l == nil {
+		g.audit.l = zap.NewNop()
+	}
+	if g.metrics == nil {
+		g.metrics = NewMetrics()
+	}
+	if g.clientIP == nil {
+		g.clientIP = peerIP
+	}
+	if g.authUser == nil {
+		g.authUser = func(*http.Request) string { return "" }
+	}
+	if err := g.buildTargets(); err != nil {
+		return nil, err
+	}
+	if err := g.buildStaff(); err != nil {
+		return nil, err
+	}
+	g.api = apiRoutes()
+	return g, nil
+}
+
+func (g *Gateway) buildTargets() error {
+	if g.cfg.Portal == "" {
+		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
+	}
+	g.targets = make(map[string]*target, len(g.cfg.Apps)+1)
+	add := func(name, raw string) error {
+		if _, dup := g.targets[name]; dup {
+			return fmt.Errorf("portalgate: app %q is declared twice", name)
+		}
+		t, err := newTarget(name, raw)
+		if err != nil {
+			return err
+		}
+		g.targets[name] = t
+		return nil
+	}
+	if err := add(PortalName, g.cfg.Portal); err != nil {
+		return err
+	}
+	for _, app := range g.cfg.Apps {
+		if app.Name == PortalName {
+			return fmt.Errorf("portalgate: %q is the portal's own name; choose another app name", PortalName)
+		}
+		if !appNamePattern.MatchString(app.Name) {
+			return fmt.Errorf("portalgate: app name %q must be lowercase letters, digits and dashes", app.Name)
+		}
+		if err := add(app.Name, app.URL); err != nil {
+			return err
+		}
+		g.appNames = append(g.appNames, app.Name)
+	}
+	g.portal = g.targets[PortalName]
+	return nil
+}
+
+// cookiePrefix starts the name of every session cookie (after __Host-).
+const cookiePrefix = "portalgate-"
+
+func newTarget(name, raw string) (*target, error) {
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return nil, fmt.Errorf("portalgate: the URL of %q must be an absolute http(s) origin such as https://%s.example.com, not %q", name, name, raw)
+	}
+	t := &target{
+		name:   name,
+		title:  strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", " "),
+		origin: u.Scheme + "://" + u.Host,
+		secure: u.Scheme == "https",
+		cookie: cookiePrefix + name,
+	}
+	if t.secure {
+		// __Host- makes the browser insist on Secure, Path=/ and no Domain,
+		// so no sibling subdomain can plant or overwrite the cookie.
+		t.cookie = "__Host-" + t.cookie
+	}
+	return t, nil
+}
+
+func (t *target) magicURL(token string) string {
+	return t.origin + magicPath + "?token=" + url.QueryEscape(token)
+}
+
+func (t *target) allowed(apps []string) bool { return slices.Contains(apps, t.name) }
+
+// appTitle is how pages name an app, or the portal.
+func (g *Gateway) appTitle(name string) string {
+	if name == PortalName {
+		return "Portal home"
+	}
+	if t := g.targets[name]; t != nil {
+		return t.title
+	}
+	return name
+}
+
+// AppNames lists the declared child apps, in declaration order.
+func (g *Gateway) AppNames() []string { return slices.Clone(g.appNames) }
+
+// Origin is the public origin of an app ("" when it is not declared).
+func (g *Gateway) Origin(app string) string {
+	if t := g.targets[app]; t != nil {
+		return t.origin
+	}
+	return ""
+}
+
+// revocationHold is how long a revocation must be remembered: until every
+// link it refuses has expired.
+func (g *Gateway) revocationHold() time.Time {
+	return g.now().Add(g.cfg.LinkMaxTTL + link.Leeway)
+}
+
+// peerIP is the connection's peer address, without the port.
+func peerIP(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}

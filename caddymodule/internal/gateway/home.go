@@ -1,0 +1,72 @@
+package gateway
+
+import (
+	"net/http"
+	"net/url"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+)
+
+// home is the portal home: the apps the signed-in user may open. Sent here
+// by an app with ?app=&next=, it launches the user straight back.
+func (s *Site) home(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	id, e, err := s.session(r)
+	if err != nil {
+		return noSession(err)
+	}
+	q := r.URL.Query()
+	if t := s.g.targets[q.Get("app")]; t != nil && t.name != PortalName && t.allowed(e.Apps) {
+		noStore(w)
+		to := launchPrefix + t.name + "?" + url.Values{"next": {q.Get("next")}}.Encode()
+		http.Redirect(w, r, s.app.origin+to, http.StatusSeeOther)
+		return nil
+	}
+	m, err := s.g.menuFor(r.Context(), e.User, e.Apps)
+	if err != nil {
+		return err
+	}
+	data := portal.Home{UserName: e.User.Name, UserEmail: e.User.Email, UserID: e.User.ID,
+		CSRF: s.g.csrfToken("logout", id)}
+	for _, a := range m.Apps {
+		data.Apps = append(data.Apps, portal.AppEntry{Name: a.Name, Title: a.Title, LaunchURL: launchPrefix + a.Name})
+	}
+	csp := s.csp
+	view := q.Get("view")
+	for _, l := range m.Links {
+		item := portal.MenuLink{ID: l.ID, Title: l.Title, Href: l.URL, Src: l.URL, Open: l.Open}
+		if l.App != "" {
+			item.Href = launchPrefix + l.App
+			item.Src = item.Href
+			item.Magic = true
+		}
+		if l.Open == OpenIframe {
+			item.Href = "/?" + url.Values{"view": {l.ID}}.Encode()
+			if l.ID == view {
+				data.Frame = &item
+				csp += "; frame-src " + s.g.frameSources(l)
+			}
+		}
+		data.Links = append(data.Links, item)
+	}
+	noStore(w)
+	s.pageWithCSP(w, http.StatusOK, "home.html", data, csp)
+	return nil
+}
+
+// frameSources are the origins an iframe item may load: a magic item goes
+// through the portal's launch to its app.
+func (g *Gateway) frameSources(l menuLink) string {
+	if l.App != "" {
+		return "'self' " + g.targets[l.App].origin
+	}
+	return originOf(l.URL)
+}
+
+// originOf is the origin of an absolute URL, for a CSP source list.
+func originOf(raw string) string {
+	u, err := url.Parse(raw)
+	if err != nil {
+		return ""
+	}
+	return u.Scheme + "://" + u.Host
+}

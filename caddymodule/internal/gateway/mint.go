@@ -1,0 +1,157 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// MintRequest is the JSON the link API and the admin API take.
+type MintRequest struct {
+	// App is the target: an app name or "portal". Required.
+	App string `json:"app"`
+	// User is who the link signs in; user.id is required.
+	User identity.User `json:"user"`
+	// Path is where the link lands inside the app. Default: "/".
+	Path string `json:"path,omitempty"`
+	// TTL is a duration such as "10m" or "1d". Default: link_ttl.
+	TTL string `json:"ttl,omitempty"`
+	// Uses is how many times the link works. Default: 1.
+	Uses int `json:"uses,omitempty"`
+	// Apps limits which apps a portal session may launch. Default: all.
+	Apps []string `json:"apps,omitempty"`
+}
+
+// MintResponse is the JSON answer to a mint.
+type MintResponse struct {
+	URL       string    `json:"url"`
+	ID        string    `json:"id"`
+	ExpiresAt time.Time `json:"expires_at"`
+}
+
+// Mint signs a link for req and returns where it lands; by says who asked
+// (for the audit log). The dashboard lists the link, and a contact it is
+// for joins the contacts directory. A request that cannot be minted is a
+// 400 Problem saying why.
+func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintResponse, error) {
+	in := func(format string, args ...any) (MintResponse, error) {
+		return MintResponse{}, badRequest(fmt.Sprintf(format, args...))
+	}
+	t, ok := g.targets[req.App]
+	if req.App == "" {
+		return in("app is required")
+	}
+	if !ok {
+		return in("unknown app %q (declared: %s)", req.App, strings.Join(append([]string{PortalName}, g.appNames...), ", "))
+	}
+	if req.User.ID == "" {
+		return in("user.id is required")
+	}
+	var ttl time.Duration
+	if req.TTL != "" {
+		d, err := ParseDuration(req.TTL)
+		if err != nil || d <= 0 {
+			return in("ttl %q is not a positive duration such as 10m", req.TTL)
+		}
+		ttl = d
+	}
+	apps := req.Apps
+	for _, name := range apps {
+		if name == PortalName || g.targets[name] == nil {
+			return in("apps: unknown app %q", name)
+		}
+	}
+	if t.name == PortalName && apps == nil {
+		apps = g.AppNames()
+	}
+	lr := link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps}
+	l, err := g.issue(by, lr)
+	if err != nil {
+		return in("%v", err)
+	}
+	if err := g.remember(ctx, by, lr, l); err != nil {
+		return MintResponse{}, err
+	}
+	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
+}
+
+// issue signs a link, and counts and audits it.
+func (g *Gateway) issue(by string, req link.Request) (link.Link, error) {
+	l, err := g.cfg.Codec.Mint(req)
+	if err != nil {
+		return link.Link{}, err
+	}
+	g.metrics.Minted.WithLabelValues(req.App).Inc()
+	g.audit.linkMinted(by, req.App, req.User.ID, l.ID, l.ExpiresAt)
+	return l, nil
+}
+
+// remember records a minted link for the dashboard and, when it is for a
+// contact, keeps the contact in the directory.
+func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l link.Link) error {
+	dir := g.cfg.Directory
+	u := req.User
+	if u.Type == "" {
+		u.Type = identity.Contact
+	}
+	if u.Type == identity.Contact {
+		// A mint adds a contact the directory lacks; it never rewrites a known
+		// one (the CRM's sync does): a link's fields are not the record.
+		_, err := dir.Contact(ctx, u.ID)
+		if errors.Is(err, store.ErrNotFound) {
+			c := store.Contact{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}
+			err = dir.PutContacts(ctx, []store.Contact{c})
+		}
+		if err != nil {
+			return fmt.Errorf("keeping contact: %w", err)
+		}
+	}
+	uses := req.Uses
+	if uses == 0 {
+		uses = 1
+	}
+	path := req.Path
+	if path == "" {
+		path = "/"
+	}
+	r := store.LinkRecord{
+		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
+		IssuedAt: g.now(), ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
+	}
+	if err := dir.RecordLink(ctx, r); err != nil {
+		return fmt.Errorf("recording link: %w", err)
+	}
+	return nil
+}
+
+// RevokeLink makes a link unusable before it is used (or before its last use).
+func (g *Gateway) RevokeLink(ctx context.Context, by, id string) error {
+	if len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
+		return badRequest("a link id is the 22-character id the mint returned")
+	}
+	if err := g.cfg.Store.RevokeLink(ctx, id, g.revocationHold()); err != nil {
+		return err
+	}
+	g.audit.linkRevoked(by, id)
+	return nil
+}
+
+// RevokeUser ends every session of a user and refuses their links issued
+// until now, on this instance's L1 and in the store.
+func (g *Gateway) RevokeUser(ctx context.Context, by, userID string) (int, error) {
+	if userID == "" {
+		return 0, badRequest("a user id is required")
+	}
+	n, err := g.cfg.Sessions.RevokeUser(ctx, userID, g.revocationHold())
+	if err != nil {
+		return n, err
+	}
+	g.audit.userRevoked(by, userID, n)
+	return n, nil
+}

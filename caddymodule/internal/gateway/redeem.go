@@ -1,0 +1,167 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// confirmTTL bounds how long a confirmation page stays usable.
+const confirmTTL = 10 * time.Minute
+
+// redeem turns a magic link into a session: verify, spend it once, create a
+// fresh session, set the cookie and send the user where the link points.
+// HEAD and prefetches never spend a link, in either mode.
+func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	ip := s.g.clientIP(r)
+	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
+		s.redemptions(problemRateLimit.why()).Inc()
+		return tooMany{wait}
+	}
+	claims, err := s.g.cfg.Codec.Verify(r.URL.Query().Get("token"), s.app.name)
+	if err != nil {
+		return s.rejectLink(ip, linkProblem(err), nil)
+	}
+	switch {
+	case r.Method == http.MethodHead:
+		// Link checkers probe with HEAD: answer, spend nothing.
+		noStore(w)
+		w.WriteHeader(http.StatusOK)
+		return nil
+	case r.Method == http.MethodPost:
+		if !s.confirmed(w, r, claims.ID) {
+			return s.rejectLink(ip, problemCSRF, claims)
+		}
+		return s.spend(w, r, ip, claims)
+	case s.redeemMode == RedeemConfirm || isPrefetch(r):
+		// A prefetched page may be shown later: it is the confirmation page,
+		// which spends nothing until a person presses Continue.
+		return s.confirmPage(w, claims.ID)
+	}
+	return s.spend(w, r, ip, claims)
+}
+
+// spend uses the link: one atomic store step spends it and creates the session.
+func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims) error {
+	// The link's record outlives every instant at which its token verifies.
+	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
+		IssuedAt: claims.Issued(), Expires: claims.ExpiresAt.Add(link.Leeway)}
+	// A client that hangs up must not leave a redemption half done (a link
+	// spent without its session): state changes outlive the request.
+	ctx := context.WithoutCancel(r.Context())
+	sessions := s.g.cfg.Sessions
+	created, err := sessions.Redeem(ctx, use, claims.User(), s.app.name, claims.Apps)
+	switch {
+	case errors.Is(err, store.ErrLinkUsed):
+		return s.rejectLink(ip, problemUsed, claims)
+	case errors.Is(err, store.ErrLinkRevoked):
+		return s.rejectLink(ip, problemRevoked, claims)
+	case err != nil:
+		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
+		s.redemptions("store_error").Inc()
+		return problemStore
+	}
+	// A redemption always starts a new session with a new id, so a planted
+	// cookie is worth nothing; whatever session the browser had here ends.
+	if old := cookieValue(r.Header, s.app.cookie); old != "" {
+		if err := sessions.End(ctx, old); err != nil {
+			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
+		}
+	}
+	s.redemptions("ok").Inc()
+	s.g.audit.linkRedeemed(s.app.name, created.User.ID, claims.ID, created.ID, ip)
+	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
+	if cookieValue(r.Header, s.confirmCookie()) != "" {
+		http.SetCookie(w, s.cookie(s.confirmCookie(), "", -1))
+	}
+	noStore(w)
+	// claims.Path was checked to be a path inside the app when minted and
+	// again when verified; the origin comes from configuration.
+	http.Redirect(w, r, s.app.origin+claims.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path checked
+	return nil
+}
+
+// rejectLink refuses a link that cannot be used, and counts it against the
+// client's failure budget: guessing and replaying cost the guesser.
+func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
+	s.g.cfg.Limiter.Fail(redeemKey(ip))
+	s.redemptions(p.why()).Inc()
+	var linkID, userID string
+	if claims != nil {
+		linkID, userID = claims.ID, claims.Subject
+	}
+	s.g.audit.linkRejected(s.app.name, p.why(), ip, linkID, userID)
+	return p
+}
+
+// confirmPage asks a person to press Continue. The form's token is bound to
+// the link and to a random value in a SameSite cookie, so only this page, in
+// this browser, can spend the link.
+func (s *Site) confirmPage(w http.ResponseWriter, linkID string) error {
+	var nonce [16]byte
+	if _, err := rand.Read(nonce[:]); err != nil {
+		return err
+	}
+	n := base64.RawURLEncoding.EncodeToString(nonce[:])
+	http.SetCookie(w, s.cookie(s.confirmCookie(), n, confirmTTL))
+	noStore(w)
+	s.page(w, http.StatusOK, "confirm.html", portal.Form{
+		AppTitle: s.app.title,
+		CSRF:     s.g.csrfToken("confirm", linkID+"\x00"+n),
+	})
+	return nil
+}
+
+// confirmed checks a Continue press: same origin, and the form's token
+// matches the link and the browser's confirmation cookie.
+func (s *Site) confirmed(w http.ResponseWriter, r *http.Request, linkID string) bool {
+	nonce := cookieValue(r.Header, s.confirmCookie())
+	return s.sameOrigin(r) && nonce != "" &&
+		s.g.checkCSRF("confirm", linkID+"\x00"+nonce, formValue(w, r, "csrf"))
+}
+
+func (s *Site) confirmCookie() string { return s.app.cookie + "-confirm" }
+
+// isPrefetch recognises speculative loads (browser prefetch and prerender,
+// link previews): they must never spend a link.
+func isPrefetch(r *http.Request) bool {
+	for _, name := range []string{"Sec-Purpose", "Purpose", "X-Purpose", "X-Moz"} {
+		v := strings.ToLower(r.Header.Get(name))
+		if strings.Contains(v, "prefetch") || strings.Contains(v, "prerender") || strings.Contains(v, "preview") {
+			return true
+		}
+	}
+	return false
+}
+
+func linkProblem(err error) *Problem {
+	switch {
+	case errors.Is(err, link.ErrExpired):
+		return problemExpired
+	case errors.Is(err, link.ErrWrongApp):
+		return problemWrongApp
+	case errors.Is(err, link.ErrBadSignature):
+		return problemSignature
+	}
+	return problemMalformed
+}
+
+// redemptions is this app's redemption counter for a result.
+func (s *Site) redemptions(result string) prometheus.Counter {
+	return s.g.metrics.Redemptions.WithLabelValues(s.app.name, result)
+}
+
+func redeemKey(ip string) string { return "redeem|" + ip }
+
+func apiKeyKey(ip string) string { return "apikey|" + ip }

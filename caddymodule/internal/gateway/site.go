@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"fmt"
+	"net/http"
+	"strings"
+
+	lru "github.com/hashicorp/golang-lru/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+)
+
+// Paths the gateway answers itself, on every gated site.
+const (
+	gatewayPrefix = "/_portalgate/"
+	magicPath     = gatewayPrefix + "magic"
+	jwksPath      = gatewayPrefix + "jwks.json"
+	logoutPath    = gatewayPrefix + "logout"
+	launchPrefix  = gatewayPrefix + "launch/"
+	apiPrefix     = gatewayPrefix + "api/"
+	menuAPIPath   = apiPrefix + "menu"
+	// DashboardPath is the staff dashboard on the portal's site.
+	DashboardPath = "/dashboard/"
+)
+
+// Redeem modes: when does opening a link spend it.
+const (
+	// RedeemAuto spends a link on GET: one click signs in.
+	RedeemAuto = "auto"
+	// RedeemConfirm shows a page with a Continue button on GET; only its
+	// POST spends the link, so mail scanners that open links spend nothing.
+	RedeemConfirm = "confirm"
+)
+
+// assertionCacheSize bounds the assertions kept for reuse, per site.
+const assertionCacheSize = 100_000
+
+// Next is the handler after the gate: what a site proxies to. Caddy's
+// caddyhttp.Handler is one.
+type Next interface {
+	ServeHTTP(http.ResponseWriter, *http.Request) error
+}
+
+// SiteConfig is how one site serves its app.
+type SiteConfig struct {
+	// RedeemMode is RedeemAuto or RedeemConfirm. Default: RedeemAuto.
+	RedeemMode string
+	// Assertion adds a signed identity assertion to every request let through.
+	Assertion bool
+}
+
+// Site gates one site: it redeems magic links for its app, turns session
+// cookies into identity headers, and sends everyone else to sign in. On the
+// portal's site it also serves the portal home, launches, the link API and
+// the dashboard.
+type Site struct {
+	g          *Gateway
+	app        *target
+	redeemMode string
+	routes     table[siteHandler]
+	// assertions reuses a session's assertion while it has most of its life
+	// left: signing costs tens of microseconds, a lookup far less. A plain
+	// LRU (expiry checked on read): it starts no goroutine a reload leaks.
+	assertions *lru.Cache[string, cachedAssertion]
+	// The gate's counters, resolved once: the hot path only adds.
+	gatedOK, gatedNoSession, gatedStoreError prometheus.Counter
+	csp, dashboardCSP                        string
+	// frameAncestors is added to every response of the app: it may be
+	// framed by the portal (menu items open in an iframe) and itself only.
+	frameAncestors string
+	setUser        func(*http.Request, *identity.User)
+}
+
+// siteHandler serves one route of a site; params are the pattern's values.
+type siteHandler func(s *Site, w http.ResponseWriter, r *http.Request, params map[string]string) error
+
+// Site builds the handler of the site that serves app ("portal" or a
+// declared app).
+func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
+	t := g.targets[app]
+	if t == nil {
+		return nil, fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", app, app)
+	}
+	s := &Site{g: g, app: t, redeemMode: cfg.RedeemMode, setUser: g.cfg.SetUser}
+	switch s.redeemMode {
+	case "":
+		s.redeemMode = RedeemAuto
+	case RedeemAuto, RedeemConfirm:
+	default:
+		return nil, fmt.Errorf("portalgate %s: redeem must be auto or confirm, not %q", app, cfg.RedeemMode)
+	}
+	gated := g.metrics.Gated
+	s.gatedOK = gated.WithLabelValues(app, "ok")
+	s.gatedNoSession = gated.WithLabelValues(app, "no_session")
+	s.gatedStoreError = gated.WithLabelValues(app, "store_error")
+	if cfg.Assertion {
+		var err error
+		if s.assertions, err = lru.New[string, cachedAssertion](assertionCacheSize); err != nil {
+			return nil, err
+		}
+	}
+	// Gateway pages run no script, load nothing, post only to themselves, and
+	// may be framed by the portal alone (menu items show apps in an iframe).
+	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors " +
+		g.portal.origin
+	s.frameAncestors = "frame-ancestors 'self' " + g.portal.origin
+	if s.isPortal() {
+		// The dashboard runs its one script (Copy), and its Open buttons post
+		// to itself and are redirected on into the apps.
+		origins := []string{"'self'"}
+		for _, name := range g.appNames {
+			origins = append(origins, g.targets[name].origin)
+		}
+		s.dashboardCSP = "default-src 'none'; style-src " + portal.StyleHash + "; script-src " + portal.ScriptHash +
+			"; img-src 'self' data:; form-action " + strings.Join(origins, " ") + "; base-uri 'none'; frame-ancestors 'none'"
+	}
+	s.routes = s.routeTable()
+	return s, nil
+}
+
+func (s *Site) isPortal() bool { return s.app.name == PortalName }
+
+// routeTable is what this kind of site serves. Every site: redemption,
+// sign-out, the assertion keys. The portal also: its home, launches, the
+// menu API, the link API and the dashboard.
+func (s *Site) routeTable() table[siteHandler] {
+	const get, head, post, options = http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions
+	var t table[siteHandler]
+	t.on(magicPath, (*Site).redeem, get, head, post)
+	t.on(magicPath, (*Site).options, options)
+	t.on(logoutPath, (*Site).logout, get, head, post)
+	t.on(jwksPath, (*Site).jwks, get, head)
+	if s.isPortal() {
+		t.on("/", (*Site).home, get, head)
+		t.on(launchPrefix+"{app}", (*Site).launch, get)
+		t.on(menuAPIPath, (*Site).menuAPI, get, head)
+		// The link API has its own table (shared with Caddy's admin API),
+		// behind the API key.
+		t.on(apiPrefix+"{call...}", (*Site).api, anyMethod)
+		s.dashboardRoutes(&t)
+	}
+	return t
+}
+
+// ServeHTTP strips client-sent identity, then serves the site's own routes
+// or, for everything else, the gate in front of the app.
+func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	identity.StripHeaders(r.Header)
+	if identity.InTrailer(r) {
+		s.fail(w, r, problemBadHeaders)
+		return nil
+	}
+	m, _ := s.routes.lookup(r.Method, r.URL.Path, false)
+	switch {
+	case m.ok:
+		if err := m.handler(s, w, r, m.params); err != nil {
+			s.answer(w, r, err)
+		}
+		return nil
+	case m.found:
+		s.fail(w, r, methodNotAllowed(m.route.allow))
+		return nil
+	case strings.HasPrefix(r.URL.Path, gatewayPrefix):
+		s.fail(w, r, problemNotFound)
+		return nil
+	}
+	return s.gate(w, r, next)
+}
+
+// options answers OPTIONS with what the address takes.
+func (s *Site) options(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	m, _ := s.routes.lookup(r.Method, r.URL.Path, false)
+	noStore(w)
+	w.Header().Set("Allow", m.route.allow)
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// jwks serves the public keys of identity assertions (RFC 7517).
+func (s *Site) jwks(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, _ = w.Write(s.g.cfg.Asserter.JWKS())
+	return nil
+}

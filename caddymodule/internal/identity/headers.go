@@ -1,0 +1,93 @@
+package identity
+
+import (
+	"net/http"
+	"strings"
+)
+
+// The identity headers a child app receives.
+const (
+	HeaderUserID   = "X-Portal-User-Id"
+	HeaderEmail    = "X-Portal-User-Email"
+	HeaderName     = "X-Portal-User-Name"
+	HeaderType     = "X-Portal-User-Type"
+	HeaderLocation = "X-Portal-Location-Id"
+	HeaderApp      = "X-Portal-App"
+	// HeaderAssertion carries the signed identity assertion, when on.
+	HeaderAssertion = "X-Portal-Assertion"
+)
+
+// StripHeaders deletes every header a client sent that an app could read
+// as ours: any letter case, and with underscores for dashes too, since
+// CGI-style servers (PHP, WSGI, Rack) fold X_Portal_User_Id and
+// X-Portal-User-Id into the same variable.
+//
+// A client could also name our headers in Connection, so that a proxy drops
+// them as hop-by-hop after we set them: those tokens are removed too.
+func StripHeaders(h http.Header) {
+	for name := range h {
+		if IsHeader(name) {
+			delete(h, name)
+		}
+	}
+	for i, v := range h["Connection"] {
+		if strings.Contains(strings.ToLower(strings.ReplaceAll(v, "_", "-")), "x-portal-") {
+			var kept []string
+			for token := range strings.SplitSeq(v, ",") {
+				if token = strings.TrimSpace(token); token != "" && !IsHeader(token) {
+					kept = append(kept, token)
+				}
+			}
+			h["Connection"][i] = strings.Join(kept, ", ")
+		}
+	}
+}
+
+// InTrailer reports whether the request declares a trailer that an app
+// could read as ours: trailers arrive after the body, past any stripping.
+func InTrailer(r *http.Request) bool {
+	for name := range r.Trailer {
+		if IsHeader(name) {
+			return true
+		}
+	}
+	return false
+}
+
+// IsHeader reports whether name starts with X-Portal-, in any letter case,
+// with _ for -.
+func IsHeader(name string) bool {
+	const want = "x-portal-"
+	if len(name) < len(want) {
+		return false
+	}
+	for i := 0; i < len(want); i++ {
+		c := name[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c == '_' {
+			c = '-'
+		}
+		if c != want[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// SetHeaders hands u to an app as headers, as the user of app. Run it after
+// StripHeaders: it sets, and never merges with what a client sent.
+func SetHeaders(h http.Header, u *User, app string) {
+	// One backing array for all values: this runs on every gated request.
+	v := [...]string{u.ID, u.Email, u.Name, string(u.Type), app, u.Location}
+	vals := v[:]
+	h[HeaderUserID] = vals[0:1:1]
+	h[HeaderEmail] = vals[1:2:2]
+	h[HeaderName] = vals[2:3:3]
+	h[HeaderType] = vals[3:4:4]
+	h[HeaderApp] = vals[4:5:5]
+	if u.Location != "" {
+		h[HeaderLocation] = vals[5:6:6]
+	}
+}
