@@ -11,6 +11,7 @@ import (
 	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
+	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -20,7 +21,10 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
+	"golang.org/x/crypto/bcrypt"
+
 	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
 
 // The Caddy tests run one real Caddy in this process, loaded from a
@@ -58,8 +62,9 @@ type testCaddy struct {
 	lastUpstream                      atomic.Pointer[http.Header]
 	// globalExtra goes into the portalgate block, caddyOptions into Caddy's
 	// global options, communityBlock into the communities directive's block,
-	// portalSite into the portal's site block (before the gate).
-	globalExtra, caddyOptions, communityBlock, portalSite string
+	// portalSite into the portal's site block (before the gate), coursesSite
+	// into the courses site block.
+	globalExtra, caddyOptions, communityBlock, portalSite, coursesSite string
 }
 
 // freeAddrs returns n distinct free loopback addresses.
@@ -121,6 +126,7 @@ http://%[2]s {
 }
 http://%[3]s {
 	portalgate courses
+	%[12]s
 	reverse_proxy %[8]s
 }
 http://%[4]s {
@@ -130,7 +136,7 @@ http://%[4]s {
 	reverse_proxy %[8]s
 }
 `, g.admin, g.portal, g.courses, g.community, testKey, hex.EncodeToString(sum[:]), g.globalExtra,
-		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock, g.portalSite)
+		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock, g.portalSite, g.coursesSite)
 }
 
 // load (re)loads the Caddyfile into the running Caddy.
@@ -256,3 +262,89 @@ const (
 	maxContactsPerCall = 1000
 	dashboardContacts  = 100
 )
+
+func userOf(id string) identity.User {
+	return identity.User{ID: id, Email: id + "@example.com", Name: "User " + id}
+}
+
+func identityWithLocation(id, location string) identity.User {
+	u := userOf(id)
+	u.Location = location
+	return u
+}
+
+// csrfFrom reads the CSRF token from a page's form.
+func csrfFrom(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf field in:\n%s", page)
+	}
+	return m[1]
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+// api calls the portal's API with the test API key.
+func (g *testCaddy) api(method, route, body string) resp {
+	g.t.Helper()
+	return g.send(g.client(), method, "http://"+g.portal+apiPrefix+route, strings.NewReader(body),
+		"Authorization: Bearer "+testAPIKey, "Content-Type: application/json")
+}
+
+// apiCall is api that insists on a status, and returns the body.
+func (g *testCaddy) apiCall(method, route, body string, want int) string {
+	g.t.Helper()
+	r := g.api(method, route, body)
+	if r.StatusCode != want {
+		g.t.Fatalf("%s %s: %d, want %d: %s", method, route, r.StatusCode, want, r.body)
+	}
+	return r.body
+}
+
+func apiCallWithKey(g *testCaddy, key string) resp {
+	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath,
+		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
+}
+
+func runningTestApp(t *testing.T) *App {
+	t.Helper()
+	a, err := runningApp()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// Staff of the dashboard tests: name → password. basic_auth signs them in;
+// "stranger" passes basic_auth but is not staff.
+var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stranger": "stranger-pw"}
+
+// newStaffGateway is a gateway whose portal puts basic_auth in front of the
+// dashboard, with an agency user and a sub-account user of location loc_a.
+func newStaffGateway(t *testing.T, extra string) *testCaddy {
+	t.Helper()
+	var users strings.Builder
+	for name, pw := range testStaff {
+		// The lowest cost: the tests measure the gateway, not bcrypt.
+		h, err := bcrypt.GenerateFromPassword([]byte(pw), bcrypt.MinCost)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Fprintf(&users, "\t\t%s %s\n", name, h)
+	}
+	g := &testCaddy{t: t}
+	addrs := freeAddrs(t, 4)
+	g.admin, g.portal, g.courses, g.community = addrs[0], addrs[1], addrs[2], addrs[3]
+	g.globalExtra = "store memory\n\t\tstaff agency agency_user\n\t\tstaff sub subaccount_user location loc_a\n\t\t" + extra
+	g.portalSite = "basic_auth /dashboard* {\n" + users.String() + "\t}"
+	return g.start()
+}
+
+// basicAuth is the Authorization header of a staff member's browser,
+// signed in by basic_auth.
+func basicAuth(name string) string {
+	req, _ := http.NewRequest(http.MethodGet, "/", nil)
+	req.SetBasicAuth(name, testStaff[name])
+	return "Authorization: " + req.Header.Get("Authorization")
+}

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"encoding/json"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
@@ -53,4 +55,133 @@ func FuzzDecodeContacts(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestContactsAPI_UpsertsOneOrManyAndRefusesBadInput(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_1","name":"One","email":"one@example.com"}`, http.StatusOK)
+	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_1","name":"One Renamed"},{"id":"c_2","name":"Two"}]`, http.StatusOK)
+	page := g.staff("agency").get("/dashboard/generate").body
+	if !strings.Contains(page, "One Renamed") || !strings.Contains(page, "Two") || strings.Contains(page, ">One &lt;") {
+		t.Fatalf("contacts after sync:\n%s", page)
+	}
+	for _, bad := range []string{``, `[]`, `{"id":""}`, `{"id":"c","phone":"1"}`, `[{"id":"c\n1"}]`, `{"id":"a"}{"id":"b"}`, `"c_1"`} {
+		body := g.apiCall(http.MethodPost, "contacts", bad, http.StatusBadRequest)
+		var e map[string]string
+		if err := json.Unmarshal([]byte(body), &e); err != nil || e["code"] != "bad_request" {
+			t.Errorf("%q: %s", bad, body)
+		}
+	}
+	many := "[" + strings.Repeat(`{"id":"x"},`, maxContactsPerCall) + `{"id":"y"}]`
+	g.apiCall(http.MethodPost, "contacts", many, http.StatusBadRequest)
+	g.apiCall(http.MethodGet, "contacts", "", http.StatusMethodNotAllowed)
+}
+
+func TestLinkAPI_MintNeverRewritesAKnownContact(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_a","name":"Alice A","email":"alice@example.com","location":"loc_a"}`, http.StatusOK)
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_a"}}`, http.StatusCreated)
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_new","name":"New N","location":"loc_a"}}`, http.StatusCreated)
+	page := g.staff("sub").get("/dashboard/generate").body
+	for _, want := range []string{"Alice A &lt;alice@example.com&gt; · loc_a", "New N · loc_a"} {
+		if !strings.Contains(page, want) {
+			t.Errorf("the directory lacks %q:\n%s", want, page)
+		}
+	}
+}
+
+func TestAPI_MintLinks(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	url := "http://" + g.portal + apiLinksPath
+	post := func(body string, headers ...string) resp {
+		return g.send(g.client(), http.MethodPost, url, strings.NewReader(body), headers...)
+	}
+	auth := "Authorization: Bearer " + testAPIKey
+	good := `{"app":"courses","user":{"id":"c_123","email":"ada@example.com","name":"Ada Lovelace","type":"contact","location":"loc_1"},"path":"/","ttl":"10m","uses":1}`
+
+	r := post(good, auth)
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("mint: %d %s", r.StatusCode, r.body)
+	}
+	var out MintResponse
+	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+		t.Fatal(err)
+	}
+	if life := out.ExpiresAt.Sub(g.clock.Now()); !strings.HasPrefix(out.URL, "http://"+g.courses+magicPath+"?token=") || len(out.ID) != 22 ||
+		life > 10*time.Minute || life < 9*time.Minute {
+		t.Fatalf("answer %+v", out)
+	}
+	if h := upstreamHeaders(t, func() resp {
+		c := g.client()
+		g.do(c, http.MethodGet, out.URL, browser)
+		return g.do(c, http.MethodGet, "http://"+g.courses+"/")
+	}()); h.Get("X-Portal-Location-Id") != "loc_1" {
+		t.Fatalf("API link signs in as %v", h)
+	}
+
+	for name, tc := range map[string]struct {
+		body, header string
+		status       int
+		want         string
+	}{
+		"no key":          {good, "", http.StatusUnauthorized, "invalid_api_key"},
+		"wrong key":       {good, "Authorization: Bearer nope", http.StatusUnauthorized, "invalid_api_key"},
+		"basic auth":      {good, "Authorization: Basic dGVzdC1hcGkta2V5", http.StatusUnauthorized, "invalid_api_key"},
+		"bad JSON":        {`{"app":`, auth, http.StatusBadRequest, "cut short"},
+		"not an object":   {`[1,2]`, auth, http.StatusBadRequest, "bad_request"},
+		"two objects":     {good + good, auth, http.StatusBadRequest, "exactly one"},
+		"unknown field":   {`{"app":"courses","usr":{"id":"x"}}`, auth, http.StatusBadRequest, `unknown field \"usr\"`},
+		"unknown app":     {`{"app":"nope","user":{"id":"x"}}`, auth, http.StatusBadRequest, `unknown app \"nope\"`},
+		"missing user id": {`{"app":"courses","user":{"email":"x@example.com"}}`, auth, http.StatusBadRequest, "user.id is required"},
+		"bad ttl":         {`{"app":"courses","user":{"id":"x"},"ttl":"soon"}`, auth, http.StatusBadRequest, "ttl"},
+		"ttl above max":   {`{"app":"courses","user":{"id":"x"},"ttl":"48h"}`, auth, http.StatusBadRequest, "ttl"},
+		"bad type":        {`{"app":"courses","user":{"id":"x","type":"root"}}`, auth, http.StatusBadRequest, "user type"},
+		"offsite path":    {`{"app":"courses","user":{"id":"x"},"path":"//evil.example.com"}`, auth, http.StatusBadRequest, "path"},
+		"wrong type":      {`{"app":"courses","user":{"id":"x"},"uses":"one"}`, auth, http.StatusBadRequest, `field \"uses\"`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			var headers []string
+			if tc.header != "" {
+				headers = append(headers, tc.header)
+			}
+			r := post(tc.body, headers...)
+			if r.StatusCode != tc.status || !strings.Contains(r.body, tc.want) {
+				t.Fatalf("%d %s; want %d with %q", r.StatusCode, r.body, tc.status, tc.want)
+			}
+			if r.StatusCode == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == "" {
+				t.Fatal("401 without WWW-Authenticate")
+			}
+		})
+	}
+	if r := g.do(g.client(), http.MethodGet, url, auth); r.StatusCode != http.StatusMethodNotAllowed || r.Header.Get("Allow") != "POST" {
+		t.Fatalf("GET: %d, Allow %q", r.StatusCode, r.Header.Get("Allow"))
+	}
+	if r := g.send(g.client(), http.MethodPost, "http://"+g.courses+apiLinksPath, strings.NewReader(good), auth); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("link API on a child app: %d", r.StatusCode)
+	}
+}
+
+func TestAPI_OffWithoutKeys(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withoutAPIKeys())
+	r := g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath, strings.NewReader(`{}`), "Authorization: Bearer "+testAPIKey)
+	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.body, "api_disabled") {
+		t.Fatalf("API without keys: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestRateLimit_APIKeyGuessingIsSlowed(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withRateLimit(3))
+	for range 3 {
+		if r := apiCallWithKey(g, "guess"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("wrong key: %d", r.StatusCode)
+		}
+	}
+	if r := apiCallWithKey(g, testAPIKey); r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the limit, even the right key: %d", r.StatusCode)
+	}
 }

@@ -1,10 +1,18 @@
 package gateway
 
 import (
+	"crypto/ed25519"
+	"encoding/base64"
+	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
+	"strings"
 	"testing"
 
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
 
@@ -30,5 +38,126 @@ func BenchmarkIdentity_Set(b *testing.B) {
 	}
 	if r.Header.Get(identity.HeaderUserID) != "c_bench" || r.Header.Get(identity.HeaderLocation) != "loc_1" || resp.Get(headerCSP) != frameAncestors {
 		b.Fatalf("request %v, answer %v", r.Header, resp)
+	}
+}
+
+// spoofs are identity headers a client might send, in the spellings an app
+// could read as ours.
+var spoofs = []string{
+	"X-Portal-User-Id: admin",
+	"x-portal-user-type: agency_user",
+	"X-PORTAL-LOCATION-ID: loc_all",
+	"X_Portal_User_Email: boss@example.com",
+	"x_portal_app: affiliates",
+	"X-Portal-Assertion: forged",
+	"X-Portal-Anything-New: x",
+}
+
+func TestGate_SpoofedIdentityHeadersNeverReachTheApp(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+
+	t.Run("signed out", func(t *testing.T) {
+		before := g.upstreamHits.Load()
+		r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", spoofs...)
+		if r.StatusCode != http.StatusUnauthorized || g.upstreamHits.Load() != before {
+			t.Fatalf("a signed-out request with identity headers: %d, upstream hits %d", r.StatusCode, g.upstreamHits.Load()-before)
+		}
+	})
+
+	t.Run("signed in", func(t *testing.T) {
+		c := g.signIn("courses", "c_real")
+		h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/", spoofs...))
+		for name, values := range h {
+			n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
+			if !strings.HasPrefix(n, "x-portal-") {
+				continue
+			}
+			switch name {
+			case "X-Portal-User-Id", "X-Portal-User-Email", "X-Portal-User-Name", "X-Portal-User-Type", "X-Portal-App":
+				if len(values) != 1 {
+					t.Errorf("%s arrived %d times: %v", name, len(values), values)
+				}
+			default:
+				t.Errorf("client-sent %s: %v reached the app", name, values)
+			}
+		}
+		if h.Get("X-Portal-User-Id") != "c_real" || h.Get("X-Portal-User-Type") != "contact" || h.Get("X-Portal-App") != "courses" {
+			t.Fatalf("identity the app got: %v", h)
+		}
+	})
+}
+
+func TestGate_SignedOutBrowserGoesToPortalAndAPIClientGets401(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/lessons/3?tab=notes", browser)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("browser: %d", r.StatusCode)
+	}
+	want := "http://" + g.portal + "/?" + url.Values{"app": {"courses"}, "next": {"/lessons/3?tab=notes"}}.Encode()
+	if loc := r.Header.Get("Location"); loc != want {
+		t.Fatalf("Location = %q, want %q", loc, want)
+	}
+	api := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/api/things", "Accept: application/json")
+	if api.StatusCode != http.StatusUnauthorized || api.Header.Get("Content-Type") != "application/json" ||
+		!strings.Contains(api.body, `"code":"no_session"`) {
+		t.Fatalf("API client: %d %s %s", api.StatusCode, api.Header.Get("Content-Type"), api.body)
+	}
+}
+
+func TestGate_SessionCookieOfAnotherAppOpensNothing(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "cross")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	ck := c.Jar.Cookies(u)[0]
+	r := g.do(g.client(), http.MethodGet, "http://"+g.community+"/", "Cookie: portalgate-communities="+ck.Value)
+	if r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("courses session used as communities: %d", r.StatusCode)
+	}
+}
+
+func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withSite("communities", SiteConfig{Assertion: true}))
+	c := g.signIn("communities", "c_assert")
+	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.community+"/"))
+	tok := h.Get("X-Portal-Assertion")
+	if tok == "" {
+		t.Fatalf("no assertion reached the app: %v", h)
+	}
+	// The app knows nothing but the JWKS document.
+	jwks := g.do(g.client(), http.MethodGet, "http://"+g.community+jwksPath)
+	if jwks.StatusCode != http.StatusOK || jwks.Header.Get("Content-Type") != "application/jwk-set+json" {
+		t.Fatalf("jwks: %d %s", jwks.StatusCode, jwks.Header.Get("Content-Type"))
+	}
+	var doc struct {
+		Keys []struct{ Kty, Crv, X, Kid, Alg, Use string }
+	}
+	if err := json.Unmarshal([]byte(jwks.body), &doc); err != nil || len(doc.Keys) == 0 {
+		t.Fatalf("jwks document %s: %v", jwks.body, err)
+	}
+	var claims assertion.Claims
+	_, err := jwt.ParseWithClaims(tok, &claims, func(tk *jwt.Token) (any, error) {
+		for _, k := range doc.Keys {
+			if k.Kid == tk.Header["kid"] && k.Kty == "OKP" && k.Crv == "Ed25519" && k.Alg == "EdDSA" {
+				x, err := base64.RawURLEncoding.DecodeString(k.X)
+				return ed25519.PublicKey(x), err
+			}
+		}
+		return nil, jwt.ErrTokenUnverifiable
+	}, jwt.WithValidMethods([]string{"EdDSA"}), jwt.WithAudience("communities"), jwt.WithExpirationRequired(),
+		jwt.WithIssuer("http://"+g.portal), jwt.WithTimeFunc(g.clock.Now))
+	if err != nil || claims.Subject != "c_assert" || claims.Email != "c_assert@example.com" {
+		t.Fatalf("verifying the assertion with the JWKS: %v %+v", err, claims)
+	}
+	if exp := claims.ExpiresAt.Sub(claims.IssuedAt.Time); exp.Seconds() != 60 {
+		t.Fatalf("assertion lives %v, want 60s", exp)
+	}
+	// Courses has no assertion on: nothing, and a client's forged one is gone.
+	h = upstreamHeaders(t, g.do(g.signIn("courses", "c_plain"), http.MethodGet, "http://"+g.courses+"/", "X-Portal-Assertion: forged"))
+	if h.Get("X-Portal-Assertion") != "" {
+		t.Fatalf("courses received an assertion: %v", h)
 	}
 }

@@ -2,6 +2,10 @@ package gateway
 
 import (
 	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -36,5 +40,89 @@ func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
 	m, _ := st.Menu(context.Background())
 	if !st.lost || len(m.Items) != 2 || m.Items[0].ID != "other" || m.Items[1].Title != "Mine" {
 		t.Fatalf("menu after the race: %+v", m.Items)
+	}
+}
+
+var menuRow = regexp.MustCompile(`<tr data-item="([^"]+)"><td>([^<]+)</td>`)
+
+// menuTitles lists the stored custom links in order, by id and title.
+func (s *staff) menuItems() [][2]string {
+	s.g.t.Helper()
+	var out [][2]string
+	for _, m := range menuRow.FindAllStringSubmatch(s.get("/dashboard/settings/links").body, -1) {
+		out = append(out, [2]string{m[1], m[2]})
+	}
+	return out
+}
+
+func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff(), withMenuLinks(MenuLink{Title: "Help centre", Target: "https://help.example.com", Open: OpenNewTab}))
+	ag := g.staff("agency")
+	add := func(title, kind, target, open string, roles ...string) {
+		t.Helper()
+		form := url.Values{"action": {"save"}, "title": {title}, "kind": {kind}, "open": {open}, "roles": roles}
+		form.Set(map[string]string{"app": "app", "url": "url"}[kind], target)
+		if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("adding %s: %d %s", title, r.StatusCode, r.body)
+		}
+	}
+	add("My courses", "app", "courses", "current_tab", "contact", "agency_user")
+	add("Community", "app", "communities", "iframe", "contact")
+	add("Staff wiki", "url", "https://wiki.example.com/", "new_tab", "agency_user", "subaccount_user")
+	items := ag.menuItems()
+	if len(items) != 3 || items[0][1] != "My courses" || items[2][1] != "Staff wiki" {
+		t.Fatalf("menu: %v", items)
+	}
+	page := ag.get("/dashboard/settings/links").body
+	if !strings.Contains(page, "Help centre") || !strings.Contains(page, "set in the Caddyfile") {
+		t.Fatalf("the Caddyfile's item is not shown:\n%s", page)
+	}
+	// Move the wiki up twice, edit it, delete the community item.
+	for range 2 {
+		ag.post("/dashboard/settings/links", url.Values{"action": {"up"}, "id": {items[2][0]}})
+	}
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"save"}, "id": {items[2][0]}, "title": {"Wiki"}, "kind": {"url"},
+		"url": {"https://wiki.example.com/"}, "open": {"new_tab"}, "roles": {"agency_user"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("edit: %d %s", r.StatusCode, r.body)
+	}
+	ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}})
+	got := ag.menuItems()
+	if len(got) != 2 || got[0] != [2]string{items[2][0], "Wiki"} || got[1][1] != "My courses" {
+		t.Fatalf("after up, up, edit, delete: %v", got)
+	}
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {"gone"}}); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("deleting a missing item: %d", r.StatusCode)
+	}
+	// The edit form is filled from the item.
+	if page := ag.get("/dashboard/settings/links?edit=" + items[2][0]).body; !strings.Contains(page, `value="Wiki"`) || !strings.Contains(page, "Edit “Wiki”") {
+		t.Fatalf("edit form:\n%s", page)
+	}
+}
+
+func TestCustomLinks_InvalidItemShowsErrorsByField(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	ag := g.staff("agency")
+	for _, c := range []struct {
+		form url.Values
+		err  string
+	}{
+		{url.Values{"title": {""}, "kind": {"app"}, "app": {"courses"}, "roles": {"contact"}}, `id="title-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"javascript:alert(1)"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"//evil.example.com"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"url"}, "url": {"https://a.example.com;sandbox"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"nowhere"}, "roles": {"contact"}}, `id="target-err"`},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}}, "Choose who sees the link."},
+		{url.Values{"title": {"X"}, "kind": {"app"}, "app": {"courses"}, "roles": {"root"}}, "Unknown role"},
+	} {
+		c.form.Set("action", "save")
+		r := ag.post("/dashboard/settings/links", c.form)
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, c.err) {
+			t.Errorf("%v: %d, want the error %s", c.form, r.StatusCode, c.err)
+		}
+	}
+	if items := ag.menuItems(); len(items) != 0 {
+		t.Fatalf("invalid items were stored: %v", items)
 	}
 }

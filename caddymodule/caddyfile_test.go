@@ -1,9 +1,56 @@
 package caddymodule
 
 import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2/caddyconfig"
+	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
+	"github.com/caddyserver/caddy/v2/caddytest"
 )
+
+var update = flag.Bool("update", false, "rewrite the golden files in testdata/adapt")
+
+// TestCaddyfileAdapt_Golden adapts every Caddyfile in testdata/adapt and
+// compares the JSON with the one below its "----------" line (Caddy's
+// .caddyfiletest style). `go test -run Golden -update` rewrites them.
+func TestCaddyfileAdapt_Golden(t *testing.T) {
+	files, err := filepath.Glob("testdata/adapt/*.caddyfiletest")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no golden files: %v", err)
+	}
+	for _, f := range files {
+		t.Run(strings.TrimSuffix(filepath.Base(f), ".caddyfiletest"), func(t *testing.T) {
+			raw, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cf, want, _ := strings.Cut(string(raw), "\n----------\n")
+			if *update {
+				out, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				var pretty bytes.Buffer
+				if err := json.Indent(&pretty, out, "", "\t"); err != nil {
+					t.Fatal(err)
+				}
+				if err := os.WriteFile(f, []byte(cf+"\n----------\n"+pretty.String()+"\n"), 0o600); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			if !caddytest.CompareAdapt(t, f, cf, "caddyfile", strings.TrimSuffix(want, "\n")) {
+				t.Fatalf("%s: adapted JSON differs from the golden file (go test -run Golden -update rewrites it)", f)
+			}
+		})
+	}
+}
 
 // parseErrors are the cases the Caddyfile parser itself refuses.
 var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
@@ -54,4 +101,29 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 			}
 		})
 	}
+}
+
+// FuzzUnmarshalCaddyfile feeds the global option and the directive arbitrary
+// Caddyfile text: errors are fine, panics are not.
+func FuzzUnmarshalCaddyfile(f *testing.F) {
+	for _, seed := range []string{
+		"portalgate {\n portal http://localhost:8080\n app courses http://localhost:8081\n}",
+		"portalgate {\n signing_key k1 0123456789abcdef0123456789abcdef\n store bolt /tmp/x.db\n link_ttl 15m\n}",
+		"portalgate {\n store memory\n rate_limit 10 1m\n cache_max_bytes 64MiB\n api_key_hash abc\n}",
+		"portalgate {\n rate_limit off\n session_ttl 0s\n}",
+		"portalgate {\n staff ann agency_user\n staff sam subaccount_user location l1\n menu_link \"Help\" https://h.example.com new_tab contact\n}",
+		"portalgate {\n staff\n menu_link\n menu_link x app:courses iframe agency_user\n}",
+		"portalgate courses {\n redeem confirm\n}",
+		"portalgate {\n store\n}", "portalgate {\n app\n}", "portalgate", "portalgate {", "portalgate { } extra",
+	} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(_ *testing.T, input string) {
+		tokens, err := caddyfile.Tokenize([]byte(input), "Caddyfile")
+		if err != nil {
+			return
+		}
+		_ = new(App).UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+		_ = new(Handler).UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
+	})
 }

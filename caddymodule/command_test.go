@@ -1,0 +1,92 @@
+package caddymodule
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/spf13/cobra"
+)
+
+func TestCLI_LinkPrintsAWorkingLink(t *testing.T) {
+	g := newGateway(t, "store memory")
+	cmd := &cobra.Command{Use: "portalgate"}
+	cmd.AddCommand(linkCommand())
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetArgs([]string{"link", "--address", g.admin, "--app", "courses", "--id", "c_cli", "--email", "ada@example.com",
+		"--name", "Ada Lovelace", "--type", "agency_user", "--location", "loc_7", "--path", "/welcome"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	link := strings.TrimSpace(out.String())
+	if strings.Count(out.String(), "\n") != 1 || !strings.HasPrefix(link, "http://"+g.courses+magicPath) {
+		t.Fatalf("output %q", out.String())
+	}
+	c := g.client()
+	if land := g.do(c, http.MethodGet, link, browser).Header.Get("Location"); land != "http://"+g.courses+"/welcome" {
+		t.Fatalf("lands on %q", land)
+	}
+	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/welcome"))
+	if h.Get("X-Portal-User-Type") != "agency_user" || h.Get("X-Portal-Location-Id") != "loc_7" {
+		t.Fatalf("CLI link identity %v", h)
+	}
+
+	bad := &cobra.Command{Use: "portalgate"}
+	bad.AddCommand(linkCommand())
+	bad.SetOut(&bytes.Buffer{})
+	bad.SetErr(&bytes.Buffer{})
+	bad.SetArgs([]string{"link", "--address", g.admin, "--app", "nope", "--id", "x"})
+	if err := bad.Execute(); err == nil || !strings.Contains(err.Error(), "unknown app") {
+		t.Fatalf("CLI with an unknown app: %v", err)
+	}
+}
+
+func TestCLI_HashKeyMatchesWhatTheAPIAccepts(t *testing.T) {
+	cmd := hashKeyCommand()
+	var out bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetIn(strings.NewReader(testAPIKey + "\n"))
+	cmd.SetArgs(nil)
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	a := &App{}
+	a.APIKeyHashes = []string{strings.TrimSpace(out.String())}
+	keys, err := a.apiKeyHashes()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ok := func(key string) bool { return len(keys) == 1 && keys[0] == sha256.Sum256([]byte(key)) }
+	if !ok(testAPIKey) || ok(testAPIKey+"x") || ok("") {
+		t.Fatal("hash-key output does not verify the key it hashed")
+	}
+}
+
+func runCLI(t *testing.T, c *cobra.Command, args ...string) error {
+	t.Helper()
+	root := &cobra.Command{Use: "portalgate"}
+	root.AddCommand(c)
+	root.SetOut(&bytes.Buffer{})
+	root.SetErr(&bytes.Buffer{})
+	root.SetArgs(append([]string{c.Name()}, args...))
+	return root.Execute()
+}
+
+func TestCLI_RevokeUserEndsTheirSessions(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "c_stays")
+	var buf bytes.Buffer
+	cmd := &cobra.Command{Use: "portalgate"}
+	cmd.AddCommand(revokeCommand())
+	cmd.SetOut(&buf)
+	cmd.SetArgs([]string{"revoke", "--address", g.admin, "--user", "c_stays"})
+	if err := cmd.Execute(); err != nil || !strings.Contains(buf.String(), "1 sessions ended") {
+		t.Fatalf("CLI revoke --user: %v %q", err, buf.String())
+	}
+	if r := g.do(c, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("after CLI revoke: %d", r.StatusCode)
+	}
+}

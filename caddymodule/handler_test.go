@@ -1,0 +1,40 @@
+package caddymodule
+
+import (
+	"io"
+	"net/http"
+	"testing"
+)
+
+func TestGate_IdentityTrailersAreRefused(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "c_trailer")
+	before := g.upstreamHits.Load()
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+g.courses+"/upload", pr)
+	req.Trailer = http.Header{"X-Portal-User-Id": nil}
+	go func() {
+		_, _ = pw.Write([]byte("data"))
+		req.Trailer.Set("X-Portal-User-Id", "admin")
+		pw.Close()
+	}()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusBadRequest || g.upstreamHits.Load() != before {
+		t.Fatalf("identity trailer: %d, upstream hits %d", res.StatusCode, g.upstreamHits.Load()-before)
+	}
+}
+
+func TestGate_ConnectionHeaderCannotDropIdentity(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.client()
+	g.do(c, http.MethodGet, g.mint(MintRequest{App: "courses", User: identityWithLocation("c_conn", "loc_9")}).URL, browser)
+	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/",
+		"Connection: keep-alive, X-Portal-Location-Id, x_portal_user_type"))
+	if h.Get("X-Portal-Location-Id") != "loc_9" || h.Get("X-Portal-User-Type") != "contact" {
+		t.Fatalf("identity after a hostile Connection header: %v", h)
+	}
+}

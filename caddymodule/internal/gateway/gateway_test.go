@@ -1,0 +1,343 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"crypto/ed25519"
+	"crypto/sha256"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	"net/http/httptest"
+	"regexp"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
+	"github.com/portalgate/portalgate/caddymodule/internal/clock"
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+)
+
+// The gateway tests serve each site (the portal, courses, communities) from
+// its own httptest server, over real HTTP on loopback, with a fake clock and
+// the memory store unless a test picks another. What the gate lets through
+// reaches an upstream stand-in that answers with the headers it got. Every
+// test builds its own gateway and runs in parallel.
+
+const (
+	testKey    = "test-signing-secret-0123456789-abcdef"
+	testAPIKey = "test-api-key"
+)
+
+// Staff of the dashboard tests: name → password. The authenticator in front
+// (basic auth, as Caddy's basic_auth would) signs them in; "stranger" passes
+// it but is not staff.
+var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stranger": "stranger-pw"}
+
+// testGateway is a running gateway with its three sites.
+type testGateway struct {
+	t                          *testing.T
+	gw                         *Gateway
+	store                      store.Store
+	sessions                   *session.Manager
+	clock                      *clock.Fake
+	portal, courses, community string // host:port
+	upstreamHits               atomic.Int32
+}
+
+// setup is what a test changes before the gateway starts.
+type setup struct {
+	cfg   Config
+	sites map[string]*SiteConfig
+	// limit is the failure budget per client (failures per minute); 0 is off.
+	limit int
+	// open opens the store; nil is a fresh memory store.
+	open func(now func() time.Time) store.Store
+	// authenticator signs staff in with basic auth, as Caddy's basic_auth in
+	// front of the dashboard does.
+	authenticator bool
+}
+
+type option func(*setup)
+
+// withStore serves from the store open returns (on the gateway's clock)
+// instead of a fresh memory store.
+func withStore(open func(now func() time.Time) store.Store) option {
+	return func(s *setup) { s.open = open }
+}
+
+// withRateLimit sets the failure budget: n failures a minute per client; 0
+// turns it off. Default: 10, the product's own default.
+func withRateLimit(n int) option { return func(s *setup) { s.limit = n } }
+
+// withSite configures the site of app.
+func withSite(app string, cfg SiteConfig) option { return func(s *setup) { s.sites[app] = &cfg } }
+
+// withStaff puts an authenticator in front of the dashboard and lists the
+// agency user "agency" and the sub-account user "sub" of loc_a as staff.
+func withStaff() option {
+	return func(s *setup) {
+		s.authenticator = true
+		s.cfg.Staff = []Staff{{Username: "agency", Role: identity.AgencyUser},
+			{Username: "sub", Role: identity.SubaccountUser, Location: "loc_a"}}
+	}
+}
+
+// withoutAuthenticator leaves the dashboard with nothing in front that
+// signs staff in.
+func withoutAuthenticator() option { return func(s *setup) { s.authenticator = false } }
+
+// withMenuLinks fixes menu items, as menu_link lines in the Caddyfile do.
+func withMenuLinks(links ...MenuLink) option {
+	return func(s *setup) { s.cfg.MenuLinks = append(s.cfg.MenuLinks, links...) }
+}
+
+// withoutAPIKeys turns the link API off.
+func withoutAPIKeys() option { return func(s *setup) { s.cfg.APIKeys = nil } }
+
+// withAudit sends audit events to l.
+func withAudit(l *zap.Logger) option { return func(s *setup) { s.cfg.Audit = l } }
+
+// newTestGateway starts a gateway and its sites; the test ends them.
+func newTestGateway(t *testing.T, opts ...option) *testGateway {
+	t.Helper()
+	g := &testGateway{t: t, clock: clock.NewFake()}
+	servers := map[string]*httptest.Server{}
+	for _, app := range []string{PortalName, "courses", "communities"} {
+		srv := httptest.NewUnstartedServer(nil)
+		t.Cleanup(srv.Close)
+		servers[app] = srv
+	}
+	g.portal = servers[PortalName].Listener.Addr().String()
+	g.courses = servers["courses"].Listener.Addr().String()
+	g.community = servers["communities"].Listener.Addr().String()
+
+	ring, err := link.NewRing(link.Key{ID: "test", Secret: []byte(testKey)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	issuer := "http://" + g.portal
+	akey := assertion.Key{ID: "ed-test", Private: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))}
+	asserter, err := assertion.NewSigner(issuer, AssertionTTL, g.clock.Now, akey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &setup{limit: 10, sites: map[string]*SiteConfig{}}
+	s.cfg = Config{
+		Portal: issuer,
+		Apps:   []AppURL{{Name: "courses", URL: "http://" + g.courses}, {Name: "communities", URL: "http://" + g.community}},
+		Codec: &link.Codec{Ring: ring, Issuer: issuer, DefaultTTL: 15 * time.Minute, MaxTTL: 24 * time.Hour,
+			Now: g.clock.Now},
+		Asserter:   asserter,
+		CSRFKey:    ring.Derive("csrf"),
+		APIKeys:    [][sha256.Size]byte{sha256.Sum256([]byte(testAPIKey))},
+		SessionTTL: 12 * time.Hour,
+		LinkMaxTTL: 24 * time.Hour,
+		Now:        g.clock.Now,
+		Health:     HealthInfo{Backend: "memory"},
+	}
+	for _, o := range opts {
+		o(s)
+	}
+	if s.open == nil {
+		s.open = func(now func() time.Time) store.Store { return memory.New(now) }
+	}
+	g.store = s.open(g.clock.Now)
+	s.cfg.Store, s.cfg.Directory = g.store, g.store
+	if s.limit > 0 {
+		if s.cfg.Limiter, err = ratelimit.New(s.limit, time.Minute, 100_000, g.clock.Now); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s.authenticator {
+		s.cfg.AuthUser = func(r *http.Request) string {
+			if name, pw, ok := r.BasicAuth(); ok && testStaff[name] == pw && pw != "" {
+				return name
+			}
+			return ""
+		}
+	}
+	if g.sessions, err = session.NewManager(s.cfg.Store, session.Config{TTL: s.cfg.SessionTTL, Idle: time.Hour,
+		CacheMaxBytes: 1 << 20, Now: g.clock.Now}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.sessions.Close)
+	s.cfg.Sessions = g.sessions
+	if g.gw, err = New(s.cfg); err != nil {
+		t.Fatal(err)
+	}
+	upstream := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
+		g.upstreamHits.Add(1)
+		w.Header().Set("Content-Type", "application/json")
+		return json.NewEncoder(w).Encode(r.Header)
+	})
+	for app, srv := range servers {
+		cfg := SiteConfig{}
+		if c := s.sites[app]; c != nil {
+			cfg = *c
+		}
+		site, err := g.gw.Site(app, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := site.ServeHTTP(w, r, upstream); err != nil {
+				t.Errorf("%s %s: %v", r.Method, r.URL, err)
+			}
+		})
+		srv.Start()
+	}
+	return g
+}
+
+// nextFunc is the handler after the gate.
+type nextFunc func(http.ResponseWriter, *http.Request) error
+
+func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
+
+// client is a browser-like client with a cookie jar that does not follow
+// redirects, so every hop can be checked.
+func (g *testGateway) client() *http.Client {
+	jar, _ := cookiejar.New(nil)
+	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+type resp struct {
+	*http.Response
+	body string
+}
+
+// do sends one request; headers come as "Name: value" strings.
+func (g *testGateway) do(c *http.Client, method, url string, headers ...string) resp {
+	g.t.Helper()
+	return g.send(c, method, url, nil, headers...)
+}
+
+func (g *testGateway) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
+	g.t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		g.t.Fatal(err)
+	}
+	for _, h := range headers {
+		k, v, _ := strings.Cut(h, ": ")
+		req.Header[k] = append(req.Header[k], v) // as sent: no canonicalisation
+	}
+	res, err := c.Do(req)
+	if err != nil {
+		g.t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer res.Body.Close()
+	b, _ := io.ReadAll(res.Body)
+	return resp{res, string(b)}
+}
+
+// browser marks a request as coming from a person's browser.
+const browser = "Accept: text/html,application/xhtml+xml"
+
+// mint mints a link, as the admin API does.
+func (g *testGateway) mint(req MintRequest) MintResponse {
+	g.t.Helper()
+	out, err := g.gw.Mint(context.Background(), req, "admin")
+	if err != nil {
+		g.t.Fatalf("minting %+v: %v", req, err)
+	}
+	return out
+}
+
+// signIn redeems a fresh link for app and returns the client holding the session.
+func (g *testGateway) signIn(app, userID string) *http.Client {
+	g.t.Helper()
+	c := g.client()
+	l := g.mint(MintRequest{App: app, User: userOf(userID)})
+	if r := g.do(c, http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		g.t.Fatalf("redeeming: %d %s", r.StatusCode, r.body)
+	}
+	return c
+}
+
+// signInPortal returns a client signed in to the portal.
+func (g *testGateway) signInPortal(userID string) *http.Client {
+	g.t.Helper()
+	return g.signIn(PortalName, userID)
+}
+
+// api calls the portal's API with the test API key.
+func (g *testGateway) api(method, route, body string) resp {
+	g.t.Helper()
+	return g.send(g.client(), method, "http://"+g.portal+apiPrefix+route, strings.NewReader(body),
+		"Authorization: Bearer "+testAPIKey, "Content-Type: application/json")
+}
+
+// apiCall is api that insists on a status, and returns the body.
+func (g *testGateway) apiCall(method, route, body string, want int) string {
+	g.t.Helper()
+	r := g.api(method, route, body)
+	if r.StatusCode != want {
+		g.t.Fatalf("%s %s: %d, want %d: %s", method, route, r.StatusCode, want, r.body)
+	}
+	return r.body
+}
+
+// apiCallWithKey mints through the portal's API with key.
+func apiCallWithKey(g *testGateway, key string) resp {
+	g.t.Helper()
+	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiPrefix+"links",
+		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
+}
+
+func userOf(id string) identity.User {
+	return identity.User{ID: id, Email: id + "@example.com", Name: "User " + id}
+}
+
+// upstreamHeaders decodes what the upstream received.
+func upstreamHeaders(t *testing.T, r resp) http.Header {
+	t.Helper()
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("request through the gate: %d %s", r.StatusCode, r.body)
+	}
+	var h http.Header
+	if err := json.Unmarshal([]byte(r.body), &h); err != nil {
+		t.Fatalf("upstream answer %q: %v", r.body, err)
+	}
+	return h
+}
+
+func cookieNamed(r resp, name string) *http.Cookie {
+	for _, c := range r.Cookies() {
+		if c.Name == name {
+			return c
+		}
+	}
+	return nil
+}
+
+// csrfFrom reads the CSRF token from a page's form.
+func csrfFrom(t *testing.T, page string) string {
+	t.Helper()
+	m := csrfField.FindStringSubmatch(page)
+	if m == nil {
+		t.Fatalf("no csrf field in:\n%s", page)
+	}
+	return m[1]
+}
+
+var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
+
+func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
+
+// Paths as a client names them.
+const (
+	apiLinksPath = apiPrefix + "links"
+	apiMenuPath  = menuAPIPath
+)

@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "leaver")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	id := c.Jar.Cookies(u)[0].Value
+
+	page := g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser)
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "Sign out of Courses?") {
+		t.Fatalf("GET logout: %d %s", page.StatusCode, page.body)
+	}
+	form := url.Values{"csrf": {csrfFrom(t, page.body)}}.Encode()
+	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(form), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed out") {
+		t.Fatalf("logout: %d %s", r.StatusCode, r.body)
+	}
+	if ck := cookieNamed(r, "portalgate-courses"); ck == nil || ck.MaxAge >= 0 {
+		t.Fatalf("logout cookie = %+v, want it deleted", ck)
+	}
+	if _, err := g.store.GetSession(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("session still in the store: %v", err)
+	}
+	// A copy of the old cookie kept by an attacker opens nothing.
+	replay := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Cookie: portalgate-courses="+id)
+	if replay.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("old cookie after logout: %d", replay.StatusCode)
+	}
+}
+
+func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "csrf")
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	form := "Content-Type: application/x-www-form-urlencoded"
+	for name, tc := range map[string]struct {
+		body    string
+		headers []string
+	}{
+		"no token":                 {"", []string{form, "Origin: http://" + g.courses}},
+		"wrong token":              {"csrf=forged", []string{form, "Origin: http://" + g.courses}},
+		"token, other origin":      {"csrf=" + token, []string{form, "Origin: http://evil.example.com"}},
+		"token, sibling app":       {"csrf=" + token, []string{form, "Origin: http://" + g.community}},
+		"token, cross-site fetch":  {"csrf=" + token, []string{form, "Sec-Fetch-Site: cross-site"}},
+		"token, opaque origin":     {"csrf=" + token, []string{form, "Origin: null"}},
+		"token, null cross-site":   {"csrf=" + token, []string{form, "Origin: null", "Sec-Fetch-Site: cross-site"}},
+		"token of another session": {"csrf=" + csrfFrom(t, g.do(g.signIn("courses", "other"), http.MethodGet, "http://"+g.courses+logoutPath, browser).body), []string{form}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(tc.body), append(tc.headers, browser)...)
+			if r.StatusCode != http.StatusForbidden {
+				t.Fatalf("forged logout: %d", r.StatusCode)
+			}
+			if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "csrf" {
+				t.Fatal("the session ended")
+			}
+		})
+	}
+	if r := g.do(c, http.MethodDelete, "http://"+g.courses+logoutPath); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("DELETE logout: %d", r.StatusCode)
+	}
+}
+
+// Our pages send no Referer, so a browser posts their forms with
+// "Origin: null": Sec-Fetch-Site says they are the app's own.
+func TestLogout_OwnFormWithNullOriginSignsOut(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "null-origin")
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token),
+		"Content-Type: application/x-www-form-urlencoded", "Origin: null", "Sec-Fetch-Site: same-origin", browser)
+	if r.StatusCode != http.StatusOK {
+		t.Fatalf("sign-out from the app's own page: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestLogout_CSRFHeaderIsAccepted(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "c_hdr")
+	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	r := g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, "X-CSRF-Token: "+token, "Origin: http://"+g.courses)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed_out") {
+		t.Fatalf("logout with the CSRF header: %d %s", r.StatusCode, r.body)
+	}
+}

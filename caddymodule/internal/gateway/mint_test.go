@@ -1,0 +1,88 @@
+package gateway
+
+import (
+	"encoding/json"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+)
+
+func TestRevoke_RevokedLinkIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("revokee"), Uses: 5})
+	if r := g.api(http.MethodDelete, "links/"+l.ID, ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.StatusCode, r.body)
+	}
+	r := g.do(g.client(), http.MethodGet, l.URL, browser)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "revoked") {
+		t.Fatalf("revoked link: %d %s", r.StatusCode, r.body)
+	}
+	if r := g.api(http.MethodDelete, "links/not-an-id", ""); r.StatusCode != http.StatusBadRequest {
+		t.Fatalf("revoke of a malformed id: %d", r.StatusCode)
+	}
+}
+
+func TestRevoke_RevokedUserIsOutEverywhereAtOnce(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	courses := g.signIn("courses", "c_gone")
+	community := g.signIn("communities", "c_gone")
+	bystander := g.signIn("courses", "c_stays")
+	unused := g.mint(MintRequest{App: "courses", User: userOf("c_gone")})
+	// Warm L1: the revocation must reach the cache, not just the store.
+	for _, c := range []*http.Client{courses, community} {
+		g.do(c, http.MethodGet, "http://"+g.courses+"/")
+	}
+
+	r := g.api(http.MethodPost, "users/c_gone/revoke", "")
+	var out struct {
+		Ended int `json:"sessions_ended"`
+	}
+	if r.StatusCode != http.StatusOK || json.Unmarshal([]byte(r.body), &out) != nil || out.Ended != 2 {
+		t.Fatalf("revoke user: %d %s", r.StatusCode, r.body)
+	}
+	for origin, c := range map[string]*http.Client{g.courses: courses, g.community: community} {
+		if r := g.do(c, http.MethodGet, "http://"+origin+"/"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("revoked user's session on %s: %d", origin, r.StatusCode)
+		}
+	}
+	if r := g.do(g.client(), http.MethodGet, unused.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("revoked user's older link: %d", r.StatusCode)
+	}
+	if h := upstreamHeaders(t, g.do(bystander, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_stays" {
+		t.Fatal("another user's session ended too")
+	}
+	// A link issued right after the revocation, within the same second,
+	// signs the user in again.
+	g.clock.Advance(time.Millisecond)
+	fresh := g.mint(MintRequest{App: "courses", User: userOf("c_gone")})
+	if r := g.do(g.client(), http.MethodGet, fresh.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("new link right after the revocation: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestRevoke_UserIDIsDecodedExactlyOnce(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	odd := g.signIn("courses", "x%41")
+	bystander := g.signIn("courses", "xA")
+	slash := g.signIn("courses", "org/7")
+	if r := g.api(http.MethodPost, "users/"+url.PathEscape("x%41")+"/revoke", ""); r.StatusCode != http.StatusOK || !strings.Contains(r.body, `"user_id":"x%41"`) {
+		t.Fatalf("revoke x%%41: %d %s", r.StatusCode, r.body)
+	}
+	if r := g.do(odd, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("x%%41 after its revocation: %d", r.StatusCode)
+	}
+	if h := upstreamHeaders(t, g.do(bystander, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "xA" {
+		t.Fatal("revoking x%41 signed out xA")
+	}
+	if r := g.api(http.MethodPost, "users/"+url.PathEscape("org/7")+"/revoke", ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("revoke org/7: %d %s", r.StatusCode, r.body)
+	}
+	if r := g.do(slash, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("org/7 after its revocation: %d", r.StatusCode)
+	}
+}

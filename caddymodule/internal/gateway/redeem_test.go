@@ -1,0 +1,411 @@
+package gateway
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
+)
+
+// Tests named after an attack are mapped in SECURITY.md.
+
+func TestRedeem_SignsInAndUpstreamSeesIdentity(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.client()
+	l := g.mint(MintRequest{App: "courses", Path: "/lesson/1?week=2", User: identity.User{
+		ID: "c_123", Email: "ada@example.com", Name: "Ada Lovelace", Location: "loc_1",
+	}})
+	if !strings.HasPrefix(l.URL, "http://"+g.courses+"/_portalgate/magic?token=") {
+		t.Fatalf("link URL %q", l.URL)
+	}
+
+	r := g.do(c, http.MethodGet, l.URL, browser)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("redeem: %d %s", r.StatusCode, r.body)
+	}
+	if loc := r.Header.Get("Location"); loc != "http://"+g.courses+"/lesson/1?week=2" {
+		t.Fatalf("Location = %q", loc)
+	}
+	for k, want := range map[string]string{"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"} {
+		if got := r.Header.Get(k); got != want {
+			t.Errorf("%s = %q, want %q", k, got, want)
+		}
+	}
+	ck := cookieNamed(r, "portalgate-courses")
+	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || !session.ValidID(ck.Value) {
+		t.Fatalf("session cookie = %+v", ck)
+	}
+
+	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/lesson/1?week=2"))
+	for k, want := range map[string]string{
+		"X-Portal-User-Id": "c_123", "X-Portal-User-Email": "ada@example.com", "X-Portal-User-Name": "Ada Lovelace",
+		"X-Portal-User-Type": "contact", "X-Portal-Location-Id": "loc_1", "X-Portal-App": "courses",
+	} {
+		if got := h.Get(k); got != want {
+			t.Errorf("upstream %s = %q, want %q", k, got, want)
+		}
+	}
+	if strings.Contains(h.Get("Cookie"), ck.Value) {
+		t.Error("the session id was forwarded to the app")
+	}
+}
+
+func TestRedeem_ReplayedLinkIsGone(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("replay")})
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("first use: %d", r.StatusCode)
+	}
+	r := g.do(g.client(), http.MethodGet, l.URL, browser)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "already been used") {
+		t.Fatalf("replay: %d %s", r.StatusCode, r.body)
+	}
+	if len(r.Cookies()) != 0 {
+		t.Fatal("a replay set a cookie")
+	}
+	api := g.do(g.client(), http.MethodGet, l.URL, "Accept: application/json")
+	if api.StatusCode != http.StatusGone || !strings.Contains(api.body, `"code":"link_used"`) {
+		t.Fatalf("replay as an API client: %d %s", api.StatusCode, api.body)
+	}
+}
+
+func TestRedeem_MultiUseLinkWorksExactlyThatOften(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("multi"), Uses: 3})
+	for i := range 3 {
+		if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("use %d: %d", i+1, r.StatusCode)
+		}
+	}
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("fourth use: %d", r.StatusCode)
+	}
+}
+
+func TestRedeem_LinkForAnotherAppIsForbidden(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("wrongapp")})
+	stolen := strings.Replace(l.URL, g.courses, g.community, 1)
+	r := g.do(g.client(), http.MethodGet, stolen, browser)
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "another app") {
+		t.Fatalf("link on another app: %d %s", r.StatusCode, r.body)
+	}
+	// Refused without being consumed: it still works where it belongs.
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("link on its own app after the refusal: %d", r.StatusCode)
+	}
+}
+
+func TestRedeem_ExpiredLinkIsGone(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("late"), TTL: "15m"})
+	g.clock.Advance(time.Hour)
+	r := g.do(g.client(), http.MethodGet, l.URL, browser)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "expired") {
+		t.Fatalf("expired link: %d %s", r.StatusCode, r.body)
+	}
+}
+
+func TestRedeem_TamperedLinkIsRefusedWithoutEcho(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("tamper")})
+	tok := l.URL[strings.Index(l.URL, "token=")+len("token="):]
+	tok, _ = url.QueryUnescape(tok)
+	tampered := tok[:len(tok)-2] + "xx"
+	for name, tc := range map[string]struct {
+		token  string
+		status int
+	}{
+		"bad signature": {tampered, http.StatusBadRequest},
+		"garbage":       {"not-a-token", http.StatusBadRequest},
+		"missing":       {"", http.StatusBadRequest},
+	} {
+		t.Run(name, func(t *testing.T) {
+			for _, accept := range []string{browser, "Accept: application/json"} {
+				r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/_portalgate/magic?token="+url.QueryEscape(tc.token), accept)
+				if r.StatusCode != tc.status {
+					t.Fatalf("%s: %d %s", accept, r.StatusCode, r.body)
+				}
+				if tc.token != "" && strings.Contains(r.body, tc.token) {
+					t.Fatalf("the error echoes the token: %s", r.body)
+				}
+			}
+		})
+	}
+}
+
+func TestRedeem_HeadOptionsAndPrefetchNeverConsume(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("scanner")})
+	probes := []struct {
+		method string
+		header []string
+		status int
+	}{
+		{http.MethodHead, nil, http.StatusOK},
+		{http.MethodOptions, nil, http.StatusNoContent},
+		{http.MethodGet, []string{browser, "Sec-Purpose: prefetch"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "Sec-Purpose: prefetch;prerender"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "Purpose: prefetch"}, http.StatusOK},
+		{http.MethodGet, []string{browser, "X-Moz: prefetch"}, http.StatusOK},
+		{http.MethodPost, []string{browser}, http.StatusForbidden}, // a POST without the confirmation form
+	}
+	for _, p := range probes {
+		r := g.do(g.client(), p.method, l.URL, p.header...)
+		if r.StatusCode != p.status || cookieNamed(r, "portalgate-courses") != nil {
+			t.Fatalf("%s %v: %d (want %d), cookies %v", p.method, p.header, r.StatusCode, p.status, r.Cookies())
+		}
+	}
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("GET after the probes: %d", r.StatusCode)
+	}
+	if r := g.do(g.client(), http.MethodPut, l.URL); r.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("PUT: %d", r.StatusCode)
+	}
+}
+
+func TestRedeem_FixationPlantedSessionIsReplaced(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	// The attacker's own session, planted in the victim's browser.
+	attacker := g.signIn("courses", "attacker")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	planted := attacker.Jar.Cookies(u)[0]
+	victim := g.client()
+	victim.Jar.SetCookies(u, []*http.Cookie{planted})
+
+	l := g.mint(MintRequest{App: "courses", User: userOf("victim")})
+	r := g.do(victim, http.MethodGet, l.URL, browser)
+	fresh := cookieNamed(r, "portalgate-courses")
+	if fresh == nil || fresh.Value == planted.Value {
+		t.Fatalf("redemption kept the planted session id")
+	}
+	// The planted session is ended, so the attacker cannot ride the victim's.
+	if _, err := g.sessions.Lookup(context.Background(), planted.Value, "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("planted session still live: %v", err)
+	}
+	if h := upstreamHeaders(t, g.do(victim, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "victim" {
+		t.Fatalf("victim is %q", h.Get("X-Portal-User-Id"))
+	}
+}
+
+// confirmGateway serves communities in redeem confirm mode.
+func confirmGateway(t *testing.T) *testGateway {
+	t.Helper()
+	return newTestGateway(t, withSite("communities", SiteConfig{RedeemMode: RedeemConfirm}))
+}
+
+func TestConfirm_ScannerOpeningTheLinkSpendsNothing(t *testing.T) {
+	t.Parallel()
+	g := confirmGateway(t)
+	l := g.mint(MintRequest{App: "communities", User: userOf("c_confirm")})
+	// A mail scanner (or a headless browser that runs scripts) opens the link.
+	for range 3 {
+		r := g.do(g.client(), http.MethodGet, l.URL, browser)
+		if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Continue to Communities") || cookieNamed(r, "portalgate-communities") != nil {
+			t.Fatalf("GET in confirm mode: %d %s", r.StatusCode, r.body)
+		}
+	}
+	// The person opens it and presses Continue.
+	c := g.client()
+	page := g.do(c, http.MethodGet, l.URL, browser)
+	post := func(c *http.Client, token string, headers ...string) resp {
+		return g.send(c, http.MethodPost, l.URL, strings.NewReader(url.Values{"csrf": {token}}.Encode()),
+			append(headers, browser, "Content-Type: application/x-www-form-urlencoded")...)
+	}
+	r := post(c, csrfFrom(t, page.body), "Origin: http://"+g.community)
+	if r.StatusCode != http.StatusSeeOther || cookieNamed(r, "portalgate-communities") == nil {
+		t.Fatalf("Continue: %d %s", r.StatusCode, r.body)
+	}
+	if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.community+"/")); h.Get("X-Portal-User-Id") != "c_confirm" {
+		t.Fatalf("after Continue the app sees %v", h)
+	}
+	// The used form is void, and a fresh one finds the link spent.
+	if r := post(c, csrfFrom(t, page.body), "Origin: http://"+g.community); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("the same Continue again: %d", r.StatusCode)
+	}
+	again := g.do(c, http.MethodGet, l.URL, browser)
+	if r := post(c, csrfFrom(t, again.body), "Origin: http://"+g.community); r.StatusCode != http.StatusGone {
+		t.Fatalf("Continue on a spent link: %d", r.StatusCode)
+	}
+}
+
+func TestConfirm_ForgedContinueIsRefused(t *testing.T) {
+	t.Parallel()
+	g := confirmGateway(t)
+	l := g.mint(MintRequest{App: "communities", User: userOf("c_forged")})
+	c := g.client()
+	token := csrfFrom(t, g.do(c, http.MethodGet, l.URL, browser).body)
+	form := "Content-Type: application/x-www-form-urlencoded"
+	for name, tc := range map[string]struct {
+		client  *http.Client
+		body    string
+		headers []string
+	}{
+		"no token":                  {c, "", []string{form}},
+		"wrong token":               {c, "csrf=forged", []string{form}},
+		"token without the cookie":  {g.client(), "csrf=" + token, []string{form}},
+		"token from another origin": {c, "csrf=" + token, []string{form, "Origin: http://evil.example.com"}},
+		"cross-site form post":      {c, "csrf=" + token, []string{form, "Sec-Fetch-Site: cross-site"}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := g.send(tc.client, http.MethodPost, l.URL, strings.NewReader(tc.body), append(tc.headers, browser)...)
+			if r.StatusCode != http.StatusForbidden {
+				t.Fatalf("forged Continue: %d", r.StatusCode)
+			}
+		})
+	}
+	// None of them spent the link.
+	r := g.send(c, http.MethodPost, l.URL, strings.NewReader("csrf="+token), form, browser)
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the real Continue after forgeries: %d", r.StatusCode)
+	}
+}
+
+func TestRedeem_ConcurrentRedemptionsMakeExactlyOneSession(t *testing.T) {
+	t.Parallel()
+	// Nineteen refusals from one address would trip the default failure budget.
+	g := newTestGateway(t, withStore(boltStore(t)), withRateLimit(0))
+	l := g.mint(MintRequest{App: "courses", User: userOf("c_race")})
+	var wg sync.WaitGroup
+	var sessions, gone atomic.Int32
+	for range 20 {
+		wg.Go(func() {
+			r := g.do(g.client(), http.MethodGet, l.URL, browser)
+			switch {
+			case r.StatusCode == http.StatusSeeOther && cookieNamed(r, "portalgate-courses") != nil:
+				sessions.Add(1)
+			case r.StatusCode == http.StatusGone:
+				gone.Add(1)
+			default:
+				t.Errorf("redemption: %d", r.StatusCode)
+			}
+		})
+	}
+	wg.Wait()
+	if sessions.Load() != 1 || gone.Load() != 19 {
+		t.Fatalf("%d sessions, %d refusals from 20 concurrent redemptions; want 1 and 19", sessions.Load(), gone.Load())
+	}
+}
+
+func TestRedeem_AlgNoneAndKeyConfusionAreRefused(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	now := g.clock.Now()
+	claims := jwt.MapClaims{"iss": "http://" + g.portal, "sub": "admin", "aud": []string{"courses"},
+		"exp": now.Add(time.Minute).Unix(), "iat": now.Unix(), "jti": "abcdefghijklmnopqrstuv", "uses": 1, "path": "/"}
+	enc := func(v any) string { b, _ := json.Marshal(v); return base64.RawURLEncoding.EncodeToString(b) }
+	none := enc(map[string]string{"alg": "none", "typ": link.TokenType, "kid": "test"}) + "." + enc(claims) + "."
+	// RS/HS confusion: an "RS256" token whose signature is an HMAC keyed
+	// with something public; the allow-list refuses the algorithm outright.
+	rs := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	rs.Header["alg"] = "RS256"
+	rs.Header["typ"] = link.TokenType
+	rs.Header["kid"] = "test"
+	rsSigned, _ := rs.SignedString([]byte(testKey))
+	hs512 := jwt.NewWithClaims(jwt.SigningMethodHS512, claims)
+	hs512.Header["typ"], hs512.Header["kid"] = link.TokenType, "test"
+	hs512Signed, _ := hs512.SignedString([]byte(testKey))
+	unknownKid := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)
+	unknownKid.Header["typ"], unknownKid.Header["kid"] = link.TokenType, "other"
+	unknownSigned, _ := unknownKid.SignedString([]byte(testKey))
+	for name, tok := range map[string]string{"alg none": none, "RS256 header": rsSigned, "HS512": hs512Signed, "unknown kid": unknownSigned} {
+		r := g.do(g.client(), http.MethodGet, "http://"+g.courses+magicPath+"?token="+tok, "Accept: application/json")
+		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "invalid_link") {
+			t.Errorf("%s: %d %s", name, r.StatusCode, r.body)
+		}
+	}
+}
+
+func TestOpenRedirect_LandingPathStaysOnTheApp(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	for _, path := range []string{"//evil.example.com", "/\\evil.example.com", "\\\\evil.example.com", "https://evil.example.com",
+		"javascript:alert(1)", "/ok\r\nLocation: http://evil.example.com", "/\t/evil.example.com", "evil.example.com"} {
+		r := g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath,
+			strings.NewReader(`{"app":"courses","user":{"id":"x"},"path":`+jsonString(path)+`}`), "Authorization: Bearer "+testAPIKey)
+		if r.StatusCode != http.StatusBadRequest {
+			t.Errorf("path %q minted: %d", path, r.StatusCode)
+		}
+	}
+	// Encoded slashes and backslashes are path bytes on the app's own origin.
+	for _, path := range []string{"/%2F%2Fevil.example.com", "/%5Cevil.example.com", "/a/../..//evil"} {
+		l := g.mint(MintRequest{App: "courses", User: userOf("x"), Path: path})
+		loc := g.do(g.client(), http.MethodGet, l.URL, browser).Header.Get("Location")
+		u, err := url.Parse(loc)
+		if err != nil || u.Host != g.courses || u.Scheme != "http" {
+			t.Errorf("path %q landed on %q", path, loc)
+		}
+	}
+}
+
+func TestOpenRedirect_RedirectsNeverFollowTheHostHeader(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("x")})
+	for _, hdr := range []string{"X-Forwarded-Host: evil.example.com", "X-Forwarded-Proto: https", "Forwarded: host=evil.example.com"} {
+		loc := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/x", browser, hdr).Header.Get("Location")
+		if !strings.HasPrefix(loc, "http://"+g.portal+"/?") {
+			t.Errorf("%s: signed-out redirect to %q", hdr, loc)
+		}
+	}
+	if loc := g.do(g.client(), http.MethodGet, l.URL, browser, "X-Forwarded-Host: evil.example.com").Header.Get("Location"); loc != "http://"+g.courses+"/" {
+		t.Errorf("redemption redirect to %q", loc)
+	}
+}
+
+func TestRateLimit_BruteForceOfLinksIsSlowedPerClient(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withRateLimit(3))
+	bad := "http://" + g.courses + magicPath + "?token=guess"
+	for i := range 3 {
+		if r := g.do(g.client(), http.MethodGet, bad, "X-Forwarded-For: 10.0.0."+string(rune('1'+i))); r.StatusCode != http.StatusBadRequest {
+			t.Fatalf("guess %d: %d", i+1, r.StatusCode)
+		}
+	}
+	// Without trusted proxies, X-Forwarded-For is the attacker's to write and
+	// is ignored: every guess counted against the connection's address.
+	l := g.mint(MintRequest{App: "courses", User: userOf("x")})
+	r := g.do(g.client(), http.MethodGet, l.URL, browser, "X-Forwarded-For: 10.9.9.9")
+	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
+		t.Fatalf("past the limit: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
+	}
+	if !strings.Contains(r.body, "Too many attempts") {
+		t.Fatalf("429 page: %s", r.body)
+	}
+}
+
+// boltStore opens a bolt file in the test's directory, closed when it ends.
+func boltStore(t *testing.T) func(now func() time.Time) store.Store {
+	return func(now func() time.Time) store.Store {
+		st, err := bolt.Open(filepath.Join(t.TempDir(), "gateway.db"), now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		return st
+	}
+}
