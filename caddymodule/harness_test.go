@@ -20,7 +20,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile"
 	_ "github.com/caddyserver/caddy/v2/modules/standard"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 )
 
 // The Caddy tests run one real Caddy in this process, loaded from a

@@ -8,9 +8,9 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
