@@ -17,7 +17,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 // newBenchHandler provisions the app and a handler for courses directly,

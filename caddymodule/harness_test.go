@@ -23,8 +23,8 @@ import (
 
 	"golang.org/x/crypto/bcrypt"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 )
 
 // The Caddy tests run one real Caddy in this process, loaded from a

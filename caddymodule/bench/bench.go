@@ -29,12 +29,12 @@ import (
 	_ "github.com/caddyserver/caddy/v2/modules/standard"          // reverse_proxy, forward_auth
 
 	_ "github.com/portalgate/portalgate/caddymodule" // the gate
-	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 )
 
 // Options choose what runs and for how long.

@@ -10,8 +10,8 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // VerifyWithJWKS checks an assertion knowing only the JWKS document, as an

@@ -10,7 +10,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/browsertest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/browsertest"
 )
 
 // screenshots copies the browser test's screenshots into docs/, where the

@@ -15,8 +15,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 // Two Caddy processes share one redis-server and one signing key, as two

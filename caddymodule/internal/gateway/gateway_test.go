@@ -19,13 +19,13 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // The gateway tests serve each site (the portal, courses, communities) from

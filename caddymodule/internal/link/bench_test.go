@@ -3,8 +3,8 @@ package link_test
 import (
 	"testing"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // BenchmarkVerify is the token check of every redemption: split and decode

@@ -7,8 +7,8 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // FuzzVerify feeds the token parser arbitrary input: it must never panic,

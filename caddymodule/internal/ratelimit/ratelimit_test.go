@@ -5,8 +5,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 func TestLimiter_BruteForceIsBlockedThenRecovers(t *testing.T) {

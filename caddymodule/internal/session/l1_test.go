@@ -6,10 +6,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // BenchmarkL1_BytesPerSession measures what one cached session costs in L1,

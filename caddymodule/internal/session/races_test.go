@@ -8,10 +8,10 @@ import (
 	"time"
 	"weak"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // watchStore is a shared store whose subscription the test drives, and

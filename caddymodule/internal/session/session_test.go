@@ -6,11 +6,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 var ada = identity.User{ID: "c_123", Email: "ada@example.com", Name: "Ada Lovelace", Type: identity.Contact}

@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/storetest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 func TestConformance(t *testing.T) {

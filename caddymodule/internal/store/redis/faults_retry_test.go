@@ -11,9 +11,9 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 // slowOnce is a proxy that delays, once, the first reply chunk matching

@@ -10,8 +10,8 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 // freezer is a TCP proxy that can stop forwarding (a black-holed link:

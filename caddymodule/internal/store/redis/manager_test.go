@@ -2,15 +2,16 @@ package redis_test
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
@@ -26,21 +27,44 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	b, _ := session.NewManager(sb, cfg)
 	a.Watch(ctx)
 	b.Watch(ctx)
-	time.Sleep(300 * time.Millisecond)
 	s, err := a.Create(ctx, identity.User{ID: "u"}, "courses", nil, "l")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := b.Lookup(ctx, s.ID, "courses"); err != nil {
-		t.Fatal(err)
-	}
-	b.Wait()
+	// B trusts its L1 only once its subscription is live; until then every
+	// lookup reads Redis. Wait until B serves the session from L1, so that
+	// what follows tests the cache, not the store.
+	eventually(t, 10*time.Second, "instance B to serve the session from its L1", func() bool {
+		if _, err := b.Lookup(ctx, s.ID, "courses"); err != nil {
+			t.Fatal(err)
+		}
+		b.Wait()
+		hits, _ := b.Stats()
+		return hits > 0
+	})
 	f.set(true) // B's path to Redis goes silent (NAT/LB drop, no RST)
 	if err := a.End(ctx, s.ID); err != nil {
 		t.Fatal(err)
 	}
-	time.Sleep(20 * check)
-	if _, err := b.Lookup(ctx, s.ID, "courses"); err == nil {
-		t.Fatalf("instance B still serves a logged-out session %v after logout (pubsub_check %v)", 20*check, check)
+	// No invalidation reaches B; its unanswered pings must make it drop L1
+	// within a few pubsub_check intervals. The deadline is far beyond that.
+	// B's next lookup then reads Redis over the dark link, and fails only
+	// when the client gives up on it (read timeout and retries: seconds).
+	eventually(t, 50*check, fmt.Sprintf("instance B to stop serving the logged-out session (pubsub_check %v)", check), func() bool {
+		_, err := b.Lookup(ctx, s.ID, "courses")
+		return err != nil
+	})
+}
+
+// eventually polls cond until it holds or the deadline passes: for effects
+// that cross connections (pub/sub, pings), never for timing claims.
+func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited %v for %s", within, what)
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

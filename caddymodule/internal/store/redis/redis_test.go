@@ -9,10 +9,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/storetest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
 func TestConformance(t *testing.T) {

@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 func contacts(t *testing.T, s store.Store) []store.Contact {

@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
 // Factory opens a fresh, empty store that reads time from now. The suite

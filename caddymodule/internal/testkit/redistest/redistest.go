@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/freeport"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 )
 
 // Server is a redis-server owned by one test.
