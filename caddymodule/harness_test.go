@@ -235,15 +235,6 @@ func upstreamHeaders(t *testing.T, r resp) http.Header {
 	return h
 }
 
-func cookieNamed(r resp, name string) *http.Cookie {
-	for _, c := range r.Cookies() {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
 // Paths the gateway serves, as a client names them.
 const (
 	magicPath     = "/_portalgate/magic"
@@ -254,13 +245,6 @@ const (
 	launchPrefix  = "/_portalgate/launch/"
 	logoutPath    = "/_portalgate/logout"
 	jwksPath      = "/_portalgate/jwks.json"
-)
-
-// Limits the gateway promises: one contacts sync takes this many, and the
-// generate form's search offers this many contacts at once.
-const (
-	maxContactsPerCall = 1000
-	dashboardContacts  = 100
 )
 
 func userOf(id string) identity.User {
@@ -305,15 +289,6 @@ func (g *testCaddy) apiCall(method, route, body string, want int) string {
 func apiCallWithKey(g *testCaddy, key string) resp {
 	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath,
 		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
-}
-
-func runningTestApp(t *testing.T) *App {
-	t.Helper()
-	a, err := runningApp()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return a
 }
 
 // Staff of the dashboard tests: name → password. basic_auth signs them in;

@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/zap"
-
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
@@ -104,9 +102,6 @@ func withMenuLinks(links ...MenuLink) option {
 
 // withoutAPIKeys turns the link API off.
 func withoutAPIKeys() option { return func(s *setup) { s.cfg.APIKeys = nil } }
-
-// withAudit sends audit events to l.
-func withAudit(l *zap.Logger) option { return func(s *setup) { s.cfg.Audit = l } }
 
 // newTestGateway starts a gateway and its sites; the test ends them.
 func newTestGateway(t *testing.T, opts ...option) *testGateway {
