@@ -24,12 +24,12 @@ func TestHealth_ReportsStoreAndKeys(t *testing.T) {
 			}
 		}
 	}
-	if err := json.Unmarshal([]byte(r.body), &h); err != nil || r.StatusCode != http.StatusOK {
-		t.Fatalf("health: %d %s", r.StatusCode, r.body)
+	if err := json.Unmarshal([]byte(r.Body), &h); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("health: %d %s", r.StatusCode, r.Body)
 	}
 	if h.Status != "ok" || h.Store.Backend != "bolt" || !h.Store.Reachable || h.Keys.Signing.Kid != "test" ||
-		h.Keys.Signing.Keys != 1 || h.Keys.Signing.Generated || !h.Keys.Assertion.Generated || strings.Contains(r.body, testKey) {
-		t.Fatalf("health: %s", r.body)
+		h.Keys.Signing.Keys != 1 || h.Keys.Signing.Generated || !h.Keys.Assertion.Generated || strings.Contains(r.Body, testKey) {
+		t.Fatalf("health: %s", r.Body)
 	}
 }
 
@@ -52,8 +52,8 @@ func TestRevoke_AdminAPIAndCLIRevokeALink(t *testing.T) {
 				t.Fatalf("revoke: %d", status)
 			}
 			r := g.do(g.client(), http.MethodGet, l.URL, browser)
-			if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "revoked") {
-				t.Fatalf("revoked link: %d %s", r.StatusCode, r.body)
+			if r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "revoked") {
+				t.Fatalf("revoked link: %d %s", r.StatusCode, r.Body)
 			}
 		})
 	}

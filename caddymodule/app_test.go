@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestSession_SurvivesConfigReload(t *testing.T) {
@@ -20,7 +22,7 @@ func TestSession_SurvivesConfigReload(t *testing.T) {
 			c := g.signIn("courses", "reload")
 			g.globalExtra = st + "\n\t\tlink_ttl 10m"
 			g.load()
-			h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
+			h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
 			if h.Get("X-Portal-User-Id") != "reload" {
 				t.Fatalf("after reload the app sees %v", h)
 			}
@@ -43,7 +45,7 @@ func TestReload_UnderTrafficDoesNotPileUpSessionCaches(t *testing.T) {
 	var before uint64
 	for i := range 5 {
 		for range 10 {
-			upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
+			web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
 		}
 		g.load()
 		if i == 0 {
@@ -93,7 +95,7 @@ func TestAuditLog_RecordsEverySecurityFactAndNoSecret(t *testing.T) {
 		t.Fatal("no session cookie to look for")
 	}
 	g.do(g.client(), http.MethodGet, l.URL, browser) // replay
-	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, "X-CSRF-Token: "+token)
 	g.api(http.MethodDelete, "links/"+g.mint(MintRequest{App: "courses", User: userOf("c_audit")}).ID, "")
 	g.api(http.MethodPost, "users/c_audit/revoke", "")
@@ -135,16 +137,16 @@ func TestDashboard_BasicAuthInFrontSignsStaffIn(t *testing.T) {
 	get := func(name string) resp {
 		return g.do(g.client(), http.MethodGet, "http://"+g.portal+dashboardPath, browser, basicAuth(name))
 	}
-	if r := get("stranger"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "Not a staff member") {
-		t.Fatalf("stranger: %d %s", r.StatusCode, r.body)
+	if r := get("stranger"); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "Not a staff member") {
+		t.Fatalf("stranger: %d %s", r.StatusCode, r.Body)
 	}
-	if r := get("agency"); r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Generate Magic Link") {
-		t.Fatalf("agency user: %d %s", r.StatusCode, r.body)
+	if r := get("agency"); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Generate Magic Link") {
+		t.Fatalf("agency user: %d %s", r.StatusCode, r.Body)
 	}
 	// A contact's portal session is no staff sign-in: basic_auth asks.
 	c := g.signIn("portal", "c_1")
-	if r := g.do(c, http.MethodGet, "http://"+g.portal+dashboardPath, browser); r.StatusCode != http.StatusUnauthorized || strings.Contains(r.body, "Recent links") {
-		t.Fatalf("contact on the dashboard: %d %s", r.StatusCode, r.body)
+	if r := g.do(c, http.MethodGet, "http://"+g.portal+dashboardPath, browser); r.StatusCode != http.StatusUnauthorized || strings.Contains(r.Body, "Recent links") {
+		t.Fatalf("contact on the dashboard: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -155,7 +157,7 @@ func TestPlaceholders_GateHandsTheUserToTheRestOfCaddy(t *testing.T) {
 	g.load()
 	c := g.client()
 	g.do(c, http.MethodGet, g.mint(MintRequest{App: "courses", User: identityWithLocation("c_seen", "loc_3")}).URL, browser)
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/"))
 	if got, want := h.Get("X-Seen-User"), "c_seen|c_seen@example.com|User c_seen|contact|loc_3"; got != want {
 		t.Fatalf("{http.auth.user.*} after the gate = %q, want %q", got, want)
 	}

@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/spf13/cobra"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestCLI_LinkPrintsAWorkingLink(t *testing.T) {
@@ -29,7 +31,7 @@ func TestCLI_LinkPrintsAWorkingLink(t *testing.T) {
 	if land := g.do(c, http.MethodGet, link, browser).Header.Get("Location"); land != "http://"+g.courses+"/welcome" {
 		t.Fatalf("lands on %q", land)
 	}
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/welcome"))
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/welcome"))
 	if h.Get("X-Portal-User-Type") != "agency_user" || h.Get("X-Portal-Location-Id") != "loc_7" {
 		t.Fatalf("CLI link identity %v", h)
 	}

@@ -4,6 +4,8 @@ import (
 	"io"
 	"net/http"
 	"testing"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestGate_IdentityTrailersAreRefused(t *testing.T) {
@@ -32,7 +34,7 @@ func TestGate_ConnectionHeaderCannotDropIdentity(t *testing.T) {
 	g := newGateway(t, "store memory")
 	c := g.client()
 	g.do(c, http.MethodGet, g.mint(MintRequest{App: "courses", User: identityWithLocation("c_conn", "loc_9")}).URL, browser)
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/",
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/",
 		"Connection: keep-alive, X-Portal-Location-Id, x_portal_user_type"))
 	if h.Get("X-Portal-Location-Id") != "loc_9" || h.Get("X-Portal-User-Type") != "contact" {
 		t.Fatalf("identity after a hostile Connection header: %v", h)

@@ -8,10 +8,8 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
 	"os"
-	"regexp"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -25,6 +23,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // The Caddy tests run one real Caddy in this process, loaded from a
@@ -155,45 +154,23 @@ func loadCaddyfile(cf string) error {
 	return caddy.Load(cfg, true)
 }
 
-// client is a browser-like client with a cookie jar that does not follow
-// redirects, so every hop can be checked.
-func (g *testCaddy) client() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
+// client is a browser-like client that shows every redirect.
+func (g *testCaddy) client() *http.Client { return web.Client() }
 
-type resp struct {
-	*http.Response
-	body string
-}
+type resp = web.Response
 
 // do sends one request; headers come as "Name: value" strings.
 func (g *testCaddy) do(c *http.Client, method, url string, headers ...string) resp {
 	g.t.Helper()
-	return g.send(c, method, url, nil, headers...)
+	return web.Send(g.t, c, method, url, nil, headers...)
 }
 
 func (g *testCaddy) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
 	g.t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header[k] = append(req.Header[k], v) // as sent: no canonicalisation
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{res, string(b)}
+	return web.Send(g.t, c, method, url, body, headers...)
 }
 
-// browser marks a request as coming from a person's browser.
-const browser = "Accept: text/html,application/xhtml+xml"
+const browser = web.Browser
 
 // mint asks the admin API for a link.
 func (g *testCaddy) mint(req MintRequest) MintResponse {
@@ -202,10 +179,10 @@ func (g *testCaddy) mint(req MintRequest) MintResponse {
 	r := g.send(http.DefaultClient, http.MethodPost, "http://"+g.admin+"/portalgate/links", bytes.NewReader(b),
 		"Content-Type: application/json", "Origin: http://"+g.admin)
 	if r.StatusCode != http.StatusCreated {
-		g.t.Fatalf("minting %+v: %d %s", req, r.StatusCode, r.body)
+		g.t.Fatalf("minting %+v: %d %s", req, r.StatusCode, r.Body)
 	}
 	var out MintResponse
-	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+	if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
 		g.t.Fatal(err)
 	}
 	return out
@@ -214,25 +191,7 @@ func (g *testCaddy) mint(req MintRequest) MintResponse {
 // signIn redeems a fresh link for app and returns the client holding the session.
 func (g *testCaddy) signIn(app, userID string) *http.Client {
 	g.t.Helper()
-	c := g.client()
-	l := g.mint(MintRequest{App: app, User: userOf(userID)})
-	if r := g.do(c, http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
-		g.t.Fatalf("redeeming: %d %s", r.StatusCode, r.body)
-	}
-	return c
-}
-
-// upstreamJSON decodes what the echo upstream received.
-func upstreamHeaders(t *testing.T, r resp) http.Header {
-	t.Helper()
-	if r.StatusCode != http.StatusOK {
-		t.Fatalf("request through the gate: %d %s", r.StatusCode, r.body)
-	}
-	var h http.Header
-	if err := json.Unmarshal([]byte(r.body), &h); err != nil {
-		t.Fatalf("upstream answer %q: %v", r.body, err)
-	}
-	return h
+	return web.SignIn(g.t, g.mint(MintRequest{App: app, User: userOf(userID)}).URL)
 }
 
 // Paths the gateway serves, as a client names them.
@@ -257,38 +216,22 @@ func identityWithLocation(id, location string) identity.User {
 	return u
 }
 
-// csrfFrom reads the CSRF token from a page's form.
-func csrfFrom(t *testing.T, page string) string {
-	t.Helper()
-	m := csrfField.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no csrf field in:\n%s", page)
-	}
-	return m[1]
-}
-
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
-
 // api calls the portal's API with the test API key.
 func (g *testCaddy) api(method, route, body string) resp {
 	g.t.Helper()
-	return g.send(g.client(), method, "http://"+g.portal+apiPrefix+route, strings.NewReader(body),
-		"Authorization: Bearer "+testAPIKey, "Content-Type: application/json")
+	return web.API(g.t, g.portal, testAPIKey, method, route, body)
 }
 
 // apiCall is api that insists on a status, and returns the body.
 func (g *testCaddy) apiCall(method, route, body string, want int) string {
 	g.t.Helper()
-	r := g.api(method, route, body)
-	if r.StatusCode != want {
-		g.t.Fatalf("%s %s: %d, want %d: %s", method, route, r.StatusCode, want, r.body)
-	}
-	return r.body
+	return web.APICall(g.t, g.portal, testAPIKey, method, route, body, want)
 }
 
+// apiCallWithKey mints through the portal's API with key.
 func apiCallWithKey(g *testCaddy, key string) resp {
-	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath,
-		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
+	g.t.Helper()
+	return web.API(g.t, g.portal, key, http.MethodPost, "links", `{"app":"courses","user":{"id":"x"}}`)
 }
 
 // Staff of the dashboard tests: name → password. basic_auth signs them in;

@@ -26,7 +26,7 @@ func TestGeneratedKey_LinksSurviveRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("link signed with the generated key, after restart: %d %s", r.StatusCode, r.body)
+		t.Fatalf("link signed with the generated key, after restart: %d %s", r.StatusCode, r.Body)
 	}
 	tok, _, err := jwt.NewParser().ParseUnverified(l.URL[strings.Index(l.URL, "token=")+len("token="):], jwt.MapClaims{})
 	if err != nil {

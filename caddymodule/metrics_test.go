@@ -13,7 +13,7 @@ func TestMetrics_AdminEndpointShowsPortalgateSeries(t *testing.T) {
 	g.do(c, http.MethodGet, "http://"+g.courses+"/")
 	g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Accept: application/json")
 	g.do(g.client(), http.MethodGet, "http://"+g.courses+magicPath+"?token=nope")
-	m := g.do(http.DefaultClient, http.MethodGet, "http://"+g.admin+"/metrics").body
+	m := g.do(http.DefaultClient, http.MethodGet, "http://"+g.admin+"/metrics").Body
 	for _, want := range []string{
 		`portalgate_links_minted_total{app="courses"} 1`,
 		`portalgate_redemptions_total{app="courses",result="ok"} 1`,

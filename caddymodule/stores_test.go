@@ -8,6 +8,8 @@ import (
 	"testing"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestConfig_StoreBlocksAreReadNotIgnored(t *testing.T) {
@@ -46,7 +48,7 @@ func TestBolt_SessionAndConsumedLinkSurviveRestart(t *testing.T) {
 	}
 	g.load()
 
-	if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "restart" {
+	if h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "restart" {
 		t.Fatalf("after restart the app sees %v", h)
 	}
 	if r := g.do(g.client(), http.MethodGet, used.URL, browser); r.StatusCode != http.StatusGone {

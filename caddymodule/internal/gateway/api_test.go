@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // FuzzDecodeMintRequest feeds the API's JSON decoder arbitrary bodies: every
@@ -62,7 +63,7 @@ func TestContactsAPI_UpsertsOneOrManyAndRefusesBadInput(t *testing.T) {
 	g := newTestGateway(t, withStaff())
 	g.apiCall(http.MethodPost, "contacts", `{"id":"c_1","name":"One","email":"one@example.com"}`, http.StatusOK)
 	g.apiCall(http.MethodPost, "contacts", `[{"id":"c_1","name":"One Renamed"},{"id":"c_2","name":"Two"}]`, http.StatusOK)
-	page := g.staff("agency").get("/dashboard/generate").body
+	page := g.staff("agency").get("/dashboard/generate").Body
 	if !strings.Contains(page, "One Renamed") || !strings.Contains(page, "Two") || strings.Contains(page, ">One &lt;") {
 		t.Fatalf("contacts after sync:\n%s", page)
 	}
@@ -84,7 +85,7 @@ func TestLinkAPI_MintNeverRewritesAKnownContact(t *testing.T) {
 	g.apiCall(http.MethodPost, "contacts", `{"id":"c_a","name":"Alice A","email":"alice@example.com","location":"loc_a"}`, http.StatusOK)
 	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_a"}}`, http.StatusCreated)
 	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_new","name":"New N","location":"loc_a"}}`, http.StatusCreated)
-	page := g.staff("sub").get("/dashboard/generate").body
+	page := g.staff("sub").get("/dashboard/generate").Body
 	for _, want := range []string{"Alice A &lt;alice@example.com&gt; · loc_a", "New N · loc_a"} {
 		if !strings.Contains(page, want) {
 			t.Errorf("the directory lacks %q:\n%s", want, page)
@@ -104,17 +105,17 @@ func TestAPI_MintLinks(t *testing.T) {
 
 	r := post(good, auth)
 	if r.StatusCode != http.StatusCreated {
-		t.Fatalf("mint: %d %s", r.StatusCode, r.body)
+		t.Fatalf("mint: %d %s", r.StatusCode, r.Body)
 	}
 	var out MintResponse
-	if err := json.Unmarshal([]byte(r.body), &out); err != nil {
+	if err := json.Unmarshal([]byte(r.Body), &out); err != nil {
 		t.Fatal(err)
 	}
 	if life := out.ExpiresAt.Sub(g.clock.Now()); !strings.HasPrefix(out.URL, "http://"+g.courses+magicPath+"?token=") || len(out.ID) != 22 ||
 		life > 10*time.Minute || life < 9*time.Minute {
 		t.Fatalf("answer %+v", out)
 	}
-	if h := upstreamHeaders(t, func() resp {
+	if h := web.Echoed(t, func() resp {
 		c := g.client()
 		g.do(c, http.MethodGet, out.URL, browser)
 		return g.do(c, http.MethodGet, "http://"+g.courses+"/")
@@ -148,8 +149,8 @@ func TestAPI_MintLinks(t *testing.T) {
 				headers = append(headers, tc.header)
 			}
 			r := post(tc.body, headers...)
-			if r.StatusCode != tc.status || !strings.Contains(r.body, tc.want) {
-				t.Fatalf("%d %s; want %d with %q", r.StatusCode, r.body, tc.status, tc.want)
+			if r.StatusCode != tc.status || !strings.Contains(r.Body, tc.want) {
+				t.Fatalf("%d %s; want %d with %q", r.StatusCode, r.Body, tc.status, tc.want)
 			}
 			if r.StatusCode == http.StatusUnauthorized && r.Header.Get("WWW-Authenticate") == "" {
 				t.Fatal("401 without WWW-Authenticate")
@@ -168,8 +169,8 @@ func TestAPI_OffWithoutKeys(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withoutAPIKeys())
 	r := g.send(g.client(), http.MethodPost, "http://"+g.portal+apiLinksPath, strings.NewReader(`{}`), "Authorization: Bearer "+testAPIKey)
-	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.body, "api_disabled") {
-		t.Fatalf("API without keys: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "api_disabled") {
+		t.Fatalf("API without keys: %d %s", r.StatusCode, r.Body)
 	}
 }
 

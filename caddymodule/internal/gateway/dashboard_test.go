@@ -8,6 +8,8 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // staff is one staff member's browser on the dashboard.
@@ -47,12 +49,7 @@ func (s *staff) auth() string {
 
 func (s *staff) csrf() string {
 	s.g.t.Helper()
-	r := s.get(DashboardPath)
-	m := csrfField.FindStringSubmatch(r.body)
-	if m == nil {
-		s.g.t.Fatalf("no CSRF token on the dashboard (%d):\n%s", r.StatusCode, r.body)
-	}
-	return m[1]
+	return web.CSRF(s.g.t, s.get(DashboardPath).Body)
 }
 
 var magicLinkField = regexp.MustCompile(`id="magic-link" type="text" readonly value="([^"]+)"`)
@@ -61,9 +58,9 @@ var magicLinkField = regexp.MustCompile(`id="magic-link" type="text" readonly va
 func (s *staff) generate(form url.Values) string {
 	s.g.t.Helper()
 	r := s.post("/dashboard/generate", form)
-	m := magicLinkField.FindStringSubmatch(r.body)
+	m := magicLinkField.FindStringSubmatch(r.Body)
 	if r.StatusCode != http.StatusOK || m == nil {
-		s.g.t.Fatalf("generate %v: %d, no link:\n%s", form, r.StatusCode, r.body)
+		s.g.t.Fatalf("generate %v: %d, no link:\n%s", form, r.StatusCode, r.Body)
 	}
 	return html.UnescapeString(m[1])
 }
@@ -73,8 +70,8 @@ func TestDashboard_NoAuthenticatorInFrontRefusesEveryone(t *testing.T) {
 	g := newTestGateway(t, withStaff(), withoutAuthenticator())
 	for _, path := range []string{"/dashboard/", "/dashboard/generate", "/dashboard/settings/links"} {
 		r := g.do(g.client(), http.MethodGet, "http://"+g.portal+path, browser)
-		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "Staff sign-in required") {
-			t.Fatalf("%s without an authenticator: %d %s", path, r.StatusCode, r.body)
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Body, "Staff sign-in required") {
+			t.Fatalf("%s without an authenticator: %d %s", path, r.StatusCode, r.Body)
 		}
 	}
 	r := g.do(g.client(), http.MethodGet, "http://"+g.portal+"/dashboard", browser)
@@ -86,11 +83,11 @@ func TestDashboard_NoAuthenticatorInFrontRefusesEveryone(t *testing.T) {
 func TestDashboard_UnlistedAuthenticatedUserIsForbidden(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withStaff())
-	if r := g.staff("stranger").get(DashboardPath); r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "Not a staff member") {
-		t.Fatalf("stranger: %d %s", r.StatusCode, r.body)
+	if r := g.staff("stranger").get(DashboardPath); r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "Not a staff member") {
+		t.Fatalf("stranger: %d %s", r.StatusCode, r.Body)
 	}
-	if r := g.staff("agency").get(DashboardPath); r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Generate Magic Link") {
-		t.Fatalf("agency user: %d %s", r.StatusCode, r.body)
+	if r := g.staff("agency").get(DashboardPath); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Generate Magic Link") {
+		t.Fatalf("agency user: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -103,8 +100,8 @@ func TestDashboard_ContactSessionCannotReachTheDashboard(t *testing.T) {
 	}
 	// The contact's portal session is no staff sign-in: basic_auth asks.
 	r := g.do(c, http.MethodGet, "http://"+g.portal+DashboardPath, browser)
-	if r.StatusCode != http.StatusUnauthorized || strings.Contains(r.body, "Recent links") {
-		t.Fatalf("contact on the dashboard: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusUnauthorized || strings.Contains(r.Body, "Recent links") {
+		t.Fatalf("contact on the dashboard: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -124,16 +121,16 @@ func TestDashboard_GenerateMagicLinkForANewContactSignsThemIntoCourses(t *testin
 	if land.StatusCode != http.StatusSeeOther || land.Header.Get("Location") != "http://"+g.courses+"/lessons/1" {
 		t.Fatalf("redeem: %d → %s", land.StatusCode, land.Header.Get("Location"))
 	}
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, land.Header.Get("Location")))
+	h := web.Echoed(t, g.do(c, http.MethodGet, land.Header.Get("Location")))
 	if h.Get("X-Portal-User-Id") != "c_ada" || h.Get("X-Portal-User-Type") != "contact" || h.Get("X-Portal-Location-Id") != "loc_a" {
 		t.Fatalf("courses sees %v", h)
 	}
 	// The dashboard lists it as used; the contact is in the directory.
-	if r := ag.get(DashboardPath); !strings.Contains(r.body, "status-used") || !strings.Contains(r.body, "Ada Lovelace") {
-		t.Fatalf("recent links:\n%s", r.body)
+	if r := ag.get(DashboardPath); !strings.Contains(r.Body, "status-used") || !strings.Contains(r.Body, "Ada Lovelace") {
+		t.Fatalf("recent links:\n%s", r.Body)
 	}
-	if r := ag.get("/dashboard/generate?q=ADA"); !strings.Contains(r.body, `<option value="c_ada">Ada Lovelace &lt;ada@example.com&gt; · loc_a</option>`) {
-		t.Fatalf("contact search:\n%s", r.body)
+	if r := ag.get("/dashboard/generate?q=ADA"); !strings.Contains(r.Body, `<option value="c_ada">Ada Lovelace &lt;ada@example.com&gt; · loc_a</option>`) {
+		t.Fatalf("contact search:\n%s", r.Body)
 	}
 	// Generating again for the known contact, as "myself", for the portal.
 	if l := ag.generate(url.Values{"who": {"contact"}, "contact": {"c_ada"}, "app": {"portal"}, "ttl": {"15m"}, "uses": {"3"}}); !strings.HasPrefix(l, "http://"+g.portal+magicPath) {
@@ -153,11 +150,11 @@ func TestDashboard_GenerateShowsErrorsNextToTheirFields(t *testing.T) {
 		t.Fatalf("bad form: %d", r.StatusCode)
 	}
 	for _, id := range []string{"new_id-err", "new_email-err", "app-err", "path-err", "ttl-err", "uses-err"} {
-		if !strings.Contains(r.body, `id="`+id+`"`) {
+		if !strings.Contains(r.Body, `id="`+id+`"`) {
 			t.Errorf("no error %s on the page", id)
 		}
 	}
-	if strings.Contains(r.body, "magic-link") {
+	if strings.Contains(r.Body, "magic-link") {
 		t.Fatal("a link was generated from a bad form")
 	}
 }
@@ -170,18 +167,18 @@ func TestDashboard_SubaccountUserSeesOnlyItsLocation(t *testing.T) {
 	ag.generate(url.Values{"who": {"contact"}, "contact": {"c_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 	sub.generate(url.Values{"who": {"contact"}, "contact": {"c_a"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 
-	page := sub.get("/dashboard/generate").body
+	page := sub.get("/dashboard/generate").Body
 	if !strings.Contains(page, "Alice A") || strings.Contains(page, "Bob B") {
 		t.Fatalf("sub-account contacts:\n%s", page)
 	}
-	if r := sub.post("/dashboard/generate", url.Values{"who": {"contact"}, "contact": {"c_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="contact-err"`) {
+	if r := sub.post("/dashboard/generate", url.Values{"who": {"contact"}, "contact": {"c_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="contact-err"`) {
 		t.Fatalf("sub-account minting for another location: %d", r.StatusCode)
 	}
 	// A new contact of a sub-account user joins its location, whatever is typed.
-	if r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"c_x"}, "new_location": {"loc_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="new_location-err"`) {
+	if r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"c_x"}, "new_location": {"loc_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="new_location-err"`) {
 		t.Fatalf("sub-account adding to another location: %d", r.StatusCode)
 	}
-	subLinks, agLinks := sub.get(DashboardPath).body, ag.get(DashboardPath).body
+	subLinks, agLinks := sub.get(DashboardPath).Body, ag.get(DashboardPath).Body
 	if !strings.Contains(subLinks, "Alice A") || strings.Contains(subLinks, "Bob B") {
 		t.Fatalf("sub-account recent links:\n%s", subLinks)
 	}
@@ -234,15 +231,15 @@ func TestDashboard_RevokeStopsAnUnusedLink(t *testing.T) {
 	g := newTestGateway(t, withStaff())
 	ag := g.staff("agency")
 	link := ag.generate(url.Values{"who": {"new"}, "new_id": {"c_rev"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
-	row := regexp.MustCompile(`<tr data-link="([^"]+)">`).FindStringSubmatch(ag.get(DashboardPath).body)
+	row := regexp.MustCompile(`<tr data-link="([^"]+)">`).FindStringSubmatch(ag.get(DashboardPath).Body)
 	if row == nil {
 		t.Fatal("no link row")
 	}
 	r := ag.post("/dashboard/revoke", url.Values{"id": {row[1]}})
 	if r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("revoke: %d %s", r.StatusCode, r.body)
+		t.Fatalf("revoke: %d %s", r.StatusCode, r.Body)
 	}
-	if page := ag.get(r.Header.Get("Location")).body; !strings.Contains(page, "The link is revoked") || !strings.Contains(page, "status-revoked") {
+	if page := ag.get(r.Header.Get("Location")).Body; !strings.Contains(page, "The link is revoked") || !strings.Contains(page, "status-revoked") {
 		t.Fatalf("after revoke:\n%s", page)
 	}
 	if r := g.do(g.client(), http.MethodGet, link, browser); r.StatusCode != http.StatusGone {
@@ -260,13 +257,13 @@ func TestDashboard_StaffOpenSignsIntoTheAppAsThemselves(t *testing.T) {
 			t.Fatalf("open: %d → %s", r.StatusCode, r.Header.Get("Location"))
 		}
 		in := g.do(s.c, http.MethodGet, r.Header.Get("Location"), browser)
-		h := upstreamHeaders(t, g.do(s.c, http.MethodGet, in.Header.Get("Location")))
+		h := web.Echoed(t, g.do(s.c, http.MethodGet, in.Header.Get("Location")))
 		if h.Get("X-Portal-User-Id") != who.name || h.Get("X-Portal-User-Type") != who.typ || h.Get("X-Portal-Location-Id") != who.location {
 			t.Fatalf("%s in courses: %v", who.name, h)
 		}
 	}
 	// Staff opens are not listed as minted links.
-	if page := g.staff("agency").get(DashboardPath).body; strings.Contains(page, "data-link=") {
+	if page := g.staff("agency").get(DashboardPath).Body; strings.Contains(page, "data-link=") {
 		t.Fatalf("staff opens listed:\n%s", page)
 	}
 }
@@ -278,11 +275,11 @@ func TestDashboard_NewContactCannotTakeOverAKnownOne(t *testing.T) {
 	sub := g.staff("sub")
 	for _, id := range []string{"c_b", "agency"} {
 		r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {id}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
-		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, `id="new_id-err"`) || strings.Contains(r.body, "magic-link") {
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="new_id-err"`) || strings.Contains(r.Body, "magic-link") {
 			t.Fatalf("a new contact with the id %q of someone else: %d", id, r.StatusCode)
 		}
 	}
-	if page := g.staff("agency").get("/dashboard/generate?q=c_b").body; !strings.Contains(page, "Bob B &lt;bob@example.com&gt; · loc_b") {
+	if page := g.staff("agency").get("/dashboard/generate?q=c_b").Body; !strings.Contains(page, "Bob B &lt;bob@example.com&gt; · loc_b") {
 		t.Fatalf("the contact changed:\n%s", page)
 	}
 }
@@ -296,7 +293,7 @@ func TestDashboard_GenerateForAnyVisibleContactNotOnlyTheFirstPage(t *testing.T)
 	}
 	g.apiCall(http.MethodPost, "contacts", "["+strings.Join(cs, ",")+"]", http.StatusOK)
 	sub := g.staff("sub")
-	if page := sub.get("/dashboard/generate").body; strings.Contains(page, "N149") {
+	if page := sub.get("/dashboard/generate").Body; strings.Contains(page, "N149") {
 		t.Fatal("the contact list is not bounded")
 	}
 	sub.generate(url.Values{"who": {"contact"}, "contact": {"c149"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
@@ -350,7 +347,7 @@ func TestDashboard_LinksOfARevokedUserShowRevoked(t *testing.T) {
 	ag := g.staff("agency")
 	ag.generate(url.Values{"who": {"new"}, "new_id": {"c_gone"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 	g.apiCall(http.MethodPost, "users/c_gone/revoke", "", http.StatusOK)
-	page := ag.get(DashboardPath).body
+	page := ag.get(DashboardPath).Body
 	if !strings.Contains(page, "status-revoked") || strings.Contains(page, ">Revoke</button>") {
 		t.Fatalf("a revoked user's link:\n%s", page)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // BenchmarkIdentity_Set is the gate's header work: it deletes a client-sent X-Portal-* header, sets the
@@ -67,7 +68,7 @@ func TestGate_SpoofedIdentityHeadersNeverReachTheApp(t *testing.T) {
 
 	t.Run("signed in", func(t *testing.T) {
 		c := g.signIn("courses", "c_real")
-		h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/", spoofs...))
+		h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/", spoofs...))
 		for name, values := range h {
 			n := strings.ReplaceAll(strings.ToLower(name), "_", "-")
 			if !strings.HasPrefix(n, "x-portal-") {
@@ -101,8 +102,8 @@ func TestGate_SignedOutBrowserGoesToPortalAndAPIClientGets401(t *testing.T) {
 	}
 	api := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/api/things", "Accept: application/json")
 	if api.StatusCode != http.StatusUnauthorized || api.Header.Get("Content-Type") != "application/json" ||
-		!strings.Contains(api.body, `"code":"no_session"`) {
-		t.Fatalf("API client: %d %s %s", api.StatusCode, api.Header.Get("Content-Type"), api.body)
+		!strings.Contains(api.Body, `"code":"no_session"`) {
+		t.Fatalf("API client: %d %s %s", api.StatusCode, api.Header.Get("Content-Type"), api.Body)
 	}
 }
 
@@ -122,7 +123,7 @@ func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withSite("communities", SiteConfig{Assertion: true}))
 	c := g.signIn("communities", "c_assert")
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.community+"/"))
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.community+"/"))
 	tok := h.Get("X-Portal-Assertion")
 	if tok == "" {
 		t.Fatalf("no assertion reached the app: %v", h)
@@ -135,8 +136,8 @@ func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
 	var doc struct {
 		Keys []struct{ Kty, Crv, X, Kid, Alg, Use string }
 	}
-	if err := json.Unmarshal([]byte(jwks.body), &doc); err != nil || len(doc.Keys) == 0 {
-		t.Fatalf("jwks document %s: %v", jwks.body, err)
+	if err := json.Unmarshal([]byte(jwks.Body), &doc); err != nil || len(doc.Keys) == 0 {
+		t.Fatalf("jwks document %s: %v", jwks.Body, err)
 	}
 	var claims assertion.Claims
 	_, err := jwt.ParseWithClaims(tok, &claims, func(tk *jwt.Token) (any, error) {
@@ -156,7 +157,7 @@ func TestAssertion_AppVerifiesIdentityWithOnlyTheJWKS(t *testing.T) {
 		t.Fatalf("assertion lives %v, want 60s", exp)
 	}
 	// Courses has no assertion on: nothing, and a client's forged one is gone.
-	h = upstreamHeaders(t, g.do(g.signIn("courses", "c_plain"), http.MethodGet, "http://"+g.courses+"/", "X-Portal-Assertion: forged"))
+	h = web.Echoed(t, g.do(g.signIn("courses", "c_plain"), http.MethodGet, "http://"+g.courses+"/", "X-Portal-Assertion: forged"))
 	if h.Get("X-Portal-Assertion") != "" {
 		t.Fatalf("courses received an assertion: %v", h)
 	}

@@ -8,10 +8,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/cookiejar"
 	"net/http/httptest"
-	"regexp"
-	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -24,6 +21,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // The gateway tests serve each site (the portal, courses, communities) from
@@ -173,8 +171,8 @@ func newTestGateway(t *testing.T, opts ...option) *testGateway {
 	}
 	upstream := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
 		g.upstreamHits.Add(1)
-		w.Header().Set("Content-Type", "application/json")
-		return json.NewEncoder(w).Encode(r.Header)
+		web.Echo(w, r)
+		return nil
 	})
 	for app, srv := range servers {
 		cfg := SiteConfig{}
@@ -200,45 +198,23 @@ type nextFunc func(http.ResponseWriter, *http.Request) error
 
 func (f nextFunc) ServeHTTP(w http.ResponseWriter, r *http.Request) error { return f(w, r) }
 
-// client is a browser-like client with a cookie jar that does not follow
-// redirects, so every hop can be checked.
-func (g *testGateway) client() *http.Client {
-	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-}
+// client is a browser-like client that shows every redirect.
+func (g *testGateway) client() *http.Client { return web.Client() }
 
-type resp struct {
-	*http.Response
-	body string
-}
+type resp = web.Response
 
 // do sends one request; headers come as "Name: value" strings.
 func (g *testGateway) do(c *http.Client, method, url string, headers ...string) resp {
 	g.t.Helper()
-	return g.send(c, method, url, nil, headers...)
+	return web.Send(g.t, c, method, url, nil, headers...)
 }
 
 func (g *testGateway) send(c *http.Client, method, url string, body io.Reader, headers ...string) resp {
 	g.t.Helper()
-	req, err := http.NewRequest(method, url, body)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	for _, h := range headers {
-		k, v, _ := strings.Cut(h, ": ")
-		req.Header[k] = append(req.Header[k], v) // as sent: no canonicalisation
-	}
-	res, err := c.Do(req)
-	if err != nil {
-		g.t.Fatalf("%s %s: %v", method, url, err)
-	}
-	defer res.Body.Close()
-	b, _ := io.ReadAll(res.Body)
-	return resp{res, string(b)}
+	return web.Send(g.t, c, method, url, body, headers...)
 }
 
-// browser marks a request as coming from a person's browser.
-const browser = "Accept: text/html,application/xhtml+xml"
+const browser = web.Browser
 
 // mint mints a link, as the admin API does.
 func (g *testGateway) mint(req MintRequest) MintResponse {
@@ -253,12 +229,7 @@ func (g *testGateway) mint(req MintRequest) MintResponse {
 // signIn redeems a fresh link for app and returns the client holding the session.
 func (g *testGateway) signIn(app, userID string) *http.Client {
 	g.t.Helper()
-	c := g.client()
-	l := g.mint(MintRequest{App: app, User: userOf(userID)})
-	if r := g.do(c, http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
-		g.t.Fatalf("redeeming: %d %s", r.StatusCode, r.body)
-	}
-	return c
+	return web.SignIn(g.t, g.mint(MintRequest{App: app, User: userOf(userID)}).URL)
 }
 
 // signInPortal returns a client signed in to the portal.
@@ -270,64 +241,24 @@ func (g *testGateway) signInPortal(userID string) *http.Client {
 // api calls the portal's API with the test API key.
 func (g *testGateway) api(method, route, body string) resp {
 	g.t.Helper()
-	return g.send(g.client(), method, "http://"+g.portal+apiPrefix+route, strings.NewReader(body),
-		"Authorization: Bearer "+testAPIKey, "Content-Type: application/json")
+	return web.API(g.t, g.portal, testAPIKey, method, route, body)
 }
 
 // apiCall is api that insists on a status, and returns the body.
 func (g *testGateway) apiCall(method, route, body string, want int) string {
 	g.t.Helper()
-	r := g.api(method, route, body)
-	if r.StatusCode != want {
-		g.t.Fatalf("%s %s: %d, want %d: %s", method, route, r.StatusCode, want, r.body)
-	}
-	return r.body
+	return web.APICall(g.t, g.portal, testAPIKey, method, route, body, want)
 }
 
 // apiCallWithKey mints through the portal's API with key.
 func apiCallWithKey(g *testGateway, key string) resp {
 	g.t.Helper()
-	return g.send(g.client(), http.MethodPost, "http://"+g.portal+apiPrefix+"links",
-		strings.NewReader(`{"app":"courses","user":{"id":"x"}}`), "Authorization: Bearer "+key)
+	return web.API(g.t, g.portal, key, http.MethodPost, "links", `{"app":"courses","user":{"id":"x"}}`)
 }
 
 func userOf(id string) identity.User {
 	return identity.User{ID: id, Email: id + "@example.com", Name: "User " + id}
 }
-
-// upstreamHeaders decodes what the upstream received.
-func upstreamHeaders(t *testing.T, r resp) http.Header {
-	t.Helper()
-	if r.StatusCode != http.StatusOK {
-		t.Fatalf("request through the gate: %d %s", r.StatusCode, r.body)
-	}
-	var h http.Header
-	if err := json.Unmarshal([]byte(r.body), &h); err != nil {
-		t.Fatalf("upstream answer %q: %v", r.body, err)
-	}
-	return h
-}
-
-func cookieNamed(r resp, name string) *http.Cookie {
-	for _, c := range r.Cookies() {
-		if c.Name == name {
-			return c
-		}
-	}
-	return nil
-}
-
-// csrfFrom reads the CSRF token from a page's form.
-func csrfFrom(t *testing.T, page string) string {
-	t.Helper()
-	m := csrfField.FindStringSubmatch(page)
-	if m == nil {
-		t.Fatalf("no csrf field in:\n%s", page)
-	}
-	return m[1]
-}
-
-var csrfField = regexp.MustCompile(`name="csrf" value="([^"]+)"`)
 
 func jsonString(s string) string { b, _ := json.Marshal(s); return string(b) }
 

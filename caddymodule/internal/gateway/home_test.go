@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestPortal_HomeListsAppsAndLaunchSignsIntoEach(t *testing.T) {
@@ -21,8 +22,8 @@ func TestPortal_HomeListsAppsAndLaunchSignsIntoEach(t *testing.T) {
 	}
 	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
 	for _, want := range []string{"/_portalgate/launch/courses", "/_portalgate/launch/communities", "User c_portal"} {
-		if !strings.Contains(home.body, want) {
-			t.Fatalf("home page lacks %q:\n%s", want, home.body)
+		if !strings.Contains(home.Body, want) {
+			t.Fatalf("home page lacks %q:\n%s", want, home.Body)
 		}
 	}
 	for _, app := range []struct{ name, origin string }{{"courses", g.courses}, {"communities", g.community}} {
@@ -34,7 +35,7 @@ func TestPortal_HomeListsAppsAndLaunchSignsIntoEach(t *testing.T) {
 		if in.Header.Get("Location") != "http://"+app.origin+"/deep/page" {
 			t.Fatalf("launch link lands on %q", in.Header.Get("Location"))
 		}
-		h := upstreamHeaders(t, g.do(c, http.MethodGet, in.Header.Get("Location")))
+		h := web.Echoed(t, g.do(c, http.MethodGet, in.Header.Get("Location")))
 		if h.Get("X-Portal-User-Id") != "c_portal" || h.Get("X-Portal-App") != app.name {
 			t.Fatalf("%s sees %v", app.name, h)
 		}
@@ -62,8 +63,8 @@ func TestPortal_SignedOutHomeSaysHowToSignIn(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t)
 	r := g.do(g.client(), http.MethodGet, "http://"+g.portal+"/?app=courses&next=/x", browser)
-	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.body, "sign-in link") {
-		t.Fatalf("signed-out home: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Body, "sign-in link") {
+		t.Fatalf("signed-out home: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -86,13 +87,13 @@ func TestPortalHome_ShowsTheMenuForTheUsersRoleAndMagicItemsOnlyLaunch(t *testin
 	g.do(c, http.MethodGet, l.URL, browser)
 	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
 	for _, want := range []string{"Help centre", `href="https://help.example.com"`, `target="_blank"`, "My courses", `href="/_portalgate/launch/courses"`} {
-		if !strings.Contains(home.body, want) {
+		if !strings.Contains(home.Body, want) {
 			t.Errorf("home lacks %q", want)
 		}
 	}
 	for _, not := range []string{"Staff only", "Community", "token="} {
-		if strings.Contains(home.body, not) {
-			t.Errorf("home shows %q:\n%s", not, home.body)
+		if strings.Contains(home.Body, not) {
+			t.Errorf("home shows %q:\n%s", not, home.Body)
 		}
 	}
 	// The menu API says the same, as JSON.
@@ -102,8 +103,8 @@ func TestPortalHome_ShowsTheMenuForTheUsersRoleAndMagicItemsOnlyLaunch(t *testin
 		Links []struct{ URL, App string } `json:"links"`
 	}
 	r := g.do(c, http.MethodGet, "http://"+g.portal+menuAPIPath)
-	if err := json.Unmarshal([]byte(r.body), &m); err != nil || r.StatusCode != http.StatusOK {
-		t.Fatalf("menu API: %d %s", r.StatusCode, r.body)
+	if err := json.Unmarshal([]byte(r.Body), &m); err != nil || r.StatusCode != http.StatusOK {
+		t.Fatalf("menu API: %d %s", r.StatusCode, r.Body)
 	}
 	if m.User["id"] != "c_menu" || len(m.Apps) != 1 || len(m.Links) != 2 || m.Links[1].URL != "http://"+g.portal+launchPrefix+"courses" || m.Links[1].App != "courses" {
 		t.Fatalf("menu API: %+v", m)
@@ -119,12 +120,12 @@ func TestPortalHome_IframeItemShowsTheAppFramedByThePortalOnly(t *testing.T) {
 	c := g.client()
 	g.do(c, http.MethodGet, g.mint(MintRequest{App: "portal", User: userOf("c_frame")}).URL, browser)
 	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
-	if !strings.Contains(home.body, `href="/?view=config-1"`) || strings.Contains(home.body, "<iframe") {
-		t.Fatalf("home:\n%s", home.body)
+	if !strings.Contains(home.Body, `href="/?view=config-1"`) || strings.Contains(home.Body, "<iframe") {
+		t.Fatalf("home:\n%s", home.Body)
 	}
 	framed := g.do(c, http.MethodGet, "http://"+g.portal+"/?view=config-1", browser)
-	if !strings.Contains(framed.body, `<iframe src="/_portalgate/launch/courses"`) {
-		t.Fatalf("framed home:\n%s", framed.body)
+	if !strings.Contains(framed.Body, `<iframe src="/_portalgate/launch/courses"`) {
+		t.Fatalf("framed home:\n%s", framed.Body)
 	}
 	if csp := framed.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "frame-src 'self' http://"+g.courses) {
 		t.Fatalf("framed home CSP: %s", csp)

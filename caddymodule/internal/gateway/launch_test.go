@@ -28,7 +28,7 @@ func TestLaunch_AppOutsideTheLinkIsForbidden(t *testing.T) {
 		t.Fatalf("launch of an app outside the link: %d", r.StatusCode)
 	}
 	home := g.do(c, http.MethodGet, "http://"+g.portal+"/", browser)
-	if strings.Contains(home.body, "launch/communities") {
+	if strings.Contains(home.Body, "launch/communities") {
 		t.Fatal("home lists an app the user may not open")
 	}
 	if r := g.do(g.client(), http.MethodGet, "http://"+g.portal+launchPrefix+"courses", browser); r.StatusCode != http.StatusUnauthorized {

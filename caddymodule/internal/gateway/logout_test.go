@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
@@ -19,16 +20,16 @@ func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
 	id := c.Jar.Cookies(u)[0].Value
 
 	page := g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser)
-	if page.StatusCode != http.StatusOK || !strings.Contains(page.body, "Sign out of Courses?") {
-		t.Fatalf("GET logout: %d %s", page.StatusCode, page.body)
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "Sign out of Courses?") {
+		t.Fatalf("GET logout: %d %s", page.StatusCode, page.Body)
 	}
-	form := url.Values{"csrf": {csrfFrom(t, page.body)}}.Encode()
+	form := url.Values{"csrf": {web.CSRF(t, page.Body)}}.Encode()
 	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(form), browser,
 		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
-	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed out") {
-		t.Fatalf("logout: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "signed out") {
+		t.Fatalf("logout: %d %s", r.StatusCode, r.Body)
 	}
-	if ck := cookieNamed(r, "portalgate-courses"); ck == nil || ck.MaxAge >= 0 {
+	if ck := web.Cookie(r, "portalgate-courses"); ck == nil || ck.MaxAge >= 0 {
 		t.Fatalf("logout cookie = %+v, want it deleted", ck)
 	}
 	if _, err := g.store.GetSession(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
@@ -45,7 +46,7 @@ func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t)
 	c := g.signIn("courses", "csrf")
-	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	form := "Content-Type: application/x-www-form-urlencoded"
 	for name, tc := range map[string]struct {
 		body    string
@@ -58,14 +59,14 @@ func TestLogout_CrossSiteRequestForgeryIsRefused(t *testing.T) {
 		"token, cross-site fetch":  {"csrf=" + token, []string{form, "Sec-Fetch-Site: cross-site"}},
 		"token, opaque origin":     {"csrf=" + token, []string{form, "Origin: null"}},
 		"token, null cross-site":   {"csrf=" + token, []string{form, "Origin: null", "Sec-Fetch-Site: cross-site"}},
-		"token of another session": {"csrf=" + csrfFrom(t, g.do(g.signIn("courses", "other"), http.MethodGet, "http://"+g.courses+logoutPath, browser).body), []string{form}},
+		"token of another session": {"csrf=" + web.CSRF(t, g.do(g.signIn("courses", "other"), http.MethodGet, "http://"+g.courses+logoutPath, browser).Body), []string{form}},
 	} {
 		t.Run(name, func(t *testing.T) {
 			r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(tc.body), append(tc.headers, browser)...)
 			if r.StatusCode != http.StatusForbidden {
 				t.Fatalf("forged logout: %d", r.StatusCode)
 			}
-			if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "csrf" {
+			if h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "csrf" {
 				t.Fatal("the session ended")
 			}
 		})
@@ -81,11 +82,11 @@ func TestLogout_OwnFormWithNullOriginSignsOut(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t)
 	c := g.signIn("courses", "null-origin")
-	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token),
 		"Content-Type: application/x-www-form-urlencoded", "Origin: null", "Sec-Fetch-Site: same-origin", browser)
 	if r.StatusCode != http.StatusOK {
-		t.Fatalf("sign-out from the app's own page: %d %s", r.StatusCode, r.body)
+		t.Fatalf("sign-out from the app's own page: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -93,9 +94,9 @@ func TestLogout_CSRFHeaderIsAccepted(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t)
 	c := g.signIn("courses", "c_hdr")
-	token := csrfFrom(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).body)
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	r := g.do(c, http.MethodPost, "http://"+g.courses+logoutPath, "X-CSRF-Token: "+token, "Origin: http://"+g.courses)
-	if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "signed_out") {
-		t.Fatalf("logout with the CSRF header: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "signed_out") {
+		t.Fatalf("logout with the CSRF header: %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -49,7 +49,7 @@ var menuRow = regexp.MustCompile(`<tr data-item="([^"]+)"><td>([^<]+)</td>`)
 func (s *staff) menuItems() [][2]string {
 	s.g.t.Helper()
 	var out [][2]string
-	for _, m := range menuRow.FindAllStringSubmatch(s.get("/dashboard/settings/links").body, -1) {
+	for _, m := range menuRow.FindAllStringSubmatch(s.get("/dashboard/settings/links").Body, -1) {
 		out = append(out, [2]string{m[1], m[2]})
 	}
 	return out
@@ -64,7 +64,7 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 		form := url.Values{"action": {"save"}, "title": {title}, "kind": {kind}, "open": {open}, "roles": roles}
 		form.Set(map[string]string{"app": "app", "url": "url"}[kind], target)
 		if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
-			t.Fatalf("adding %s: %d %s", title, r.StatusCode, r.body)
+			t.Fatalf("adding %s: %d %s", title, r.StatusCode, r.Body)
 		}
 	}
 	add("My courses", "app", "courses", "current_tab", "contact", "agency_user")
@@ -74,7 +74,7 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 	if len(items) != 3 || items[0][1] != "My courses" || items[2][1] != "Staff wiki" {
 		t.Fatalf("menu: %v", items)
 	}
-	page := ag.get("/dashboard/settings/links").body
+	page := ag.get("/dashboard/settings/links").Body
 	if !strings.Contains(page, "Help centre") || !strings.Contains(page, "set in the Caddyfile") {
 		t.Fatalf("the Caddyfile's item is not shown:\n%s", page)
 	}
@@ -84,7 +84,7 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 	}
 	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"save"}, "id": {items[2][0]}, "title": {"Wiki"}, "kind": {"url"},
 		"url": {"https://wiki.example.com/"}, "open": {"new_tab"}, "roles": {"agency_user"}}); r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("edit: %d %s", r.StatusCode, r.body)
+		t.Fatalf("edit: %d %s", r.StatusCode, r.Body)
 	}
 	ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}})
 	got := ag.menuItems()
@@ -95,7 +95,7 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 		t.Fatalf("deleting a missing item: %d", r.StatusCode)
 	}
 	// The edit form is filled from the item.
-	if page := ag.get("/dashboard/settings/links?edit=" + items[2][0]).body; !strings.Contains(page, `value="Wiki"`) || !strings.Contains(page, "Edit “Wiki”") {
+	if page := ag.get("/dashboard/settings/links?edit=" + items[2][0]).Body; !strings.Contains(page, `value="Wiki"`) || !strings.Contains(page, "Edit “Wiki”") {
 		t.Fatalf("edit form:\n%s", page)
 	}
 }
@@ -118,7 +118,7 @@ func TestCustomLinks_InvalidItemShowsErrorsByField(t *testing.T) {
 	} {
 		c.form.Set("action", "save")
 		r := ag.post("/dashboard/settings/links", c.form)
-		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.body, c.err) {
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, c.err) {
 			t.Errorf("%v: %d, want the error %s", c.form, r.StatusCode, c.err)
 		}
 	}

@@ -21,12 +21,12 @@ func TestHeaders_GatewayPagesAreLockedDown(t *testing.T) {
 		csp := h.Get("Content-Security-Policy")
 		if h.Get("Cache-Control") != "no-store" || h.Get("Referrer-Policy") != "no-referrer" || h.Get("X-Content-Type-Options") != "nosniff" ||
 			!strings.Contains(csp, "default-src 'none'") || !strings.Contains(csp, "frame-ancestors http://"+g.portal) ||
-			strings.Contains(csp, "unsafe-inline") || strings.Contains(r.body, "<script") {
+			strings.Contains(csp, "unsafe-inline") || strings.Contains(r.Body, "<script") {
 			t.Errorf("%s page headers: %v", name, h)
 		}
 		// The inline style sheet is allowed by its hash, and only it.
-		start := strings.Index(r.body, "<style>") + len("<style>")
-		sum := sha256.Sum256([]byte(r.body[start:strings.Index(r.body, "</style>")]))
+		start := strings.Index(r.Body, "<style>") + len("<style>")
+		sum := sha256.Sum256([]byte(r.Body[start:strings.Index(r.Body, "</style>")]))
 		if !strings.Contains(csp, base64.StdEncoding.EncodeToString(sum[:])) {
 			t.Errorf("%s page: the CSP does not allow its own style sheet", name)
 		}

@@ -21,6 +21,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // Tests named after an attack are mapped in SECURITY.md.
@@ -38,7 +39,7 @@ func TestRedeem_SignsInAndUpstreamSeesIdentity(t *testing.T) {
 
 	r := g.do(c, http.MethodGet, l.URL, browser)
 	if r.StatusCode != http.StatusSeeOther {
-		t.Fatalf("redeem: %d %s", r.StatusCode, r.body)
+		t.Fatalf("redeem: %d %s", r.StatusCode, r.Body)
 	}
 	if loc := r.Header.Get("Location"); loc != "http://"+g.courses+"/lesson/1?week=2" {
 		t.Fatalf("Location = %q", loc)
@@ -48,12 +49,12 @@ func TestRedeem_SignsInAndUpstreamSeesIdentity(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	ck := cookieNamed(r, "portalgate-courses")
+	ck := web.Cookie(r, "portalgate-courses")
 	if ck == nil || !ck.HttpOnly || ck.SameSite != http.SameSiteLaxMode || ck.Path != "/" || !session.ValidID(ck.Value) {
 		t.Fatalf("session cookie = %+v", ck)
 	}
 
-	h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.courses+"/lesson/1?week=2"))
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/lesson/1?week=2"))
 	for k, want := range map[string]string{
 		"X-Portal-User-Id": "c_123", "X-Portal-User-Email": "ada@example.com", "X-Portal-User-Name": "Ada Lovelace",
 		"X-Portal-User-Type": "contact", "X-Portal-Location-Id": "loc_1", "X-Portal-App": "courses",
@@ -75,15 +76,15 @@ func TestRedeem_ReplayedLinkIsGone(t *testing.T) {
 		t.Fatalf("first use: %d", r.StatusCode)
 	}
 	r := g.do(g.client(), http.MethodGet, l.URL, browser)
-	if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "already been used") {
-		t.Fatalf("replay: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "already been used") {
+		t.Fatalf("replay: %d %s", r.StatusCode, r.Body)
 	}
 	if len(r.Cookies()) != 0 {
 		t.Fatal("a replay set a cookie")
 	}
 	api := g.do(g.client(), http.MethodGet, l.URL, "Accept: application/json")
-	if api.StatusCode != http.StatusGone || !strings.Contains(api.body, `"code":"link_used"`) {
-		t.Fatalf("replay as an API client: %d %s", api.StatusCode, api.body)
+	if api.StatusCode != http.StatusGone || !strings.Contains(api.Body, `"code":"link_used"`) {
+		t.Fatalf("replay as an API client: %d %s", api.StatusCode, api.Body)
 	}
 }
 
@@ -107,8 +108,8 @@ func TestRedeem_LinkForAnotherAppIsForbidden(t *testing.T) {
 	l := g.mint(MintRequest{App: "courses", User: userOf("wrongapp")})
 	stolen := strings.Replace(l.URL, g.courses, g.community, 1)
 	r := g.do(g.client(), http.MethodGet, stolen, browser)
-	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.body, "another app") {
-		t.Fatalf("link on another app: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "another app") {
+		t.Fatalf("link on another app: %d %s", r.StatusCode, r.Body)
 	}
 	// Refused without being consumed: it still works where it belongs.
 	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
@@ -122,8 +123,8 @@ func TestRedeem_ExpiredLinkIsGone(t *testing.T) {
 	l := g.mint(MintRequest{App: "courses", User: userOf("late"), TTL: "15m"})
 	g.clock.Advance(time.Hour)
 	r := g.do(g.client(), http.MethodGet, l.URL, browser)
-	if r.StatusCode != http.StatusGone || !strings.Contains(r.body, "expired") {
-		t.Fatalf("expired link: %d %s", r.StatusCode, r.body)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "expired") {
+		t.Fatalf("expired link: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -146,10 +147,10 @@ func TestRedeem_TamperedLinkIsRefusedWithoutEcho(t *testing.T) {
 			for _, accept := range []string{browser, "Accept: application/json"} {
 				r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/_portalgate/magic?token="+url.QueryEscape(tc.token), accept)
 				if r.StatusCode != tc.status {
-					t.Fatalf("%s: %d %s", accept, r.StatusCode, r.body)
+					t.Fatalf("%s: %d %s", accept, r.StatusCode, r.Body)
 				}
-				if tc.token != "" && strings.Contains(r.body, tc.token) {
-					t.Fatalf("the error echoes the token: %s", r.body)
+				if tc.token != "" && strings.Contains(r.Body, tc.token) {
+					t.Fatalf("the error echoes the token: %s", r.Body)
 				}
 			}
 		})
@@ -175,7 +176,7 @@ func TestRedeem_HeadOptionsAndPrefetchNeverConsume(t *testing.T) {
 	}
 	for _, p := range probes {
 		r := g.do(g.client(), p.method, l.URL, p.header...)
-		if r.StatusCode != p.status || cookieNamed(r, "portalgate-courses") != nil {
+		if r.StatusCode != p.status || web.Cookie(r, "portalgate-courses") != nil {
 			t.Fatalf("%s %v: %d (want %d), cookies %v", p.method, p.header, r.StatusCode, p.status, r.Cookies())
 		}
 	}
@@ -199,7 +200,7 @@ func TestRedeem_FixationPlantedSessionIsReplaced(t *testing.T) {
 
 	l := g.mint(MintRequest{App: "courses", User: userOf("victim")})
 	r := g.do(victim, http.MethodGet, l.URL, browser)
-	fresh := cookieNamed(r, "portalgate-courses")
+	fresh := web.Cookie(r, "portalgate-courses")
 	if fresh == nil || fresh.Value == planted.Value {
 		t.Fatalf("redemption kept the planted session id")
 	}
@@ -207,7 +208,7 @@ func TestRedeem_FixationPlantedSessionIsReplaced(t *testing.T) {
 	if _, err := g.sessions.Lookup(context.Background(), planted.Value, "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("planted session still live: %v", err)
 	}
-	if h := upstreamHeaders(t, g.do(victim, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "victim" {
+	if h := web.Echoed(t, g.do(victim, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "victim" {
 		t.Fatalf("victim is %q", h.Get("X-Portal-User-Id"))
 	}
 }
@@ -225,8 +226,8 @@ func TestConfirm_ScannerOpeningTheLinkSpendsNothing(t *testing.T) {
 	// A mail scanner (or a headless browser that runs scripts) opens the link.
 	for range 3 {
 		r := g.do(g.client(), http.MethodGet, l.URL, browser)
-		if r.StatusCode != http.StatusOK || !strings.Contains(r.body, "Continue to Communities") || cookieNamed(r, "portalgate-communities") != nil {
-			t.Fatalf("GET in confirm mode: %d %s", r.StatusCode, r.body)
+		if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Continue to Communities") || web.Cookie(r, "portalgate-communities") != nil {
+			t.Fatalf("GET in confirm mode: %d %s", r.StatusCode, r.Body)
 		}
 	}
 	// The person opens it and presses Continue.
@@ -236,19 +237,19 @@ func TestConfirm_ScannerOpeningTheLinkSpendsNothing(t *testing.T) {
 		return g.send(c, http.MethodPost, l.URL, strings.NewReader(url.Values{"csrf": {token}}.Encode()),
 			append(headers, browser, "Content-Type: application/x-www-form-urlencoded")...)
 	}
-	r := post(c, csrfFrom(t, page.body), "Origin: http://"+g.community)
-	if r.StatusCode != http.StatusSeeOther || cookieNamed(r, "portalgate-communities") == nil {
-		t.Fatalf("Continue: %d %s", r.StatusCode, r.body)
+	r := post(c, web.CSRF(t, page.Body), "Origin: http://"+g.community)
+	if r.StatusCode != http.StatusSeeOther || web.Cookie(r, "portalgate-communities") == nil {
+		t.Fatalf("Continue: %d %s", r.StatusCode, r.Body)
 	}
-	if h := upstreamHeaders(t, g.do(c, http.MethodGet, "http://"+g.community+"/")); h.Get("X-Portal-User-Id") != "c_confirm" {
+	if h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.community+"/")); h.Get("X-Portal-User-Id") != "c_confirm" {
 		t.Fatalf("after Continue the app sees %v", h)
 	}
 	// The used form is void, and a fresh one finds the link spent.
-	if r := post(c, csrfFrom(t, page.body), "Origin: http://"+g.community); r.StatusCode != http.StatusForbidden {
+	if r := post(c, web.CSRF(t, page.Body), "Origin: http://"+g.community); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("the same Continue again: %d", r.StatusCode)
 	}
 	again := g.do(c, http.MethodGet, l.URL, browser)
-	if r := post(c, csrfFrom(t, again.body), "Origin: http://"+g.community); r.StatusCode != http.StatusGone {
+	if r := post(c, web.CSRF(t, again.Body), "Origin: http://"+g.community); r.StatusCode != http.StatusGone {
 		t.Fatalf("Continue on a spent link: %d", r.StatusCode)
 	}
 }
@@ -258,7 +259,7 @@ func TestConfirm_ForgedContinueIsRefused(t *testing.T) {
 	g := confirmGateway(t)
 	l := g.mint(MintRequest{App: "communities", User: userOf("c_forged")})
 	c := g.client()
-	token := csrfFrom(t, g.do(c, http.MethodGet, l.URL, browser).body)
+	token := web.CSRF(t, g.do(c, http.MethodGet, l.URL, browser).Body)
 	form := "Content-Type: application/x-www-form-urlencoded"
 	for name, tc := range map[string]struct {
 		client  *http.Client
@@ -296,7 +297,7 @@ func TestRedeem_ConcurrentRedemptionsMakeExactlyOneSession(t *testing.T) {
 		wg.Go(func() {
 			r := g.do(g.client(), http.MethodGet, l.URL, browser)
 			switch {
-			case r.StatusCode == http.StatusSeeOther && cookieNamed(r, "portalgate-courses") != nil:
+			case r.StatusCode == http.StatusSeeOther && web.Cookie(r, "portalgate-courses") != nil:
 				sessions.Add(1)
 			case r.StatusCode == http.StatusGone:
 				gone.Add(1)
@@ -334,8 +335,8 @@ func TestRedeem_AlgNoneAndKeyConfusionAreRefused(t *testing.T) {
 	unknownSigned, _ := unknownKid.SignedString([]byte(testKey))
 	for name, tok := range map[string]string{"alg none": none, "RS256 header": rsSigned, "HS512": hs512Signed, "unknown kid": unknownSigned} {
 		r := g.do(g.client(), http.MethodGet, "http://"+g.courses+magicPath+"?token="+tok, "Accept: application/json")
-		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.body, "invalid_link") {
-			t.Errorf("%s: %d %s", name, r.StatusCode, r.body)
+		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "invalid_link") {
+			t.Errorf("%s: %d %s", name, r.StatusCode, r.Body)
 		}
 	}
 }
@@ -393,8 +394,8 @@ func TestRateLimit_BruteForceOfLinksIsSlowedPerClient(t *testing.T) {
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("past the limit: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
 	}
-	if !strings.Contains(r.body, "Too many attempts") {
-		t.Fatalf("429 page: %s", r.body)
+	if !strings.Contains(r.Body, "Too many attempts") {
+		t.Fatalf("429 page: %s", r.Body)
 	}
 }
 
