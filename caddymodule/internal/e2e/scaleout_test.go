@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
@@ -88,7 +89,7 @@ http://%s {
 			t.Logf("instance %s:\n%s", in.courses, in.log.String())
 		}
 	})
-	eventually(t, 20*time.Second, "instance "+in.courses+" to start", func() bool {
+	testkit.Eventually(t, 20*time.Second, "instance "+in.courses+" to start", func() bool {
 		res, err := http.Get("http://" + in.courses + "/")
 		if err == nil {
 			res.Body.Close()
@@ -96,19 +97,6 @@ http://%s {
 		return err == nil
 	})
 	return in
-}
-
-// eventually polls cond until it holds or the deadline passes: for effects
-// that cross processes (pub/sub, reconnects), never for timing claims.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", within, what)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
 }
 
 func (in *instance) mint(t *testing.T, userID string) string {
@@ -223,7 +211,7 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 		if code != http.StatusOK {
 			t.Fatalf("logout on B: %d", code)
 		}
-		eventually(t, 2*time.Second, "A to drop the session ended on B", func() bool {
+		testkit.Eventually(t, 2*time.Second, "A to drop the session ended on B", func() bool {
 			code, _ := status(t, c, http.MethodGet, home(a))
 			return code == http.StatusUnauthorized
 		})
@@ -241,7 +229,7 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 			t.Fatalf("revoke on A: %v %v", res, err)
 		}
 		res.Body.Close()
-		eventually(t, 2*time.Second, "B to drop the revoked user's session", func() bool {
+		testkit.Eventually(t, 2*time.Second, "B to drop the revoked user's session", func() bool {
 			code, _ := status(t, c, http.MethodGet, home(b))
 			return code == http.StatusUnauthorized
 		})
@@ -255,7 +243,7 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 		}
 		unspent := a.mint(t, "u_down")
 		srv.Stop()
-		eventually(t, 5*time.Second, "a gated request to fail closed", func() bool {
+		testkit.Eventually(t, 5*time.Second, "a gated request to fail closed", func() bool {
 			code, _ := status(t, c, http.MethodGet, home(a))
 			return code == http.StatusServiceUnavailable
 		})
@@ -271,7 +259,7 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 			t.Fatalf("health with Redis down: %d %s", code, body)
 		}
 		srv.Start()
-		eventually(t, 10*time.Second, "the instance to recover by itself", func() bool {
+		testkit.Eventually(t, 10*time.Second, "the instance to recover by itself", func() bool {
 			code, _ := status(t, c, http.MethodGet, home(a))
 			return code == http.StatusOK
 		})

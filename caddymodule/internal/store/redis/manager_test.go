@@ -11,6 +11,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
@@ -34,7 +35,7 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	// B trusts its L1 only once its subscription is live; until then every
 	// lookup reads Redis. Wait until B serves the session from L1, so that
 	// what follows tests the cache, not the store.
-	eventually(t, 10*time.Second, "instance B to serve the session from its L1", func() bool {
+	testkit.Eventually(t, 10*time.Second, "instance B to serve the session from its L1", func() bool {
 		if _, err := b.Lookup(ctx, s.ID, "courses"); err != nil {
 			t.Fatal(err)
 		}
@@ -50,21 +51,8 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	// within a few pubsub_check intervals. The deadline is far beyond that.
 	// B's next lookup then reads Redis over the dark link, and fails only
 	// when the client gives up on it (read timeout and retries: seconds).
-	eventually(t, 50*check, fmt.Sprintf("instance B to stop serving the logged-out session (pubsub_check %v)", check), func() bool {
+	testkit.Eventually(t, 50*check, fmt.Sprintf("instance B to stop serving the logged-out session (pubsub_check %v)", check), func() bool {
 		_, err := b.Lookup(ctx, s.ID, "courses")
 		return err != nil
 	})
-}
-
-// eventually polls cond until it holds or the deadline passes: for effects
-// that cross connections (pub/sub, pings), never for timing claims.
-func eventually(t *testing.T, within time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %v for %s", within, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
 }
