@@ -111,12 +111,19 @@ func newRoute[H any](pattern string) route[H] {
 
 // match is the outcome of a lookup.
 type match[H any] struct {
-	route   *route[H]
 	handler H
-	// found is false when no pattern matches (404); route is set and found
-	// true but ok false when the route does not take the method (405).
+	hit     routeHit
+	// found is false when no pattern matches (404); found is true but ok
+	// false when the route does not take the method (405).
 	found, ok bool
-	params    map[string]string
+}
+
+// routeHit is what a handler learns of the route that matched: the values
+// its pattern captured, by name (nil when it captures none), and the
+// methods it takes, as its Allow header lists them.
+type routeHit struct {
+	params map[string]string
+	allow  string
 }
 
 // lookup finds the route for method and path. With unescape, path is an
@@ -150,7 +157,7 @@ func (t *table[H]) lookup(method, path string, unescape bool) (match[H], error) 
 		if !ok {
 			continue
 		}
-		m := match[H]{route: r, found: true, params: params}
+		m := match[H]{hit: routeHit{params: params, allow: r.allow}, found: true}
 		for _, mh := range r.methods {
 			if mh.method == method || mh.method == anyMethod {
 				m.handler, m.ok = mh.handler, true

@@ -51,7 +51,7 @@ func checkLookup(t *testing.T, tab table[string], unescape bool, tc lookupCase) 
 		t.Fatalf("lookup %s %q: %v", tc.method, tc.path, err)
 	}
 	if tc.notFound {
-		if m.found || m.ok || m.route != nil || m.params != nil {
+		if m.found || m.ok || m.hit.params != nil {
 			t.Fatalf("lookup %s %q = %+v, want no route", tc.method, tc.path, m)
 		}
 		return
@@ -59,11 +59,11 @@ func checkLookup(t *testing.T, tab table[string], unescape bool, tc lookupCase) 
 	if !m.found || m.ok != (tc.handler != "") || m.handler != tc.handler {
 		t.Fatalf("lookup %s %q = found %v, ok %v, handler %q; want handler %q", tc.method, tc.path, m.found, m.ok, m.handler, tc.handler)
 	}
-	if !maps.Equal(m.params, tc.params) || (m.params == nil) != (tc.params == nil) {
-		t.Errorf("lookup %s %q params = %#v, want %#v", tc.method, tc.path, m.params, tc.params)
+	if !maps.Equal(m.hit.params, tc.params) || (m.hit.params == nil) != (tc.params == nil) {
+		t.Errorf("lookup %s %q params = %#v, want %#v", tc.method, tc.path, m.hit.params, tc.params)
 	}
-	if m.route.allow != tc.allow {
-		t.Errorf("lookup %s %q allow = %q, want %q", tc.method, tc.path, m.route.allow, tc.allow)
+	if m.hit.allow != tc.allow {
+		t.Errorf("lookup %s %q allow = %q, want %q", tc.method, tc.path, m.hit.allow, tc.allow)
 	}
 }
 
@@ -168,7 +168,7 @@ func FuzzLookup_InPlaceAgreesWithSegments(f *testing.F) {
 				t.Fatalf("lookup %q: %v", path, err)
 			}
 			if inPlace.found != split.found || inPlace.ok != split.ok || inPlace.handler != split.handler ||
-				inPlace.route != split.route || !maps.Equal(inPlace.params, split.params) {
+				inPlace.hit.allow != split.hit.allow || !maps.Equal(inPlace.hit.params, split.hit.params) {
 				t.Fatalf("lookup %q: in place %+v, split %+v", path, inPlace, split)
 			}
 		}
@@ -197,8 +197,8 @@ func TestPortalRoutes(t *testing.T) {
 		{http.MethodGet, "/dashboard/nothing", true, true, map[string]string{"page": "nothing"}},
 	} {
 		m, err := tab.lookup(tc.method, tc.path, false)
-		if err != nil || m.found != tc.found || m.ok != tc.ok || !maps.Equal(m.params, tc.params) {
-			t.Errorf("lookup %s %s = found %v, ok %v, params %v, err %v; want %v, %v, %v", tc.method, tc.path, m.found, m.ok, m.params, err, tc.found, tc.ok, tc.params)
+		if err != nil || m.found != tc.found || m.ok != tc.ok || !maps.Equal(m.hit.params, tc.params) {
+			t.Errorf("lookup %s %s = found %v, ok %v, params %v, err %v; want %v, %v, %v", tc.method, tc.path, m.found, m.ok, m.hit.params, err, tc.found, tc.ok, tc.params)
 		}
 	}
 }
