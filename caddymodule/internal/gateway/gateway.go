@@ -151,7 +151,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.metrics = NewMetrics()
 	}
 	if g.clientIP == nil {
-		g.clientIP = peerIP
+		g.clientIP = PeerIP
 	}
 	if g.authUser == nil {
 		g.authUser = func(*http.Request) string { return "" }
@@ -259,8 +259,9 @@ func (g *Gateway) revocationHold() time.Time {
 	return g.now().Add(g.cfg.LinkMaxTTL + link.Leeway)
 }
 
-// peerIP is the connection's peer address, without the port.
-func peerIP(r *http.Request) string {
+// PeerIP is the connection's peer address, without the port: the client's
+// address when no proxy is trusted to name another.
+func PeerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr
