@@ -8,9 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"net"
 	"net/http"
-	"net/url"
 	"strings"
 	"time"
 
@@ -182,14 +180,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.CacheMaxBytes == 0 {
 		a.CacheMaxBytes = DefaultCacheMaxBytes
 	}
-	if a.Portal == "" {
-		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
+	// The portal URL is checked before anything is opened; link tokens
+	// name its origin as their issuer unless issuer says otherwise.
+	portalOrigin, err := gateway.PortalOrigin(a.Portal)
+	if err != nil {
+		return err
 	}
 	if a.Issuer == "" {
-		// The portal's origin; a URL that is not one fails in gateway.New.
-		if u, err := url.Parse(a.Portal); err == nil {
-			a.Issuer = u.Scheme + "://" + u.Host
-		}
+		a.Issuer = portalOrigin
 	}
 	apiKeys, err := a.apiKeyHashes()
 	if err != nil {
@@ -287,10 +285,7 @@ func clientIP(r *http.Request) string {
 	if ip, ok := caddyhttp.GetVar(r.Context(), caddyhttp.ClientIPVarKey).(string); ok && ip != "" {
 		return ip
 	}
-	if host, _, err := net.SplitHostPort(r.RemoteAddr); err == nil {
-		return host
-	}
-	return r.RemoteAddr
+	return gateway.PeerIP(r)
 }
 
 // authUser is the user an authenticator in front (basic_auth, forward_auth

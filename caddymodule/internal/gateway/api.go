@@ -66,11 +66,11 @@ func (g *Gateway) CallAPI(ctx context.Context, by, method, route string, body io
 	case !m.found:
 		return 0, nil, problemNoSuchCall
 	case !m.ok:
-		p := methodNotAllowed(m.route.allow)
-		p.Detail = "method not allowed: use " + m.route.allow
+		p := methodNotAllowed(m.hit.allow)
+		p.Detail = "method not allowed: use " + m.hit.allow
 		return 0, nil, p
 	}
-	return m.handler(g, ctx, apiCall{by: by, body: body, params: m.params})
+	return m.handler(g, ctx, apiCall{by: by, body: body, params: m.hit.params})
 }
 
 func (g *Gateway) apiMint(ctx context.Context, c apiCall) (int, any, error) {
@@ -116,7 +116,7 @@ func (g *Gateway) apiContacts(ctx context.Context, c apiCall) (int, any, error) 
 
 // api serves the link API on the portal: /_portalgate/api/..., for a CRM or
 // any backend holding an API key.
-func (s *Site) api(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) api(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	g := s.g
 	if len(g.cfg.APIKeys) == 0 {
 		return problemAPIOff

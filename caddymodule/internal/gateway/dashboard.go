@@ -53,7 +53,7 @@ type staffHandler func(s *Site, w http.ResponseWriter, r *http.Request, st Staff
 // dashboard's own page with a token bound to the staff member: their
 // browser sends basic_auth credentials to any site's forms.
 func staffOnly(h staffHandler) siteHandler {
-	return func(s *Site, w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+	return func(s *Site, w http.ResponseWriter, r *http.Request, _ routeHit) error {
 		st, err := s.g.staffOf(r)
 		if err != nil {
 			return err
@@ -67,7 +67,7 @@ func staffOnly(h staffHandler) siteHandler {
 }
 
 // toDashboard sends /dashboard to /dashboard/.
-func (s *Site) toDashboard(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) toDashboard(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	http.Redirect(w, r, DashboardPath, http.StatusPermanentRedirect)
 	return nil
 }

@@ -151,7 +151,7 @@ func New(cfg Config) (*Gateway, error) {
 		g.metrics = NewMetrics()
 	}
 	if g.clientIP == nil {
-		g.clientIP = peerIP
+		g.clientIP = PeerIP
 	}
 	if g.authUser == nil {
 		g.authUser = func(*http.Request) string { return "" }
@@ -167,10 +167,13 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) buildTargets() error {
-	if g.cfg.Portal == "" {
-		return errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
+	portal, err := newPortal(g.cfg.Portal)
+	if err != nil {
+		return err
 	}
+	g.portal = portal
 	g.targets = make(map[string]*target, len(g.cfg.Apps)+1)
+	g.targets[PortalName] = portal
 	add := func(name, raw string) error {
 		if _, dup := g.targets[name]; dup {
 			return fmt.Errorf("portalgate: app %q is declared twice", name)
@@ -181,9 +184,6 @@ func (g *Gateway) buildTargets() error {
 		}
 		g.targets[name] = t
 		return nil
-	}
-	if err := add(PortalName, g.cfg.Portal); err != nil {
-		return err
 	}
 	for _, app := range g.cfg.Apps {
 		if app.Name == PortalName {
@@ -197,8 +197,23 @@ func (g *Gateway) buildTargets() error {
 		}
 		g.appNames = append(g.appNames, app.Name)
 	}
-	g.portal = g.targets[PortalName]
 	return nil
+}
+
+// PortalOrigin checks the portal URL as New does and returns its origin.
+func PortalOrigin(portal string) (string, error) {
+	t, err := newPortal(portal)
+	if err != nil {
+		return "", err
+	}
+	return t.origin, nil
+}
+
+func newPortal(raw string) (*target, error) {
+	if raw == "" {
+		return nil, errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
+	}
+	return newTarget(PortalName, raw)
 }
 
 // cookiePrefix starts the name of every session cookie (after __Host-).
@@ -259,8 +274,9 @@ func (g *Gateway) revocationHold() time.Time {
 	return g.now().Add(g.cfg.LinkMaxTTL + link.Leeway)
 }
 
-// peerIP is the connection's peer address, without the port.
-func peerIP(r *http.Request) string {
+// PeerIP is the connection's peer address, without the port: the client's
+// address when no proxy is trusted to name another.
+func PeerIP(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		return r.RemoteAddr

@@ -9,7 +9,7 @@ import (
 
 // home is the portal home: the apps the signed-in user may open. Sent here
 // by an app with ?app=&next=, it launches the user straight back.
-func (s *Site) home(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	id, e, err := s.session(r)
 	if err != nil {
 		return noSession(err)

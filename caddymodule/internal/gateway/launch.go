@@ -11,8 +11,8 @@ import (
 // launch mints a fresh one-time link for the signed-in user and sends them
 // into the app with it: one portal sign-in opens every allowed app, and no
 // token is ever written into a page.
-func (s *Site) launch(w http.ResponseWriter, r *http.Request, params map[string]string) error {
-	t := s.g.targets[params["app"]]
+func (s *Site) launch(w http.ResponseWriter, r *http.Request, hit routeHit) error {
+	t := s.g.targets[hit.params["app"]]
 	if t == nil || t.name == PortalName {
 		return problemNotFound
 	}

@@ -12,7 +12,7 @@ import (
 // logout ends this app's session and clears its cookie. GET shows a page
 // with a Sign out button; the POST it sends must come from this app's own
 // page and carry a token bound to the session (no cross-site sign-out).
-func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	if isSafe(r.Method) {
 		id, _, err := s.session(r)
 		if err != nil {

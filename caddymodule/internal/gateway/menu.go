@@ -179,7 +179,7 @@ func (g *Gateway) menuFor(ctx context.Context, u identity.User, apps []string) (
 
 // menuAPI is GET /_portalgate/api/menu: the signed-in user's menu as JSON,
 // for a portal front end that renders its own.
-func (s *Site) menuAPI(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) menuAPI(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	_, e, err := s.session(r)
 	if err != nil {
 		return noSession(err)

@@ -23,7 +23,7 @@ const confirmTTL = 10 * time.Minute
 // redeem turns a magic link into a session: verify, spend it once, create a
 // fresh session, set the cookie and send the user where the link points.
 // HEAD and prefetches never spend a link, in either mode.
-func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
+func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	ip := s.g.clientIP(r)
 	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
 		s.redemptions(problemRateLimit.why()).Inc()

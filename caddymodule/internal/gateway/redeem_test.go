@@ -179,6 +179,9 @@ func TestRedeem_HeadOptionsAndPrefetchNeverConsume(t *testing.T) {
 		if r.StatusCode != p.status || web.Cookie(r, "portalgate-courses") != nil {
 			t.Fatalf("%s %v: %d (want %d), cookies %v", p.method, p.header, r.StatusCode, p.status, r.Cookies())
 		}
+		if allow := r.Header.Get("Allow"); p.method == http.MethodOptions && allow != "GET, HEAD, POST, OPTIONS" {
+			t.Fatalf("OPTIONS: Allow %q", allow)
+		}
 	}
 	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("GET after the probes: %d", r.StatusCode)

@@ -73,8 +73,9 @@ type Site struct {
 	setUser        func(*http.Request, *identity.User)
 }
 
-// siteHandler serves one route of a site; params are the pattern's values.
-type siteHandler func(s *Site, w http.ResponseWriter, r *http.Request, params map[string]string) error
+// siteHandler serves one route of a site; hit is that route, with the
+// values of its pattern.
+type siteHandler func(s *Site, w http.ResponseWriter, r *http.Request, hit routeHit) error
 
 // Site builds the handler of the site that serves app ("portal" or a
 // declared app).
@@ -155,12 +156,12 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	m, _ := s.routes.lookup(r.Method, r.URL.Path, false)
 	switch {
 	case m.ok:
-		if err := m.handler(s, w, r, m.params); err != nil {
+		if err := m.handler(s, w, r, m.hit); err != nil {
 			s.answer(w, r, err)
 		}
 		return nil
 	case m.found:
-		s.fail(w, r, methodNotAllowed(m.route.allow))
+		s.fail(w, r, methodNotAllowed(m.hit.allow))
 		return nil
 	case strings.HasPrefix(r.URL.Path, gatewayPrefix):
 		s.fail(w, r, problemNotFound)
@@ -170,16 +171,15 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 }
 
 // options answers OPTIONS with what the address takes.
-func (s *Site) options(w http.ResponseWriter, r *http.Request, _ map[string]string) error {
-	m, _ := s.routes.lookup(r.Method, r.URL.Path, false)
+func (s *Site) options(w http.ResponseWriter, _ *http.Request, hit routeHit) error {
 	noStore(w)
-	w.Header().Set("Allow", m.route.allow)
+	w.Header().Set("Allow", hit.allow)
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }
 
 // jwks serves the public keys of identity assertions (RFC 7517).
-func (s *Site) jwks(w http.ResponseWriter, _ *http.Request, _ map[string]string) error {
+func (s *Site) jwks(w http.ResponseWriter, _ *http.Request, _ routeHit) error {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")
 	_, _ = w.Write(s.g.cfg.Asserter.JWKS())
