@@ -34,8 +34,10 @@ func BenchmarkIdentity_Set(b *testing.B) {
 		clear(resp)
 		resp["Server"] = server
 		identity.StripHeaders(r.Header)
-		identity.SetHeaders(r.Header, u, "courses")
-		resp[headerCSP] = []string{frameAncestors}
+		vals := new(gatedValues)
+		vals.identity.Set(r.Header, u, "courses")
+		vals.csp[0] = frameAncestors
+		resp[headerCSP] = vals.csp[:]
 	}
 	if r.Header.Get(identity.HeaderUserID) != "c_bench" || r.Header.Get(identity.HeaderLocation) != "loc_1" || resp.Get(headerCSP) != frameAncestors {
 		b.Fatalf("request %v, answer %v", r.Header, resp)

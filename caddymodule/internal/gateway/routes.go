@@ -17,6 +17,10 @@ import (
 // first whose pattern matches decides, whether or not it takes the method.
 type table[H any] struct {
 	routes []route[H]
+	// prefix is what every route's path starts with: a path read in place
+	// that lacks it matches none, at one comparison (an app's site serves
+	// only paths below /_portalgate/).
+	prefix string
 }
 
 // route is one pattern and its handlers by method, in the order Allow
@@ -66,7 +70,14 @@ const anyMethod = "*"
 func (t *table[H]) on(pattern string, h H, methods ...string) {
 	i := slices.IndexFunc(t.routes, func(r route[H]) bool { return r.pattern == pattern })
 	if i < 0 {
-		t.routes = append(t.routes, newRoute[H](pattern))
+		r := newRoute[H](pattern)
+		if len(t.routes) == 0 {
+			t.prefix = r.literal
+		}
+		for !strings.HasPrefix(r.literal, t.prefix) {
+			t.prefix = t.prefix[:len(t.prefix)-1]
+		}
+		t.routes = append(t.routes, r)
 		i = len(t.routes) - 1
 	}
 	r := &t.routes[i]
@@ -133,6 +144,9 @@ type routeHit struct {
 // matches costs no allocation.
 func (t *table[H]) lookup(method, path string, unescape bool) (match[H], error) {
 	var p pathSegments
+	if !unescape && !strings.HasPrefix(path, t.prefix) {
+		return match[H]{}, nil
+	}
 	if unescape {
 		var err error
 		if p, err = unescapeSegments(path); err != nil {

@@ -189,6 +189,7 @@ func TestPortalRoutes(t *testing.T) {
 		params       map[string]string
 	}{
 		{http.MethodGet, "/lessons/3", false, false, nil},
+		{http.MethodGet, "", false, false, nil},
 		{http.MethodGet, "/", true, true, nil},
 		{http.MethodGet, "/_portalgate/launch/courses", true, true, map[string]string{"app": "courses"}},
 		{http.MethodPost, "/_portalgate/api/links", true, true, map[string]string{"call": "links"}},
@@ -204,14 +205,21 @@ func TestPortalRoutes(t *testing.T) {
 }
 
 // BenchmarkRoutes_GatedPathMisses is the lookup every gated request makes:
-// an app's path, on the portal's table, that no route matches.
+// an app's path that no route matches, on an app's table (every route below
+// /_portalgate/) and on the portal's.
 func BenchmarkRoutes_GatedPathMisses(b *testing.B) {
-	tab := portalRoutes()
-	b.ReportAllocs()
-	for b.Loop() {
-		if m, _ := tab.lookup(http.MethodGet, "/lessons/3", false); m.found {
-			b.Fatal("an app path found a gateway route")
-		}
+	for name, tab := range map[string]table[siteHandler]{
+		"app":    (&Site{app: &target{name: "courses"}}).routeTable(),
+		"portal": portalRoutes(),
+	} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if m, _ := tab.lookup(http.MethodGet, "/lessons/3", false); m.found {
+					b.Fatal("an app path found a gateway route")
+				}
+			}
+		})
 	}
 }
 
@@ -228,5 +236,23 @@ func BenchmarkRoutes_Hit(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// An app's table rejects every path outside /_portalgate/ at once, and
+// still finds its own.
+func TestAppRoutes(t *testing.T) {
+	t.Parallel()
+	tab := (&Site{app: &target{name: "courses"}}).routeTable()
+	if tab.prefix != gatewayPrefix {
+		t.Fatalf("prefix %q, want %q", tab.prefix, gatewayPrefix)
+	}
+	for path, found := range map[string]bool{
+		"/": false, "": false, "/lessons/3": false, "/_portalgate": false, "/_portalgate/": false, "/_portalgatex/magic": false,
+		magicPath: true, logoutPath: true, jwksPath: true, "/_portalgate/launch/courses": false, "/dashboard/": false,
+	} {
+		if m, err := tab.lookup(http.MethodGet, path, false); err != nil || m.found != found {
+			t.Errorf("lookup %q: found %v, err %v; want %v", path, m.found, err, found)
+		}
 	}
 }

@@ -78,16 +78,23 @@ func IsHeader(name string) bool {
 
 // SetHeaders hands u to an app as headers, as the user of app. Run it after
 // StripHeaders: it sets, and never merges with what a client sent.
-func SetHeaders(h http.Header, u *User, app string) {
-	// One backing array for all values: this runs on every gated request.
-	v := [...]string{u.ID, u.Email, u.Name, string(u.Type), app, u.Location}
-	vals := v[:]
-	h[HeaderUserID] = vals[0:1:1]
-	h[HeaderEmail] = vals[1:2:2]
-	h[HeaderName] = vals[2:3:3]
-	h[HeaderType] = vals[3:4:4]
-	h[HeaderApp] = vals[4:5:5]
+func SetHeaders(h http.Header, u *User, app string) { new(HeaderValues).Set(h, u, app) }
+
+// HeaderValues holds the values of one request's identity headers. Set
+// points the headers at its slots, so all of them cost one allocation (or
+// none more, inside a caller's own). The headers share it: they must not
+// outlive a reuse of it.
+type HeaderValues [6]string
+
+// Set is SetHeaders with v holding the values.
+func (v *HeaderValues) Set(h http.Header, u *User, app string) {
+	*v = HeaderValues{u.ID, u.Email, u.Name, string(u.Type), app, u.Location}
+	h[HeaderUserID] = v[0:1:1]
+	h[HeaderEmail] = v[1:2:2]
+	h[HeaderName] = v[2:3:3]
+	h[HeaderType] = v[3:4:4]
+	h[HeaderApp] = v[4:5:5]
 	if u.Location != "" {
-		h[HeaderLocation] = vals[5:6:6]
+		h[HeaderLocation] = v[5:6:6]
 	}
 }
