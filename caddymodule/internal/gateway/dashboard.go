@@ -107,7 +107,7 @@ func (s *Site) overview(w http.ResponseWriter, r *http.Request, st Staff) error 
 	data := portal.Dashboard{Staff: s.staffInfo(st), Notice: dashboardNotices[r.URL.Query().Get("done")]}
 	data.Apps = append(data.Apps, portal.AppEntry{Name: PortalName, Title: "Portal home"})
 	for _, name := range s.g.appNames {
-		data.Apps = append(data.Apps, portal.AppEntry{Name: name, Title: s.g.targets[name].title})
+		data.Apps = append(data.Apps, portal.AppEntry{Name: name, Title: s.g.apps[name].title})
 	}
 	now := s.g.now()
 	for _, l := range links {
@@ -213,7 +213,7 @@ func (s *Site) renderGenerate(ctx context.Context, w http.ResponseWriter, status
 	}
 	data.Targets = append(data.Targets, portal.Option{Value: PortalName, Label: "Portal home", Selected: in.app == PortalName})
 	for _, name := range s.g.appNames {
-		data.Targets = append(data.Targets, portal.Option{Value: name, Label: s.g.targets[name].title, Selected: in.app == name})
+		data.Targets = append(data.Targets, portal.Option{Value: name, Label: s.g.apps[name].title, Selected: in.app == name})
 	}
 	for _, c := range linkTTLChoices {
 		if d, _ := ParseDuration(c.value); d <= s.g.cfg.LinkMaxTTL {
@@ -278,7 +278,7 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 	default:
 		errs["who"] = "Choose who the link is for."
 	}
-	if s.g.targets[in.app] == nil {
+	if s.g.apps[in.app] == nil {
 		errs["app"] = "Choose where the link leads."
 	}
 	path := cmp.Or(in.path, "/")
@@ -321,7 +321,7 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 
 // openAsStaff signs the staff member into an app as themselves: "Open".
 func (s *Site) openAsStaff(w http.ResponseWriter, r *http.Request, st Staff) error {
-	t := s.g.targets[r.PostFormValue("app")]
+	t := s.g.apps[r.PostFormValue("app")]
 	if t == nil {
 		return problemNotFound
 	}
@@ -401,7 +401,7 @@ func (s *Site) menuSettings(w http.ResponseWriter, r *http.Request, st Staff, fo
 		data.Form.Roles[string(role)] = true
 	}
 	for _, name := range s.g.appNames {
-		data.Form.Apps = append(data.Form.Apps, portal.Option{Value: name, Label: s.g.targets[name].title, Selected: f.App == name})
+		data.Form.Apps = append(data.Form.Apps, portal.Option{Value: name, Label: s.g.apps[name].title, Selected: f.App == name})
 	}
 	for _, o := range []struct{ value, label string }{{OpenCurrentTab, "Current tab"}, {OpenNewTab, "New tab"}, {OpenIframe, "Inside the portal (iframe)"}} {
 		data.Form.Opens = append(data.Form.Opens, portal.Option{Value: o.value, Label: o.label, Selected: o.value == cmp.Or(f.Open, OpenCurrentTab)})

@@ -107,8 +107,9 @@ type Gateway struct {
 	audit   audit
 	now     func() time.Time
 	metrics *Metrics
-	portal  *target
-	targets map[string]*target
+	portal  *servedApp
+	// apps are the portal and the child apps, by name.
+	apps map[string]*servedApp
 	// appNames are the declared child apps, in declaration order.
 	appNames []string
 	staff    map[string]Staff
@@ -120,8 +121,8 @@ type Gateway struct {
 	api table[apiHandler]
 }
 
-// target is an app (or the portal) as the gateway serves it.
-type target struct {
+// servedApp is an app (or the portal) as the gateway serves it.
+type servedApp struct {
 	name, title string
 	// origin is the configured public origin, without a trailing slash.
 	origin string
@@ -156,7 +157,7 @@ func New(cfg Config) (*Gateway, error) {
 	if g.authUser == nil {
 		g.authUser = func(*http.Request) string { return "" }
 	}
-	if err := g.buildTargets(); err != nil {
+	if err := g.buildApps(); err != nil {
 		return nil, err
 	}
 	if err := g.buildStaff(); err != nil {
@@ -166,23 +167,23 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
-func (g *Gateway) buildTargets() error {
+func (g *Gateway) buildApps() error {
 	portal, err := newPortal(g.cfg.Portal)
 	if err != nil {
 		return err
 	}
 	g.portal = portal
-	g.targets = make(map[string]*target, len(g.cfg.Apps)+1)
-	g.targets[PortalName] = portal
+	g.apps = make(map[string]*servedApp, len(g.cfg.Apps)+1)
+	g.apps[PortalName] = portal
 	add := func(name, raw string) error {
-		if _, dup := g.targets[name]; dup {
+		if _, dup := g.apps[name]; dup {
 			return fmt.Errorf("portalgate: app %q is declared twice", name)
 		}
-		t, err := newTarget(name, raw)
+		t, err := newServedApp(name, raw)
 		if err != nil {
 			return err
 		}
-		g.targets[name] = t
+		g.apps[name] = t
 		return nil
 	}
 	for _, app := range g.cfg.Apps {
@@ -209,23 +210,23 @@ func PortalOrigin(portal string) (string, error) {
 	return t.origin, nil
 }
 
-func newPortal(raw string) (*target, error) {
+func newPortal(raw string) (*servedApp, error) {
 	if raw == "" {
 		return nil, errors.New("portalgate: the portal URL is required (portal https://portal.example.com)")
 	}
-	return newTarget(PortalName, raw)
+	return newServedApp(PortalName, raw)
 }
 
 // cookiePrefix starts the name of every session cookie (after __Host-).
 const cookiePrefix = "portalgate-"
 
-func newTarget(name, raw string) (*target, error) {
+func newServedApp(name, raw string) (*servedApp, error) {
 	u, err := url.Parse(raw)
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
 		(u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" || u.User != nil {
 		return nil, fmt.Errorf("portalgate: the URL of %q must be an absolute http(s) origin such as https://%s.example.com, not %q", name, name, raw)
 	}
-	t := &target{
+	t := &servedApp{
 		name:   name,
 		title:  strings.ToUpper(name[:1]) + strings.ReplaceAll(name[1:], "-", " "),
 		origin: u.Scheme + "://" + u.Host,
@@ -240,18 +241,18 @@ func newTarget(name, raw string) (*target, error) {
 	return t, nil
 }
 
-func (t *target) magicURL(token string) string {
+func (t *servedApp) magicURL(token string) string {
 	return t.origin + magicPath + "?token=" + url.QueryEscape(token)
 }
 
-func (t *target) allowed(apps []string) bool { return slices.Contains(apps, t.name) }
+func (t *servedApp) allowed(apps []string) bool { return slices.Contains(apps, t.name) }
 
 // appTitle is how pages name an app, or the portal.
 func (g *Gateway) appTitle(name string) string {
 	if name == PortalName {
 		return "Portal home"
 	}
-	if t := g.targets[name]; t != nil {
+	if t := g.apps[name]; t != nil {
 		return t.title
 	}
 	return name
@@ -262,7 +263,7 @@ func (g *Gateway) AppNames() []string { return slices.Clone(g.appNames) }
 
 // Origin is the public origin of an app ("" when it is not declared).
 func (g *Gateway) Origin(app string) string {
-	if t := g.targets[app]; t != nil {
+	if t := g.apps[app]; t != nil {
 		return t.origin
 	}
 	return ""

@@ -15,7 +15,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 		return noSession(err)
 	}
 	q := r.URL.Query()
-	if t := s.g.targets[q.Get("app")]; t != nil && t.name != PortalName && t.allowed(e.Apps) {
+	if t := s.g.apps[q.Get("app")]; t != nil && t.name != PortalName && t.allowed(e.Apps) {
 		noStore(w)
 		to := launchPrefix + t.name + "?" + url.Values{"next": {q.Get("next")}}.Encode()
 		http.Redirect(w, r, s.app.origin+to, http.StatusSeeOther)
@@ -57,7 +57,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 // through the portal's launch to its app.
 func (g *Gateway) frameSources(l menuLink) string {
 	if l.App != "" {
-		return "'self' " + g.targets[l.App].origin
+		return "'self' " + g.apps[l.App].origin
 	}
 	return originOf(l.URL)
 }

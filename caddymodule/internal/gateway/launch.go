@@ -12,7 +12,7 @@ import (
 // into the app with it: one portal sign-in opens every allowed app, and no
 // token is ever written into a page.
 func (s *Site) launch(w http.ResponseWriter, r *http.Request, hit routeHit) error {
-	t := s.g.targets[hit.params["app"]]
+	t := s.g.apps[hit.params["app"]]
 	if t == nil || t.name == PortalName {
 		return problemNotFound
 	}

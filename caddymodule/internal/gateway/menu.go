@@ -47,7 +47,7 @@ func (g *Gateway) checkMenuItem(it *store.MenuItem) map[string]string {
 	case it.App != "" && it.URL != "":
 		errs["target"] = "Choose an app or a URL, not both."
 	case it.App != "":
-		if t := g.targets[it.App]; t == nil || t.name == PortalName {
+		if t := g.apps[it.App]; t == nil || t.name == PortalName {
 			errs["target"] = fmt.Sprintf("%q is not a declared app.", it.App)
 		}
 	case it.URL != "":
@@ -155,7 +155,7 @@ func (g *Gateway) menuFor(ctx context.Context, u identity.User, apps []string) (
 	portalOrigin := g.portal.origin
 	out := portalMenu{Apps: []menuApp{}, Links: []menuLink{}}
 	for _, name := range g.appNames {
-		if t := g.targets[name]; t.allowed(apps) {
+		if t := g.apps[name]; t.allowed(apps) {
 			out.Apps = append(out.Apps, menuApp{Name: name, Title: t.title, URL: portalOrigin + launchPrefix + name})
 		}
 	}
@@ -166,7 +166,7 @@ func (g *Gateway) menuFor(ctx context.Context, u identity.User, apps []string) (
 		}
 		l := menuLink{ID: it.ID, Title: it.Title, URL: it.URL, Open: it.Open}
 		if it.App != "" {
-			t := g.targets[it.App]
+			t := g.apps[it.App]
 			if t == nil || !t.allowed(apps) {
 				continue
 			}

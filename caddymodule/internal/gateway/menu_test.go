@@ -59,10 +59,10 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withStaff(), withMenuLinks(MenuLink{Title: "Help centre", Target: "https://help.example.com", Open: OpenNewTab}))
 	ag := g.staff("agency")
-	add := func(title, kind, target, open string, roles ...string) {
+	add := func(title, kind, servedApp, open string, roles ...string) {
 		t.Helper()
 		form := url.Values{"action": {"save"}, "title": {title}, "kind": {kind}, "open": {open}, "roles": roles}
-		form.Set(map[string]string{"app": "app", "url": "url"}[kind], target)
+		form.Set(map[string]string{"app": "app", "url": "url"}[kind], servedApp)
 		if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
 			t.Fatalf("adding %s: %d %s", title, r.StatusCode, r.Body)
 		}

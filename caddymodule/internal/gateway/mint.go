@@ -43,7 +43,7 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	in := func(format string, args ...any) (MintResponse, error) {
 		return MintResponse{}, badRequest(fmt.Sprintf(format, args...))
 	}
-	t, ok := g.targets[req.App]
+	t, ok := g.apps[req.App]
 	if req.App == "" {
 		return in("app is required")
 	}
@@ -63,7 +63,7 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	}
 	apps := req.Apps
 	for _, name := range apps {
-		if name == PortalName || g.targets[name] == nil {
+		if name == PortalName || g.apps[name] == nil {
 			return in("apps: unknown app %q", name)
 		}
 	}

@@ -57,7 +57,7 @@ type SiteConfig struct {
 // the dashboard.
 type Site struct {
 	g          *Gateway
-	app        *target
+	app        *servedApp
 	redeemMode string
 	routes     table[siteHandler]
 	// assertions reuses a session's assertion while it has most of its life
@@ -80,7 +80,7 @@ type siteHandler func(s *Site, w http.ResponseWriter, r *http.Request, hit route
 // Site builds the handler of the site that serves app ("portal" or a
 // declared app).
 func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
-	t := g.targets[app]
+	t := g.apps[app]
 	if t == nil {
 		return nil, fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", app, app)
 	}
@@ -112,7 +112,7 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 		// to itself and are redirected on into the apps.
 		origins := []string{"'self'"}
 		for _, name := range g.appNames {
-			origins = append(origins, g.targets[name].origin)
+			origins = append(origins, g.apps[name].origin)
 		}
 		s.dashboardCSP = "default-src 'none'; style-src " + portal.StyleHash + "; script-src " + portal.ScriptHash +
 			"; img-src 'self' data:; form-action " + strings.Join(origins, " ") + "; base-uri 'none'; frame-ancestors 'none'"

@@ -5,6 +5,7 @@
 package redis
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"errors"
@@ -186,7 +187,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
 			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()).Int()
 		switch {
-		case err != nil && s.ranDespite(ctx, err, sess.ID):
+		case err != nil && s.ranDespiteLostAnswer(ctx, err, sess.ID):
 			return nil
 		case err != nil:
 			return fmt.Errorf("redeeming link: %w", err)
@@ -212,7 +213,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		return fmt.Errorf("spending link: %w", err)
 	}
 	if cut, err := s.cutOff(cutoff.Result()); err != nil || cut(l) {
-		return cmp(err, store.ErrLinkRevoked)
+		return cmp.Or(err, store.ErrLinkRevoked)
 	}
 	switch n, err := spent.Int(); {
 	case err != nil:
@@ -232,19 +233,19 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	}
 	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(l) {
 		_ = s.DeleteSession(ctx, sess.ID)
-		return cmp(err, store.ErrLinkRevoked)
+		return cmp.Or(err, store.ErrLinkRevoked)
 	}
 	return nil
 }
 
-// ranDespite reports whether a redemption whose answer was lost (a broken
+// ranDespiteLostAnswer reports whether a redemption whose answer was lost (a broken
 // connection or a timeout, not an error from Redis) ran all the same: its
 // session, under an id no one else has, is in Redis. The script is atomic,
 // so then the link was spent by this redemption and the session indexed.
 // A batch of redemptions sharing a connection fails together when the
 // connection does, including those whose answers had arrived; this keeps
 // those users signed in instead of turning their spent link into a 503.
-func (s *Store) ranDespite(ctx context.Context, err error, sessionID string) bool {
+func (s *Store) ranDespiteLostAnswer(ctx context.Context, err error, sessionID string) bool {
 	var fromRedis goredis.Error
 	var op *net.OpError
 	switch {
@@ -264,14 +265,6 @@ func (s *Store) putSession(ctx context.Context, p goredis.Pipeliner, sess *store
 	p.Set(ctx, s.key(keySession, sess.ID), v, s.ttl(sess.Deadline()))
 	return indexSession.Eval(ctx, p, []string{s.userKey(keyUser, sess.User.ID), s.userKey(keyCutoff, sess.User.ID)},
 		sess.ID, s.ttl(sess.ExpiresAt).Milliseconds())
-}
-
-// cmp returns err when there is one, else refusal.
-func cmp(err, refusal error) error {
-	if err != nil {
-		return err
-	}
-	return refusal
 }
 
 // cutOff reads a user's revocation record (the answer to a GET of it) and
