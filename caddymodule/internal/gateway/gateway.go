@@ -168,13 +168,12 @@ func New(cfg Config) (*Gateway, error) {
 }
 
 func (g *Gateway) buildApps() error {
-	portal, err := newPortal(g.cfg.Portal)
-	if err != nil {
+	var err error
+	if g.portal, err = newPortal(g.cfg.Portal); err != nil {
 		return err
 	}
-	g.portal = portal
 	g.apps = make(map[string]*servedApp, len(g.cfg.Apps)+1)
-	g.apps[PortalName] = portal
+	g.apps[PortalName] = g.portal
 	add := func(name, raw string) error {
 		if _, dup := g.apps[name]; dup {
 			return fmt.Errorf("portalgate: app %q is declared twice", name)
@@ -202,8 +201,8 @@ func (g *Gateway) buildApps() error {
 }
 
 // PortalOrigin checks the portal URL as New does and returns its origin.
-func PortalOrigin(portal string) (string, error) {
-	t, err := newPortal(portal)
+func PortalOrigin(raw string) (string, error) {
+	t, err := newPortal(raw)
 	if err != nil {
 		return "", err
 	}
