@@ -54,7 +54,9 @@ func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 
 // spend uses the link: one atomic store step spends it and creates the session.
 func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims) error {
-	// The link's record outlives every instant at which its token verifies.
+	// The store judges the link's end again, by its own clock, when it
+	// spends it: a request verified just before the end that reaches the
+	// store after it is refused.
 	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
 		IssuedAt: claims.Issued(), Expires: claims.ExpiresAt.Add(link.Leeway)}
 	// A client that hangs up must not leave a redemption half done (a link
@@ -67,6 +69,8 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 		return s.rejectLink(ip, problemUsed, claims)
 	case errors.Is(err, store.ErrLinkRevoked):
 		return s.rejectLink(ip, problemRevoked, claims)
+	case errors.Is(err, store.ErrLinkExpired):
+		return s.rejectLink(ip, problemExpired, claims)
 	case err != nil:
 		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
 		s.redemptions("store_error").Inc()

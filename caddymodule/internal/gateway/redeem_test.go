@@ -21,6 +21,8 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -411,5 +413,59 @@ func boltStore(t *testing.T) func(now func() time.Time) store.Store {
 		}
 		t.Cleanup(func() { _ = st.Close() })
 		return st
+	}
+}
+
+// lateStore reaches every spend later than it was asked for, as a batched
+// write or a slow network does: the clock moves by delay first.
+type lateStore struct {
+	store.Store
+	clock *clock.Fake
+	delay time.Duration
+}
+
+func (s *lateStore) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
+	s.clock.Advance(s.delay)
+	return s.Store.Redeem(ctx, l, sess)
+}
+
+// A spent link used to redeem again when its token verified just before its
+// end and the spend reached the store just after: the use record was gone,
+// and was written back already expired, so every request in that window
+// won. The store judges the end by its own clock and refuses.
+func TestRedeem_SpentLinkReplayedAtItsEndIsRefused(t *testing.T) {
+	t.Parallel()
+	for _, st := range []struct {
+		name string
+		open func(t *testing.T) func(now func() time.Time) store.Store
+	}{
+		{"memory", func(*testing.T) func(now func() time.Time) store.Store {
+			return func(now func() time.Time) store.Store { return memory.New(now) }
+		}},
+		{"bolt", boltStore},
+	} {
+		t.Run(st.name, func(t *testing.T) {
+			t.Parallel()
+			var late *lateStore
+			g := newTestGateway(t, withRateLimit(0), withStore(func(now func() time.Time) store.Store {
+				late = &lateStore{Store: st.open(t)(now)}
+				return late
+			}))
+			late.clock = g.clock
+			l := g.mint(MintRequest{App: "courses", User: userOf("c_edge"), TTL: "15m"})
+			if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+				t.Fatalf("first use: %d", r.StatusCode)
+			}
+			// Verified a millisecond before the token's end, spent two
+			// milliseconds later.
+			g.clock.Advance(l.ExpiresAt.Add(link.Leeway).Sub(g.clock.Now()) - time.Millisecond)
+			late.delay = 2 * time.Millisecond
+			for i := range 3 {
+				r := g.do(g.client(), http.MethodGet, l.URL, browser)
+				if r.StatusCode != http.StatusGone || web.Cookie(r, "portalgate-courses") != nil {
+					t.Fatalf("replay %d at the link's end: %d %s", i+1, r.StatusCode, r.Body)
+				}
+			}
+		})
 	}
 }

@@ -150,8 +150,8 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 }
 
 // Redeem spends one of a link's uses and starts the session it grants, in
-// one atomic store step. It returns store.ErrLinkUsed or store.ErrLinkRevoked
-// when the link may not be used.
+// one atomic store step. It returns store.ErrLinkUsed, store.ErrLinkRevoked
+// or store.ErrLinkExpired when the link may not be used.
 func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string) (*store.Session, error) {
 	s, err := m.newSession(user, app, apps, l.ID)
 	if err != nil {

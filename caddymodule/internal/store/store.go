@@ -24,6 +24,9 @@ var ErrLinkUsed = errors.New("link already used")
 // then, was revoked.
 var ErrLinkRevoked = errors.New("link revoked")
 
+// ErrLinkExpired means the store's clock has reached the link's end.
+var ErrLinkExpired = errors.New("link expired")
+
 // LinkUse is what the store needs to spend one use of a link.
 type LinkUse struct {
 	ID     string
@@ -31,8 +34,11 @@ type LinkUse struct {
 	// Uses is how many times the link may be redeemed.
 	Uses     int
 	IssuedAt time.Time
-	// Expires is when the link's record may be forgotten: after the last
-	// instant at which its token still verifies.
+	// Expires is the link's end: the last instant at which its token still
+	// verifies. The store is the one judge of it: by its own clock, read
+	// where the spend is decided, it refuses the link from Expires on and
+	// remembers its uses at least until then, so no use it accepted is
+	// forgotten while it would accept another.
 	Expires time.Time
 }
 
@@ -80,8 +86,9 @@ func (s *Session) Deadline() time.Time {
 type Sessions interface {
 	// Redeem spends one use of a link and stores the session it starts, as
 	// one atomic step: a link is never spent without its session. It returns
-	// ErrLinkUsed when every use is spent and ErrLinkRevoked when the link or
-	// its user was revoked after it was issued; then nothing is stored.
+	// ErrLinkUsed when every use is spent, ErrLinkRevoked when the link or
+	// its user was revoked after it was issued, and ErrLinkExpired from the
+	// link's end on; then nothing is stored.
 	Redeem(ctx context.Context, l LinkUse, s *Session) error
 	// RevokeLink makes link id unusable; the record lives until `until`.
 	RevokeLink(ctx context.Context, id string, until time.Time) error

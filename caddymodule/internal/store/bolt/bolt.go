@@ -91,6 +91,12 @@ func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) 
 		// A refusal is a result, not an error: an error would make bbolt
 		// rerun this function alone, outside the batch.
 		refused = nil
+		// The clock is read here, where the spend is decided: a batch
+		// that waited past the link's end refuses it.
+		if !s.now().Before(l.Expires) {
+			refused = store.ErrLinkExpired
+			return nil
+		}
 		if s.userCutOff(tx, l) {
 			refused = store.ErrLinkRevoked
 			return nil

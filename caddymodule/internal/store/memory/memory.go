@@ -56,6 +56,9 @@ func (m *Store) Redeem(_ context.Context, l store.LinkUse, s *store.Session) err
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	now := m.now()
+	if !now.Before(l.Expires) {
+		return store.ErrLinkExpired
+	}
 	if c, ok := m.cutoffs[l.UserID]; ok && now.Before(c.until) && !l.IssuedAt.After(c.at) {
 		return store.ErrLinkRevoked
 	}

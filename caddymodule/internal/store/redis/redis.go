@@ -88,10 +88,12 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 }
 
 // redeemAtOnce is a whole redemption in one script, where every key is on
-// one server: refuse a revoked user's older link (-2), a revoked link (-2)
-// or a spent one (-1); else spend it, store and index the session. Times in
-// nanoseconds are compared as decimal strings (Lua numbers are doubles).
-var redeemAtOnce = goredis.NewScript(`
+// one server: refuse an ended link (-3), a request whose clock reading is
+// too old (-4, see spendHead), a revoked user's older link (-2), a revoked
+// link (-2) or a spent one (-1); else spend it, store and index the
+// session. Times in nanoseconds are compared as decimal strings (Lua numbers
+// are doubles).
+var redeemAtOnce = goredis.NewScript(spendHead + `
 local function le(a, b)
 	if #a ~= #b then return #a < #b end
 	return a <= b
@@ -111,7 +113,7 @@ if v then
 	end
 end
 if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', ARGV[4])
+redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', math.max(exp + slack - server, 1))
 redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
 redis.call('SADD', KEYS[3], ARGV[9])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[10]) then
@@ -120,10 +122,25 @@ end
 return count + 1
 `)
 
-// spendLink spends one use of a link: -2 revoked, -1 all spent, else the new
-// count. Times are judged by the caller's clock (ARGV[3]); Redis only
-// forgets the key after ARGV[4] milliseconds.
-var spendLink = goredis.NewScript(`
+// spendHead starts the scripts that spend a link (KEYS[1]; ARGV[2] its end,
+// ARGV[3] the store's clock, ARGV[4] clockSlack, all in milliseconds). A
+// link is judged by the store's clock, read just before the script is sent:
+// refused from its end on (-3). Redis forgets the link's record clockSlack
+// after its end, by Redis's own clock, so a request whose clock reading is
+// at most clockSlack old when the script runs always finds the record of
+// every use accepted before; an older one is refused (-4), for the caller
+// to try again.
+const spendHead = `
+local now, slack = tonumber(ARGV[3]), tonumber(ARGV[4])
+if now >= tonumber(ARGV[2]) then return -3 end
+local t = redis.call('TIME')
+local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if server - now > slack then return -4 end
+`
+
+// spendLink spends one use of a link: -3 ended, -4 a clock reading too old,
+// -2 revoked, -1 all spent, else the new count.
+var spendLink = goredis.NewScript(spendHead + `
 local v = redis.call('GET', KEYS[1])
 local count, exp = 0, tonumber(ARGV[2])
 if v then
@@ -134,7 +151,7 @@ if v then
 	end
 end
 if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', ARGV[4])
+redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', math.max(exp + slack - server, 1))
 return count + 1
 `)
 
@@ -167,6 +184,30 @@ func (s *Store) ttl(t time.Time) time.Duration {
 	return max(t.Sub(s.now()), time.Millisecond)
 }
 
+// clockSlack is how much older than Redis's clock the store's clock reading
+// of a spend may be when Redis runs it: the delay of the request plus the
+// instance's clock behind Redis's. A record that refuses links is kept that
+// much beyond its end.
+const clockSlack = 30 * time.Second
+
+// refusalTTL is how long Redis keeps a record that refuses links until t.
+func (s *Store) refusalTTL(t time.Time) time.Duration { return s.ttl(t) + clockSlack }
+
+// spendResult turns a spend script's answer into the store's.
+func spendResult(n int) error {
+	switch n {
+	case -1:
+		return store.ErrLinkUsed
+	case -2:
+		return store.ErrLinkRevoked
+	case -3:
+		return store.ErrLinkExpired
+	case -4:
+		return fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
+	}
+	return nil
+}
+
 // Redeem implements store.Store. On one server (standalone, Sentinel) it is
 // one script. On Cluster it is two round trips. The first reads the
 // user's revocation and spends the link (one atomic script); the second
@@ -183,7 +224,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	if !s.cluster {
 		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID)}
 		n, err := redeemAtOnce.Run(ctx, s.pipe, keys,
-			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), s.ttl(l.Expires).Milliseconds(),
+			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
 			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()).Int()
 		switch {
@@ -191,12 +232,8 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 			return nil
 		case err != nil:
 			return fmt.Errorf("redeeming link: %w", err)
-		case n == -2:
-			return store.ErrLinkRevoked
-		case n == -1:
-			return store.ErrLinkUsed
 		}
-		return nil
+		return spendResult(n)
 	}
 	var cutoff *goredis.StringCmd
 	var spent *goredis.Cmd
@@ -206,7 +243,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		// (a restarted Redis has forgotten every script), and the scripts
 		// are short.
 		spent = spendLink.Eval(ctx, p, []string{s.key(keyLink, l.ID)},
-			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), s.ttl(l.Expires).Milliseconds())
+			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds())
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
@@ -218,10 +255,8 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	switch n, err := spent.Int(); {
 	case err != nil:
 		return fmt.Errorf("spending link: %w", err)
-	case n == -2:
-		return store.ErrLinkRevoked
-	case n == -1:
-		return store.ErrLinkUsed
+	case n < 0:
+		return spendResult(n)
 	}
 	var indexed *goredis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -289,7 +324,7 @@ func (s *Store) cutOff(v string, err error) (func(store.LinkUse) bool, error) {
 // RevokeLink implements store.Store.
 func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) error {
 	v := "-1:" + strconv.FormatInt(until.UnixMilli(), 10)
-	if err := s.rdb.Set(ctx, s.key(keyLink, id), v, s.ttl(until)).Err(); err != nil {
+	if err := s.rdb.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until)).Err(); err != nil {
 		return fmt.Errorf("revoking link: %w", err)
 	}
 	return nil
@@ -299,7 +334,7 @@ func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) erro
 func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error) {
 	v := strconv.FormatInt(at.UnixNano(), 10) + ":" + strconv.FormatInt(until.UnixNano(), 10)
 	ids, err := revokeUser.Run(ctx, s.rdb, []string{s.userKey(keyUser, userID), s.userKey(keyCutoff, userID)},
-		v, s.ttl(until).Milliseconds()).StringSlice()
+		v, s.refusalTTL(until).Milliseconds()).StringSlice()
 	if err != nil {
 		return nil, fmt.Errorf("revoking user: %w", err)
 	}

@@ -2,7 +2,9 @@ package redis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -92,5 +94,43 @@ func TestWatch_SessionsEndedElsewhereAreReported(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("the watcher did not recover")
+	}
+}
+
+// A spend is judged by the instance's clock reading, taken before the script
+// is sent, and Redis forgets a used link's record by its own clock. A script
+// that runs long after the reading (a stalled request, or an instance whose
+// clock is behind Redis's) could find the record already forgotten and spend
+// the link again: it is refused instead, spending nothing, for the caller to
+// try again.
+func TestRedeem_StaleClockReadingCannotReplayAForgottenLink(t *testing.T) {
+	srv := redistest.Start(t)
+	for name, path := range map[string]func(*redis.Store) *redis.Store{
+		"one script": func(s *redis.Store) *redis.Store { return s },
+		"two steps":  redis.TwoStep,
+	} {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			behind := func() time.Time { return time.Now().Add(-time.Minute) }
+			open := func(now func() time.Time) *redis.Store {
+				return path(redis.New(goredis.NewClient(&goredis.Options{Addr: srv.Addr}), "stale-"+name+":", time.Second, now))
+			}
+			stale, good := open(behind), open(time.Now)
+			l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: behind(), Expires: time.Now().Add(time.Hour)}
+			sess := func(id string) *store.Session {
+				now := time.Now()
+				return &store.Session{ID: id, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
+			}
+			err := stale.Redeem(ctx, l, sess("s-stale"))
+			if err == nil || errors.Is(err, store.ErrLinkUsed) || !strings.Contains(err.Error(), "try again") {
+				t.Fatalf("a spend a minute behind Redis's clock = %v, want a refusal to try again", err)
+			}
+			if _, err := good.GetSession(ctx, "s-stale"); !errors.Is(err, store.ErrNotFound) {
+				t.Fatalf("the refused spend stored its session: %v", err)
+			}
+			if err := good.Redeem(ctx, l, sess("s-good")); err != nil {
+				t.Fatalf("the link after the refusal: %v (the refusal spent it)", err)
+			}
+		})
 	}
 }

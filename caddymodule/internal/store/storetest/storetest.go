@@ -17,8 +17,9 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
-// Factory opens a fresh, empty store that reads time from now. The suite
-// closes it.
+// Factory opens a fresh, empty store that reads time from now: a fake clock
+// that starts at the real time (Redis keeps a clock of its own) and moves
+// only when a test moves it. The suite closes it.
 type Factory func(t *testing.T, now func() time.Time) store.Store
 
 // Run runs the conformance suite against stores made by open.
@@ -39,6 +40,7 @@ func Run(t *testing.T, open Factory) {
 		{"OneTimeLinkIsRedeemedOnce", testRedeemOnce},
 		{"MultiUseLinkCountsUses", testRedeemMulti},
 		{"UsedLinkIsRememberedUntilItExpires", testLinkRecordExpiry},
+		{"LinkReplayedAtItsEndIsRefused", testRedeemAtTheEnd},
 		{"ConcurrentRedeemHasOneWinner", testConcurrentRedeem},
 		{"ConcurrentRedeemOfMultiUseLink", testConcurrentRedeemMulti},
 		{"PurgeRemovesOnlyExpired", testPurge},
@@ -56,7 +58,7 @@ func Run(t *testing.T, open Factory) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clk := clock.NewFake()
+			clk := clock.NewFakeAt(time.Now())
 			s := open(t, clk.Now)
 			t.Cleanup(func() {
 				if err := s.Close(); err != nil {
@@ -220,6 +222,11 @@ func testRevokeUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
 
 func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
 	old := linkUse(clk, "old", "u1", 1)
+	// Issued before the revocation too, tried only after its hold, and
+	// outliving it, so that the hold's end can be seen (the gateway holds a
+	// revocation past every link's end).
+	later := linkUse(clk, "later", "u1", 1)
+	later.Expires = clk.Now().Add(2 * time.Hour)
 	other := linkUse(clk, "other", "u2", 1)
 	clk.Advance(time.Second)
 	revokeUser(t, s, clk, "u1")
@@ -235,7 +242,7 @@ func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	// The refusal ends when it expires (after every older link has).
 	clk.Advance(time.Hour)
-	if err := redeem(s, clk, old); err != nil {
+	if err := redeem(s, clk, later); err != nil {
 		t.Fatalf("after the revocation expired: %v", err)
 	}
 }
@@ -306,6 +313,39 @@ func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	clk.Advance(time.Minute)
 	wantPurged(t, s, 1, "after the link expired")
+}
+
+// testRedeemAtTheEnd: the store is the one judge of a link's end. A token
+// verified just before its end can reach the store just after it (a
+// batched write, a slow network): the store refuses it then by its own
+// clock, and the record of a use it accepted just before the end is there
+// at every instant it would still accept the link.
+func testRedeemAtTheEnd(t *testing.T, s store.Store, clk *clock.Fake) {
+	l := linkUse(clk, "edge", "u1", 1)
+	clk.Advance(15*time.Minute - 2*time.Millisecond)
+	if err := redeem(s, clk, l); err != nil {
+		t.Fatalf("redeem 2ms before the end: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkUsed) {
+		t.Fatalf("replay 1ms before the end = %v, want ErrLinkUsed", err)
+	}
+	clk.Advance(time.Millisecond)
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkExpired) {
+		t.Fatalf("replay at the end = %v, want ErrLinkExpired", err)
+	}
+	// A link never spent is refused from its end on, too, and nothing is
+	// stored for it.
+	fresh := linkUse(clk, "fresh", "u2", 1)
+	fresh.Expires = clk.Now()
+	if err := s.Redeem(context.Background(), fresh, newSession(clk, "late", "u2")); !errors.Is(err, store.ErrLinkExpired) {
+		t.Fatalf("unspent link at its end = %v, want ErrLinkExpired", err)
+	}
+	wantNotFound(t, s, "late")
+	clk.Advance(time.Hour)
+	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkExpired) {
+		t.Fatalf("replay an hour after the end = %v, want ErrLinkExpired", err)
+	}
 }
 
 // redeemConcurrently redeems l from 50 goroutines at once and returns how

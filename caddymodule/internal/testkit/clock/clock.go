@@ -14,8 +14,12 @@ type Fake struct {
 
 // NewFake returns a fake clock set to a fixed instant.
 func NewFake() *Fake {
-	return &Fake{t: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+	return NewFakeAt(time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC))
 }
+
+// NewFakeAt returns a fake clock set to t: time.Now() for a test that talks
+// to a server with a clock of its own.
+func NewFakeAt(t time.Time) *Fake { return &Fake{t: t} }
 
 // Now returns the clock's time.
 func (f *Fake) Now() time.Time {
