@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"testing"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -27,6 +28,41 @@ func TestGate_IdentityTrailersAreRefused(t *testing.T) {
 	res.Body.Close()
 	if res.StatusCode != http.StatusBadRequest || g.upstreamHits.Load() != before {
 		t.Fatalf("identity trailer: %d, upstream hits %d", res.StatusCode, g.upstreamHits.Load()-before)
+	}
+}
+
+// A client that declares an innocent trailer and sends identity trailers it
+// never declared after the last chunk: net/http adds them to the declared
+// set, and reverse_proxy forwards that set.
+func TestGate_UndeclaredIdentityTrailersNeverReachTheApp(t *testing.T) {
+	g := newGateway(t, "store memory")
+	c := g.signIn("courses", "c_trailer")
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, "http://"+g.courses+"/upload", pr)
+	req.Trailer = http.Header{"X-Note": nil}
+	go func() {
+		_, _ = pw.Write([]byte("data"))
+		req.Trailer.Set("X-Note", "fine")
+		req.Trailer.Set("X-Portal-User-Id", "admin")
+		req.Trailer.Set("X-Portal-User-Type", "agency_user")
+		pw.Close()
+	}()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK {
+		t.Fatalf("a request with trailers: %d", res.StatusCode)
+	}
+	tr := *g.lastTrailer.Load()
+	if tr.Get("X-Note") != "fine" {
+		t.Fatalf("the declared trailer did not arrive (%v): the test proves nothing", tr)
+	}
+	for name, v := range tr {
+		if identity.IsHeader(name) {
+			t.Errorf("client-sent trailer %s: %v reached the app", name, v)
+		}
 	}
 }
 

@@ -59,6 +59,9 @@ type testCaddy struct {
 	upstream                          *httptest.Server
 	upstreamHits                      atomic.Int32
 	lastUpstream                      atomic.Pointer[http.Header]
+	// lastTrailer is the last request's trailers, as the upstream read
+	// them after the body.
+	lastTrailer atomic.Pointer[http.Header]
 	// globalExtra goes into the portalgate block, caddyOptions into Caddy's
 	// global options, communityBlock into the communities directive's block,
 	// portalSite into the portal's site block (before the gate), coursesSite
@@ -95,6 +98,9 @@ func (g *testCaddy) start() *testCaddy {
 		g.upstreamHits.Add(1)
 		h := r.Header.Clone()
 		g.lastUpstream.Store(&h)
+		_, _ = io.Copy(io.Discard, r.Body)
+		tr := r.Trailer.Clone()
+		g.lastTrailer.Store(&tr)
 		w.Header().Set("Content-Type", "application/json")
 		_ = json.NewEncoder(w).Encode(r.Header)
 	}))

@@ -153,6 +153,7 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 		s.fail(w, r, problemBadHeaders)
 		return nil
 	}
+	identity.GuardTrailers(r)
 	m, _ := s.routes.lookup(r.Method, r.URL.Path, false)
 	switch {
 	case m.ok:

@@ -1,6 +1,8 @@
 package identity
 
 import (
+	"errors"
+	"io"
 	"net/http"
 	"strings"
 )
@@ -52,6 +54,33 @@ func InTrailer(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// GuardTrailers keeps client-sent X-Portal-* trailers from an app when the
+// request declares trailers at all. A client may send, after the last
+// chunk, trailers it never declared; net/http adds them to r.Trailer when
+// the body ends, the map a proxy forwards from. So the body is wrapped: at
+// its end, every identity name is deleted from that map before anything
+// downstream sees the end. A request that declares none has no map to
+// forward, and is left as it is.
+func GuardTrailers(r *http.Request) {
+	if r.Trailer == nil || r.Body == nil || r.Body == http.NoBody {
+		return
+	}
+	r.Body = &trailerGuard{ReadCloser: r.Body, trailer: r.Trailer}
+}
+
+type trailerGuard struct {
+	io.ReadCloser
+	trailer http.Header
+}
+
+func (g *trailerGuard) Read(p []byte) (int, error) {
+	n, err := g.ReadCloser.Read(p)
+	if errors.Is(err, io.EOF) {
+		StripHeaders(g.trailer)
+	}
+	return n, err
 }
 
 // IsHeader reports whether name starts with X-Portal-, in any letter case,
