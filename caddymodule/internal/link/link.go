@@ -201,6 +201,13 @@ func (c *Codec) Verify(token, app string) (*Claims, error) {
 		claims.Uses < 1 || claims.Uses > MaxUses || CheckPath(claims.Path) != nil {
 		return nil, ErrMalformed
 	}
+	// The user is checked again as at mint: a token signed with the real key
+	// by anything but this codec (another version, a leaked key in a
+	// script) must not hand an app a role it does not know or a value that
+	// splits its headers.
+	if err := claims.User().Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+	}
 	return &claims, nil
 }
 

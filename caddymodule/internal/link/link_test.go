@@ -150,6 +150,10 @@ func TestVerify_ForgedTokensAreRefused(t *testing.T) {
 	otherIss["iss"] = "https://evil.example.com"
 	future := validClaims(clk)
 	future["iat"] = clk.Now().Add(time.Hour).Unix()
+	rootType := validClaims(clk)
+	rootType["type"] = "root"
+	crlfName := validClaims(clk)
+	crlfName["name"] = "Ada\r\nX-Portal-User-Type: agency_user"
 	for name, tc := range map[string]struct {
 		token string
 		want  error
@@ -162,6 +166,8 @@ func TestVerify_ForgedTokensAreRefused(t *testing.T) {
 		"no exp":          {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, noExp, keyA.Secret), link.ErrMalformed},
 		"other issuer":    {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, otherIss, keyA.Secret), link.ErrMalformed},
 		"issued later":    {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, future, keyA.Secret), link.ErrMalformed},
+		"unknown type":    {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, rootType, keyA.Secret), link.ErrMalformed},
+		"CRLF in name":    {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, crlfName, keyA.Secret), link.ErrMalformed},
 		"not a token":     {"hello", link.ErrMalformed},
 		"empty":           {"", link.ErrMalformed},
 		"signed by other": {sign(t, map[string]any{"alg": "HS256", "typ": link.TokenType, "kid": "a"}, claims, keyB.Secret), link.ErrBadSignature},
