@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"net/url"
+	"strings"
 	"time"
 
 	"go.uber.org/zap"
@@ -57,7 +58,7 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 	}
 	// Send people to the portal, which launches them back here when it knows
 	// them. The address is built from configuration, never from Host.
-	q := url.Values{"app": {s.app.name}, "next": {r.URL.RequestURI()}}
+	q := url.Values{"app": {s.app.name}, "next": {nextOf(r.URL)}}
 	noStore(w)
 	http.Redirect(w, r, s.g.portal.origin+"/?"+q.Encode(), http.StatusSeeOther)
 	return nil
@@ -68,6 +69,26 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 type gatedValues struct {
 	identity identity.HeaderValues
 	csp      [1]string
+}
+
+// nextOf is where a signed-out visitor was going, for the portal to send
+// them back to. It never carries a token: a query parameter named token
+// (a magic link's, or an app's own reset token) would travel to the portal
+// and into its access log, where the filter of the token parameter does
+// not look inside next.
+func nextOf(u *url.URL) string {
+	if !strings.Contains(strings.ToLower(u.RawQuery), "token") {
+		return u.RequestURI()
+	}
+	q := u.Query()
+	for k := range q {
+		if strings.EqualFold(k, "token") {
+			delete(q, k)
+		}
+	}
+	out := *u
+	out.RawQuery = q.Encode()
+	return out.RequestURI()
 }
 
 // session returns the id and the live session of this app that the

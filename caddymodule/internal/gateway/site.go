@@ -3,6 +3,7 @@ package gateway
 import (
 	"fmt"
 	"net/http"
+	"path"
 	"strings"
 
 	lru "github.com/hashicorp/golang-lru/v2"
@@ -164,11 +165,22 @@ func (s *Site) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) erro
 	case m.found:
 		s.fail(w, r, methodNotAllowed(m.hit.allow))
 		return nil
-	case strings.HasPrefix(r.URL.Path, gatewayPrefix):
+	case strings.HasPrefix(r.URL.Path, gatewayPrefix), underGateway(r.URL.Path):
 		s.fail(w, r, problemNotFound)
 		return nil
 	}
 	return s.gate(w, r, next)
+}
+
+// underGateway reports whether p is a gateway address once cleaned
+// (//_portalgate/magic, /x/../_portalgate/magic): such a path is the
+// gateway's, never an app's, and never sent on to sign in with its token.
+func underGateway(p string) bool {
+	if !strings.Contains(p, "_portalgate") {
+		return false
+	}
+	c := path.Clean(p)
+	return c == strings.TrimSuffix(gatewayPrefix, "/") || strings.HasPrefix(c, gatewayPrefix)
 }
 
 // options answers OPTIONS with what the address takes.
