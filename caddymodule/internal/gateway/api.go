@@ -122,12 +122,14 @@ func (s *Site) api(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 		return problemAPIOff
 	}
 	ip := g.clientIP(r)
-	if wait, blocked := g.cfg.Limiter.Blocked(apiKeyKey(ip)); blocked {
-		return tooMany{wait}
-	}
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	keyID, valid := g.checkAPIKey(key)
 	if !ok || !valid {
+		// Wrong keys are slowed per client; a right key is never refused
+		// for someone else's wrong ones behind the same address.
+		if wait, blocked := g.cfg.Limiter.Blocked(apiKeyKey(ip)); blocked {
+			return tooMany{wait}
+		}
 		g.cfg.Limiter.Fail(apiKeyKey(ip))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portalgate"`)
 		g.audit.apiKeyRejected(ip)

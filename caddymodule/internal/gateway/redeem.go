@@ -25,12 +25,11 @@ const confirmTTL = 10 * time.Minute
 // HEAD and prefetches never spend a link, in either mode.
 func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	ip := s.g.clientIP(r)
-	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
-		s.redemptions(problemRateLimit.why()).Inc()
-		return tooMany{wait}
-	}
 	claims, err := s.g.cfg.Codec.Verify(r.URL.Query().Get("token"), s.app.name)
 	if err != nil {
+		if guessed(err) {
+			return s.rejectGuess(ip, linkProblem(err))
+		}
 		return s.rejectLink(ip, linkProblem(err), nil)
 	}
 	switch {
@@ -96,10 +95,29 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	return nil
 }
 
-// rejectLink refuses a link that cannot be used, and counts it against the
-// client's failure budget: guessing and replaying cost the guesser.
-func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
+// guessed reports whether a token failed as a guess does: not a token, or
+// not signed with a key of ours. A link we signed that is used, expired,
+// revoked or for another app is no guess.
+func guessed(err error) bool {
+	return errors.Is(err, link.ErrMalformed) || errors.Is(err, link.ErrBadSignature)
+}
+
+// rejectGuess refuses a token that is a guess and counts it against the
+// client's failure budget; past the budget the answer is 429. Only guesses
+// count, and only guesses are slowed: re-clicking a spent link, or a page
+// of ten <img> tags pointing at one, never locks a whole office (one
+// address behind NAT) out of the fresh links its people open.
+func (s *Site) rejectGuess(ip string, p *Problem) error {
+	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
+		s.redemptions(problemRateLimit.why()).Inc()
+		return tooMany{wait}
+	}
 	s.g.cfg.Limiter.Fail(redeemKey(ip))
+	return s.rejectLink(ip, p, nil)
+}
+
+// rejectLink refuses a link that cannot be used.
+func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
 	s.redemptions(p.why()).Inc()
 	var linkID, userID string
 	if claims != nil {

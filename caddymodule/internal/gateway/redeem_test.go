@@ -394,13 +394,51 @@ func TestRateLimit_BruteForceOfLinksIsSlowedPerClient(t *testing.T) {
 	}
 	// Without trusted proxies, X-Forwarded-For is the attacker's to write and
 	// is ignored: every guess counted against the connection's address.
-	l := g.mint(MintRequest{App: "courses", User: userOf("x")})
-	r := g.do(g.client(), http.MethodGet, l.URL, browser, "X-Forwarded-For: 10.9.9.9")
+	r := g.do(g.client(), http.MethodGet, bad, browser, "X-Forwarded-For: 10.9.9.9")
 	if r.StatusCode != http.StatusTooManyRequests || r.Header.Get("Retry-After") == "" {
 		t.Fatalf("past the limit: %d, Retry-After %q", r.StatusCode, r.Header.Get("Retry-After"))
 	}
 	if !strings.Contains(r.Body, "Too many attempts") {
 		t.Fatalf("429 page: %s", r.Body)
+	}
+	// A link we signed is no guess: it is never refused for the guesses.
+	l := g.mint(MintRequest{App: "courses", User: userOf("x")})
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a valid link from the guessing address: %d", r.StatusCode)
+	}
+}
+
+// Ten <img> tags on any page pointing at a spent link, or a person clicking
+// a used link again and again, used to spend the failure budget of their
+// address, and the whole office behind it (one NAT address) then got 429
+// for the fresh links its people opened. Only guesses count now.
+func TestRateLimit_SpentLinksClickedAgainNeverLockOutTheOffice(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withRateLimit(3), withSite("communities", SiteConfig{RedeemMode: RedeemConfirm}))
+	used := g.mint(MintRequest{App: "courses", User: userOf("c_used")})
+	g.do(g.client(), http.MethodGet, used.URL, browser)
+	expired := g.mint(MintRequest{App: "courses", User: userOf("c_late"), TTL: "1m"})
+	revoked := g.mint(MintRequest{App: "courses", User: userOf("c_gone")})
+	if err := g.gw.RevokeLink(context.Background(), "test", revoked.ID); err != nil {
+		t.Fatal(err)
+	}
+	confirm := g.mint(MintRequest{App: "communities", User: userOf("c_confirm")})
+	g.clock.Advance(2 * time.Minute)
+	for range 10 {
+		for _, u := range []string{used.URL, expired.URL, revoked.URL, strings.Replace(used.URL, g.courses, g.community, 1)} {
+			if r := g.do(g.client(), http.MethodGet, u, browser); r.StatusCode == http.StatusTooManyRequests {
+				t.Fatalf("a link we signed got 429: %s", u)
+			}
+		}
+		// A forged Continue of a real link.
+		if r := g.send(g.client(), http.MethodPost, confirm.URL, strings.NewReader("csrf=forged"), browser,
+			"Content-Type: application/x-www-form-urlencoded"); r.StatusCode != http.StatusForbidden {
+			t.Fatalf("forged Continue: %d", r.StatusCode)
+		}
+	}
+	fresh := g.mint(MintRequest{App: "courses", User: userOf("c_fresh")})
+	if r := g.do(g.client(), http.MethodGet, fresh.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a fresh link from the same address: %d", r.StatusCode)
 	}
 }
 
