@@ -125,15 +125,34 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 			t.Fatalf("the portal menu lacks %q:\n%s", want, menu)
 		}
 	}
-	// Communities asks before a link is spent (redeem confirm): Continue.
+	// Communities asks before a link is spent (redeem confirm), but not
+	// for the link the portal mints for its own signed-in browser.
 	browsertest.Run(home, t,
 		chromedp.Click(`//a[normalize-space()="My community"]`),
-		page("confirm"),
-		chromedp.Click(chromedp.CSS("button[type=submit]")),
 		app("Communities"),
 	)
 	if h1, body := text(home, "h1"), text(home, "body"); h1 != "Communities" || !strings.Contains(body, "Signed in as Ada Lovelace") {
 		t.Fatalf("the magic menu item opens %q:\n%s", h1, body)
+	}
+	// A Communities link sent to Ada: the page names her account, and
+	// Continue signs her in.
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
+		page("generate"),
+		chromedp.Click(chromedp.CSS("#who-contact")),
+		chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
+		chromedp.SetValue(chromedp.CSS("#app"), "communities"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+	)
+	communityLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	browsertest.Run(ada, t, chromedp.Navigate(communityLink), page("confirm"))
+	if body := text(ada, "main"); !strings.Contains(body, "as Ada Lovelace <ada@example.com>") {
+		t.Fatalf("the Continue page does not name the account:\n%s", body)
+	}
+	browsertest.Run(ada, t, chromedp.Click(chromedp.CSS("button[type=submit]")), app("Communities"))
+	if body := text(ada, "body"); !strings.Contains(body, "Signed in as Ada Lovelace") {
+		t.Fatalf("Continue opens:\n%s", body)
 	}
 
 	// The iframe item shows Affiliates inside the portal page, signed in.

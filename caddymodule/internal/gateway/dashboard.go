@@ -325,7 +325,7 @@ func (s *Site) openAsStaff(w http.ResponseWriter, r *http.Request, st Staff) err
 	if t == nil {
 		return problemNotFound
 	}
-	req := link.Request{App: t.name, User: st.user(), TTL: launchTTL}
+	req := link.Request{App: t.name, User: st.user(), TTL: launchTTL, Launch: true}
 	if t.name == PortalName {
 		req.Apps = s.g.AppNames()
 	}

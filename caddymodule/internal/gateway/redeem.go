@@ -14,6 +14,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -43,12 +44,41 @@ func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 			return s.rejectLink(ip, problemCSRF, claims)
 		}
 		return s.spend(w, r, ip, claims)
-	case s.redeemMode == RedeemConfirm || isPrefetch(r):
-		// A prefetched page may be shown later: it is the confirmation page,
-		// which spends nothing until a person presses Continue.
-		return s.confirmPage(w, claims.ID)
+	}
+	// Ask first, on a page that names the account, when one click could do
+	// what the person did not mean: a mail scanner or a prefetch opening the
+	// link (redeem confirm; a prefetched page may be shown later), another
+	// site sending the browser here (login CSRF: signing a victim into the
+	// attacker's account), or the link being another account's than the one
+	// this browser is signed in as here. A link the gateway sent a signed-in
+	// browser to at once (launch, Open) needs no Continue of its own.
+	current, known := s.signedInAs(r, claims.Subject)
+	if isPrefetch(r) || !known || current != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" ||
+		(s.redeemMode == RedeemConfirm && !claims.Launch) {
+		return s.confirmPage(w, r, ip, claims, current)
 	}
 	return s.spend(w, r, ip, claims)
+}
+
+// signedInAs names the account this browser is signed in to this app as,
+// when it is another than userID's ("" when it is none, or userID's own).
+// known is false when the session could not be read: then the page asks.
+func (s *Site) signedInAs(r *http.Request, userID string) (current string, known bool) {
+	id := cookieValue(r.Header, s.app.cookie)
+	if id == "" {
+		return "", true
+	}
+	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.app.name)
+	switch {
+	case errors.Is(err, session.ErrNoSession):
+		return "", true
+	case err != nil:
+		s.g.log.Error("reading the session a link would replace", zap.String("app", s.app.name), zap.Error(err))
+		return "", false
+	case e.User.ID == userID:
+		return "", true
+	}
+	return displayName(e.User), true
 }
 
 // spend uses the link: one atomic store step spends it and creates the session.
@@ -127,10 +157,21 @@ func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
 	return p
 }
 
-// confirmPage asks a person to press Continue. The form's token is bound to
-// the link and to a random value in a SameSite cookie, so only this page, in
-// this browser, can spend the link.
-func (s *Site) confirmPage(w http.ResponseWriter, linkID string) error {
+// confirmPage asks a person to press Continue as the account the link
+// names. The form's token is bound to the link and to a random value in a
+// SameSite cookie, so only this page, in this browser, can spend the link.
+// A link already spent or revoked gets its refusal at once, not a Continue
+// that only then says so.
+func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims, current string) error {
+	if rec, err := s.g.cfg.Directory.LinkRecord(r.Context(), claims.ID); err == nil {
+		switch {
+		case rec.Revoked:
+			return s.rejectLink(ip, problemRevoked, claims)
+		case rec.Spent >= rec.Uses:
+			return s.rejectLink(ip, problemUsed, claims)
+		}
+	}
+	linkID := claims.ID
 	var nonce [16]byte
 	if _, err := rand.Read(nonce[:]); err != nil {
 		return err
@@ -138,9 +179,11 @@ func (s *Site) confirmPage(w http.ResponseWriter, linkID string) error {
 	n := base64.RawURLEncoding.EncodeToString(nonce[:])
 	http.SetCookie(w, s.cookie(s.confirmCookie(), n, confirmTTL))
 	noStore(w)
-	s.page(w, http.StatusOK, "confirm.html", portal.Form{
+	s.page(w, http.StatusOK, "confirm.html", portal.Confirm{
 		AppTitle: s.app.title,
 		CSRF:     s.g.csrfToken("confirm", linkID+"\x00"+n),
+		Account:  displayName(claims.User()),
+		Current:  current,
 	})
 	return nil
 }

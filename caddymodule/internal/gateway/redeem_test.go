@@ -204,7 +204,15 @@ func TestRedeem_FixationPlantedSessionIsReplaced(t *testing.T) {
 	victim.Jar.SetCookies(u, []*http.Cookie{planted})
 
 	l := g.mint(MintRequest{App: "courses", User: userOf("victim")})
-	r := g.do(victim, http.MethodGet, l.URL, browser)
+	// The browser is signed in as someone else: the page asks first, and
+	// names both accounts.
+	ask := g.do(victim, http.MethodGet, l.URL, browser)
+	if ask.StatusCode != http.StatusOK || !strings.Contains(ask.Body, "User victim &lt;victim@example.com&gt;") ||
+		!strings.Contains(ask.Body, "User attacker") || web.Cookie(ask, "portalgate-courses") != nil {
+		t.Fatalf("opening another account's link: %d %s", ask.StatusCode, ask.Body)
+	}
+	r := g.send(victim, http.MethodPost, l.URL, strings.NewReader("csrf="+web.CSRF(t, ask.Body)), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
 	fresh := web.Cookie(r, "portalgate-courses")
 	if fresh == nil || fresh.Value == planted.Value {
 		t.Fatalf("redemption kept the planted session id")
@@ -235,9 +243,14 @@ func TestConfirm_ScannerOpeningTheLinkSpendsNothing(t *testing.T) {
 			t.Fatalf("GET in confirm mode: %d %s", r.StatusCode, r.Body)
 		}
 	}
-	// The person opens it and presses Continue.
-	c := g.client()
+	// The person opens it and presses Continue; a second browser had the
+	// page open too.
+	c, other := g.client(), g.client()
 	page := g.do(c, http.MethodGet, l.URL, browser)
+	if !strings.Contains(page.Body, "as <strong>User c_confirm &lt;c_confirm@example.com&gt;</strong>") {
+		t.Fatalf("the page does not name the account: %s", page.Body)
+	}
+	otherPage := g.do(other, http.MethodGet, l.URL, browser)
 	post := func(c *http.Client, token string, headers ...string) resp {
 		return g.send(c, http.MethodPost, l.URL, strings.NewReader(url.Values{"csrf": {token}}.Encode()),
 			append(headers, browser, "Content-Type: application/x-www-form-urlencoded")...)
@@ -253,9 +266,13 @@ func TestConfirm_ScannerOpeningTheLinkSpendsNothing(t *testing.T) {
 	if r := post(c, web.CSRF(t, page.Body), "Origin: http://"+g.community); r.StatusCode != http.StatusForbidden {
 		t.Fatalf("the same Continue again: %d", r.StatusCode)
 	}
-	again := g.do(c, http.MethodGet, l.URL, browser)
-	if r := post(c, web.CSRF(t, again.Body), "Origin: http://"+g.community); r.StatusCode != http.StatusGone {
+	if r := post(other, web.CSRF(t, otherPage.Body), "Origin: http://"+g.community); r.StatusCode != http.StatusGone {
 		t.Fatalf("Continue on a spent link: %d", r.StatusCode)
+	}
+	// Opened again, a spent link says so at once: no Continue that only
+	// then tells.
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "already been used") {
+		t.Fatalf("a spent link in confirm mode: %d %s", r.StatusCode, r.Body)
 	}
 }
 
@@ -505,5 +522,53 @@ func TestRedeem_SpentLinkReplayedAtItsEndIsRefused(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// Login CSRF: any contact can mint a link for himself (a launch, whose
+// address the redirect shows), and a hostile page used to navigate a
+// victim's browser to it, spending it and signing the victim into the
+// attacker's account. A cross-site navigation asks first, on a page that
+// names the account, and spends nothing until Continue.
+func TestRedeem_LoginCSRFCrossSiteNavigationAsksFirst(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	attacker := g.signInPortal("attacker")
+	magic := g.do(attacker, http.MethodGet, "http://"+g.portal+launchPrefix+"courses", browser).Header.Get("Location")
+	for _, u := range []string{magic, g.mint(MintRequest{App: "courses", User: userOf("attacker")}).URL} {
+		victim := g.client()
+		r := g.do(victim, http.MethodGet, u, browser, "Sec-Fetch-Site: cross-site", "Sec-Fetch-Mode: navigate")
+		if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "as <strong>User attacker") || web.Cookie(r, "portalgate-courses") != nil {
+			t.Fatalf("a cross-site navigation to a magic link: %d %s", r.StatusCode, r.Body)
+		}
+		if r := g.do(victim, http.MethodGet, "http://"+g.courses+"/", "Accept: application/json"); r.StatusCode != http.StatusUnauthorized {
+			t.Fatalf("the victim was signed in: %d", r.StatusCode)
+		}
+	}
+	// A link opened from a mail program or typed (no site sent it) signs in
+	// at one click, as before.
+	l := g.mint(MintRequest{App: "courses", User: userOf("c_mail")})
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser, "Sec-Fetch-Site: none"); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a link opened from outside any site: %d", r.StatusCode)
+	}
+}
+
+// In redeem confirm mode the Continue page used to appear for the links
+// the portal mints for its own signed-in browser (launches) and for staff
+// Open too; and a revoked link showed Continue and only then said so.
+func TestConfirm_LaunchFromThePortalSkipsContinueAndARevokedLinkSaysSoAtOnce(t *testing.T) {
+	t.Parallel()
+	g := confirmGateway(t)
+	c := g.signInPortal("c_launch")
+	magic := g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+"communities", browser).Header.Get("Location")
+	if r := g.do(c, http.MethodGet, magic, browser, "Sec-Fetch-Site: same-site"); r.StatusCode != http.StatusSeeOther || web.Cookie(r, "portalgate-communities") == nil {
+		t.Fatalf("a launch into a confirm-mode app: %d %s", r.StatusCode, r.Body)
+	}
+	l := g.mint(MintRequest{App: "communities", User: userOf("c_revoked")})
+	if err := g.gw.RevokeLink(context.Background(), "test", l.ID); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "revoked") {
+		t.Fatalf("a revoked link in confirm mode: %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -49,6 +49,10 @@ type Claims struct {
 	// IssuedUs is the issue time in microseconds ("iat" has whole seconds):
 	// a user revoked and sent a new link right after keeps the new link.
 	IssuedUs int64 `json:"iat_us,omitempty"`
+	// Launch marks a link the gateway minted for a signed-in browser and
+	// redirected it to at once (a portal launch, a staff Open): no mail
+	// scanner ever sees one, so it needs no Continue.
+	Launch bool `json:"launch,omitempty"`
 }
 
 // Issued is when the link was minted, to the microsecond when known.
@@ -84,6 +88,8 @@ type Request struct {
 	Uses int
 	// Apps lists the apps a session started from this link may launch.
 	Apps []string
+	// Launch marks a link sent at once to the browser that asked for it.
+	Launch bool
 }
 
 // Link is a freshly minted token with the facts a caller reports back.
@@ -154,6 +160,7 @@ func (c *Codec) Mint(req Request) (Link, error) {
 		Location: req.User.Location,
 		Apps:     req.Apps,
 		IssuedUs: issued.UnixMicro(),
+		Launch:   req.Launch,
 	}
 	key := c.Ring.signing()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)

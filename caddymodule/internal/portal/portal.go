@@ -95,6 +95,16 @@ type Form struct {
 	CSRF     string
 }
 
+// Confirm is the data of the page that asks before a link is spent.
+type Confirm struct {
+	AppTitle, CSRF string
+	// Account names whom the link signs in.
+	Account string
+	// Current names the account this browser is signed in to the app as
+	// now, when the link is another's: continuing signs it out.
+	Current string
+}
+
 // Notice is the data of a page that tells a person what happened and what
 // to do next: errors, signed out, not signed in.
 type Notice struct {
