@@ -33,13 +33,13 @@ func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 		}
 		return s.rejectLink(ip, linkProblem(err), nil)
 	}
-	switch {
-	case r.Method == http.MethodHead:
+	switch r.Method {
+	case http.MethodHead:
 		// Link checkers probe with HEAD: answer, spend nothing.
 		noStore(w)
 		w.WriteHeader(http.StatusOK)
 		return nil
-	case r.Method == http.MethodPost:
+	case http.MethodPost:
 		if !s.confirmed(w, r, claims.ID) {
 			return s.rejectLink(ip, problemCSRF, claims)
 		}
