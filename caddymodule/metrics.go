@@ -77,7 +77,7 @@ type timedStore struct {
 // timed wraps st so every session operation is timed under backend's label.
 func (m *metrics) timed(st store.Store, backend string) store.Store {
 	t := &timedStore{Store: st, ops: map[string]prometheus.Observer{}}
-	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "purge"} {
+	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "user_sessions", "purge"} {
 		t.ops[op] = m.storeOps.WithLabelValues(backend, op)
 	}
 	return t
@@ -120,6 +120,11 @@ func (t *timedStore) TouchSession(ctx context.Context, id string, idleAt time.Ti
 func (t *timedStore) DeleteSession(ctx context.Context, id string) error {
 	defer t.since("delete", time.Now())
 	return t.Store.DeleteSession(ctx, id)
+}
+
+func (t *timedStore) UserSessions(ctx context.Context, userID string) ([]store.Session, error) {
+	defer t.since("user_sessions", time.Now())
+	return t.Store.UserSessions(ctx, userID)
 }
 
 func (t *timedStore) Purge(ctx context.Context) (int, error) {

@@ -51,7 +51,11 @@ type Session struct {
 	// Apps lists the apps this session may launch (portal sessions).
 	Apps []string `json:"apps,omitempty"`
 	// LinkID is the id of the link that created the session.
-	LinkID    string    `json:"link_id,omitempty"`
+	LinkID string `json:"link_id,omitempty"`
+	// Origin is the link that began this browser's sign-in: LinkID, or for
+	// a session launched from the portal's, that session's Origin. A
+	// sign-out or a revoked link ends every session of one origin.
+	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	// ExpiresAt is the absolute end of the session.
 	ExpiresAt time.Time `json:"expires_at"`
@@ -105,6 +109,9 @@ type Sessions interface {
 	TouchSession(ctx context.Context, id string, idleAt time.Time) error
 	// DeleteSession removes a session; deleting a missing one is not an error.
 	DeleteSession(ctx context.Context, id string) error
+	// UserSessions returns the live sessions of a user, of every app, in no
+	// order.
+	UserSessions(ctx context.Context, userID string) ([]Session, error)
 	// Purge removes expired sessions and link and revocation records,
 	// returning how many.
 	Purge(ctx context.Context) (int, error)

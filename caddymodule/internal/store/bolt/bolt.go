@@ -7,6 +7,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -277,6 +278,30 @@ func (s *Store) get(tx *bbolt.Tx, id string) (*store.Session, error) {
 		return nil, store.ErrNotFound
 	}
 	return store.DecodeSession(v, s.now())
+}
+
+// UserSessions implements store.Store.
+func (s *Store) UserSessions(_ context.Context, userID string) ([]store.Session, error) {
+	var out []store.Session
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		prefix := userKey(userID, "")
+		c := tx.Bucket(bucketUsers).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			sess, err := s.get(tx, string(k[len(prefix):]))
+			if errors.Is(err, store.ErrNotFound) {
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			out = append(out, *sess)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing a user's sessions: %w", err)
+	}
+	return out, nil
 }
 
 // TouchSession implements store.Store.

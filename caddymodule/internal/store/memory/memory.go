@@ -136,6 +136,20 @@ func (m *Store) GetSession(_ context.Context, id string) (*store.Session, error)
 	return &c, nil
 }
 
+// UserSessions implements store.Store.
+func (m *Store) UserSessions(_ context.Context, userID string) ([]store.Session, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	var out []store.Session
+	for id := range m.byUser[userID] {
+		if s, ok := m.sessions[id]; ok && now.Before(s.Deadline()) {
+			out = append(out, cloneSession(&s))
+		}
+	}
+	return out, nil
+}
+
 // TouchSession implements store.Store.
 func (m *Store) TouchSession(_ context.Context, id string, idleAt time.Time) error {
 	m.mu.Lock()

@@ -410,6 +410,48 @@ func (s *Store) GetSession(ctx context.Context, id string) (*store.Session, erro
 	return store.DecodeSession(v, s.now())
 }
 
+// UserSessions implements store.Store. The user's set may name sessions
+// Redis has already forgotten: they are skipped. One GET per session in one
+// pipeline: on Cluster the sessions lie in other slots than the set.
+func (s *Store) UserSessions(ctx context.Context, userID string) ([]store.Session, error) {
+	ids, err := s.rdb.SMembers(ctx, s.userKey(keyUser, userID)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("listing a user's sessions: %w", err)
+	}
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	cmds := make([]*goredis.StringCmd, len(ids))
+	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, id := range ids {
+			cmds[i] = p.Get(ctx, s.key(keySession, id))
+		}
+		return nil
+	})
+	if err != nil && !errors.Is(err, goredis.Nil) {
+		return nil, fmt.Errorf("reading a user's sessions: %w", err)
+	}
+	out := make([]store.Session, 0, len(ids))
+	for _, cmd := range cmds {
+		v, err := cmd.Bytes()
+		if errors.Is(err, goredis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading a user's sessions: %w", err)
+		}
+		sess, err := store.DecodeSession(v, s.now())
+		if errors.Is(err, store.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, *sess)
+	}
+	return out, nil
+}
+
 // TouchSession implements store.Store. SET XX never brings back a session
 // deleted since it was read.
 func (s *Store) TouchSession(ctx context.Context, id string, idleAt time.Time) error {

@@ -34,6 +34,7 @@ func Run(t *testing.T, open Factory) {
 		{"SessionEndsWhenIdle", testIdleExpiry},
 		{"TouchExtendsIdleDeadline", testTouch},
 		{"DeleteSession", testDeleteSession},
+		{"UserSessionsListsOneUsersLiveSessions", testUserSessions},
 		{"RevokeUserRemovesOnlyThatUser", testRevokeUserSessions},
 		{"RevokeUserRefusesOlderLinksOnly", testRevokeUserLinks},
 		{"RevokedLinkIsRefused", testRevokeLink},
@@ -196,6 +197,42 @@ func testDeleteSession(t *testing.T, s store.Store, clk *clock.Fake) {
 	wantNotFound(t, s, "s1")
 	if ids := revokeUser(t, s, clk, "u1"); !reflect.DeepEqual(ids, []string{"s2"}) {
 		t.Fatalf("RevokeUser after one delete = %v; want [s2]", ids)
+	}
+}
+
+func testUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	for i, u := range []string{"u1", "u1", "u10", "u2"} {
+		sess := newSession(clk, fmt.Sprintf("s%d", i), u)
+		sess.Origin = "origin-" + u
+		mustCreate(t, s, sess)
+	}
+	short := newSession(clk, "s-short", "u1")
+	short.ExpiresAt = clk.Now().Add(time.Minute)
+	mustCreate(t, s, short)
+	gone := newSession(clk, "s-gone", "u1")
+	mustCreate(t, s, gone)
+	if err := s.DeleteSession(ctx, "s-gone"); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(2 * time.Minute)
+	got, err := s.UserSessions(ctx, "u1")
+	if err != nil {
+		t.Fatalf("UserSessions: %v", err)
+	}
+	var ids []string
+	for _, sess := range got {
+		ids = append(ids, sess.ID)
+		if sess.Origin != "origin-u1" || sess.User.ID != "u1" || sess.App != "courses" {
+			t.Errorf("session %s read back as %+v", sess.ID, sess)
+		}
+	}
+	sort.Strings(ids)
+	if !reflect.DeepEqual(ids, []string{"s0", "s1"}) {
+		t.Fatalf("UserSessions(u1) = %v, want [s0 s1] (live, of u1 only)", ids)
+	}
+	if got, err := s.UserSessions(ctx, "nobody"); err != nil || len(got) != 0 {
+		t.Fatalf("UserSessions(nobody) = %v, %v", got, err)
 	}
 }
 
