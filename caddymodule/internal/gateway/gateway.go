@@ -38,6 +38,9 @@ const (
 	AssertionTTL = time.Minute
 	// linkRecordKeep is how long the dashboard lists a link after it expired.
 	linkRecordKeep = 7 * 24 * time.Hour
+	// launchesPerMinute is how many apps one portal session may launch a
+	// minute, in a burst and then refilled.
+	launchesPerMinute = 60
 )
 
 // Config is everything the gateway serves with. caddymodule fills it at
@@ -119,6 +122,8 @@ type Gateway struct {
 	authUser  func(*http.Request) string
 	// api is the link API's route table, for the portal and the admin API.
 	api table[apiHandler]
+	// launches bounds the launches of each portal session.
+	launches *ratelimit.Limiter
 }
 
 // servedApp is an app (or the portal) as the gateway serves it.
@@ -164,6 +169,10 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	g.api = apiRoutes()
+	var err error
+	if g.launches, err = ratelimit.New(launchesPerMinute, time.Minute, 100_000, g.now); err != nil {
+		return nil, err
+	}
 	return g, nil
 }
 

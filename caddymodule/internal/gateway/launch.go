@@ -16,19 +16,31 @@ func (s *Site) launch(w http.ResponseWriter, r *http.Request, hit routeHit) erro
 	if t == nil || t.name == PortalName {
 		return problemNotFound
 	}
-	_, e, err := s.session(r)
+	id, e, err := s.session(r)
 	if err != nil {
 		return noSession(err)
 	}
 	if !t.allowed(e.Apps) {
 		return problemNotAllowed
 	}
+	// A person launches a few apps a minute; a script in a loop is slowed.
+	if wait, blocked := s.g.launches.Blocked(sessionRef(id)); blocked {
+		return tooMany{wait}
+	}
+	s.g.launches.Fail(sessionRef(id))
+	// The app's session shares the portal session's origin: one sign-out,
+	// or revoking the link that began it, ends them together.
+	portalSession, err := s.g.cfg.Sessions.Session(r.Context(), id)
+	if err != nil {
+		return noSession(err)
+	}
 	next := r.URL.Query().Get("next")
 	if link.CheckPath(next) != nil {
 		// Anything but a plain path inside the app lands on its front page.
 		next = "/"
 	}
-	l, err := s.g.issue("launch", link.Request{App: t.name, User: e.User, Path: next, TTL: launchTTL, Launch: true})
+	l, err := s.g.issue("launch", link.Request{App: t.name, User: e.User, Path: next, TTL: launchTTL,
+		Launch: true, Origin: portalSession.Origin})
 	if err != nil {
 		s.g.log.Error("minting launch link", zap.String("app", t.name), zap.Error(err))
 		return problemStore

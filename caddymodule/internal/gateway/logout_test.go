@@ -100,3 +100,40 @@ func TestLogout_CSRFHeaderIsAccepted(t *testing.T) {
 		t.Fatalf("logout with the CSRF header: %d %s", r.StatusCode, r.Body)
 	}
 }
+
+// "Sign out" used to end one app's session only: visiting the app again
+// signed the person straight back in through the portal session, and
+// signing out of the portal left every app session alive for 12 hours.
+func TestLogout_SignOutEndsThePortalAndEveryAppThisSignInOpened(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signInPortal("c_out")
+	for _, app := range []string{"courses", "communities"} {
+		magic := g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+app, browser).Header.Get("Location")
+		if r := g.do(c, http.MethodGet, magic, browser); r.StatusCode != http.StatusSeeOther {
+			t.Fatalf("launch %s: %d", app, r.StatusCode)
+		}
+	}
+	// The same person signed in elsewhere, from another link: not this
+	// browser's sign-in.
+	elsewhere := g.signIn("courses", "c_out")
+
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
+	if r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses); r.StatusCode != http.StatusOK {
+		t.Fatalf("sign out: %d %s", r.StatusCode, r.Body)
+	}
+	for _, origin := range []string{g.courses, g.community, g.portal} {
+		if r := g.do(c, http.MethodGet, "http://"+origin+"/", "Accept: application/json"); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("http://%s after signing out: %d", origin, r.StatusCode)
+		}
+	}
+	// Courses sends the browser to the portal, which no longer knows it.
+	to := g.do(c, http.MethodGet, "http://"+g.courses+"/lesson", browser).Header.Get("Location")
+	if r := g.do(c, http.MethodGet, to, browser); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the portal after signing out of an app: %d → %s", r.StatusCode, r.Header.Get("Location"))
+	}
+	if h := web.Echoed(t, g.do(elsewhere, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_out" {
+		t.Fatal("signing out ended another browser's sign-in")
+	}
+}

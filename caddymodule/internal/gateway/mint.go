@@ -139,7 +139,19 @@ func (g *Gateway) RevokeLink(ctx context.Context, by, id string) error {
 		return err
 	}
 	g.audit.linkRevoked(by, id)
-	return nil
+	// A revoked link signs no one in any more: the sessions it started, and
+	// those launched from them, end too.
+	rec, err := g.cfg.Directory.LinkRecord(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	_, err = g.cfg.Sessions.EndWhere(ctx, rec.User.ID, func(s *store.Session) bool {
+		return s.LinkID == id || s.Origin == id
+	})
+	return err
 }
 
 // RevokeUser ends every session of a user and refuses their links issued

@@ -88,3 +88,27 @@ func TestRevoke_UserIDIsDecodedExactlyOnce(t *testing.T) {
 		t.Fatalf("org/7 after its revocation: %d", r.StatusCode)
 	}
 }
+
+// Revoking a link used to leave the sessions it had started alive, while
+// the dashboard said it signed no one in any more.
+func TestRevoke_RevokedLinkEndsTheSessionsItStarted(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: PortalName, User: userOf("c_rl"), Uses: 2})
+	c := g.client()
+	g.do(c, http.MethodGet, l.URL, browser)
+	magic := g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+"courses", browser).Header.Get("Location")
+	g.do(c, http.MethodGet, magic, browser)
+	other := g.signIn("courses", "c_rl")
+	if r := g.api(http.MethodDelete, "links/"+l.ID, ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("revoke: %d %s", r.StatusCode, r.Body)
+	}
+	for _, origin := range []string{g.portal, g.courses} {
+		if r := g.do(c, http.MethodGet, "http://"+origin+"/", "Accept: application/json"); r.StatusCode != http.StatusUnauthorized {
+			t.Errorf("http://%s after its link was revoked: %d", origin, r.StatusCode)
+		}
+	}
+	if h := web.Echoed(t, g.do(other, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_rl" {
+		t.Fatal("revoking one link ended a session another link started")
+	}
+}

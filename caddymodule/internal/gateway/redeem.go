@@ -21,6 +21,10 @@ import (
 // confirmTTL bounds how long a confirmation page stays usable.
 const confirmTTL = 10 * time.Minute
 
+// maxSessionsPerApp bounds the live sessions of one user on one app that
+// launches keep (browsers and devices: a phone, a laptop, a tablet...).
+const maxSessionsPerApp = 10
+
 // redeem turns a magic link into a session: verify, spend it once, create a
 // fresh session, set the cookie and send the user where the link points.
 // HEAD and prefetches never spend a link, in either mode.
@@ -92,7 +96,7 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	// spent without its session): state changes outlive the request.
 	ctx := context.WithoutCancel(r.Context())
 	sessions := s.g.cfg.Sessions
-	created, err := sessions.Redeem(ctx, use, claims.User(), s.app.name, claims.Apps)
+	created, err := sessions.Redeem(ctx, use, claims.User(), s.app.name, claims.Apps, claims.Origin)
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
 		return s.rejectLink(ip, problemUsed, claims)
@@ -110,6 +114,13 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	if old := cookieValue(r.Header, s.app.cookie); old != "" {
 		if err := sessions.End(ctx, old); err != nil {
 			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
+		}
+	}
+	if claims.Launch {
+		// A signed-in user can launch in a loop: their sessions on this
+		// app are bounded, the oldest ended first.
+		if _, err := sessions.Trim(ctx, created.User.ID, s.app.name, maxSessionsPerApp); err != nil {
+			s.g.log.Error("ending a user's oldest sessions", zap.String("app", s.app.name), zap.Error(err))
 		}
 	}
 	s.redemptions("ok").Inc()

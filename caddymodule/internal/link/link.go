@@ -53,6 +53,9 @@ type Claims struct {
 	// redirected it to at once (a portal launch, a staff Open): no mail
 	// scanner ever sees one, so it needs no Continue.
 	Launch bool `json:"launch,omitempty"`
+	// Origin is the origin of the session a launch was minted from: the
+	// session the link starts shares it (see store.Session.Origin).
+	Origin string `json:"origin,omitempty"`
 }
 
 // Issued is when the link was minted, to the microsecond when known.
@@ -90,6 +93,8 @@ type Request struct {
 	Apps []string
 	// Launch marks a link sent at once to the browser that asked for it.
 	Launch bool
+	// Origin is the origin of the session that asked for the link.
+	Origin string
 }
 
 // Link is a freshly minted token with the facts a caller reports back.
@@ -161,6 +166,7 @@ func (c *Codec) Mint(req Request) (Link, error) {
 		Apps:     req.Apps,
 		IssuedUs: issued.UnixMicro(),
 		Launch:   req.Launch,
+		Origin:   req.Origin,
 	}
 	key := c.Ring.signing()
 	tok := jwt.NewWithClaims(jwt.SigningMethodHS256, claims)

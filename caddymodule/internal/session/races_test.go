@@ -116,7 +116,7 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	m.Watch(ctx)
 	(<-rs.synced)(true)
 	l := store.LinkUse{ID: "l1", UserID: ada.ID, Uses: 1, IssuedAt: clk.Now().Add(-time.Second), Expires: clk.Now().Add(time.Hour)}
-	s, err := m.Redeem(ctx, l, ada, "courses", nil)
+	s, err := m.Redeem(ctx, l, ada, "courses", nil, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -3,12 +3,14 @@
 package session
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -135,7 +137,7 @@ func (m *Manager) l1() *ristretto.Cache[string, *Entry] { return m.cache.Load() 
 
 // Create starts a session for user in app, with a new random id.
 func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
-	s, err := m.newSession(user, app, apps, linkID)
+	s, err := m.newSession(user, app, apps, linkID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -151,9 +153,11 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 
 // Redeem spends one of a link's uses and starts the session it grants, in
 // one atomic store step. It returns store.ErrLinkUsed, store.ErrLinkRevoked
-// or store.ErrLinkExpired when the link may not be used.
-func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string) (*store.Session, error) {
-	s, err := m.newSession(user, app, apps, l.ID)
+// or store.ErrLinkExpired when the link may not be used. origin is the
+// Origin of the session that launched the link ("" for a link that begins
+// a sign-in: the session's origin is the link itself).
+func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string, origin string) (*store.Session, error) {
+	s, err := m.newSession(user, app, apps, l.ID, origin)
 	if err != nil {
 		return nil, err
 	}
@@ -169,7 +173,7 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	return s, nil
 }
 
-func (m *Manager) newSession(user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
+func (m *Manager) newSession(user identity.User, app string, apps []string, linkID, origin string) (*store.Session, error) {
 	id, err := NewID()
 	if err != nil {
 		return nil, err
@@ -181,6 +185,7 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 		App:       app,
 		Apps:      apps,
 		LinkID:    linkID,
+		Origin:    cmp.Or(origin, linkID),
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.cfg.TTL),
 		IdleAt:    now.Add(m.cfg.Idle),
@@ -302,6 +307,64 @@ func (m *Manager) End(ctx context.Context, id string) error {
 		return fmt.Errorf("ending session: %w", err)
 	}
 	return nil
+}
+
+// Session reads a live session from the store, with all it holds.
+func (m *Manager) Session(ctx context.Context, id string) (*store.Session, error) {
+	if !ValidID(id) {
+		return nil, ErrNoSession
+	}
+	s, err := m.store.GetSession(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	return s, err
+}
+
+// EndWhere ends the live sessions of a user that match, L1 included, and
+// returns how many it ended. On an error it has ended some, maybe not all.
+func (m *Manager) EndWhere(ctx context.Context, userID string, match func(*store.Session) bool) (int, error) {
+	all, err := m.store.UserSessions(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("listing a user's sessions: %w", err)
+	}
+	n := 0
+	for i := range all {
+		if !match(&all[i]) {
+			continue
+		}
+		if err := m.End(ctx, all[i].ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
+}
+
+// Trim ends the oldest sessions of a user on app beyond the newest keep.
+func (m *Manager) Trim(ctx context.Context, userID, app string, keep int) (int, error) {
+	all, err := m.store.UserSessions(ctx, userID)
+	if err != nil {
+		return 0, fmt.Errorf("listing a user's sessions: %w", err)
+	}
+	var onApp []store.Session
+	for _, s := range all {
+		if s.App == app {
+			onApp = append(onApp, s)
+		}
+	}
+	if len(onApp) <= keep {
+		return 0, nil
+	}
+	slices.SortFunc(onApp, func(a, b store.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	n := 0
+	for _, s := range onApp[keep:] {
+		if err := m.End(ctx, s.ID); err != nil {
+			return n, err
+		}
+		n++
+	}
+	return n, nil
 }
 
 // RevokeUser ends every session of a user at once, L1 included, and refuses
