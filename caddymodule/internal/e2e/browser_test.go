@@ -155,6 +155,20 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 		t.Fatalf("Continue opens:\n%s", body)
 	}
 
+	// Sign out of Courses: the portal says so, and Courses asks again.
+	browsertest.Run(ada, t,
+		chromedp.Navigate("http://localhost:8081/_portalgate/logout"),
+		page("signout"),
+		chromedp.Click(chromedp.CSS("button[type=submit]")),
+		page("notice"),
+	)
+	if url := browsertest.Get(ada, t, chromedp.Location()); !strings.HasPrefix(url, "http://localhost:8080/_portalgate/logout?") {
+		t.Fatalf("signing out ends on %s", url)
+	}
+	if body := text(ada, "main"); !strings.Contains(body, "You are signed out") {
+		t.Fatalf("the sign-out ends on:\n%s", body)
+	}
+
 	// The iframe item shows Affiliates inside the portal page, signed in.
 	browsertest.Run(home, t,
 		chromedp.Navigate("http://localhost:8080/"),

@@ -5,6 +5,9 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"net/http"
+	"strconv"
+	"strings"
+	"time"
 )
 
 // csrfToken binds a form to what it acts on (purpose and binding, e.g. a
@@ -18,6 +21,26 @@ func (g *Gateway) csrfToken(purpose, binding string) string {
 // checkCSRF compares a submitted token with the expected one in constant time.
 func (g *Gateway) checkCSRF(purpose, binding, got string) bool {
 	return got != "" && hmac.Equal([]byte(got), []byte(g.csrfToken(purpose, binding)))
+}
+
+// signOutTicket lets the portal end a user's portal session in the browser
+// that just signed out of an app: it names the user and lasts a minute.
+func (g *Gateway) signOutTicket(userID string) string {
+	exp := strconv.FormatInt(g.now().Add(time.Minute).Unix(), 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(userID)) + "." + exp + "." + g.csrfToken("signout", userID+"\x00"+exp)
+}
+
+// checkSignOutTicket returns the user a good, unexpired ticket names.
+func (g *Gateway) checkSignOutTicket(ticket string) (string, bool) {
+	enc, rest, _ := strings.Cut(ticket, ".")
+	exp, mac, _ := strings.Cut(rest, ".")
+	user, err := base64.RawURLEncoding.DecodeString(enc)
+	unix, perr := strconv.ParseInt(exp, 10, 64)
+	if err != nil || perr != nil || !g.now().Before(time.Unix(unix, 0)) ||
+		!g.checkCSRF("signout", string(user)+"\x00"+exp, mac) {
+		return "", false
+	}
+	return string(user), true
 }
 
 // sameOrigin reports whether a state-changing request comes from this app's

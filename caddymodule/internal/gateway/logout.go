@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"net/url"
 
 	"go.uber.org/zap"
 
@@ -18,6 +19,9 @@ import (
 // must come from this app's own page and carry a token bound to the session
 // (no cross-site sign-out).
 func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error {
+	if ticket := r.URL.Query().Get("ticket"); isSafe(r.Method) && s.isPortal() && ticket != "" {
+		return s.signedOutOfApp(w, r, ticket)
+	}
 	if isSafe(r.Method) {
 		id, _, err := s.session(r)
 		if err != nil {
@@ -33,6 +37,7 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 	if !s.sameOrigin(r) {
 		return problemCSRF
 	}
+	var userID string
 	if id != "" {
 		token := r.Header.Get("X-CSRF-Token")
 		if token == "" {
@@ -41,13 +46,23 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 		if !s.g.checkCSRF("logout", id, token) {
 			return problemCSRF
 		}
-		if err := s.endSignIn(context.WithoutCancel(r.Context()), id); err != nil {
+		var err error
+		if userID, err = s.endSignIn(context.WithoutCancel(r.Context()), id); err != nil {
 			s.g.log.Error("ending session", zap.String("app", s.app.name), zap.Error(err))
 			return problemStore
 		}
 	}
 	http.SetCookie(w, s.cookie(s.app.cookie, "", -1))
 	noStore(w)
+	if wantsHTML(r) && userID != "" && !s.isPortal() {
+		// This browser may be signed in to the portal from another link,
+		// which would sign it straight back in here: the portal, which
+		// alone sees its cookie, ends that too, with a ticket naming the
+		// user, and says the person is signed out.
+		u := s.g.portal.origin + logoutPath + "?" + url.Values{"app": {s.app.name}, "ticket": {s.g.signOutTicket(userID)}}.Encode()
+		http.Redirect(w, r, u, http.StatusSeeOther)
+		return nil
+	}
 	if wantsHTML(r) {
 		s.page(w, http.StatusOK, "notice.html", portal.Notice{
 			Title:   "You are signed out",
@@ -61,15 +76,16 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 }
 
 // endSignIn ends session id and every session of its user with the same
-// origin. A session of before origins were kept ends alone.
-func (s *Site) endSignIn(ctx context.Context, id string) error {
+// origin, and returns the user's id ("" when the session was gone). A
+// session of before origins were kept ends alone.
+func (s *Site) endSignIn(ctx context.Context, id string) (string, error) {
 	sessions := s.g.cfg.Sessions
 	cur, err := sessions.Session(ctx, id)
 	if errors.Is(err, session.ErrNoSession) {
-		return nil
+		return "", nil
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	n, err := sessions.EndWhere(ctx, cur.User.ID, func(o *store.Session) bool {
 		return o.ID == id || (cur.Origin != "" && o.Origin == cur.Origin)
@@ -78,8 +94,39 @@ func (s *Site) endSignIn(ctx context.Context, id string) error {
 		s.g.audit.sessionEnded(s.app.name, cur.User.ID, id, "logout")
 	}
 	if err != nil {
-		return err
+		return "", err
 	}
 	// The store may not list a session it has just written: end it by id.
-	return sessions.End(ctx, id)
+	return cur.User.ID, sessions.End(ctx, id)
+}
+
+// signedOutOfApp ends this browser's portal sign-in after the person signed
+// out of an app, when the ticket is good and names the portal session's
+// user, and says they are signed out. A ticket can only sign a user out of
+// their own portal session, so one copied into another browser ends nothing
+// there.
+func (s *Site) signedOutOfApp(w http.ResponseWriter, r *http.Request, ticket string) error {
+	if user, ok := s.g.checkSignOutTicket(ticket); ok {
+		if id := cookieValue(r.Header, s.app.cookie); id != "" {
+			ctx := context.WithoutCancel(r.Context())
+			cur, err := s.g.cfg.Sessions.Session(ctx, id)
+			switch {
+			case err == nil && cur.User.ID == user:
+				if _, err := s.endSignIn(ctx, id); err != nil {
+					s.g.log.Error("ending session", zap.String("app", s.app.name), zap.Error(err))
+					return problemStore
+				}
+				http.SetCookie(w, s.cookie(s.app.cookie, "", -1))
+			case err != nil && !errors.Is(err, session.ErrNoSession):
+				return err
+			}
+		}
+	}
+	noStore(w)
+	s.page(w, http.StatusOK, "notice.html", portal.Notice{
+		Title:   "You are signed out",
+		Message: "Your session has ended in " + s.g.appTitle(r.URL.Query().Get("app")) + ", in the portal and in every app you opened from it, in this browser.",
+		Hint:    "To come back, open a new sign-in link.",
+	})
+	return nil
 }

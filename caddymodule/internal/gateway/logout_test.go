@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
@@ -26,11 +27,14 @@ func TestLogout_EndsSessionInStoreAndClearsCookie(t *testing.T) {
 	form := url.Values{"csrf": {web.CSRF(t, page.Body)}}.Encode()
 	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader(form), browser,
 		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
-	if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "signed out") {
-		t.Fatalf("logout: %d %s", r.StatusCode, r.Body)
+	if r.StatusCode != http.StatusSeeOther || !strings.HasPrefix(r.Header.Get("Location"), "http://"+g.portal+logoutPath+"?") {
+		t.Fatalf("logout: %d → %s", r.StatusCode, r.Header.Get("Location"))
 	}
 	if ck := web.Cookie(r, "portalgate-courses"); ck == nil || ck.MaxAge >= 0 {
 		t.Fatalf("logout cookie = %+v, want it deleted", ck)
+	}
+	if done := g.do(c, http.MethodGet, r.Header.Get("Location"), browser); done.StatusCode != http.StatusOK || !strings.Contains(done.Body, "signed out") {
+		t.Fatalf("the portal after the sign-out: %d %s", done.StatusCode, done.Body)
 	}
 	if _, err := g.store.GetSession(context.Background(), id); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("session still in the store: %v", err)
@@ -85,7 +89,7 @@ func TestLogout_OwnFormWithNullOriginSignsOut(t *testing.T) {
 	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token),
 		"Content-Type: application/x-www-form-urlencoded", "Origin: null", "Sec-Fetch-Site: same-origin", browser)
-	if r.StatusCode != http.StatusOK {
+	if r.StatusCode != http.StatusSeeOther || web.Cookie(r, "portalgate-courses") == nil {
 		t.Fatalf("sign-out from the app's own page: %d %s", r.StatusCode, r.Body)
 	}
 }
@@ -120,7 +124,7 @@ func TestLogout_SignOutEndsThePortalAndEveryAppThisSignInOpened(t *testing.T) {
 
 	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	if r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token), browser,
-		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses); r.StatusCode != http.StatusOK {
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("sign out: %d %s", r.StatusCode, r.Body)
 	}
 	for _, origin := range []string{g.courses, g.community, g.portal} {
@@ -135,5 +139,48 @@ func TestLogout_SignOutEndsThePortalAndEveryAppThisSignInOpened(t *testing.T) {
 	}
 	if h := web.Echoed(t, g.do(elsewhere, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_out" {
 		t.Fatal("signing out ended another browser's sign-in")
+	}
+}
+
+// A browser signed in to the portal from one link and to an app from
+// another (an e-mail straight into Courses) used to be signed straight back
+// in after signing out of the app: the app sent it to the portal, which
+// launched it back. The app's sign-out hands the portal a ticket naming
+// the user, and the portal ends its own session of that user.
+func TestLogout_SignOutOfAnAppEndsThisBrowsersPortalSessionToo(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signInPortal("c_two")
+	g.do(c, http.MethodGet, g.mint(MintRequest{App: "courses", User: userOf("c_two")}).URL, browser)
+	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
+	r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
+	if done := g.do(c, http.MethodGet, r.Header.Get("Location"), browser); done.StatusCode != http.StatusOK ||
+		!strings.Contains(done.Body, "Courses") || web.Cookie(done, "portalgate-portal") == nil {
+		t.Fatalf("the portal's end of the sign-out: %d %s", done.StatusCode, done.Body)
+	}
+	to := g.do(c, http.MethodGet, "http://"+g.courses+"/lesson", browser).Header.Get("Location")
+	if r := g.do(c, http.MethodGet, to, browser); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("Courses after signing out of it: the portal answers %d → %s", r.StatusCode, r.Header.Get("Location"))
+	}
+}
+
+// A sign-out ticket ends only its own user's portal session, and only for
+// a minute: one sent to another browser, or kept, signs no one out.
+func TestLogout_ForeignOrOldSignOutTicketEndsNothing(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	victim := g.signInPortal("c_victim")
+	old := g.gw.signOutTicket("c_victim")
+	g.clock.Advance(2 * time.Minute)
+	for name, ticket := range map[string]string{
+		"another user's": g.gw.signOutTicket("attacker"),
+		"expired":        old,
+		"forged":         strings.Replace(g.gw.signOutTicket("attacker"), "YXR0YWNrZXI", "Y192aWN0aW0", 1),
+	} {
+		g.do(victim, http.MethodGet, "http://"+g.portal+logoutPath+"?ticket="+url.QueryEscape(ticket), browser)
+		if r := g.do(victim, http.MethodGet, "http://"+g.portal+"/", browser); r.StatusCode != http.StatusOK {
+			t.Fatalf("%s ticket signed the victim out of the portal: %d", name, r.StatusCode)
+		}
 	}
 }

@@ -103,10 +103,16 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 			return nil, err
 		}
 	}
-	// Gateway pages run no script, load nothing, post only to themselves, and
-	// may be framed by the portal alone (menu items show apps in an iframe).
-	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors " +
-		g.portal.origin
+	// Gateway pages run no script, load nothing, post only to themselves
+	// (an app's sign-out is then redirected on to the portal, which
+	// form-action covers too), and may be framed by the portal alone (menu
+	// items show apps in an iframe).
+	formAction := "'self'"
+	if !s.isPortal() {
+		formAction += " " + g.portal.origin
+	}
+	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action " + formAction +
+		"; base-uri 'none'; frame-ancestors " + g.portal.origin
 	s.frameAncestors = "frame-ancestors 'self' " + g.portal.origin
 	if s.isPortal() {
 		// The dashboard runs its one script (Copy), and its Open buttons post
