@@ -77,7 +77,7 @@ type timedStore struct {
 // timed wraps st so every session operation is timed under backend's label.
 func (m *metrics) timed(st store.Store, backend string) store.Store {
 	t := &timedStore{Store: st, ops: map[string]prometheus.Observer{}}
-	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "user_sessions", "purge"} {
+	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "user_sessions", "link_uses", "purge"} {
 		t.ops[op] = m.storeOps.WithLabelValues(backend, op)
 	}
 	return t
@@ -125,6 +125,11 @@ func (t *timedStore) DeleteSession(ctx context.Context, id string) error {
 func (t *timedStore) UserSessions(ctx context.Context, userID string) ([]store.Session, error) {
 	defer t.since("user_sessions", time.Now())
 	return t.Store.UserSessions(ctx, userID)
+}
+
+func (t *timedStore) LinkUses(ctx context.Context, id string) (int, bool, error) {
+	defer t.since("link_uses", time.Now())
+	return t.Store.LinkUses(ctx, id)
 }
 
 func (t *timedStore) Purge(ctx context.Context) (int, error) {

@@ -125,8 +125,10 @@ func (s *Site) api(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	key, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
 	keyID, valid := g.checkAPIKey(key)
 	if !ok || !valid {
-		// Wrong keys are slowed per client; a right key is never refused
-		// for someone else's wrong ones behind the same address.
+		// Wrong keys count per client and are refused past the budget (it
+		// bounds the noise and cost of guessing 256-bit keys); a right key
+		// is never refused for someone else's wrong ones behind the same
+		// address.
 		if wait, blocked := g.cfg.Limiter.Blocked(apiKeyKey(ip)); blocked {
 			return tooMany{wait}
 		}

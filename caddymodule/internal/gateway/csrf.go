@@ -24,23 +24,26 @@ func (g *Gateway) checkCSRF(purpose, binding, got string) bool {
 }
 
 // signOutTicket lets the portal end a user's portal session in the browser
-// that just signed out of an app: it names the user and lasts a minute.
+// that just signed out of an app: it names the user and when it was issued,
+// and is good for a minute.
 func (g *Gateway) signOutTicket(userID string) string {
-	exp := strconv.FormatInt(g.now().Add(time.Minute).Unix(), 10)
-	return base64.RawURLEncoding.EncodeToString([]byte(userID)) + "." + exp + "." + g.csrfToken("signout", userID+"\x00"+exp)
+	at := strconv.FormatInt(g.now().UnixMicro(), 10)
+	return base64.RawURLEncoding.EncodeToString([]byte(userID)) + "." + at + "." + g.csrfToken("signout", userID+"\x00"+at)
 }
 
-// checkSignOutTicket returns the user a good, unexpired ticket names.
-func (g *Gateway) checkSignOutTicket(ticket string) (string, bool) {
+// checkSignOutTicket returns the user a good, fresh ticket names, and when
+// it was issued: only sessions of before then may it end.
+func (g *Gateway) checkSignOutTicket(ticket string) (string, time.Time, bool) {
 	enc, rest, _ := strings.Cut(ticket, ".")
-	exp, mac, _ := strings.Cut(rest, ".")
+	at, mac, _ := strings.Cut(rest, ".")
 	user, err := base64.RawURLEncoding.DecodeString(enc)
-	unix, perr := strconv.ParseInt(exp, 10, 64)
-	if err != nil || perr != nil || !g.now().Before(time.Unix(unix, 0)) ||
-		!g.checkCSRF("signout", string(user)+"\x00"+exp, mac) {
-		return "", false
+	us, perr := strconv.ParseInt(at, 10, 64)
+	issued := time.UnixMicro(us)
+	if err != nil || perr != nil || !g.now().Before(issued.Add(time.Minute)) ||
+		!g.checkCSRF("signout", string(user)+"\x00"+at, mac) {
+		return "", time.Time{}, false
 	}
-	return string(user), true
+	return string(user), issued, true
 }
 
 // sameOrigin reports whether a state-changing request comes from this app's

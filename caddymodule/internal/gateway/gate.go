@@ -77,14 +77,21 @@ type gatedValues struct {
 // and into its access log, where the filter of the token parameter does
 // not look inside next.
 func nextOf(u *url.URL) string {
-	if !strings.Contains(strings.ToLower(u.RawQuery), "token") {
+	// A name may be escaped (tok%65n): look closer at any query that has
+	// "token" or an escape in it.
+	if !strings.Contains(strings.ToLower(u.RawQuery), "token") && !strings.Contains(u.RawQuery, "%") {
 		return u.RequestURI()
 	}
 	q := u.Query()
+	dropped := false
 	for k := range q {
 		if strings.EqualFold(k, "token") {
 			delete(q, k)
+			dropped = true
 		}
+	}
+	if !dropped {
+		return u.RequestURI()
 	}
 	out := *u
 	out.RawQuery = q.Encode()

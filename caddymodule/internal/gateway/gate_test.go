@@ -187,3 +187,19 @@ func TestGate_TokenNeverTravelsInNext(t *testing.T) {
 		t.Fatalf("signed-out visit with a token parameter: %d → %s", r.StatusCode, loc)
 	}
 }
+
+func TestNextOf_DropsEveryTokenParameterAndNothingElse(t *testing.T) {
+	t.Parallel()
+	for raw, want := range map[string]string{
+		"/a?b=1":                  "/a?b=1",
+		"/a?q=token&b;c":          "/a?q=token&b;c",
+		"/a?tok%65n=secret&x=1":   "/a?x=1",
+		"/a?TOKEN=s&token=t&step": "/a?step=",
+		"/a?x=%2F":                "/a?x=%2F",
+	} {
+		u, _ := url.Parse(raw)
+		if got := nextOf(u); got != want {
+			t.Errorf("nextOf(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}

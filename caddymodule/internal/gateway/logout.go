@@ -102,31 +102,43 @@ func (s *Site) endSignIn(ctx context.Context, id string) (string, error) {
 
 // signedOutOfApp ends this browser's portal sign-in after the person signed
 // out of an app, when the ticket is good and names the portal session's
-// user, and says they are signed out. A ticket can only sign a user out of
-// their own portal session, so one copied into another browser ends nothing
-// there.
+// user, and says they are signed out. A ticket only ends a portal session
+// of the user it names, begun before it was issued, within a minute: kept
+// and opened again after a new sign-in, it ends nothing. A ticket that is
+// not good falls back to the sign-out page.
 func (s *Site) signedOutOfApp(w http.ResponseWriter, r *http.Request, ticket string) error {
-	if user, ok := s.g.checkSignOutTicket(ticket); ok {
-		if id := cookieValue(r.Header, s.app.cookie); id != "" {
-			ctx := context.WithoutCancel(r.Context())
-			cur, err := s.g.cfg.Sessions.Session(ctx, id)
-			switch {
-			case err == nil && cur.User.ID == user:
-				if _, err := s.endSignIn(ctx, id); err != nil {
-					s.g.log.Error("ending session", zap.String("app", s.app.name), zap.Error(err))
-					return problemStore
-				}
-				http.SetCookie(w, s.cookie(s.app.cookie, "", -1))
-			case err != nil && !errors.Is(err, session.ErrNoSession):
-				return err
+	user, issued, ok := s.g.checkSignOutTicket(ticket)
+	if !ok {
+		http.Redirect(w, r, logoutPath, http.StatusSeeOther)
+		return nil
+	}
+	if id := cookieValue(r.Header, s.app.cookie); id != "" {
+		ctx := context.WithoutCancel(r.Context())
+		cur, err := s.g.cfg.Sessions.Session(ctx, id)
+		switch {
+		case err == nil && cur.User.ID == user && !cur.CreatedAt.After(issued):
+			if _, err := s.endSignIn(ctx, id); err != nil {
+				s.g.log.Error("ending session", zap.String("app", s.app.name), zap.Error(err))
+				return problemStore
 			}
+			http.SetCookie(w, s.cookie(s.app.cookie, "", -1))
+		case err != nil && !errors.Is(err, session.ErrNoSession):
+			return err
 		}
 	}
 	noStore(w)
 	s.page(w, http.StatusOK, "notice.html", portal.Notice{
 		Title:   "You are signed out",
-		Message: "Your session has ended in " + s.g.appTitle(r.URL.Query().Get("app")) + ", in the portal and in every app you opened from it, in this browser.",
+		Message: "Your session has ended in " + s.signedOutOf(r.URL.Query().Get("app")) + ", in the portal and in every app you opened from it, in this browser.",
 		Hint:    "To come back, open a new sign-in link.",
 	})
 	return nil
+}
+
+// signedOutOf names the app a sign-out came from, when it is a declared one.
+func (s *Site) signedOutOf(app string) string {
+	if t := s.g.apps[app]; t != nil && t.name != PortalName {
+		return t.title
+	}
+	return "the app"
 }

@@ -118,9 +118,19 @@ func TestLogout_SignOutEndsThePortalAndEveryAppThisSignInOpened(t *testing.T) {
 			t.Fatalf("launch %s: %d", app, r.StatusCode)
 		}
 	}
-	// The same person signed in elsewhere, from another link: not this
-	// browser's sign-in.
+	// The same person signed in elsewhere, from another link, and from one
+	// link of two uses in two browsers: not this browser's sign-in.
 	elsewhere := g.signIn("courses", "c_out")
+	shared := g.mint(MintRequest{App: "courses", User: userOf("c_out"), Uses: 2})
+	here, there := g.client(), g.client()
+	g.do(here, http.MethodGet, shared.URL, browser)
+	g.do(there, http.MethodGet, shared.URL, browser)
+	tokenHere := web.CSRF(t, g.do(here, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
+	g.send(here, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+tokenHere), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.courses)
+	if h := web.Echoed(t, g.do(there, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_out" {
+		t.Fatal("signing out in one browser ended the other browser's use of the same link")
+	}
 
 	token := web.CSRF(t, g.do(c, http.MethodGet, "http://"+g.courses+logoutPath, browser).Body)
 	if r := g.send(c, http.MethodPost, "http://"+g.courses+logoutPath, strings.NewReader("csrf="+token), browser,
@@ -170,7 +180,14 @@ func TestLogout_SignOutOfAnAppEndsThisBrowsersPortalSessionToo(t *testing.T) {
 func TestLogout_ForeignOrOldSignOutTicketEndsNothing(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t)
+	kept := g.gw.signOutTicket("c_victim")
+	g.clock.Advance(time.Second)
+	// Signed in again after the ticket was issued, within its minute.
 	victim := g.signInPortal("c_victim")
+	g.do(victim, http.MethodGet, "http://"+g.portal+logoutPath+"?ticket="+url.QueryEscape(kept), browser)
+	if r := g.do(victim, http.MethodGet, "http://"+g.portal+"/", browser); r.StatusCode != http.StatusOK {
+		t.Fatalf("a ticket of before a new sign-in ended it: %d", r.StatusCode)
+	}
 	old := g.gw.signOutTicket("c_victim")
 	g.clock.Advance(2 * time.Minute)
 	for name, ticket := range map[string]string{

@@ -149,7 +149,7 @@ func (g *Gateway) RevokeLink(ctx context.Context, by, id string) error {
 		return err
 	}
 	_, err = g.cfg.Sessions.EndWhere(ctx, rec.User.ID, func(s *store.Session) bool {
-		return s.LinkID == id || s.Origin == id
+		return s.LinkID == id || strings.HasPrefix(s.Origin, id+"/")
 	})
 	return err
 }

@@ -55,10 +55,13 @@ func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 	// site sending the browser here (login CSRF: signing a victim into the
 	// attacker's account), or the link being another account's than the one
 	// this browser is signed in as here. A link the gateway sent a signed-in
-	// browser to at once (launch, Open) needs no Continue of its own.
+	// browser to at once (launch, Open) needs no Continue of its own, and may
+	// come from a sibling site (the portal); any other link only from no
+	// site at all (a mail program, a typed address) or from this one.
 	current, known := s.signedInAs(r, claims.Subject)
-	if isPrefetch(r) || !known || current != "" || r.Header.Get("Sec-Fetch-Site") == "cross-site" ||
-		(s.redeemMode == RedeemConfirm && !claims.Launch) {
+	fetchSite := r.Header.Get("Sec-Fetch-Site")
+	foreign := fetchSite == "cross-site" || (fetchSite == "same-site" && !claims.Launch)
+	if isPrefetch(r) || !known || current != "" || foreign || (s.redeemMode == RedeemConfirm && !claims.Launch) {
 		return s.confirmPage(w, r, ip, claims, current)
 	}
 	return s.spend(w, r, ip, claims)
@@ -119,7 +122,7 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	if claims.Launch {
 		// A signed-in user can launch in a loop: their sessions on this
 		// app are bounded, the oldest ended first.
-		if _, err := sessions.Trim(ctx, created.User.ID, s.app.name, maxSessionsPerApp); err != nil {
+		if _, err := sessions.Trim(ctx, created, maxSessionsPerApp); err != nil {
 			s.g.log.Error("ending a user's oldest sessions", zap.String("app", s.app.name), zap.Error(err))
 		}
 	}
@@ -145,9 +148,11 @@ func guessed(err error) bool {
 
 // rejectGuess refuses a token that is a guess and counts it against the
 // client's failure budget; past the budget the answer is 429. Only guesses
-// count, and only guesses are slowed: re-clicking a spent link, or a page
-// of ten <img> tags pointing at one, never locks a whole office (one
-// address behind NAT) out of the fresh links its people open.
+// count, and only guesses are refused for the budget: re-clicking a spent
+// link, or a page of ten <img> tags pointing at one, never locks a whole
+// office (one address behind NAT) out of the fresh links its people open.
+// The budget bounds the noise and the cost of guessing; a guess itself is
+// hopeless against HMAC-SHA256 with a key of 32 bytes or more.
 func (s *Site) rejectGuess(ip string, p *Problem) error {
 	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
 		s.redemptions(problemRateLimit.why()).Inc()
@@ -174,13 +179,14 @@ func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
 // A link already spent or revoked gets its refusal at once, not a Continue
 // that only then says so.
 func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims, current string) error {
-	if rec, err := s.g.cfg.Directory.LinkRecord(r.Context(), claims.ID); err == nil {
-		switch {
-		case rec.Revoked:
-			return s.rejectLink(ip, problemRevoked, claims)
-		case rec.Spent >= rec.Uses:
-			return s.rejectLink(ip, problemUsed, claims)
-		}
+	spent, revoked, err := s.g.cfg.Store.LinkUses(r.Context(), claims.ID)
+	switch {
+	case err != nil:
+		return err
+	case revoked:
+		return s.rejectLink(ip, problemRevoked, claims)
+	case spent >= claims.Uses:
+		return s.rejectLink(ip, problemUsed, claims)
 	}
 	linkID := claims.ID
 	var nonce [16]byte

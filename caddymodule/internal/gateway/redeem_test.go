@@ -545,6 +545,12 @@ func TestRedeem_LoginCSRFCrossSiteNavigationAsksFirst(t *testing.T) {
 			t.Fatalf("the victim was signed in: %d", r.StatusCode)
 		}
 	}
+	// A sibling site (another app of the same domain, where contacts post
+	// links) is no better than a foreign one for a link it did not launch.
+	sibling := g.mint(MintRequest{App: "courses", User: userOf("attacker")})
+	if r := g.do(g.client(), http.MethodGet, sibling.URL, browser, "Sec-Fetch-Site: same-site"); r.StatusCode != http.StatusOK || web.Cookie(r, "portalgate-courses") != nil {
+		t.Fatalf("a same-site navigation to a magic link: %d", r.StatusCode)
+	}
 	// A link opened from a mail program or typed (no site sent it) signs in
 	// at one click, as before.
 	l := g.mint(MintRequest{App: "courses", User: userOf("c_mail")})

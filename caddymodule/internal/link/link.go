@@ -30,6 +30,10 @@ var (
 	ErrBadSignature = errors.New("link token signature is not valid")
 	ErrWrongApp     = errors.New("link is for another app")
 	ErrExpired      = errors.New("link has expired")
+	// ErrInvalidClaims is a token with a good signature whose claims do not
+	// hold (an issuer, an iat in the future, a user that fails Validate):
+	// not a guess, but not a link to honour.
+	ErrInvalidClaims = errors.New("link token claims are not valid")
 )
 
 // validMethods is the algorithm allow-list: anything else ("none", RS256 with
@@ -206,20 +210,23 @@ func (c *Codec) Verify(token, app string) (*Claims, error) {
 		return nil, ErrExpired
 	case errors.Is(err, jwt.ErrTokenInvalidAudience):
 		return nil, ErrWrongApp
+	case errors.Is(err, jwt.ErrTokenInvalidClaims):
+		// A valid signature (it is checked first) over claims that fail
+		// validation (issuer, iat in the future, ...).
+		return nil, fmt.Errorf("%w: %v", ErrInvalidClaims, err)
 	default:
-		// A valid signature over claims that fail validation (issuer, iat in the future, ...).
 		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
 	}
 	if len(claims.Audience) != 1 || claims.Subject == "" || claims.ID == "" ||
 		claims.Uses < 1 || claims.Uses > MaxUses || CheckPath(claims.Path) != nil {
-		return nil, ErrMalformed
+		return nil, ErrInvalidClaims
 	}
 	// The user is checked again as at mint: a token signed with the real key
 	// by anything but this codec (another version, a leaked key in a
 	// script) must not hand an app a role it does not know or a value that
 	// splits its headers.
 	if err := claims.User().Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrMalformed, err)
+		return nil, fmt.Errorf("%w: %v", ErrInvalidClaims, err)
 	}
 	return &claims, nil
 }

@@ -180,12 +180,14 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 	}
 	now := m.cfg.Now()
 	return &store.Session{
-		ID:        id,
-		User:      user,
-		App:       app,
-		Apps:      apps,
-		LinkID:    linkID,
-		Origin:    cmp.Or(origin, linkID),
+		ID:     id,
+		User:   user,
+		App:    app,
+		Apps:   apps,
+		LinkID: linkID,
+		// A link may have many uses, each in its own browser: the origin of
+		// a sign-in it begins is this redemption's own.
+		Origin:    cmp.Or(origin, linkID+"/"+id),
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.cfg.TTL),
 		IdleAt:    now.Add(m.cfg.Idle),
@@ -341,25 +343,27 @@ func (m *Manager) EndWhere(ctx context.Context, userID string, match func(*store
 	return n, nil
 }
 
-// Trim ends the oldest sessions of a user on app beyond the newest keep.
-func (m *Manager) Trim(ctx context.Context, userID, app string, keep int) (int, error) {
-	all, err := m.store.UserSessions(ctx, userID)
+// Trim ends the oldest sessions of s's user on s's app beyond the newest
+// keep, s counted among them and never ended.
+func (m *Manager) Trim(ctx context.Context, s *store.Session, keep int) (int, error) {
+	all, err := m.store.UserSessions(ctx, s.User.ID)
 	if err != nil {
 		return 0, fmt.Errorf("listing a user's sessions: %w", err)
 	}
 	var onApp []store.Session
-	for _, s := range all {
-		if s.App == app {
-			onApp = append(onApp, s)
+	for _, o := range all {
+		if o.App == s.App && o.ID != s.ID {
+			onApp = append(onApp, o)
 		}
 	}
+	keep-- // s itself
 	if len(onApp) <= keep {
 		return 0, nil
 	}
 	slices.SortFunc(onApp, func(a, b store.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
 	n := 0
-	for _, s := range onApp[keep:] {
-		if err := m.End(ctx, s.ID); err != nil {
+	for _, o := range onApp[keep:] {
+		if err := m.End(ctx, o.ID); err != nil {
 			return n, err
 		}
 		n++

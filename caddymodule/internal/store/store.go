@@ -94,6 +94,11 @@ type Sessions interface {
 	// its user was revoked after it was issued, and ErrLinkExpired from the
 	// link's end on; then nothing is stored.
 	Redeem(ctx context.Context, l LinkUse, s *Session) error
+	// LinkUses returns how many uses of link id are spent and whether it is
+	// revoked, while the store keeps the link's record (until its end):
+	// zero and false for a link it has no record of. A revoked link's count
+	// may be zero.
+	LinkUses(ctx context.Context, id string) (spent int, revoked bool, err error)
 	// RevokeLink makes link id unusable; the record lives until `until`.
 	RevokeLink(ctx context.Context, id string, until time.Time) error
 	// RevokeUser deletes every session of a user and refuses their links

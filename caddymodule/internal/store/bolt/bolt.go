@@ -92,17 +92,20 @@ func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) 
 		// A refusal is a result, not an error: an error would make bbolt
 		// rerun this function alone, outside the batch.
 		refused = nil
-		// The clock is read here, where the spend is decided: a batch
-		// that waited past the link's end refuses it.
-		if !s.now().Before(l.Expires) {
+		// The clock is read once, here, where the spend is decided: a batch
+		// that waited past the link's end refuses it, and the use record
+		// is judged at the same instant (read again, a record could lapse
+		// between the two and a spent link be spent again).
+		now := s.now()
+		if !now.Before(l.Expires) {
 			refused = store.ErrLinkExpired
 			return nil
 		}
-		if s.userCutOff(tx, l) {
+		if s.userCutOff(tx, l, now) {
 			refused = store.ErrLinkRevoked
 			return nil
 		}
-		count, exp := s.linkRecord(tx, l.ID)
+		count, exp := s.linkRecord(tx, l.ID, now)
 		switch {
 		case count == revokedCount:
 			refused = store.ErrLinkRevoked
@@ -125,10 +128,27 @@ func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) 
 	return refused
 }
 
+// LinkUses implements store.Store.
+func (s *Store) LinkUses(_ context.Context, id string) (spent int, revoked bool, err error) {
+	err = s.db.View(func(tx *bbolt.Tx) error {
+		count, _ := s.linkRecord(tx, id, s.now())
+		if count == revokedCount {
+			revoked = true
+		} else {
+			spent = int(count) //nolint:gosec // at most the link's Uses, an int
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, false, fmt.Errorf("reading link: %w", err)
+	}
+	return spent, revoked, nil
+}
+
 // RevokeLink implements store.Store.
 func (s *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if _, exp := s.linkRecord(tx, id); exp.After(until) {
+		if _, exp := s.linkRecord(tx, id, s.now()); exp.After(until) {
 			until = exp
 		}
 		return s.putLink(tx, id, revokedCount, until)
@@ -169,25 +189,25 @@ func (s *Store) RevokeUser(_ context.Context, userID string, at, until time.Time
 }
 
 // userCutOff reports whether the link's user was revoked after it was issued.
-func (s *Store) userCutOff(tx *bbolt.Tx, l store.LinkUse) bool {
+func (s *Store) userCutOff(tx *bbolt.Tx, l store.LinkUse, now time.Time) bool {
 	v := tx.Bucket(bucketCutoffs).Get([]byte(l.UserID))
 	if len(v) != 16 {
 		return false
 	}
 	at := decodeTime(v[:8])
 	until := decodeTime(v[8:])
-	return s.now().Before(until) && !l.IssuedAt.After(at)
+	return now.Before(until) && !l.IssuedAt.After(at)
 }
 
 // linkRecord returns a link's use count and record expiry; zero for none,
 // or for a record that has expired and awaits Purge.
-func (s *Store) linkRecord(tx *bbolt.Tx, id string) (count uint64, expires time.Time) {
+func (s *Store) linkRecord(tx *bbolt.Tx, id string, now time.Time) (count uint64, expires time.Time) {
 	v := tx.Bucket(bucketLinks).Get([]byte(id))
 	if len(v) != 16 {
 		return 0, time.Time{}
 	}
 	expires = decodeTime(v[8:])
-	if !s.now().Before(expires) {
+	if !now.Before(expires) {
 		return 0, time.Time{}
 	}
 	return binary.BigEndian.Uint64(v[:8]), expires

@@ -78,6 +78,17 @@ func (m *Store) Redeem(_ context.Context, l store.LinkUse, s *store.Session) err
 	return nil
 }
 
+// LinkUses implements store.Store.
+func (m *Store) LinkUses(_ context.Context, id string) (int, bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.links[id]
+	if !ok || !m.now().Before(u.expires) {
+		return 0, false, nil
+	}
+	return u.count, u.revoked, nil
+}
+
 // RevokeLink implements store.Store.
 func (m *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
 	m.mu.Lock()

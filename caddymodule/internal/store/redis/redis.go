@@ -113,7 +113,7 @@ if v then
 	end
 end
 if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', math.max(exp + slack - server, 1))
+redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', string.format('%d', math.max(exp + slack - server, 1)))
 redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
 redis.call('SADD', KEYS[3], ARGV[9])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[10]) then
@@ -151,7 +151,7 @@ if v then
 	end
 end
 if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', math.max(exp + slack - server, 1))
+redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', string.format('%d', math.max(exp + slack - server, 1)))
 return count + 1
 `)
 
@@ -319,6 +319,29 @@ func (s *Store) cutOff(v string, err error) (func(store.LinkUse) bool, error) {
 	}
 	live := s.now().Before(time.Unix(0, until))
 	return func(l store.LinkUse) bool { return live && !l.IssuedAt.After(time.Unix(0, at)) }, nil
+}
+
+// LinkUses implements store.Store.
+func (s *Store) LinkUses(ctx context.Context, id string) (int, bool, error) {
+	v, err := s.rdb.Get(ctx, s.key(keyLink, id)).Result()
+	if errors.Is(err, goredis.Nil) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("reading link: %w", err)
+	}
+	n, e, _ := strings.Cut(v, ":")
+	count, err1 := strconv.Atoi(n)
+	exp, err2 := strconv.ParseInt(e, 10, 64)
+	switch {
+	case err1 != nil || err2 != nil:
+		return 0, false, fmt.Errorf("reading link: a record %q", v)
+	case !s.now().Before(time.UnixMilli(exp)):
+		return 0, false, nil
+	case count == -1:
+		return 0, true, nil
+	}
+	return count, false, nil
 }
 
 // RevokeLink implements store.Store.

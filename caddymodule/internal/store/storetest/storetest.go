@@ -38,6 +38,7 @@ func Run(t *testing.T, open Factory) {
 		{"RevokeUserRemovesOnlyThatUser", testRevokeUserSessions},
 		{"RevokeUserRefusesOlderLinksOnly", testRevokeUserLinks},
 		{"RevokedLinkIsRefused", testRevokeLink},
+		{"LinkUsesAreReadByID", testLinkUses},
 		{"OneTimeLinkIsRedeemedOnce", testRedeemOnce},
 		{"MultiUseLinkCountsUses", testRedeemMulti},
 		{"UsedLinkIsRememberedUntilItExpires", testLinkRecordExpiry},
@@ -302,6 +303,33 @@ func testRevokeLink(t *testing.T, s store.Store, clk *clock.Fake) {
 	if err := redeem(s, clk, used); !errors.Is(err, store.ErrLinkRevoked) {
 		t.Fatalf("link revoked after one of two uses = %v, want ErrLinkRevoked", err)
 	}
+}
+
+func testLinkUses(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	want := func(id string, spent int, revoked bool) {
+		t.Helper()
+		if n, r, err := s.LinkUses(ctx, id); err != nil || n != spent || r != revoked {
+			t.Fatalf("LinkUses(%s) = %d, %v, %v; want %d, %v", id, n, r, err, spent, revoked)
+		}
+	}
+	want("none", 0, false)
+	l := linkUse(clk, "l1", "u1", 3)
+	for range 2 {
+		if err := redeem(s, clk, l); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want("l1", 2, false)
+	if err := s.RevokeLink(ctx, "l1", l.Expires); err != nil {
+		t.Fatal(err)
+	}
+	// A revoked link's spent uses may be forgotten: revoked is what counts.
+	if _, revoked, err := s.LinkUses(ctx, "l1"); err != nil || !revoked {
+		t.Fatalf("LinkUses of a revoked link = revoked %v, %v", revoked, err)
+	}
+	clk.Advance(16 * time.Minute)
+	want("l1", 0, false)
 }
 
 func testRedeemOnce(t *testing.T, s store.Store, clk *clock.Fake) {

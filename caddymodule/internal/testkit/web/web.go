@@ -27,8 +27,14 @@ type Response struct {
 // redirects, so every hop can be checked.
 func Client() *http.Client {
 	jar, _ := cookiejar.New(nil)
-	return &http.Client{Jar: jar, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	return &http.Client{Transport: transport, Jar: jar,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 }
+
+// transport is the clients' own: closing an httptest server closes the idle
+// connections of http.DefaultTransport, and a parallel test's request that
+// has just taken one of them then fails ("CloseIdleConnections called").
+var transport = http.DefaultTransport.(*http.Transport).Clone()
 
 // Send sends one request and reads the answer; headers come as
 // "Name: value" strings and are sent as written, without canonicalisation.
