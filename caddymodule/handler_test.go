@@ -13,19 +13,7 @@ func TestGate_IdentityTrailersAreRefused(t *testing.T) {
 	g := newGateway(t, "store memory")
 	c := g.signIn("courses", "c_trailer")
 	before := g.upstreamHits.Load()
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+g.courses+"/upload", pr)
-	req.Trailer = http.Header{"X-Portal-User-Id": nil}
-	go func() {
-		_, _ = pw.Write([]byte("data"))
-		req.Trailer.Set("X-Portal-User-Id", "admin")
-		pw.Close()
-	}()
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	res := postWithTrailers(t, c, "http://"+g.courses+"/upload", []string{"X-Portal-User-Id"}, http.Header{"X-Portal-User-Id": {"admin"}})
 	if res.StatusCode != http.StatusBadRequest || g.upstreamHits.Load() != before {
 		t.Fatalf("identity trailer: %d, upstream hits %d", res.StatusCode, g.upstreamHits.Load()-before)
 	}
@@ -37,21 +25,8 @@ func TestGate_IdentityTrailersAreRefused(t *testing.T) {
 func TestGate_UndeclaredIdentityTrailersNeverReachTheApp(t *testing.T) {
 	g := newGateway(t, "store memory")
 	c := g.signIn("courses", "c_trailer")
-	pr, pw := io.Pipe()
-	req, _ := http.NewRequest(http.MethodPost, "http://"+g.courses+"/upload", pr)
-	req.Trailer = http.Header{"X-Note": nil}
-	go func() {
-		_, _ = pw.Write([]byte("data"))
-		req.Trailer.Set("X-Note", "fine")
-		req.Trailer.Set("X-Portal-User-Id", "admin")
-		req.Trailer.Set("X-Portal-User-Type", "agency_user")
-		pw.Close()
-	}()
-	res, err := c.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res.Body.Close()
+	res := postWithTrailers(t, c, "http://"+g.courses+"/upload", []string{"X-Note"},
+		http.Header{"X-Note": {"fine"}, "X-Portal-User-Id": {"admin"}, "X-Portal-User-Type": {"agency_user"}})
 	if res.StatusCode != http.StatusOK {
 		t.Fatalf("a request with trailers: %d", res.StatusCode)
 	}
@@ -75,4 +50,30 @@ func TestGate_ConnectionHeaderCannotDropIdentity(t *testing.T) {
 	if h.Get("X-Portal-Location-Id") != "loc_9" || h.Get("X-Portal-User-Type") != "contact" {
 		t.Fatalf("identity after a hostile Connection header: %v", h)
 	}
+}
+
+// postWithTrailers posts a chunked body that declares the trailers named in
+// declared and sends sent after its last chunk, declared or not: net/http's
+// client writes every trailer it holds once the body has ended.
+func postWithTrailers(t *testing.T, c *http.Client, url string, declared []string, sent http.Header) *http.Response {
+	t.Helper()
+	pr, pw := io.Pipe()
+	req, _ := http.NewRequest(http.MethodPost, url, pr)
+	req.Trailer = http.Header{}
+	for _, name := range declared {
+		req.Trailer[name] = nil
+	}
+	go func() {
+		_, _ = pw.Write([]byte("data"))
+		for k, v := range sent {
+			req.Trailer[k] = v
+		}
+		pw.Close()
+	}()
+	res, err := c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	return res
 }

@@ -103,17 +103,21 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("tr[data-item]")),
 	)
 
-	// A link to the portal home for Ada, now a known contact.
-	browsertest.Run(staff, t,
-		chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
-		page("generate"),
-		chromedp.Click(chromedp.CSS("#who-contact")),
-		chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
-		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
-		chromedp.Click(chromedp.CSS("#generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
-	)
-	portalLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	// generateForAda generates a link for Ada, now a known contact, to app.
+	generateForAda := func(app string) string {
+		t.Helper()
+		browsertest.Run(staff, t,
+			chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
+			page("generate"),
+			chromedp.Click(chromedp.CSS("#who-contact")),
+			chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
+			chromedp.SetValue(chromedp.CSS("#app"), app),
+			chromedp.Click(chromedp.CSS("#generate-submit")),
+			chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+		)
+		return browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	}
+	portalLink := generateForAda("portal")
 
 	// Ada's portal home lists her apps and the custom links for contacts;
 	// the magic item opens Communities signed in.
@@ -136,16 +140,7 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	}
 	// A Communities link sent to Ada: the page names her account, and
 	// Continue signs her in.
-	browsertest.Run(staff, t,
-		chromedp.Navigate("http://localhost:8080/dashboard/generate?q=ada"),
-		page("generate"),
-		chromedp.Click(chromedp.CSS("#who-contact")),
-		chromedp.SetValue(chromedp.CSS("#contact"), "c_ada"),
-		chromedp.SetValue(chromedp.CSS("#app"), "communities"),
-		chromedp.Click(chromedp.CSS("#generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
-	)
-	communityLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	communityLink := generateForAda("communities")
 	browsertest.Run(ada, t, chromedp.Navigate(communityLink), page("confirm"))
 	if body := text(ada, "main"); !strings.Contains(body, "as Ada Lovelace <ada@example.com>") {
 		t.Fatalf("the Continue page does not name the account:\n%s", body)
