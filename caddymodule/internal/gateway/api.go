@@ -129,10 +129,9 @@ func (s *Site) api(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 		// bounds the noise and cost of guessing 256-bit keys); a right key
 		// is never refused for someone else's wrong ones behind the same
 		// address.
-		if wait, blocked := g.cfg.Limiter.Blocked(apiKeyKey(ip)); blocked {
+		if wait, blocked := g.cfg.Limiter.Spend(apiKeyKey(ip)); blocked {
 			return tooMany{wait}
 		}
-		g.cfg.Limiter.Fail(apiKeyKey(ip))
 		w.Header().Set("WWW-Authenticate", `Bearer realm="portalgate"`)
 		g.audit.apiKeyRejected(ip)
 		return problemAPIKey

@@ -24,10 +24,9 @@ func (s *Site) launch(w http.ResponseWriter, r *http.Request, hit routeHit) erro
 		return problemNotAllowed
 	}
 	// A person launches a few apps a minute; a script in a loop is slowed.
-	if wait, blocked := s.g.launches.Blocked(sessionRef(id)); blocked {
+	if wait, blocked := s.g.launches.Spend(sessionRef(id)); blocked {
 		return tooMany{wait}
 	}
-	s.g.launches.Fail(sessionRef(id))
 	// The app's session shares the portal session's origin: one sign-out,
 	// or revoking the link that began it, ends them together.
 	portalSession, err := s.g.cfg.Sessions.Session(r.Context(), id)

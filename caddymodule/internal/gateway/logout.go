@@ -64,11 +64,7 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 		return nil
 	}
 	if wantsHTML(r) {
-		s.page(w, http.StatusOK, "notice.html", portal.Notice{
-			Title:   "You are signed out",
-			Message: "Your session has ended here, and in the portal and every app this sign-in opened in this browser.",
-			Hint:    "To come back, open a new sign-in link.",
-		})
+		s.signedOutPage(w, "Your session has ended here, and in the portal and every app this sign-in opened in this browser.")
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "signed_out"})
@@ -76,28 +72,42 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 }
 
 // endSignIn ends session id and every session of its user with the same
-// origin, and returns the user's id ("" when the session was gone). A
-// session of before origins were kept ends alone.
+// origin, and returns the user's id ("" when the session was gone).
 func (s *Site) endSignIn(ctx context.Context, id string) (string, error) {
-	sessions := s.g.cfg.Sessions
-	cur, err := sessions.Session(ctx, id)
+	cur, err := s.g.cfg.Sessions.Session(ctx, id)
 	if errors.Is(err, session.ErrNoSession) {
 		return "", nil
 	}
 	if err != nil {
 		return "", err
 	}
+	return cur.User.ID, s.endOrigin(ctx, cur)
+}
+
+// endOrigin ends cur and every session of its user with the same origin. A
+// session of before origins were kept ends alone.
+func (s *Site) endOrigin(ctx context.Context, cur *store.Session) error {
+	sessions := s.g.cfg.Sessions
 	n, err := sessions.EndWhere(ctx, cur.User.ID, func(o *store.Session) bool {
-		return o.ID == id || (cur.Origin != "" && o.Origin == cur.Origin)
+		return o.ID == cur.ID || (cur.Origin != "" && o.Origin == cur.Origin)
 	})
 	if n > 0 {
-		s.g.audit.sessionEnded(s.app.name, cur.User.ID, id, "logout")
+		s.g.audit.sessionEnded(s.app.name, cur.User.ID, cur.ID, "logout")
 	}
 	if err != nil {
-		return "", err
+		return err
 	}
 	// The store may not list a session it has just written: end it by id.
-	return cur.User.ID, sessions.End(ctx, id)
+	return sessions.End(ctx, cur.ID)
+}
+
+// signedOutPage tells a person they are signed out, and how to come back.
+func (s *Site) signedOutPage(w http.ResponseWriter, message string) {
+	s.page(w, http.StatusOK, "notice.html", portal.Notice{
+		Title:   "You are signed out",
+		Message: message,
+		Hint:    "To come back, open a new sign-in link.",
+	})
 }
 
 // signedOutOfApp ends this browser's portal sign-in after the person signed
@@ -117,7 +127,7 @@ func (s *Site) signedOutOfApp(w http.ResponseWriter, r *http.Request, ticket str
 		cur, err := s.g.cfg.Sessions.Session(ctx, id)
 		switch {
 		case err == nil && cur.User.ID == user && !cur.CreatedAt.After(issued):
-			if _, err := s.endSignIn(ctx, id); err != nil {
+			if err := s.endOrigin(ctx, cur); err != nil {
 				s.g.log.Error("ending session", zap.String("app", s.app.name), zap.Error(err))
 				return problemStore
 			}
@@ -127,11 +137,8 @@ func (s *Site) signedOutOfApp(w http.ResponseWriter, r *http.Request, ticket str
 		}
 	}
 	noStore(w)
-	s.page(w, http.StatusOK, "notice.html", portal.Notice{
-		Title:   "You are signed out",
-		Message: "Your session has ended in " + s.signedOutOf(r.URL.Query().Get("app")) + ", in the portal and in every app you opened from it, in this browser.",
-		Hint:    "To come back, open a new sign-in link.",
-	})
+	s.signedOutPage(w, "Your session has ended in "+s.signedOutOf(r.URL.Query().Get("app"))+
+		", in the portal and in every app you opened from it, in this browser.")
 	return nil
 }
 

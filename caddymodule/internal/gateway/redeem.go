@@ -154,11 +154,10 @@ func guessed(err error) bool {
 // The budget bounds the noise and the cost of guessing; a guess itself is
 // hopeless against HMAC-SHA256 with a key of 32 bytes or more.
 func (s *Site) rejectGuess(ip string, p *Problem) error {
-	if wait, blocked := s.g.cfg.Limiter.Blocked(redeemKey(ip)); blocked {
+	if wait, blocked := s.g.cfg.Limiter.Spend(redeemKey(ip)); blocked {
 		s.redemptions(problemRateLimit.why()).Inc()
 		return tooMany{wait}
 	}
-	s.g.cfg.Limiter.Fail(redeemKey(ip))
 	return s.rejectLink(ip, p, nil)
 }
 

@@ -43,7 +43,12 @@ func (l *Limiter) Blocked(key string) (time.Duration, bool) {
 	if !ok {
 		return 0, false
 	}
-	tokens := b.TokensAt(l.now())
+	return l.wait(b, l.now())
+}
+
+// wait is how long until b has a failure to spend, and whether it has none.
+func (l *Limiter) wait(b *rate.Limiter, now time.Time) (time.Duration, bool) {
+	tokens := b.TokensAt(now)
 	if tokens >= 1 {
 		return 0, false
 	}
@@ -51,10 +56,11 @@ func (l *Limiter) Blocked(key string) (time.Duration, bool) {
 	return max(wait, time.Second), true
 }
 
-// Fail spends one of key's failures.
-func (l *Limiter) Fail(key string) {
+// Spend spends one of key's failures, in one step: blocked is true, with
+// how long until one is left, when none was left to spend.
+func (l *Limiter) Spend(key string) (wait time.Duration, blocked bool) {
 	if l == nil {
-		return
+		return 0, false
 	}
 	b, ok := l.buckets.Get(key)
 	if !ok {
@@ -63,7 +69,11 @@ func (l *Limiter) Fail(key string) {
 			b, _ = l.buckets.Get(key)
 		}
 	}
-	b.AllowN(l.now(), 1)
+	now := l.now()
+	if b.AllowN(now, 1) {
+		return 0, false
+	}
+	return l.wait(b, now)
 }
 
 // Len is how many keys the limiter tracks.

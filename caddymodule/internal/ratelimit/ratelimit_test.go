@@ -19,11 +19,16 @@ func TestLimiter_BruteForceIsBlockedThenRecovers(t *testing.T) {
 		if _, blocked := l.Blocked("a"); blocked {
 			t.Fatalf("blocked after %d failures of 3", i)
 		}
-		l.Fail("a")
+		if _, blocked := l.Spend("a"); blocked {
+			t.Fatalf("failure %d of 3 was not spent", i+1)
+		}
 	}
 	wait, blocked := l.Blocked("a")
 	if !blocked || wait < 19*time.Second || wait > 21*time.Second {
 		t.Fatalf("after 3 failures: blocked %v, wait %v (want about 20s: 3 per minute)", blocked, wait)
+	}
+	if wait, blocked := l.Spend("a"); !blocked || wait < 19*time.Second {
+		t.Fatalf("a fourth failure: blocked %v, wait %v", blocked, wait)
 	}
 	if _, blocked := l.Blocked("b"); blocked {
 		t.Fatal("another key is blocked")
@@ -37,7 +42,7 @@ func TestLimiter_BruteForceIsBlockedThenRecovers(t *testing.T) {
 func TestLimiter_MemoryIsBounded(t *testing.T) {
 	l, _ := ratelimit.New(3, time.Minute, 10, clock.NewFake().Now)
 	for i := range 1000 {
-		l.Fail(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
+		l.Spend(fmt.Sprintf("10.0.%d.%d", i/256, i%256))
 	}
 	if l.Len() != 10 {
 		t.Fatalf("tracks %d keys, want 10", l.Len())

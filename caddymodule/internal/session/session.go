@@ -330,17 +330,7 @@ func (m *Manager) EndWhere(ctx context.Context, userID string, match func(*store
 	if err != nil {
 		return 0, fmt.Errorf("listing a user's sessions: %w", err)
 	}
-	n := 0
-	for i := range all {
-		if !match(&all[i]) {
-			continue
-		}
-		if err := m.End(ctx, all[i].ID); err != nil {
-			return n, err
-		}
-		n++
-	}
-	return n, nil
+	return m.endEach(ctx, slices.DeleteFunc(all, func(s store.Session) bool { return !match(&s) }))
 }
 
 // Trim ends the oldest sessions of s's user on s's app beyond the newest
@@ -350,25 +340,23 @@ func (m *Manager) Trim(ctx context.Context, s *store.Session, keep int) (int, er
 	if err != nil {
 		return 0, fmt.Errorf("listing a user's sessions: %w", err)
 	}
-	var onApp []store.Session
-	for _, o := range all {
-		if o.App == s.App && o.ID != s.ID {
-			onApp = append(onApp, o)
-		}
-	}
-	keep-- // s itself
-	if len(onApp) <= keep {
+	others := slices.DeleteFunc(all, func(o store.Session) bool { return o.App != s.App || o.ID == s.ID })
+	keep = max(keep-1, 0) // s itself
+	if len(others) <= keep {
 		return 0, nil
 	}
-	slices.SortFunc(onApp, func(a, b store.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
-	n := 0
-	for _, o := range onApp[keep:] {
-		if err := m.End(ctx, o.ID); err != nil {
-			return n, err
+	slices.SortFunc(others, func(a, b store.Session) int { return b.CreatedAt.Compare(a.CreatedAt) })
+	return m.endEach(ctx, others[keep:])
+}
+
+// endEach ends sessions in order, and returns how many it ended.
+func (m *Manager) endEach(ctx context.Context, ss []store.Session) (int, error) {
+	for i, s := range ss {
+		if err := m.End(ctx, s.ID); err != nil {
+			return i, err
 		}
-		n++
 	}
-	return n, nil
+	return len(ss), nil
 }
 
 // RevokeUser ends every session of a user at once, L1 included, and refuses
