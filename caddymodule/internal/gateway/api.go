@@ -107,7 +107,16 @@ func (g *Gateway) apiContacts(ctx context.Context, c apiCall) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
-	if err := g.cfg.Directory.PutContacts(ctx, cs); err != nil {
+	for _, c := range cs {
+		if st, ok := g.staff[c.ID]; ok {
+			return 0, nil, idTaken(c.ID, store.HolderOf(st.user()))
+		}
+	}
+	switch err := g.cfg.Directory.PutContacts(ctx, cs); {
+	case errors.Is(err, store.ErrIDTaken):
+		return 0, nil, &Problem{Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else",
+			Detail: err.Error() + ": one id is one person; nothing was saved"}
+	case err != nil:
 		return 0, nil, err
 	}
 	g.audit.contactsSynced(c.by, len(cs))

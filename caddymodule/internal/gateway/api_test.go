@@ -1,13 +1,16 @@
 package gateway
 
 import (
+	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -190,4 +193,34 @@ func TestRateLimit_APIKeyGuessingIsSlowed(t *testing.T) {
 	if r := apiCallWithKey(g, testAPIKey); r.StatusCode != http.StatusCreated {
 		t.Fatalf("the right key past the limit: %d", r.StatusCode)
 	}
+}
+
+// Every way in keeps one id for one person: the link API, the contacts sync
+// and staff usernames, which the configuration owns.
+func TestAPI_UserIDOfAnotherTypeIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_ada","name":"Ada","location":"loc_a"}`, http.StatusOK)
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"u_b","type":"subaccount_user","location":"loc_b"}}`, http.StatusCreated)
+	for name, tc := range map[string]struct{ route, body string }{
+		"agency user with a contact's id":      {"links", `{"app":"courses","user":{"id":"c_ada","type":"agency_user"}}`},
+		"contact with a sub-account user's id": {"links", `{"app":"courses","user":{"id":"u_b"}}`},
+		"sub-account user in another location": {"links", `{"app":"courses","user":{"id":"u_b","type":"subaccount_user","location":"loc_a"}}`},
+		"contact with a staff username":        {"links", `{"app":"courses","user":{"id":"agency"}}`},
+		"staff username in another location":   {"links", `{"app":"courses","user":{"id":"sub","type":"subaccount_user","location":"loc_b"}}`},
+		"synced contact with a staff username": {"contacts", `[{"id":"c_new"},{"id":"sub"}]`},
+		"synced contact with a user's id":      {"contacts", `[{"id":"c_new"},{"id":"u_b"}]`},
+	} {
+		t.Run(name, func(t *testing.T) {
+			body := g.apiCall(http.MethodPost, tc.route, tc.body, http.StatusConflict)
+			if !strings.Contains(body, `"code":"id_taken"`) {
+				t.Fatalf("answer: %s", body)
+			}
+		})
+	}
+	if _, err := g.store.Contact(context.Background(), "c_new"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused sync kept part of its contacts: %v", err)
+	}
+	// Staff are who the configuration says: a link for them as themselves works.
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"sub","type":"subaccount_user","location":"loc_a"}}`, http.StatusCreated)
 }

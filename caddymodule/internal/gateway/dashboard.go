@@ -256,7 +256,6 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 			loc = st.Location
 		}
 		user = identity.User{ID: in.newID, Email: in.newEmail, Name: in.newName, Location: loc, Type: identity.Contact}
-		_, isStaff := s.g.staff[in.newID]
 		switch _, err := s.g.cfg.Directory.Contact(ctx, in.newID); {
 		case in.newID == "":
 			errs["new_id"] = "A contact id is required."
@@ -265,8 +264,6 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 			errs["new_id"] = "A contact with this id exists already: search for it and choose it."
 		case !errors.Is(err, store.ErrNotFound):
 			return err
-		case isStaff:
-			errs["new_id"] = "This id is a staff member's: choose another."
 		default:
 			if err := user.Validate(); err != nil {
 				errs["new_id"] = "This contact cannot be used: " + err.Error() + "."
@@ -297,7 +294,11 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 	}
 	resp, err := s.g.Mint(ctx, MintRequest{App: in.app, User: user, Path: path, TTL: in.ttl, Uses: uses}, "staff:"+st.Username)
 	if p, ok := asProblem(err); ok {
-		errs["form"] = p.Detail
+		field := "form"
+		if p.Code == codeIDTaken && in.who == "new" {
+			field = "new_id"
+		}
+		errs[field] = p.Detail
 		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
 	}
 	if err != nil {

@@ -1,6 +1,8 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"html"
 	"net/http"
@@ -9,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -282,6 +285,26 @@ func TestDashboard_NewContactCannotTakeOverAKnownOne(t *testing.T) {
 	if page := g.staff("agency").get("/dashboard/generate?q=c_b").Body; !strings.Contains(page, "Bob B &lt;bob@example.com&gt; · loc_b") {
 		t.Fatalf("the contact changed:\n%s", page)
 	}
+}
+
+// A sub-account user must not mint a contact whose id already names a
+// person of another type or location: the app would see one X-Portal-User-Id
+// for two people (and a revocation of one would end the other's sessions).
+func TestDashboard_SubaccountUserCannotMintAContactWithAnotherLocationsUserID(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	// The CRM signs in a sub-account user of loc_b who is not dashboard staff.
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"u_b","type":"subaccount_user","location":"loc_b"}}`, http.StatusCreated)
+	sub := g.staff("sub")
+	r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"u_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="new_id-err"`) || strings.Contains(r.Body, "magic-link") {
+		t.Fatalf("a new contact with a sub-account user's id: %d\n%s", r.StatusCode, r.Body)
+	}
+	if _, err := g.store.Contact(context.Background(), "u_b"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the refused contact was kept: %v", err)
+	}
+	// The same id stays the same person: another link for them works.
+	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"u_b","type":"subaccount_user","location":"loc_b"}}`, http.StatusCreated)
 }
 
 func TestDashboard_GenerateForAnyVisibleContactNotOnlyTheFirstPage(t *testing.T) {

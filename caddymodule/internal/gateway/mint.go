@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -71,6 +72,12 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 		apps = g.AppNames()
 	}
 	lr := link.Request{App: t.name, User: req.User, Path: req.Path, TTL: ttl, Uses: req.Uses, Apps: apps}
+	if err := g.cfg.Codec.Check(lr); err != nil {
+		return in("%v", err)
+	}
+	if err := g.claimID(ctx, req.User); err != nil {
+		return MintResponse{}, err
+	}
 	l, err := g.issue(by, lr)
 	if err != nil {
 		return in("%v", err)
@@ -79,6 +86,43 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 		return MintResponse{}, err
 	}
 	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
+}
+
+// claimID makes sure that u's id names u and no one else: a staff member's
+// username names that staff member only (the configuration says who), any
+// other id whoever the store first recorded for it. An app then never sees
+// one user id for two people. A taken id is a 409 Problem.
+func (g *Gateway) claimID(ctx context.Context, u identity.User) error {
+	h := store.HolderOf(u)
+	if st, ok := g.staff[u.ID]; ok {
+		if held := store.HolderOf(st.user()); held != h {
+			return idTaken(u.ID, held)
+		}
+		return nil
+	}
+	held, err := g.cfg.Directory.ClaimID(ctx, u.ID, h)
+	if errors.Is(err, store.ErrIDTaken) {
+		return idTaken(u.ID, held)
+	}
+	return err
+}
+
+// codeIDTaken is the Problem code of an id that names someone else.
+const codeIDTaken = "id_taken"
+
+// idTaken is the 409 Problem for an id that names held already.
+func idTaken(id string, held store.Holder) *Problem {
+	who := "a contact"
+	switch held.Type {
+	case identity.AgencyUser:
+		who = "an agency user"
+	case identity.SubaccountUser:
+		who = "a sub-account user of location " + held.Location
+	}
+	return &Problem{
+		Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else",
+		Detail: fmt.Sprintf("user id %q names %s: one id is one person, so choose another", id, who),
+	}
 }
 
 // issue signs a link, and counts and audits it.

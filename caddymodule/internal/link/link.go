@@ -118,33 +118,48 @@ type Codec struct {
 	Now func() time.Time
 }
 
-// Mint signs a new link for req.
-func (c *Codec) Mint(req Request) (Link, error) {
+// Check reports whether Mint would sign req, and why not.
+func (c *Codec) Check(req Request) error {
+	_, err := c.complete(req)
+	return err
+}
+
+// complete checks req and fills in its defaults.
+func (c *Codec) complete(req Request) (Request, error) {
 	if req.App == "" {
-		return Link{}, errors.New("app is required")
+		return req, errors.New("app is required")
 	}
 	if err := req.User.Validate(); err != nil {
-		return Link{}, err
+		return req, err
 	}
-	typ, _ := identity.ParseType(string(req.User.Type))
 	if req.Path == "" {
 		req.Path = "/"
 	}
 	if err := CheckPath(req.Path); err != nil {
-		return Link{}, err
+		return req, err
 	}
 	if req.TTL == 0 {
 		req.TTL = c.DefaultTTL
 	}
 	if req.TTL < 0 || req.TTL > c.MaxTTL {
-		return Link{}, fmt.Errorf("ttl must be between 0 and %s", c.MaxTTL)
+		return req, fmt.Errorf("ttl must be between 0 and %s", c.MaxTTL)
 	}
 	if req.Uses == 0 {
 		req.Uses = 1
 	}
 	if req.Uses < 0 || req.Uses > MaxUses {
-		return Link{}, fmt.Errorf("uses must be between 1 and %d", MaxUses)
+		return req, fmt.Errorf("uses must be between 1 and %d", MaxUses)
 	}
+	return req, nil
+}
+
+// Mint signs a new link for req.
+func (c *Codec) Mint(req Request) (Link, error) {
+	req, err := c.complete(req)
+	if err != nil {
+		return Link{}, err
+	}
+	typ, _ := identity.ParseType(string(req.User.Type))
 	id, err := NewID()
 	if err != nil {
 		return Link{}, err

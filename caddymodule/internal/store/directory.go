@@ -14,6 +14,26 @@ import (
 // ErrConflict means a write lost a race: what it was based on changed.
 var ErrConflict = errors.New("changed by someone else")
 
+// ErrIDTaken means an id names someone else already: a person of another
+// type, or a sub-account user of another location. One id is one person, so
+// an app never sees the same user id for two of them.
+var ErrIDTaken = errors.New("the id names someone else")
+
+// Holder is who an id names: a type of user and, for staff, the location
+// (a contact's location is its record's, which a CRM may change).
+type Holder struct {
+	Type     identity.Type `json:"type"`
+	Location string        `json:"location,omitempty"`
+}
+
+// HolderOf is the holder an id of u claims.
+func HolderOf(u identity.User) Holder {
+	if u.Type == "" || u.Type == identity.Contact {
+		return Holder{Type: identity.Contact}
+	}
+	return Holder{Type: u.Type, Location: u.Location}
+}
+
 // MaxLinkRecords is how many minted links a store lists; older ones drop off.
 const MaxLinkRecords = 1000
 
@@ -96,8 +116,13 @@ const DefaultLimit = 100
 // links staff minted and the custom menu. Lists are bounded by a query,
 // never "everything".
 type Directory interface {
-	// PutContacts adds contacts, or replaces those with the same id.
+	// PutContacts adds contacts, or replaces those with the same id, all or
+	// none: ErrIDTaken when an id names someone other than a contact.
 	PutContacts(ctx context.Context, cs []Contact) error
+	// ClaimID records that id names h, in one step, and answers ErrIDTaken
+	// with the holder when it names another already. A contact's record is
+	// its claim.
+	ClaimID(ctx context.Context, id string, h Holder) (Holder, error)
 	// Contact returns the contact with id, or ErrNotFound.
 	Contact(ctx context.Context, id string) (Contact, error)
 	// ContactsByEmail returns the contacts with an e-mail address, compared

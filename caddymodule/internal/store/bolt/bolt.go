@@ -29,6 +29,7 @@ var (
 	bucketContacts  = []byte("contacts")       // id -> JSON contact
 	bucketRecords   = []byte("link_records")   // issued at|id -> JSON link record, oldest first
 	bucketMenu      = []byte("menu")           // keyMenu -> JSON menu
+	bucketHolders   = []byte("id_holders")     // user id -> JSON holder
 
 	keyMenu = []byte("menu")
 )
@@ -60,7 +61,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		for _, b := range [][]byte{
 			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
-			bucketContacts, bucketRecords, bucketMenu,
+			bucketContacts, bucketRecords, bucketMenu, bucketHolders,
 		} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err

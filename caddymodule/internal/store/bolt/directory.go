@@ -8,6 +8,7 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -27,7 +28,15 @@ func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 		}
 		vs[i] = v
 	}
+	contact := store.Holder{Type: identity.Contact}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
+		for _, c := range cs {
+			if h, ok, err := holder(tx, c.ID); err != nil {
+				return err
+			} else if ok && h != contact {
+				return fmt.Errorf("contact %q: %w", c.ID, store.ErrIDTaken)
+			}
+		}
 		b := tx.Bucket(bucketContacts)
 		for i, c := range cs {
 			if err := b.Put([]byte(c.ID), vs[i]); err != nil {
@@ -40,6 +49,51 @@ func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 		return fmt.Errorf("storing contacts: %w", err)
 	}
 	return nil
+}
+
+// ClaimID implements store.Directory, in one transaction.
+func (s *Store) ClaimID(_ context.Context, id string, h store.Holder) (store.Holder, error) {
+	v, err := json.Marshal(h)
+	if err != nil {
+		return store.Holder{}, fmt.Errorf("encoding holder: %w", err)
+	}
+	held := h
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		old, ok, err := holder(tx, id)
+		switch {
+		case err != nil:
+			return err
+		case !ok:
+			return tx.Bucket(bucketHolders).Put([]byte(id), v)
+		case old != h:
+			held = old
+			return store.ErrIDTaken
+		}
+		return nil
+	})
+	if errors.Is(err, store.ErrIDTaken) {
+		return held, err
+	}
+	if err != nil {
+		return store.Holder{}, fmt.Errorf("claiming id: %w", err)
+	}
+	return held, nil
+}
+
+// holder reads who id names: its claim, or a contact record of the time
+// before claims.
+func holder(tx *bbolt.Tx, id string) (store.Holder, bool, error) {
+	if v := tx.Bucket(bucketHolders).Get([]byte(id)); v != nil {
+		var h store.Holder
+		if err := json.Unmarshal(v, &h); err != nil {
+			return store.Holder{}, false, fmt.Errorf("decoding holder: %w", err)
+		}
+		return h, true, nil
+	}
+	if tx.Bucket(bucketContacts).Get([]byte(id)) != nil {
+		return store.Holder{Type: identity.Contact}, true, nil
+	}
+	return store.Holder{}, false, nil
 }
 
 // Contact implements store.Directory.

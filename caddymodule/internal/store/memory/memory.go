@@ -5,10 +5,12 @@ package memory
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"time"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -32,6 +34,7 @@ type Store struct {
 	cutoffs  map[string]cutoff
 
 	contacts map[string]store.Contact
+	holders  map[string]store.Holder
 	// records are the minted links, oldest first.
 	records []store.LinkRecord
 	menu    store.Menu
@@ -46,6 +49,7 @@ func New(now func() time.Time) *Store {
 		links:    make(map[string]linkUse),
 		cutoffs:  make(map[string]cutoff),
 		contacts: make(map[string]store.Contact),
+		holders:  make(map[string]store.Holder),
 	}
 	m.Scan = store.Scan{Scanner: m}
 	return m
@@ -247,10 +251,32 @@ func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	contact := store.Holder{Type: identity.Contact}
+	for _, c := range cs {
+		if h, ok := m.holders[c.ID]; ok && h != contact {
+			return fmt.Errorf("storing contact %q: %w", c.ID, store.ErrIDTaken)
+		}
+	}
 	for _, c := range cs {
 		m.contacts[c.ID] = c
+		m.holders[c.ID] = contact
 	}
 	return nil
+}
+
+// ClaimID implements store.Directory.
+func (m *Store) ClaimID(_ context.Context, id string, h store.Holder) (store.Holder, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	held, ok := m.holders[id]
+	if !ok {
+		m.holders[id] = h
+		return h, nil
+	}
+	if held != h {
+		return held, store.ErrIDTaken
+	}
+	return held, nil
 }
 
 // Contact implements store.Directory.

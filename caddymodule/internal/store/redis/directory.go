@@ -11,6 +11,7 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -37,6 +38,39 @@ redis.call('SET', KEYS[1], ARGV[2])
 return version + 1
 `)
 
+// putContacts stores contacts (ARGV: id, JSON, id, JSON, ...) in the hash
+// KEYS[1] unless an id is held in KEYS[2] by someone other than a contact
+// (ARGV[1] first, the contact holder): then it answers that id.
+var putContacts = goredis.NewScript(`
+for i = 2, #ARGV, 2 do
+	local h = redis.call('HGET', KEYS[2], ARGV[i])
+	if h and h ~= ARGV[1] then return ARGV[i] end
+end
+redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+return false
+`)
+
+// claimID records in the hash KEYS[2] that the id ARGV[1] names the holder
+// ARGV[2] and answers false, or answers who holds it if another does: its
+// claim, or the contact holder ARGV[3] if a contact record in KEYS[1] has
+// it.
+var claimID = goredis.NewScript(`
+local h = redis.call('HGET', KEYS[2], ARGV[1])
+if not h and redis.call('HEXISTS', KEYS[1], ARGV[1]) == 1 then h = ARGV[3] end
+if not h then
+	redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+	return false
+end
+if h == ARGV[2] then return false end
+return h
+`)
+
+// contactHolder is the claim of a contact's id, as the scripts compare it.
+var contactHolder = func() string {
+	v, _ := json.Marshal(store.Holder{Type: identity.Contact})
+	return string(v)
+}()
+
 // dirKey names a directory key; they all share one hash tag.
 func (s *Store) dirKey(kind string) string { return s.prefix + kind + "{dir}" }
 
@@ -45,7 +79,8 @@ func (s *Store) PutContacts(ctx context.Context, cs []store.Contact) error {
 	if len(cs) == 0 {
 		return nil
 	}
-	fields := make([]any, 0, 2*len(cs))
+	fields := make([]any, 1, 1+2*len(cs))
+	fields[0] = contactHolder
 	for _, c := range cs {
 		if c.ID == "" {
 			return errors.New("storing contacts: a contact has no id")
@@ -56,10 +91,36 @@ func (s *Store) PutContacts(ctx context.Context, cs []store.Contact) error {
 		}
 		fields = append(fields, c.ID, v)
 	}
-	if err := s.rdb.HSet(ctx, s.dirKey(keyContacts), fields...).Err(); err != nil {
+	keys := []string{s.dirKey(keyContacts), s.dirKey(keyHolders)}
+	taken, err := putContacts.Run(ctx, s.rdb, keys, fields...).Text()
+	if errors.Is(err, goredis.Nil) {
+		return nil
+	}
+	if err != nil {
 		return fmt.Errorf("storing contacts: %w", err)
 	}
-	return nil
+	return fmt.Errorf("storing contact %q: %w", taken, store.ErrIDTaken)
+}
+
+// ClaimID implements store.Directory, in one script.
+func (s *Store) ClaimID(ctx context.Context, id string, h store.Holder) (store.Holder, error) {
+	v, err := json.Marshal(h)
+	if err != nil {
+		return store.Holder{}, fmt.Errorf("encoding holder: %w", err)
+	}
+	keys := []string{s.dirKey(keyContacts), s.dirKey(keyHolders)}
+	held, err := claimID.Run(ctx, s.rdb, keys, id, v, contactHolder).Text()
+	if errors.Is(err, goredis.Nil) {
+		return h, nil
+	}
+	if err != nil {
+		return store.Holder{}, fmt.Errorf("claiming id: %w", err)
+	}
+	var old store.Holder
+	if err := json.Unmarshal([]byte(held), &old); err != nil {
+		return store.Holder{}, fmt.Errorf("decoding holder: %w", err)
+	}
+	return old, store.ErrIDTaken
 }
 
 // Contact implements store.Directory.

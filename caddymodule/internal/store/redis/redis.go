@@ -45,6 +45,7 @@ const (
 	keyContacts = "dc:"
 	keyRecords  = "dl:"
 	keyMenu     = "dm:"
+	keyHolders  = "dh:"
 	channel     = "ended"
 )
 

@@ -417,3 +417,71 @@ func testLinkQueries(t *testing.T, s store.Store, clk *clock.Fake) {
 		t.Errorf("LinkRecord of an unknown id: %v, want ErrNotFound", err)
 	}
 }
+
+func testIDNamesOnePerson(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	contact := store.Holder{Type: identity.Contact}
+	subA := store.Holder{Type: identity.SubaccountUser, Location: "loc_a"}
+	subB := store.Holder{Type: identity.SubaccountUser, Location: "loc_b"}
+	agency := store.Holder{Type: identity.AgencyUser}
+	claim := func(id string, h, want store.Holder, wantErr error) {
+		t.Helper()
+		if held, err := s.ClaimID(ctx, id, h); !errors.Is(err, wantErr) || held != want {
+			t.Fatalf("ClaimID(%s, %+v) = %+v, %v; want %+v, %v", id, h, held, err, want, wantErr)
+		}
+	}
+	claim("u1", subA, subA, nil)
+	claim("u1", subA, subA, nil) // the same person again
+	claim("u1", subB, subA, store.ErrIDTaken)
+	claim("u1", contact, subA, store.ErrIDTaken)
+	claim("u1", agency, subA, store.ErrIDTaken)
+
+	// A contact's record is its claim, and a sync never takes a user's id.
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c1", Name: "Ada"}}); err != nil {
+		t.Fatal(err)
+	}
+	claim("c1", agency, contact, store.ErrIDTaken)
+	claim("c1", contact, contact, nil)
+	claim("c2", contact, contact, nil)
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c2"}, {ID: "c3"}}); err != nil {
+		t.Fatalf("PutContacts of claimed contact ids: %v", err)
+	}
+	err := s.PutContacts(ctx, []store.Contact{{ID: "c4"}, {ID: "u1"}})
+	if !errors.Is(err, store.ErrIDTaken) {
+		t.Fatalf("PutContacts of a sub-account user's id: %v, want ErrIDTaken", err)
+	}
+	if _, err := s.Contact(ctx, "c4"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a refused PutContacts stored part of its contacts: %v", err)
+	}
+}
+
+func testConcurrentClaimsHaveOneWinner(t *testing.T, s store.Store, _ *clock.Fake) {
+	holders := []store.Holder{
+		{Type: identity.Contact}, {Type: identity.AgencyUser},
+		{Type: identity.SubaccountUser, Location: "loc_a"}, {Type: identity.SubaccountUser, Location: "loc_b"},
+	}
+	var wg sync.WaitGroup
+	won := make(chan store.Holder, len(holders))
+	for _, h := range holders {
+		wg.Go(func() {
+			switch _, err := s.ClaimID(context.Background(), "u1", h); {
+			case err == nil:
+				won <- h
+			case !errors.Is(err, store.ErrIDTaken):
+				t.Errorf("ClaimID: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	close(won)
+	var winners []store.Holder
+	for h := range won {
+		winners = append(winners, h)
+	}
+	if len(winners) != 1 {
+		t.Fatalf("%d of %d concurrent claims of one id won: %+v; want 1", len(winners), len(holders), winners)
+	}
+	if held, err := s.ClaimID(context.Background(), "u1", store.Holder{Type: identity.AgencyUser, Location: "x"}); !errors.Is(err, store.ErrIDTaken) || held != winners[0] {
+		t.Fatalf("after the race the id names %+v, %v; want %+v", held, err, winners[0])
+	}
+}

@@ -49,6 +49,8 @@ func Run(t *testing.T, open Factory) {
 		{"ContactsAreUpsertedAndListed", testContacts},
 		{"ContactWithoutIDIsRefused", testContactWithoutID},
 		{"ContactsAreSearchedAndFoundByEmail", testContactSearch},
+		{"IDNamesOnePerson", testIDNamesOnePerson},
+		{"ConcurrentClaimsOfOneIDHaveOneWinner", testConcurrentClaimsHaveOneWinner},
 		{"LinkRecordsAreSelectedAndFoundByID", testLinkQueries},
 		{"StoreAnswersPing", testPing},
 		{"LinkRecordRoundTrip", testLinkRecordRoundTrip},
