@@ -120,6 +120,9 @@ type App struct {
 	sessions *session.Manager
 	metrics  *metrics
 	gateway  *gateway.Gateway
+	// requests are the requests this config's handlers serve; the store
+	// and the session cache outlive the config until they are done.
+	requests *inFlight
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -223,6 +226,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading session store: %w", err)
 	}
+	a.requests = newInFlight()
+	if d, ok := mod.(drainer); ok {
+		d.releaseAfter(a.requests)
+	}
 	backend := string(mod.(caddy.Module).CaddyModule().ID.Name())
 	a.metrics = newMetrics()
 	a.store = a.metrics.timed(mod.(storeConverter).Store(), backend)
@@ -270,6 +277,12 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	return a.metrics.register(ctx, backend, a.sessions, a.store)
+}
+
+// drainer is a store module that can hold its backend open past its
+// Cleanup until the config's requests in flight are done.
+type drainer interface {
+	releaseAfter(*inFlight)
 }
 
 // storeConverter is a store module: configuration that opens (or joins) a
@@ -397,10 +410,11 @@ func (a *App) Start() error {
 // Stop is a no-op: the purge loop ends with the app's context.
 func (a *App) Stop() error { return nil }
 
-// Cleanup releases the session cache; Caddy cleans up the store module.
+// Cleanup releases the session cache once the config's last requests are
+// done; Caddy cleans up the store module, which waits for them too.
 func (a *App) Cleanup() error {
 	if a.sessions != nil {
-		a.sessions.Close()
+		a.requests.after(a.sessions.Close)
 	}
 	return nil
 }

@@ -42,7 +42,8 @@ type Handler struct {
 	// the keys at /_portalgate/jwks.json. Default: false.
 	Assertion bool `json:"assertion,omitempty"`
 
-	site *gateway.Site
+	site     *gateway.Site
+	requests *inFlight
 }
 
 // CaddyModule returns the Caddy module information.
@@ -60,13 +61,17 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the portalgate app: %w", err)
 	}
-	h.site, err = v.(*App).gateway.Site(h.AppName, gateway.SiteConfig{RedeemMode: h.RedeemMode, Assertion: h.Assertion})
+	app := v.(*App)
+	h.requests = app.requests
+	h.site, err = app.gateway.Site(h.AppName, gateway.SiteConfig{RedeemMode: h.RedeemMode, Assertion: h.Assertion})
 	return err
 }
 
 // ServeHTTP hands the request to the gateway, which serves its own routes
 // and passes everything else through the gate to next.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
+	h.requests.enter()
+	defer h.requests.leave()
 	return h.site.ServeHTTP(w, r, next)
 }
 

@@ -2,6 +2,7 @@ package caddymodule
 
 import (
 	"net/http"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -10,7 +11,8 @@ import (
 )
 
 func TestGeneratedKey_LinksSurviveRestart(t *testing.T) {
-	g := newGateway(t, "store memory")
+	// A restart keeps the store's state in a file only.
+	g := newGateway(t, "store bolt "+filepath.Join(t.TempDir(), "genkey.db"))
 	// No signing_key: the gateway generates one and keeps it in Caddy's storage.
 	noKey := func() string {
 		return strings.Replace(g.caddyfile(), "signing_key test "+testKey, "", 1)

@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 	goredis "github.com/redis/go-redis/v9"
+	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
@@ -43,7 +44,13 @@ func (p pooledStore) Destruct() error { return p.Close() }
 type pooled struct {
 	key     string
 	backend store.Store
+	// requests, when set, are the config's requests in flight: Cleanup
+	// lets go of the backend only after them.
+	requests *inFlight
 }
+
+// releaseAfter implements drainer.
+func (p *pooled) releaseAfter(f *inFlight) { p.requests = f }
 
 // open joins the store under key, opening it with open the first time.
 func (p *pooled) open(key string, open func() (store.Store, error)) error {
@@ -69,8 +76,17 @@ func (p *pooled) Cleanup() error {
 	if p.key == "" {
 		return nil
 	}
-	_, err := openStores.Delete(p.key)
-	return err
+	if p.requests == nil {
+		_, err := openStores.Delete(p.key)
+		return err
+	}
+	key := p.key
+	p.requests.after(func() {
+		if _, err := openStores.Delete(key); err != nil {
+			caddy.Log().Named("portalgate").Error("closing a replaced session store", zap.Error(err))
+		}
+	})
+	return nil
 }
 
 // MemoryStore keeps sessions in process memory: they survive a config reload

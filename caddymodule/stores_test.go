@@ -1,11 +1,16 @@
 package caddymodule
 
 import (
+	"bufio"
+	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
@@ -56,5 +61,52 @@ func TestBolt_SessionAndConsumedLinkSurviveRestart(t *testing.T) {
 	}
 	if r := g.do(g.client(), http.MethodGet, fresh.URL, browser); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("unused link after restart: %d", r.StatusCode)
+	}
+}
+
+// A reload that puts another store in place: the requests the old config is
+// still serving finish on the store they began with (Caddy cleans the old
+// config up before its servers drain), and the new, empty store refuses
+// the links spent in the old one instead of spending them again.
+func TestReload_ChangingTheStoreFinishesRequestsInFlightAndRevivesNoLink(t *testing.T) {
+	dir := t.TempDir()
+	g := newGateway(t, "store bolt "+filepath.Join(dir, "before.db"))
+	spent := g.mint(MintRequest{App: "courses", User: userOf("switch")})
+	if r := g.do(g.client(), http.MethodGet, spent.URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("redeeming before the switch: %d", r.StatusCode)
+	}
+
+	// A link API call in flight: its body is half sent when the reload comes.
+	conn, err := net.Dial("tcp", g.portal)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"app":"courses","user":{"id":"in-flight"}}`
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: %s\r\nAuthorization: Bearer %s\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s",
+		apiLinksPath, g.portal, testAPIKey, len(body), body[:10])
+
+	g.globalExtra = "store bolt " + filepath.Join(dir, "after.db")
+	g.load()
+
+	if _, err := io.WriteString(conn, body[10:]); err != nil {
+		t.Fatal(err)
+	}
+	_ = conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+	res, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	answer, _ := io.ReadAll(res.Body)
+	if res.StatusCode != http.StatusCreated {
+		t.Fatalf("the request in flight during the switch: %d %s", res.StatusCode, answer)
+	}
+
+	r := g.do(g.client(), http.MethodGet, spent.URL, browser)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "records began again") {
+		t.Fatalf("the link spent in the old store, in the new one: %d\n%s", r.StatusCode, r.Body)
+	}
+	if r := g.do(g.client(), http.MethodGet, g.mint(MintRequest{App: "courses", User: userOf("switch")}).URL, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a link minted after the switch: %d", r.StatusCode)
 	}
 }

@@ -166,7 +166,7 @@ func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l l
 	}
 	r := store.LinkRecord{
 		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
-		IssuedAt: g.now(), ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
+		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
 	}
 	if err := dir.RecordLink(ctx, r); err != nil {
 		return fmt.Errorf("recording link: %w", err)

@@ -107,6 +107,8 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 		return s.rejectLink(ip, problemRevoked, claims)
 	case errors.Is(err, store.ErrLinkExpired):
 		return s.rejectLink(ip, problemExpired, claims)
+	case errors.Is(err, store.ErrLinkBeforeStore):
+		return s.rejectLink(ip, problemBeforeStore, claims)
 	case err != nil:
 		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
 		s.redemptions("store_error").Inc()

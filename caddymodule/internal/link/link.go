@@ -103,8 +103,10 @@ type Request struct {
 
 // Link is a freshly minted token with the facts a caller reports back.
 type Link struct {
-	ID        string
-	Token     string
+	ID    string
+	Token string
+	// IssuedAt is the issue time the token carries (Claims.Issued).
+	IssuedAt  time.Time
 	ExpiresAt time.Time
 }
 
@@ -195,7 +197,7 @@ func (c *Codec) Mint(req Request) (Link, error) {
 	if err != nil {
 		return Link{}, fmt.Errorf("signing link: %w", err)
 	}
-	return Link{ID: id, Token: signed, ExpiresAt: exp}, nil
+	return Link{ID: id, Token: signed, IssuedAt: time.UnixMicro(issued.UnixMicro()), ExpiresAt: exp}, nil
 }
 
 // MaxUses bounds the uses of one link.

@@ -111,6 +111,7 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	clk := clock.NewFake()
 	rs := &racyStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), forgotten: make(chan struct{})}
 	m := managerOn(t, rs, clk)
+	clk.Advance(time.Second) // the link below is issued after the store began
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m.Watch(ctx)

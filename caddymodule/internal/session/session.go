@@ -152,10 +152,10 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 }
 
 // Redeem spends one of a link's uses and starts the session it grants, in
-// one atomic store step. It returns store.ErrLinkUsed, store.ErrLinkRevoked
-// or store.ErrLinkExpired when the link may not be used. origin is the
-// Origin of the session that launched the link ("" for a link that begins
-// a sign-in: the session's origin is the link itself).
+// one atomic store step. It returns store.ErrLinkUsed, store.ErrLinkRevoked,
+// store.ErrLinkExpired or store.ErrLinkBeforeStore when the link may not be
+// used. origin is the Origin of the session that launched the link ("" for
+// a link that begins a sign-in: the session's origin is the link itself).
 func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string, origin string) (*store.Session, error) {
 	s, err := m.newSession(user, app, apps, l.ID, origin)
 	if err != nil {

@@ -27,6 +27,11 @@ var ErrLinkRevoked = errors.New("link revoked")
 // ErrLinkExpired means the store's clock has reached the link's end.
 var ErrLinkExpired = errors.New("link expired")
 
+// ErrLinkBeforeStore means the link was issued before the store's state
+// began: the store was created, emptied or replaced since, and cannot know
+// whether the link was spent, so it refuses it rather than revive it.
+var ErrLinkBeforeStore = errors.New("link issued before the store's state began")
+
 // LinkUse is what the store needs to spend one use of a link.
 type LinkUse struct {
 	ID     string
@@ -91,8 +96,10 @@ type Sessions interface {
 	// Redeem spends one use of a link and stores the session it starts, as
 	// one atomic step: a link is never spent without its session. It returns
 	// ErrLinkUsed when every use is spent, ErrLinkRevoked when the link or
-	// its user was revoked after it was issued, and ErrLinkExpired from the
-	// link's end on; then nothing is stored.
+	// its user was revoked after it was issued, ErrLinkExpired from the
+	// link's end on, and ErrLinkBeforeStore for a link issued before the
+	// store's state began (an empty store knows no spent link); then
+	// nothing is stored.
 	Redeem(ctx context.Context, l LinkUse, s *Session) error
 	// LinkUses returns how many uses of link id are spent and whether it is
 	// revoked, while the store keeps the link's record (until its end):

@@ -30,8 +30,10 @@ var (
 	bucketRecords   = []byte("link_records")   // issued at|id -> JSON link record, oldest first
 	bucketMenu      = []byte("menu")           // keyMenu -> JSON menu
 	bucketHolders   = []byte("id_holders")     // user id -> JSON holder
+	bucketMeta      = []byte("meta")           // keyBegan -> when the file's state began
 
-	keyMenu = []byte("menu")
+	keyMenu  = []byte("menu")
+	keyBegan = []byte("began")
 )
 
 // revokedCount marks a revoked link in place of its use count.
@@ -46,6 +48,8 @@ type Store struct {
 	store.Scan
 	db  *bbolt.DB
 	now func() time.Time
+	// began is when the file's state began: it knows no link before it.
+	began time.Time
 }
 
 // Open opens (or creates) the store at path. It fails after a few seconds
@@ -58,16 +62,30 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening session store %s: %w", path, err)
 	}
+	var began time.Time
 	err = db.Update(func(tx *bbolt.Tx) error {
+		// A file without sessions bucket is new (or was emptied): its state
+		// begins now. One from before this record existed keeps its state
+		// and has always begun.
+		fresh := tx.Bucket(bucketSessions) == nil
 		for _, b := range [][]byte{
 			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
-			bucketContacts, bucketRecords, bucketMenu, bucketHolders,
+			bucketContacts, bucketRecords, bucketMenu, bucketHolders, bucketMeta,
 		} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err
 			}
 		}
-		return nil
+		meta := tx.Bucket(bucketMeta)
+		if v := meta.Get(keyBegan); len(v) == 8 {
+			began = time.Unix(0, int64(binary.BigEndian.Uint64(v))) //nolint:gosec // written below from a time
+			return nil
+		}
+		if !fresh {
+			return nil
+		}
+		began = now()
+		return meta.Put(keyBegan, binary.BigEndian.AppendUint64(nil, uint64(began.UnixNano()))) //nolint:gosec // a time after 1970
 	})
 	if err != nil {
 		_ = db.Close()
@@ -77,7 +95,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	// fsync; bbolt's default (10ms) favours throughput over latency more
 	// than a person clicking a link needs.
 	db.MaxBatchDelay = batchDelay
-	s := &Store{db: db, now: now}
+	s := &Store{db: db, now: now, began: began}
 	s.Scan = store.Scan{Scanner: s}
 	return s, nil
 }
@@ -100,6 +118,10 @@ func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) 
 		now := s.now()
 		if !now.Before(l.Expires) {
 			refused = store.ErrLinkExpired
+			return nil
+		}
+		if l.IssuedAt.Before(s.began) {
+			refused = store.ErrLinkBeforeStore
 			return nil
 		}
 		if s.userCutOff(tx, l, now) {

@@ -3,6 +3,7 @@ package bolt_test
 import (
 	"context"
 	"errors"
+	"os"
 	"path/filepath"
 	"reflect"
 	"testing"
@@ -101,5 +102,43 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	}
 	if _, err := s.SetMenu(ctx, nil, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("SetMenu at the version before reopen = %v, want ErrConflict", err)
+	}
+}
+
+// A bolt file emptied under the gateway (truncated to nothing, or a new
+// path) knows no spent link: the links issued before it began are refused.
+func TestOpen_EmptiedFileDoesNotReviveSpentLinks(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portalgate.db")
+	clk := clock.NewFake()
+	ctx := context.Background()
+	s := reopen(t, nil, path, clk)
+	sess := func(id string) *store.Session {
+		return &store.Session{ID: id, User: identity.User{ID: "u1"}, App: "courses",
+			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
+	}
+	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, l, sess("s1")); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	s = reopen(t, nil, path, clk)
+	defer s.Close()
+	if err := s.Redeem(ctx, l, sess("s2")); !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("the spent link in the emptied file = %v, want ErrLinkBeforeStore", err)
+	}
+	s = reopen(t, s, path, clk)
+	if err := s.Redeem(ctx, l, sess("s3")); !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("the file forgot when it began on reopen: %v", err)
+	}
+	clk.Advance(time.Millisecond)
+	l2 := store.LinkUse{ID: "l2", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, l2, sess("s4")); err != nil {
+		t.Fatalf("a link issued after the file began: %v", err)
 	}
 }

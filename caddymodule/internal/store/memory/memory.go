@@ -26,7 +26,9 @@ type cutoff struct{ at, until time.Time }
 type Store struct {
 	store.Local
 	store.Scan
-	now      func() time.Time
+	now func() time.Time
+	// began is when the store's state began: it knows no link before it.
+	began    time.Time
 	mu       sync.Mutex
 	sessions map[string]store.Session
 	byUser   map[string]map[string]struct{}
@@ -44,6 +46,7 @@ type Store struct {
 func New(now func() time.Time) *Store {
 	m := &Store{
 		now:      now,
+		began:    now(),
 		sessions: make(map[string]store.Session),
 		byUser:   make(map[string]map[string]struct{}),
 		links:    make(map[string]linkUse),
@@ -62,6 +65,9 @@ func (m *Store) Redeem(_ context.Context, l store.LinkUse, s *store.Session) err
 	now := m.now()
 	if !now.Before(l.Expires) {
 		return store.ErrLinkExpired
+	}
+	if l.IssuedAt.Before(m.began) {
+		return store.ErrLinkBeforeStore
 	}
 	if c, ok := m.cutoffs[l.UserID]; ok && now.Before(c.until) && !l.IssuedAt.After(c.at) {
 		return store.ErrLinkRevoked

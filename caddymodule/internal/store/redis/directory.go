@@ -17,8 +17,11 @@ import (
 
 // recordLink pushes a link record (ARGV[1]) onto the list (KEYS[1]), keeps
 // only the newest ARGV[2], and keeps the list alive at least ARGV[3]
-// milliseconds: as long as the longest-kept record in it.
+// milliseconds: as long as the longest-kept record in it. A store without
+// a beginning (KEYS[2]) begins at the link's issue (ARGV[4]): an empty Redis
+// knows no link before the first it records.
 var recordLink = goredis.NewScript(`
+redis.call('SET', KEYS[2], ARGV[4], 'NX')
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
@@ -163,8 +166,8 @@ func (s *Store) RecordLink(ctx context.Context, r store.LinkRecord) error {
 	if err != nil {
 		return fmt.Errorf("encoding link record: %w", err)
 	}
-	err = recordLink.Run(ctx, s.rdb, []string{s.dirKey(keyRecords)},
-		v, store.MaxLinkRecords, s.ttl(r.Keep).Milliseconds()).Err()
+	err = recordLink.Run(ctx, s.rdb, []string{s.dirKey(keyRecords), s.dirKey(keyBegan)},
+		v, store.MaxLinkRecords, s.ttl(r.Keep).Milliseconds(), strconv.FormatInt(r.IssuedAt.UnixNano(), 10)).Err()
 	if err != nil {
 		return fmt.Errorf("recording link: %w", err)
 	}

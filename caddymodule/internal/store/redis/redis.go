@@ -46,6 +46,7 @@ const (
 	keyRecords  = "dl:"
 	keyMenu     = "dm:"
 	keyHolders  = "dh:"
+	keyBegan    = "began:"
 	channel     = "ended"
 )
 
@@ -85,20 +86,43 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 			st.pipe = ap
 		}
 	}
+	st.begin()
 	return st
+}
+
+// beginTimeout bounds how long New waits to mark the beginning of a store.
+const beginTimeout = 2 * time.Second
+
+// begin records that the store's state begins now, unless Redis has a
+// beginning already: links are minted only after it, so none is refused
+// for it. A Redis that cannot be reached now begins at the first link it
+// records (RecordLink) or spends (the redemption scripts), and one that
+// lost its state (a restart without persistence, a flush) begins again
+// there, refusing every link from before.
+func (s *Store) begin() {
+	ctx, cancel := context.WithTimeout(context.Background(), beginTimeout)
+	defer cancel()
+	_ = s.rdb.SetNX(ctx, s.dirKey(keyBegan), strconv.FormatInt(s.now().UnixNano(), 10), 0).Err()
 }
 
 // redeemAtOnce is a whole redemption in one script, where every key is on
 // one server: refuse an ended link (-3), a request whose clock reading is
-// too old (-4, see spendHead), a revoked user's older link (-2), a revoked
-// link (-2) or a spent one (-1); else spend it, store and index the
-// session. Times in nanoseconds are compared as decimal strings (Lua numbers
-// are doubles).
+// too old (-4, see spendHead), a link issued before the store's state began
+// (-5: KEYS[5], set now if Redis lost it), a revoked user's older link (-2),
+// a revoked link (-2) or a spent one (-1); else spend it, store and index
+// the session. Times in nanoseconds are compared as decimal strings (Lua
+// numbers are doubles).
 var redeemAtOnce = goredis.NewScript(spendHead + `
 local function le(a, b)
 	if #a ~= #b then return #a < #b end
 	return a <= b
 end
+local began = redis.call('GET', KEYS[5])
+if not began then
+	began = ARGV[6]
+	redis.call('SET', KEYS[5], began)
+end
+if not le(began, ARGV[5]) then return -5 end
 local c = redis.call('GET', KEYS[2])
 if c then
 	local at, untl = string.match(c, '^(%d+):(%d+)$')
@@ -203,6 +227,8 @@ func spendResult(n int) error {
 		return store.ErrLinkRevoked
 	case -3:
 		return store.ErrLinkExpired
+	case -5:
+		return store.ErrLinkBeforeStore
 	case -4:
 		return fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
 	}
@@ -223,7 +249,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	}
 	now := s.now()
 	if !s.cluster {
-		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID)}
+		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID), s.dirKey(keyBegan)}
 		n, err := redeemAtOnce.Run(ctx, s.pipe, keys,
 			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
@@ -235,6 +261,9 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 			return fmt.Errorf("redeeming link: %w", err)
 		}
 		return spendResult(n)
+	}
+	if err := s.checkBegan(ctx, l, now); err != nil {
+		return err
 	}
 	var cutoff *goredis.StringCmd
 	var spent *goredis.Cmd
@@ -270,6 +299,35 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(l) {
 		_ = s.DeleteSession(ctx, sess.ID)
 		return cmp.Or(err, store.ErrLinkRevoked)
+	}
+	return nil
+}
+
+// beginAt answers when the store began (KEYS[1]), setting it to ARGV[1]
+// when Redis has no record of it.
+var beginAt = goredis.NewScript(`
+local v = redis.call('GET', KEYS[1])
+if not v then
+	v = ARGV[1]
+	redis.call('SET', KEYS[1], v)
+end
+return v
+`)
+
+// checkBegan refuses a link issued before the store's state began, on
+// Cluster, where the beginning lives in another slot than the link: one
+// round trip before the spend. A Redis that lost its beginning begins now.
+func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) error {
+	began, err := beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan)}, strconv.FormatInt(now.UnixNano(), 10)).Text()
+	if err != nil {
+		return fmt.Errorf("reading when the store began: %w", err)
+	}
+	at, err := strconv.ParseInt(began, 10, 64)
+	if err != nil {
+		return fmt.Errorf("reading when the store began: bad record %q", began)
+	}
+	if l.IssuedAt.Before(time.Unix(0, at)) {
+		return store.ErrLinkBeforeStore
 	}
 	return nil
 }

@@ -11,9 +11,11 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/storetest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
@@ -132,5 +134,35 @@ func TestRedeem_StaleClockReadingCannotReplayAForgottenLink(t *testing.T) {
 				t.Fatalf("the link after the refusal: %v (the refusal spent it)", err)
 			}
 		})
+	}
+}
+
+// A Redis restarted without persistence has forgotten every spent link: it
+// must refuse the links issued before it came back, not spend them again.
+func TestRedeem_RedisRestartedEmptyDoesNotReviveSpentLinks(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	s := redis.New(goredis.NewClient(&goredis.Options{Addr: srv.Addr}), "empty:", time.Second, time.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	sess := func(id string) *store.Session {
+		now := time.Now()
+		return &store.Session{ID: id, User: identity.User{ID: "u1"}, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
+	}
+	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, l, sess("s1")); err != nil {
+		t.Fatal(err)
+	}
+	srv.RestartEmpty()
+	var err error
+	testkit.Eventually(t, 10*time.Second, "Redis to answer after its restart", func() bool {
+		err = s.Redeem(ctx, l, sess("s2"))
+		return err == nil || errors.Is(err, store.ErrLinkBeforeStore) || errors.Is(err, store.ErrLinkUsed)
+	})
+	if !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("the spent link after Redis came back empty = %v, want ErrLinkBeforeStore", err)
+	}
+	fresh := store.LinkUse{ID: "l2", UserID: "u1", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
+	if err := s.Redeem(ctx, fresh, sess("s3")); err != nil {
+		t.Fatalf("a link issued after the restart: %v", err)
 	}
 }

@@ -72,6 +72,30 @@ func Run(t *testing.T, open Factory) {
 			tt.fn(t, s, clk)
 		})
 	}
+	t.Run("EmptyStoreDoesNotReviveASpentLink", func(t *testing.T) { testEmptyStore(t, open) })
+}
+
+// testEmptyStore: a store that starts empty (new, emptied, or put in the
+// place of another) cannot know which links were spent before it, so it
+// refuses every link issued before its state began, and only those.
+func testEmptyStore(t *testing.T, open Factory) {
+	clk := clock.NewFakeAt(time.Now())
+	first := open(t, clk.Now)
+	t.Cleanup(func() { _ = first.Close() })
+	l := linkUse(clk, "spent", "u1", 1)
+	if err := redeem(first, clk, l); err != nil {
+		t.Fatal(err)
+	}
+	clk.Advance(time.Second)
+	empty := open(t, clk.Now)
+	t.Cleanup(func() { _ = empty.Close() })
+	if err := redeem(empty, clk, l); !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("a spent link in an empty store = %v, want ErrLinkBeforeStore", err)
+	}
+	clk.Advance(time.Millisecond)
+	if err := redeem(empty, clk, linkUse(clk, "new", "u1", 1)); err != nil {
+		t.Fatalf("a link issued after the store began: %v", err)
+	}
 }
 
 func newSession(clk *clock.Fake, id, user string) *store.Session {

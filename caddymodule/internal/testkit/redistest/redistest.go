@@ -78,6 +78,23 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
+// RestartEmpty kills the server and starts it again without its files, as
+// a Redis without persistence comes back from a restart: empty.
+func (s *Server) RestartEmpty() {
+	s.t.Helper()
+	s.Stop()
+	entries, err := os.ReadDir(s.dir)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	for _, e := range entries {
+		if err := os.RemoveAll(filepath.Join(s.dir, e.Name())); err != nil {
+			s.t.Fatal(err)
+		}
+	}
+	s.Start()
+}
+
 // ping sends PING over a raw connection.
 func (s *Server) ping() bool {
 	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
