@@ -14,6 +14,8 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -108,5 +110,50 @@ func TestReload_ChangingTheStoreFinishesRequestsInFlightAndRevivesNoLink(t *test
 	}
 	if r := g.do(g.client(), http.MethodGet, g.mint(MintRequest{App: "courses", User: userOf("switch")}).URL, browser); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("a link minted after the switch: %d", r.StatusCode)
+	}
+}
+
+// A Redis that stalls past the client's timeout runs the redemption's
+// script when it wakes: the link is spent though the browser was answered
+// 503. That browser, and no other, finishes signing in when it tries again.
+func TestRedis_StallThatSpentALinkLetsTheBrowserThatGot503Finish(t *testing.T) {
+	srv := redistest.Start(t)
+	g := newGateway(t, "store redis "+srv.URL(0))
+	// Connections open, as under traffic: a stalled Redis accepts no new
+	// one, and a command never sent is never run.
+	g.signIn("courses", "warm")
+	var l MintResponse
+	asked := g.client()
+	for attempt := 1; ; attempt++ {
+		l = g.mint(MintRequest{App: "courses", User: userOf("stalled")})
+		// Longer than the read timeout (1s) of the redemption and of its
+		// follow-up check together.
+		srv.Stall(5 * time.Second)
+		r := g.do(asked, http.MethodGet, l.URL, browser)
+		if r.StatusCode == http.StatusServiceUnavailable {
+			break
+		}
+		// Redis answered before it stalled (a loaded machine): try again.
+		if r.StatusCode != http.StatusSeeOther || attempt == 3 {
+			t.Fatalf("a redemption during the stall: %d %s", r.StatusCode, r.Body)
+		}
+		testkit.Eventually(t, 30*time.Second, "the stall to end", func() bool { return srv.Answers() })
+		asked = g.client()
+	}
+	// Once Redis answers again, what it held has run: the link is spent.
+	testkit.Eventually(t, 30*time.Second, "the stall to end", func() bool { return srv.Answers() })
+	var r resp
+	testkit.Eventually(t, 30*time.Second, "the gateway to reach Redis again", func() bool {
+		r = g.do(asked, http.MethodGet, l.URL, browser)
+		return r.StatusCode != http.StatusServiceUnavailable
+	})
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "http://"+g.courses+"/" {
+		t.Fatalf("the browser that got the 503, trying again: %d %s", r.StatusCode, r.Body)
+	}
+	if h := web.Echoed(t, g.do(asked, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "stalled" {
+		t.Fatalf("the app sees %v", h)
+	}
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("another browser with the link: %d", r.StatusCode)
 	}
 }

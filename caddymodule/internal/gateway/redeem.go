@@ -100,8 +100,12 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	ctx := context.WithoutCancel(r.Context())
 	sessions := s.g.cfg.Sessions
 	created, err := sessions.Redeem(ctx, use, claims.User(), s.app.name, claims.Apps, claims.Origin)
+	var unsettled *session.Unsettled
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
+		if s.spentHere(ctx, r, claims) {
+			return s.land(w, r, claims)
+		}
 		return s.rejectLink(ip, problemUsed, claims)
 	case errors.Is(err, store.ErrLinkRevoked):
 		return s.rejectLink(ip, problemRevoked, claims)
@@ -109,6 +113,15 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 		return s.rejectLink(ip, problemExpired, claims)
 	case errors.Is(err, store.ErrLinkBeforeStore):
 		return s.rejectLink(ip, problemBeforeStore, claims)
+	case errors.As(err, &unsettled):
+		// The store may yet spend the link (a stalled Redis runs the
+		// script when it wakes): this browser, and only it, gets the id of
+		// the session that would start, so that then it is signed in, and
+		// its retry of the link lands instead of saying "already used".
+		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
+		s.redemptions("store_error").Inc()
+		http.SetCookie(w, s.cookie(s.app.cookie, unsettled.SessionID, s.g.cfg.SessionTTL))
+		return problemStore
 	case err != nil:
 		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
 		s.redemptions("store_error").Inc()
@@ -131,6 +144,11 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	s.redemptions("ok").Inc()
 	s.g.audit.linkRedeemed(s.app.name, created.User.ID, claims.ID, created.ID, ip)
 	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
+	return s.land(w, r, claims)
+}
+
+// land sends a browser signed in by the link to where the link leads.
+func (s *Site) land(w http.ResponseWriter, r *http.Request, claims *link.Claims) error {
 	if cookieValue(r.Header, s.confirmCookie()) != "" {
 		http.SetCookie(w, s.cookie(s.confirmCookie(), "", -1))
 	}
@@ -139,6 +157,20 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	// again when verified; the origin comes from configuration.
 	http.Redirect(w, r, s.app.origin+claims.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path checked
 	return nil
+}
+
+// spentHere reports whether this browser holds a live session the link
+// started on this app: its own redemption, whose answer it did not get (a
+// stalled store answered 503 and spent the link later) or opened again.
+// Nobody else holds that session's id, so it lands again; anyone else
+// hears that the link is used.
+func (s *Site) spentHere(ctx context.Context, r *http.Request, claims *link.Claims) bool {
+	id := cookieValue(r.Header, s.app.cookie)
+	if id == "" {
+		return false
+	}
+	held, err := s.g.cfg.Sessions.Session(ctx, id)
+	return err == nil && held.LinkID == claims.ID && held.App == s.app.name
 }
 
 // guessed reports whether a token failed as a guess does: not a token, or
@@ -186,6 +218,8 @@ func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, cl
 		return err
 	case revoked:
 		return s.rejectLink(ip, problemRevoked, claims)
+	case spent >= claims.Uses && s.spentHere(r.Context(), r, claims):
+		return s.land(w, r, claims)
 	case spent >= claims.Uses:
 		return s.rejectLink(ip, problemUsed, claims)
 	}

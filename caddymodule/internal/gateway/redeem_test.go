@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/url"
 	"path/filepath"
@@ -576,5 +577,49 @@ func TestConfirm_LaunchFromThePortalSkipsContinueAndARevokedLinkSaysSoAtOnce(t *
 	}
 	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone || !strings.Contains(r.Body, "revoked") {
 		t.Fatalf("a revoked link in confirm mode: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// lostAnswer is a store that spends a link but, once, does not say so: a
+// Redis that stalled past the client's timeout and ran the script when it
+// woke.
+type lostAnswer struct {
+	store.Store
+	lose atomic.Bool
+}
+
+func (s *lostAnswer) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
+	err := s.Store.Redeem(ctx, l, sess)
+	if err == nil && s.lose.Swap(false) {
+		return fmt.Errorf("redeeming link: read tcp 127.0.0.1:6379: i/o timeout")
+	}
+	return err
+}
+
+// A store that spent a link without answering made the person's retry say
+// "already used": the browser that got the 503 finishes its redemption
+// when the store answers again, and no other browser can.
+func TestRedeem_StalledStoreThatSpentTheLinkLetsOnlyThatBrowserFinish(t *testing.T) {
+	t.Parallel()
+	var lost *lostAnswer
+	g := newTestGateway(t, withStore(func(now func() time.Time) store.Store {
+		lost = &lostAnswer{Store: memory.New(now)}
+		return lost
+	}))
+	l := g.mint(MintRequest{App: "courses", User: userOf("c_stall")})
+	lost.lose.Store(true)
+	asked := g.client()
+	if r := g.do(asked, http.MethodGet, l.URL, browser); r.StatusCode != http.StatusServiceUnavailable {
+		t.Fatalf("the redemption whose answer was lost: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.do(g.client(), http.MethodGet, l.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("another browser with the link: %d", r.StatusCode)
+	}
+	r := g.do(asked, http.MethodGet, l.URL, browser)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "http://"+g.courses+"/" {
+		t.Fatalf("the browser that got the 503, trying again: %d %s", r.StatusCode, r.Body)
+	}
+	if h := web.Echoed(t, g.do(asked, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_stall" {
+		t.Fatalf("the app sees %v", h)
 	}
 }

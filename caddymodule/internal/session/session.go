@@ -166,12 +166,29 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	mu, gen := m.lock(s.ID), m.gen.Load()
 	mu.Lock()
 	defer mu.Unlock()
-	if err := m.store.Redeem(ctx, l, s); err != nil {
+	switch err := m.store.Redeem(ctx, l, s); {
+	case errors.Is(err, store.ErrLinkUsed), errors.Is(err, store.ErrLinkRevoked),
+		errors.Is(err, store.ErrLinkExpired), errors.Is(err, store.ErrLinkBeforeStore):
 		return nil, err
+	case err != nil:
+		return nil, &Unsettled{SessionID: s.ID, Err: err}
 	}
 	m.rememberIf(s.ID, entryOf(s), s.CreatedAt, gen)
 	return s, nil
 }
+
+// Unsettled is a redemption whose outcome the store did not tell (a
+// timeout, a lost connection): it may yet have spent the link and started
+// the session SessionID, which no one else knows. Whoever holds that id
+// holds the session if it did.
+type Unsettled struct {
+	SessionID string
+	Err       error
+}
+
+func (u *Unsettled) Error() string { return u.Err.Error() }
+
+func (u *Unsettled) Unwrap() error { return u.Err }
 
 func (m *Manager) newSession(user identity.User, app string, apps []string, linkID, origin string) (*store.Session, error) {
 	id, err := NewID()

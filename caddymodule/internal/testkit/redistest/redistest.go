@@ -54,7 +54,8 @@ func (s *Server) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
 	s.cmd = exec.Command(s.bin, "--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no")
+		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no",
+		"--enable-debug-command", "local")
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
@@ -95,20 +96,53 @@ func (s *Server) RestartEmpty() {
 	s.Start()
 }
 
-// ping sends PING over a raw connection.
-func (s *Server) ping() bool {
-	c, err := net.DialTimeout("tcp", s.Addr, 200*time.Millisecond)
+// Stall makes the server stop for d (DEBUG SLEEP), as a Redis stalls on a
+// slow disk or a long command: what clients sent meanwhile runs when it
+// wakes, whether or not they still wait for the answer. It returns once a
+// PING has gone unanswered for a while: almost surely the stall has begun
+// (a test that must know checks what it sees).
+func (s *Server) Stall(d time.Duration) {
+	s.t.Helper()
+	c, err := net.DialTimeout("tcp", s.Addr, time.Second)
+	if err != nil {
+		s.t.Fatal(err)
+	}
+	if _, err := fmt.Fprintf(c, "DEBUG SLEEP %.3f\r\n", d.Seconds()); err != nil {
+		s.t.Fatal(err)
+	}
+	go func() {
+		defer c.Close()
+		_ = c.SetDeadline(time.Now().Add(d + time.Minute))
+		_, _ = bufio.NewReader(c).ReadString('\n')
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for s.answers(200 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			s.t.Fatalf("redis-server on %s did not stall", s.Addr)
+		}
+	}
+}
+
+// answers reports whether the server answers a PING within d.
+func (s *Server) answers(d time.Duration) bool {
+	c, err := net.DialTimeout("tcp", s.Addr, d)
 	if err != nil {
 		return false
 	}
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(time.Second))
+	_ = c.SetDeadline(time.Now().Add(d))
 	if _, err := fmt.Fprint(c, "PING\r\n"); err != nil {
 		return false
 	}
 	line, err := bufio.NewReader(c).ReadString('\n')
 	return err == nil && strings.HasPrefix(line, "+PONG")
 }
+
+// ping sends PING over a raw connection.
+func (s *Server) ping() bool { return s.answers(time.Second) }
+
+// Answers reports whether the server answers a PING within a second.
+func (s *Server) Answers() bool { return s.ping() }
 
 // URL is the server's redis:// URL for database db.
 func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
