@@ -227,6 +227,15 @@ type RedisStore struct {
 	// unnoticed; meanwhile and until it is back, the L1 cache is bypassed.
 	// Default: 2s.
 	PubSubCheck caddy.Duration `json:"pubsub_check,omitempty"`
+	// MinReplicas is how many replicas must hold a redemption or a
+	// revocation (Redis WAIT) before it counts: a failover promotes a
+	// replica, and what only the old master held is lost. Unacknowledged
+	// within ReplicaTimeout, it is answered 503. Default: 1 with Sentinel
+	// (MasterName), 0 otherwise.
+	MinReplicas *int `json:"min_replicas,omitempty"`
+	// ReplicaTimeout bounds the wait for MinReplicas; shorter than
+	// ReadTimeout. Default: half of ReadTimeout (500ms).
+	ReplicaTimeout caddy.Duration `json:"replica_timeout,omitempty"`
 
 	pooled
 }
@@ -255,6 +264,14 @@ func (r *RedisStore) Provision(caddy.Context) error {
 	setDefault(&r.ReadTimeout, time.Second)
 	setDefault(&r.WriteTimeout, time.Second)
 	setDefault(&r.PubSubCheck, 2*time.Second)
+	setDefault(&r.ReplicaTimeout, time.Duration(r.ReadTimeout)/2)
+	if r.MinReplicas == nil {
+		n := 0
+		if r.MasterName != "" {
+			n = 1
+		}
+		r.MinReplicas = &n
+	}
 	// Stores with the same settings are one store; the key is a hash of the
 	// settings, so the password is not kept in it.
 	cfg, err := json.Marshal(r) //nolint:gosec // hashed at once, never stored or logged
@@ -267,7 +284,8 @@ func (r *RedisStore) Provision(caddy.Context) error {
 		if err != nil {
 			return nil, err
 		}
-		return redisstore.New(rdb, r.Prefix, time.Duration(r.PubSubCheck), time.Now), nil
+		return redisstore.New(rdb, r.Prefix, time.Duration(r.PubSubCheck), time.Now).
+			Replicated(*r.MinReplicas, time.Duration(r.ReplicaTimeout)), nil
 	})
 }
 
@@ -320,8 +338,13 @@ func (r *RedisStore) Validate() error {
 		return errors.New("portalgate: store redis: with a URL, put user, password, database and TLS (rediss://) in the URL")
 	case len(r.Addrs) > 1 && !r.Cluster && r.MasterName == "":
 		return errors.New("portalgate: store redis: several addrs need cluster or master_name")
-	case r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 || r.PubSubCheck < 0:
+	case r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 || r.PubSubCheck < 0 || r.ReplicaTimeout < 0:
 		return errors.New("portalgate: store redis: timeouts must be positive")
+	case r.MinReplicas != nil && *r.MinReplicas < 0:
+		return errors.New("portalgate: store redis: min_replicas must be 0 or more")
+	case r.MinReplicas != nil && *r.MinReplicas > 0 && r.ReplicaTimeout >= r.ReadTimeout:
+		return fmt.Errorf("portalgate: store redis: replica_timeout (%v) must be shorter than read_timeout (%v)",
+			time.Duration(r.ReplicaTimeout), time.Duration(r.ReadTimeout))
 	case r.Cluster && r.MasterName != "":
 		return errors.New("portalgate: store redis is either cluster or sentinel (master_name), not both")
 	case (r.Cluster || r.MasterName != "") && len(r.Addrs) == 0:
@@ -348,6 +371,8 @@ func (r *RedisStore) Validate() error {
 //		read_timeout <duration>
 //		write_timeout <duration>
 //		pubsub_check <duration>
+//		min_replicas <n>
+//		replica_timeout <duration>
 //	}
 func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // store name
@@ -390,20 +415,23 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			r.Password, err = one()
 		case "prefix":
 			r.Prefix, err = one()
-		case "db", "pool_size":
+		case "db", "pool_size", "min_replicas":
 			var v string
 			if v, err = one(); err == nil {
 				n, convErr := strconv.Atoi(v)
 				if convErr != nil || n < 0 {
 					return d.Errf("%s: %q is not a number", opt, v)
 				}
-				if opt == "db" {
+				switch opt {
+				case "db":
 					r.DB = n
-				} else {
+				case "pool_size":
 					r.PoolSize = n
+				default:
+					r.MinReplicas = &n
 				}
 			}
-		case "dial_timeout", "read_timeout", "write_timeout", "pubsub_check":
+		case "dial_timeout", "read_timeout", "write_timeout", "pubsub_check", "replica_timeout":
 			var v string
 			if v, err = one(); err == nil {
 				dur, convErr := caddy.ParseDuration(v)
@@ -411,7 +439,7 @@ func (r *RedisStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 					return d.Errf("%s: %q is not a positive duration", opt, v)
 				}
 				*map[string]*caddy.Duration{"dial_timeout": &r.DialTimeout, "read_timeout": &r.ReadTimeout,
-					"write_timeout": &r.WriteTimeout, "pubsub_check": &r.PubSubCheck}[opt] = caddy.Duration(dur)
+					"write_timeout": &r.WriteTimeout, "pubsub_check": &r.PubSubCheck, "replica_timeout": &r.ReplicaTimeout}[opt] = caddy.Duration(dur)
 			}
 		default:
 			return d.Errf("unknown store redis option %q", opt)

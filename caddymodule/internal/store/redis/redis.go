@@ -69,6 +69,40 @@ type Store struct {
 	// the half-duplex pipeliner sends a batch through the client's own
 	// pipeline, which honours it).
 	pipe goredis.Scripter
+	// replicas is how many replicas must hold a redemption or a revocation
+	// (WAIT) before it counts, within replicaWait; 0: the master's word.
+	replicas    int
+	replicaWait time.Duration
+}
+
+// Replicated makes a redemption or a revocation count only once n replicas
+// hold it, within wait: a Sentinel failover promotes a replica, and a write
+// only the old master had is lost with it. A write the replicas did not
+// acknowledge in time is an error (a 503 the person can retry), never a
+// success that a failover takes back.
+func (s *Store) Replicated(n int, wait time.Duration) *Store {
+	s.replicas, s.replicaWait = n, wait
+	return s
+}
+
+// waitFor queues WAIT on p: for the replicas to hold the writes before it
+// on the same connection. (Pipeliner lacks go-redis's Wait; replicaWait is
+// shorter than the read timeout, checked at provision.)
+func (s *Store) waitFor(ctx context.Context, p goredis.Pipeliner) *goredis.Cmd {
+	return p.Do(ctx, "WAIT", s.replicas, s.replicaWait.Milliseconds())
+}
+
+// acked turns WAIT's answer into an error unless enough replicas have the
+// writes before it.
+func (s *Store) acked(wait *goredis.Cmd, what string) error {
+	n, err := wait.Int64()
+	switch {
+	case err != nil:
+		return fmt.Errorf("%s: waiting for replicas: %w", what, err)
+	case n < int64(s.replicas):
+		return fmt.Errorf("%s: %d of %d replicas acknowledged it within %v: it may not survive a failover", what, n, s.replicas, s.replicaWait)
+	}
+	return nil
 }
 
 // New returns a store over rdb. Keys start with prefix; now is the clock
@@ -250,10 +284,13 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	now := s.now()
 	if !s.cluster {
 		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID), s.dirKey(keyBegan)}
-		n, err := redeemAtOnce.Run(ctx, s.pipe, keys,
-			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
+		args := []any{l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
-			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()).Int()
+			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()}
+		if s.replicas > 0 {
+			return s.redeemReplicated(ctx, keys, args, sess.ID)
+		}
+		n, err := redeemAtOnce.Run(ctx, s.pipe, keys, args...).Int()
 		switch {
 		case err != nil && s.ranDespiteLostAnswer(ctx, err, sess.ID):
 			return nil
@@ -332,6 +369,32 @@ func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) 
 	return nil
 }
 
+// redeemReplicated runs the redemption script and WAIT on one connection
+// (WAIT counts the writes of its own connection): the session counts only
+// once the replicas hold it. Unacknowledged, it is an error whose outcome
+// is open: the write may yet reach the replicas, or be lost in a failover,
+// and then the link is unspent on the new master.
+func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any, sessionID string) error {
+	var spent *goredis.Cmd
+	var wait *goredis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		spent = redeemAtOnce.Eval(ctx, p, keys, args...)
+		wait = s.waitFor(ctx, p)
+		return nil
+	})
+	n, spendErr := spent.Int()
+	switch {
+	case spendErr != nil && s.ranDespiteLostAnswer(ctx, spendErr, sessionID):
+		// Ran, but its acknowledgement is as unknown as its answer was.
+		return fmt.Errorf("redeeming link: %w", cmp.Or(err, spendErr))
+	case spendErr != nil:
+		return fmt.Errorf("redeeming link: %w", spendErr)
+	case n < 0:
+		return spendResult(n)
+	}
+	return s.acked(wait, "redeeming link")
+}
+
 // ranDespiteLostAnswer reports whether a redemption whose answer was lost (a broken
 // connection or a timeout, not an error from Redis) ran all the same: its
 // session, under an id no one else has, is in Redis. The script is atomic,
@@ -406,8 +469,19 @@ func (s *Store) LinkUses(ctx context.Context, id string) (int, bool, error) {
 // RevokeLink implements store.Store.
 func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) error {
 	v := "-1:" + strconv.FormatInt(until.UnixMilli(), 10)
-	if err := s.rdb.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until)).Err(); err != nil {
+	var wait *goredis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		p.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until))
+		if s.replicas > 0 {
+			wait = s.waitFor(ctx, p)
+		}
+		return nil
+	})
+	if err != nil {
 		return fmt.Errorf("revoking link: %w", err)
+	}
+	if wait != nil {
+		return s.acked(wait, "revoking link")
 	}
 	return nil
 }
@@ -415,10 +489,24 @@ func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) erro
 // RevokeUser implements store.Store.
 func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error) {
 	v := strconv.FormatInt(at.UnixNano(), 10) + ":" + strconv.FormatInt(until.UnixNano(), 10)
-	ids, err := revokeUser.Run(ctx, s.rdb, []string{s.userKey(keyUser, userID), s.userKey(keyCutoff, userID)},
-		v, s.refusalTTL(until).Milliseconds()).StringSlice()
-	if err != nil {
+	var revoked *goredis.Cmd
+	var wait *goredis.Cmd
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		revoked = revokeUser.Eval(ctx, p, []string{s.userKey(keyUser, userID), s.userKey(keyCutoff, userID)},
+			v, s.refusalTTL(until).Milliseconds())
+		if s.replicas > 0 {
+			wait = s.waitFor(ctx, p)
+		}
+		return nil
+	})
+	ids, idsErr := revoked.StringSlice()
+	if err := cmp.Or(idsErr, err); err != nil {
 		return nil, fmt.Errorf("revoking user: %w", err)
+	}
+	if wait != nil {
+		if err := s.acked(wait, "revoking user"); err != nil {
+			return nil, err
+		}
 	}
 	live, err := s.deleteSessions(ctx, ids)
 	if err != nil {

@@ -24,12 +24,28 @@ type Server struct {
 	bin  string
 	dir  string
 	cmd  *exec.Cmd
+	// conf and args make a server something else than a lone master: a
+	// config file (a sentinel's) and more flags (a replica's).
+	conf string
+	args []string
 }
 
 // Start starts redis-server for t and stops it when t ends. Without the
 // program the test is skipped, except under CI=true, where a missing
 // dependency is a failure.
 func Start(t testing.TB) *Server {
+	t.Helper()
+	return start(t, "")
+}
+
+// StartReplica starts a redis-server that replicates master.
+func StartReplica(t testing.TB, master *Server) *Server {
+	t.Helper()
+	host, port, _ := net.SplitHostPort(master.Addr)
+	return start(t, "", "--replicaof", host, port)
+}
+
+func start(t testing.TB, conf string, args ...string) *Server {
 	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
@@ -42,7 +58,14 @@ func Start(t testing.TB) *Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &Server{Addr: addrs[0], t: t, bin: bin, dir: t.TempDir()}
+	s := &Server{Addr: addrs[0], t: t, bin: bin, dir: t.TempDir(), args: args}
+	if conf != "" {
+		// A sentinel rewrites its config file: each keeps its own.
+		s.conf = filepath.Join(s.dir, "sentinel.conf")
+		if err := os.WriteFile(s.conf, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 	s.Start()
 	t.Cleanup(s.Stop)
 	return s
@@ -53,9 +76,16 @@ func Start(t testing.TB) *Server {
 func (s *Server) Start() {
 	s.t.Helper()
 	_, port, _ := net.SplitHostPort(s.Addr)
-	s.cmd = exec.Command(s.bin, "--bind", "127.0.0.1", "--port", port, "--dir", s.dir,
-		"--appendonly", "yes", "--appendfsync", "always", "--save", "", "--protected-mode", "no",
-		"--enable-debug-command", "local")
+	var args []string
+	if s.conf != "" {
+		args = append(args, s.conf, "--sentinel")
+	}
+	args = append(args, "--bind", "127.0.0.1", "--port", port, "--dir", s.dir, "--protected-mode", "no")
+	if s.conf == "" {
+		args = append(args, "--appendonly", "yes", "--appendfsync", "always", "--save", "",
+			"--enable-debug-command", "local")
+	}
+	s.cmd = exec.Command(s.bin, append(args, s.args...)...)
 	s.cmd.Stdout, s.cmd.Stderr = nil, nil
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
