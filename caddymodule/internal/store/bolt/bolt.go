@@ -15,6 +15,7 @@ import (
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
@@ -34,6 +35,7 @@ var (
 
 	keyMenu  = []byte("menu")
 	keyBegan = []byte("began")
+	keyPing  = []byte("ping")
 )
 
 // revokedCount marks a revoked link in place of its use count.
@@ -42,11 +44,15 @@ const revokedCount = math.MaxUint64
 // batchDelay bounds how long a write waits to share an fsync.
 const batchDelay = 2 * time.Millisecond
 
+// lockWait bounds how long Open waits for another process to let go of the
+// file.
+const lockWait = 5 * time.Second
+
 // Store is a store.Store in a bbolt file.
 type Store struct {
 	store.Local
 	store.Scan
-	db  *bbolt.DB
+	db  *guarded
 	now func() time.Time
 	// began is when the file's state began: it knows no link before it.
 	began time.Time
@@ -58,9 +64,19 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		return nil, fmt.Errorf("creating directory for session store %s: %w", path, err)
 	}
-	db, err := bbolt.Open(path, 0o600, &bbolt.Options{Timeout: 5 * time.Second})
-	if err != nil {
+	db, err := open(path, &bbolt.Options{Timeout: lockWait})
+	switch {
+	case errors.Is(err, berrors.ErrTimeout):
+		return nil, fmt.Errorf("opening session store %s: another process holds the file (after %v): "+
+			"another Caddy with the same store? Stop it, or give each its own path", path, lockWait)
+	case errors.Is(err, ErrDamaged):
+		return nil, err
+	case err != nil:
 		return nil, fmt.Errorf("opening session store %s: %w", path, err)
+	}
+	if err := db.check(); err != nil {
+		_ = db.Close()
+		return nil, err
 	}
 	var began time.Time
 	err = db.Update(func(tx *bbolt.Tx) error {
@@ -498,8 +514,16 @@ func (s *Store) CountSessions(context.Context) (int, error) {
 }
 
 // Ping reports whether the file is usable.
+//
+// It writes: a store that reads but cannot write (a full disk, a file
+// turned read-only) signs no one in, and says so. Damage seen once by any
+// operation is reported from then on.
 func (s *Store) Ping(context.Context) error {
-	return s.db.View(func(*bbolt.Tx) error { return nil })
+	if err := s.db.damage.Load(); err != nil {
+		return *err
+	}
+	now := binary.BigEndian.AppendUint64(nil, uint64(s.now().UnixNano())) //nolint:gosec // a time after 1970
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyPing, now) })
 }
 
 // Close implements store.Store.

@@ -1,11 +1,15 @@
 package bolt_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -140,5 +144,125 @@ func TestOpen_EmptiedFileDoesNotReviveSpentLinks(t *testing.T) {
 	l2 := store.LinkUse{ID: "l2", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
 	if err := s.Redeem(ctx, l2, sess("s4")); err != nil {
 		t.Fatalf("a link issued after the file began: %v", err)
+	}
+}
+
+// filled returns the path of a closed store file holding n sessions, each
+// started by a link.
+func filled(t *testing.T, n int) (string, []string) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "portalgate.db")
+	clk := clock.NewFake()
+	s := reopen(t, nil, path, clk)
+	ids := make([]string, n)
+	var wg sync.WaitGroup
+	work := make(chan int)
+	for range 64 {
+		wg.Go(func() {
+			for i := range work {
+				ids[i] = fmt.Sprintf("session-%06d-%s", i, strings.Repeat("x", 32))
+				sess := &store.Session{ID: ids[i], User: identity.User{ID: fmt.Sprintf("u%d", i%100), Name: "Ada Lovelace"}, App: "courses",
+					CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
+				l := store.LinkUse{ID: fmt.Sprintf("l%d", i), UserID: sess.User.ID, Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
+				if err := s.Redeem(context.Background(), l, sess); err != nil {
+					t.Error(err)
+				}
+			}
+		})
+	}
+	for i := range n {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return path, ids
+}
+
+// A damaged file (cut short by a full disk or a bad copy, or overwritten in
+// the middle) made the start panic, fault (SIGBUS), or start and then
+// panic requests. Open refuses it with an error that names the file and
+// says what to do.
+func TestOpen_DamagedFileIsRefusedWithWhatToDo(t *testing.T) {
+	path, _ := filled(t, 6000)
+	orig, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(orig) < 2<<20 {
+		t.Fatalf("the file is %d bytes, too small to damage as a big one", len(orig))
+	}
+	for name, damage := range map[string]func([]byte) []byte{
+		"cut to 8 KiB":        func(b []byte) []byte { return b[:8<<10] },
+		"cut to 1 MiB":        func(b []byte) []byte { return b[:1<<20] },
+		"cut to half":         func(b []byte) []byte { return b[:len(b)/2] },
+		"overwritten midfile": overwrite,
+	} {
+		t.Run(name, func(t *testing.T) {
+			damaged := filepath.Join(t.TempDir(), "damaged.db")
+			if err := os.WriteFile(damaged, damage(bytes.Clone(orig)), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			s, err := bolt.Open(damaged, time.Now)
+			if err == nil {
+				_ = s.Close()
+				t.Fatal("a damaged file opened")
+			}
+			if !errors.Is(err, bolt.ErrDamaged) || !strings.Contains(err.Error(), damaged) || !strings.Contains(err.Error(), "backup") {
+				t.Fatalf("error = %v; want ErrDamaged naming the file and what to do", err)
+			}
+		})
+	}
+}
+
+// overwrite puts garbage over 64 KiB in the middle of a file, as a bad
+// disk or a stray write does.
+func overwrite(b []byte) []byte {
+	for i := len(b) / 3; i < len(b)/3+64<<10; i++ {
+		b[i] = byte(i*7919 + 13)
+	}
+	return b
+}
+
+// A file damaged while the store runs never crashes a request: the reads
+// that meet the damage fail, and the store reports itself damaged.
+func TestStore_DamageWhileRunningFailsRequestsNotTheProcess(t *testing.T) {
+	path, ids := filled(t, 6000)
+	s, err := bolt.Open(path, time.Now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	if err := s.Ping(ctx); err != nil {
+		t.Fatalf("Ping of a sound file: %v", err)
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Written through another descriptor: the store's memory map sees it.
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	off := int64(len(b) / 3)
+	if _, err := f.WriteAt(overwrite(b)[off:off+64<<10], off); err != nil {
+		t.Fatal(err)
+	}
+	_ = f.Close()
+	failed := 0
+	for _, id := range ids {
+		if _, err := s.GetSession(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
+			failed++
+		}
+	}
+	if failed == 0 {
+		t.Fatal("no read met the damage: the test damaged nothing it reads")
+	}
+	if err := s.Ping(ctx); !errors.Is(err, bolt.ErrDamaged) {
+		t.Fatalf("Ping after damage = %v, want ErrDamaged", err)
 	}
 }
