@@ -680,8 +680,14 @@ func (s *Store) Shared() bool { return true }
 // counting keys would scan them all.
 func (s *Store) CountSessions(context.Context) (int, error) { return 0, errors.ErrUnsupported }
 
-// Ping reports whether Redis answers.
-func (s *Store) Ping(ctx context.Context) error { return s.rdb.Ping(ctx).Err() }
+// Ping reports whether Redis answers and takes writes.
+//
+// It writes: a Redis that answers but cannot write (out of memory, a replica
+// that the client still takes for the master, a failed disk under
+// persistence) signs no one in, and says so.
+func (s *Store) Ping(ctx context.Context) error {
+	return s.rdb.Set(ctx, s.prefix+"ping", s.now().UnixMilli(), time.Minute).Err()
+}
 
 // Watch implements store.Sessions: it reports sessions ended by any instance,
 // and whether the subscription is known to be live. A subscription that

@@ -166,3 +166,18 @@ func TestRedeem_RedisRestartedEmptyDoesNotReviveSpentLinks(t *testing.T) {
 		t.Fatalf("a link issued after the restart: %v", err)
 	}
 }
+
+// A Redis that answers but takes no writes (here a replica, as a client
+// misled during a failover reaches) signs no one in: health must say so.
+func TestPing_RedisThatTakesNoWritesIsUnhealthy(t *testing.T) {
+	master := redistest.Start(t)
+	replica := redistest.StartReplica(t, master)
+	s := redis.New(goredis.NewClient(&goredis.Options{Addr: replica.Addr}), "ro:", time.Second, time.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	if err := s.Ping(context.Background()); err == nil || !strings.Contains(err.Error(), "READONLY") {
+		t.Fatalf("Ping of a read-only replica = %v, want its READONLY refusal", err)
+	}
+	if err := redis.New(goredis.NewClient(&goredis.Options{Addr: master.Addr}), "ro:", time.Second, time.Now).Ping(context.Background()); err != nil {
+		t.Fatalf("Ping of the master: %v", err)
+	}
+}
