@@ -4,6 +4,7 @@ package bolt
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -36,6 +37,9 @@ var (
 	keyMenu  = []byte("menu")
 	keyBegan = []byte("began")
 	keyPing  = []byte("ping")
+	// keySessions counts the sessions bucket's keys, kept with every put
+	// and delete: a walk of the bucket to count them reads the whole file.
+	keySessions = []byte("sessions")
 )
 
 // revokedCount marks a revoked link in place of its use count.
@@ -93,6 +97,13 @@ func Open(path string, now func() time.Time) (*Store, error) {
 			}
 		}
 		meta := tx.Bucket(bucketMeta)
+		if meta.Get(keySessions) == nil {
+			// A file from before the count: counted once, here.
+			n := tx.Bucket(bucketSessions).Stats().KeyN
+			if err := meta.Put(keySessions, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil { //nolint:gosec // a count
+				return err
+			}
+		}
 		if v := meta.Get(keyBegan); len(v) == 8 {
 			began = time.Unix(0, int64(binary.BigEndian.Uint64(v))) //nolint:gosec // written below from a time
 			return nil
@@ -308,7 +319,13 @@ func (s *Store) CreateSession(_ context.Context, sess *store.Session) error {
 }
 
 func putSession(tx *bbolt.Tx, sess *store.Session, v []byte) error {
-	if err := tx.Bucket(bucketSessions).Put([]byte(sess.ID), v); err != nil {
+	sessions := tx.Bucket(bucketSessions)
+	if sessions.Get([]byte(sess.ID)) == nil {
+		if err := countSessions(tx, 1); err != nil {
+			return err
+		}
+	}
+	if err := sessions.Put([]byte(sess.ID), v); err != nil {
 		return err
 	}
 	if err := tx.Bucket(bucketSessionBy).Put(deadlineKey(sess.Deadline(), sess.ID), nil); err != nil {
@@ -364,9 +381,20 @@ func (s *Store) UserSessions(_ context.Context, userID string) ([]store.Session,
 }
 
 // TouchSession implements store.Store.
+//
+// Touches are batched like redemptions: the first request of every session
+// idle for a while writes one, and alone each would wait for its own fsync.
 func (s *Store) TouchSession(_ context.Context, id string, idleAt time.Time) error {
-	return s.db.Update(func(tx *bbolt.Tx) error {
+	var gone error
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
+		// A session that is gone is a result, not an error: an error
+		// would make bbolt rerun this alone, outside the batch.
+		gone = nil
 		sess, err := s.get(tx, id)
+		if errors.Is(err, store.ErrNotFound) {
+			gone = err
+			return nil
+		}
 		if err != nil {
 			return err
 		}
@@ -383,6 +411,7 @@ func (s *Store) TouchSession(_ context.Context, id string, idleAt time.Time) err
 		}
 		return tx.Bucket(bucketSessionBy).Put(deadlineKey(sess.Deadline(), id), nil)
 	})
+	return cmp.Or(err, gone)
 }
 
 // DeleteSession implements store.Store.
@@ -398,6 +427,9 @@ func deleteSession(tx *bbolt.Tx, id string) error {
 	var sess store.Session
 	if err := json.Unmarshal(v, &sess); err != nil {
 		return fmt.Errorf("decoding session: %w", err)
+	}
+	if err := countSessions(tx, -1); err != nil {
+		return err
 	}
 	for _, del := range []struct {
 		bucket, key []byte
@@ -507,10 +539,17 @@ func (s *Store) forgottenRecords(tx *bbolt.Tx, now time.Time) ([][]byte, error) 
 func (s *Store) CountSessions(context.Context) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		n = tx.Bucket(bucketSessions).Stats().KeyN
+		n = int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySessions))) //nolint:gosec // a count
 		return nil
 	})
 	return n, err
+}
+
+// countSessions adds delta to the kept count of sessions.
+func countSessions(tx *bbolt.Tx, delta int) error {
+	meta := tx.Bucket(bucketMeta)
+	n := int64(binary.BigEndian.Uint64(meta.Get(keySessions))) + int64(delta) //nolint:gosec // a count
+	return meta.Put(keySessions, binary.BigEndian.AppendUint64(nil, uint64(max(n, 0))))
 }
 
 // Ping reports whether the file is usable.

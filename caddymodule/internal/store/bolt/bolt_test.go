@@ -10,8 +10,11 @@ import (
 	"reflect"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	bbolt "go.etcd.io/bbolt"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -265,4 +268,81 @@ func TestStore_DamageWhileRunningFailsRequestsNotTheProcess(t *testing.T) {
 	if err := s.Ping(ctx); !errors.Is(err, bolt.ErrDamaged) {
 		t.Fatalf("Ping after damage = %v, want ErrDamaged", err)
 	}
+}
+
+// /metrics counted the sessions by walking the bucket: with a million of
+// them one scrape read the whole file. The count is kept with every write,
+// and counted once for a file from before it.
+func TestCountSessions_KeptWithEveryWriteNotWalked(t *testing.T) {
+	path, ids := filled(t, 300)
+	clk := clock.NewFake()
+	ctx := context.Background()
+	s := reopen(t, nil, path, clk)
+	count := func(want int) {
+		t.Helper()
+		if n, err := s.CountSessions(ctx); err != nil || n != want {
+			t.Fatalf("CountSessions = %d, %v; want %d", n, err, want)
+		}
+	}
+	count(300)
+	for _, id := range ids[:10] {
+		if err := s.DeleteSession(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.DeleteSession(ctx, ids[0]); err != nil { // gone already: counts nothing
+		t.Fatal(err)
+	}
+	count(290)
+	if _, err := s.RevokeUser(ctx, "u50", clk.Now(), clk.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	count(287)
+	s = reopen(t, s, path, clk)
+	count(287)
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.Bucket([]byte("meta")).Delete([]byte("sessions")) }); err != nil {
+		t.Fatal(err)
+	}
+	_ = db.Close()
+	s = reopen(t, nil, path, clk)
+	defer s.Close()
+	count(287)
+}
+
+// BenchmarkTouchSession_Parallel is the first request of many sessions idle
+// for a while, at once: each writes its new idle deadline.
+func BenchmarkTouchSession_Parallel(b *testing.B) {
+	s, err := bolt.Open(filepath.Join(b.TempDir(), "touch.db"), time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	ctx := context.Background()
+	now := time.Now()
+	const sessions = 1000
+	for i := range sessions {
+		sess := &store.Session{ID: fmt.Sprintf("s%04d", i), User: identity.User{ID: "u"}, App: "courses",
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
+		if err := s.CreateSession(ctx, sess); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var n atomic.Int64
+	b.SetParallelism(16)
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			i := n.Add(1)
+			if err := s.TouchSession(ctx, fmt.Sprintf("s%04d", i%sessions), now.Add(time.Hour+time.Duration(i))); err != nil {
+				b.Error(err)
+			}
+		}
+	})
 }
