@@ -87,8 +87,11 @@ func NewManager(st store.Sessions, cfg Config) (*Manager, error) {
 		return nil, errors.New("session cache size must be positive")
 	}
 	cache, err := ristretto.NewCache(&ristretto.Config[string, *Entry]{
-		// Ristretto's guidance: ten counters per item the cache may hold.
-		NumCounters: max(cfg.CacheMaxBytes/costFloor*10, 1000),
+		// Ristretto's guidance: ten counters per item the cache may hold,
+		// up to maxCounters. The counters are allocated at once (two bytes
+		// each), the entries only as sessions come: a cache of 8 GiB cost
+		// 3.2 GB before its first session.
+		NumCounters: min(max(cfg.CacheMaxBytes/costFloor*10, 1000), maxCounters),
 		MaxCost:     cfg.CacheMaxBytes,
 		BufferItems: 64,
 	})
@@ -410,6 +413,11 @@ func (m *Manager) rememberIf(id string, e *Entry, now time.Time, gen uint64) {
 		}
 	}
 }
+
+// maxCounters bounds the admission counters of L1: ten per session for a
+// million and a half sessions (about 32 MiB); a bigger cache still holds
+// more, with admission a little less sharp.
+const maxCounters = 1 << 24
 
 // costFloor is the smallest cost an entry can have: the struct itself.
 const costFloor = int64(unsafe.Sizeof(Entry{}))

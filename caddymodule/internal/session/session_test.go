@@ -3,6 +3,7 @@ package session_test
 import (
 	"context"
 	"errors"
+	"runtime"
 	"testing"
 	"time"
 
@@ -264,5 +265,22 @@ func TestLookup_LogoutDuringAStoreReadIsNotUndoneByL1(t *testing.T) {
 				t.Fatalf("a session ended during a lookup is back from L1: %+v, %v", got, err)
 			}
 		})
+	}
+}
+
+// cache_max_bytes was allocated up front: 8 GiB cost 3.2 GB before any
+// session existed, and 900 GiB ran out of memory. Only the admission
+// counters are allocated at once, and they are bounded.
+func TestNewManager_HugeCacheIsNotAllocatedUpFront(t *testing.T) {
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	m, err := session.NewManager(memory.New(time.Now), session.Config{TTL: time.Hour, Idle: time.Hour, CacheMaxBytes: 900 << 30, Now: time.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	runtime.ReadMemStats(&after)
+	if grown := after.TotalAlloc - before.TotalAlloc; grown > 128<<20 {
+		t.Fatalf("a 900 GiB cache allocated %d MiB before its first session", grown>>20)
 	}
 }
