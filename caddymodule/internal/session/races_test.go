@@ -147,3 +147,72 @@ func TestClose_ReleasesTheCacheWhileTheManagerIsStillHeld(t *testing.T) {
 	}
 	runtime.KeepAlive(m)
 }
+
+// slowRead is a store whose read of one session hangs until released: a
+// stalled Redis.
+type slowRead struct {
+	store.Store
+	slow    string
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *slowRead) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	if id == s.slow {
+		s.entered <- struct{}{}
+		<-s.release
+		return nil, errors.New("i/o timeout")
+	}
+	return s.Store.GetSession(ctx, id)
+}
+
+// Lookups held a lock across the store's round trip: behind a stalled
+// read, every session sharing its lock waited, and one session's parallel
+// requests failed one after another. A slow read now holds up only the
+// lookups of its own session, which share it.
+func TestLookup_SlowStoreReadHoldsUpNoOtherSession(t *testing.T) {
+	clk := clock.NewFake()
+	mem := memory.New(clk.Now)
+	clk.Advance(time.Second)
+	put := func(id string) {
+		t.Helper()
+		now := clk.Now()
+		if err := mem.CreateSession(context.Background(), &store.Session{ID: id, User: ada, App: "courses",
+			CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slow, err := session.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := &slowRead{Store: mem, slow: slow, entered: make(chan struct{}, 3), release: make(chan struct{})}
+	m := managerOn(t, st, clk)
+	put(slow)
+	// Another session ordered by the same stripe as the slow one.
+	var other string
+	for other == "" || !m.SameStripe(slow, other) {
+		if other, err = session.NewID(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(other)
+
+	failed := make(chan error, 3)
+	for range 3 {
+		go func() {
+			_, err := m.Lookup(context.Background(), slow, "courses")
+			failed <- err
+		}()
+	}
+	<-st.entered
+	if _, err := m.Lookup(context.Background(), other, "courses"); err != nil {
+		t.Fatalf("the other session, while the slow read hangs: %v", err)
+	}
+	close(st.release)
+	for range 3 {
+		if err := <-failed; err == nil {
+			t.Fatal("a lookup of the stalled session succeeded")
+		}
+	}
+}

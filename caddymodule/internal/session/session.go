@@ -17,6 +17,7 @@ import (
 	"unsafe"
 
 	"github.com/dgraph-io/ristretto/v2"
+	"golang.org/x/sync/singleflight"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -53,11 +54,16 @@ type Manager struct {
 	// trusted is false while a shared store cannot tell us which sessions
 	// other instances ended: then every lookup reads the store.
 	trusted atomic.Bool
-	// locks serialise, per session id, a store read and its L1 write
+	// stripes order, per session id, a store read and its L1 write
 	// against an end and its L1 delete, so an ended session is never put
-	// back into L1 by a lookup that read it just before it ended.
-	locks [64]sync.Mutex
-	seed  maphash.Seed
+	// back into L1 by a lookup that read it just before it ended; no lock
+	// is held across a store round trip.
+	stripes [64]stripe
+	seed    maphash.Seed
+	// loads shares one store read among the concurrent lookups of one
+	// session that L1 misses: behind a slow store they wait for one round
+	// trip together instead of one after another.
+	loads singleflight.Group
 	// hits and misses count lookups served by L1 and by the store.
 	hits, misses atomic.Uint64
 	// gen changes whenever L1 is reset; a store read started before a reset
@@ -74,8 +80,48 @@ func (m *Manager) L1Bytes() int64 { return m.l1().MaxCost() - m.l1().RemainingCo
 // Stats returns how many lookups L1 served and how many read the store.
 func (m *Manager) Stats() (hits, misses uint64) { return m.hits.Load(), m.misses.Load() }
 
-func (m *Manager) lock(id string) *sync.Mutex {
-	return &m.locks[maphash.String(m.seed, id)%uint64(len(m.locks))]
+// stripe orders the reads and ends of the session ids that hash to it. An
+// end moves its version (and deletes from L1) under its mutex; a read
+// notes the version before it asks the store and writes L1 only if the
+// version has not moved since. The mutex is held for an L1 call, never for
+// a store round trip.
+type stripe struct {
+	mu      sync.Mutex
+	version uint64
+}
+
+func (m *Manager) stripe(id string) *stripe {
+	return &m.stripes[maphash.String(m.seed, id)%uint64(len(m.stripes))]
+}
+
+// reading is the version a store read of id starts at, and L1's
+// generation: remember takes both.
+func (m *Manager) reading(id string) (seen, gen uint64) {
+	st := m.stripe(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	return st.version, m.gen.Load()
+}
+
+// remember puts what a store read found into L1, unless the session may
+// have ended since the read began.
+func (m *Manager) remember(id string, e *Entry, now time.Time, seen, gen uint64) {
+	st := m.stripe(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.version == seen {
+		m.rememberIf(id, e, now, gen)
+	}
+}
+
+// drop deletes id from L1 and moves its stripe's version, so that no read
+// begun before puts it back.
+func (m *Manager) drop(id string) {
+	st := m.stripe(id)
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	st.version++
+	m.l1().Del(id)
 }
 
 // NewManager returns a manager over st. Close releases its cache.
@@ -144,13 +190,11 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 	if err != nil {
 		return nil, err
 	}
-	mu, gen := m.lock(s.ID), m.gen.Load()
-	mu.Lock()
-	defer mu.Unlock()
+	seen, gen := m.reading(s.ID)
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, err
 	}
-	m.rememberIf(s.ID, entryOf(s), s.CreatedAt, gen)
+	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
 	return s, nil
 }
 
@@ -164,11 +208,9 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	if err != nil {
 		return nil, err
 	}
-	// Under the id's lock, so an end announced before L1 is written (a
-	// revocation racing the redemption) is applied after it.
-	mu, gen := m.lock(s.ID), m.gen.Load()
-	mu.Lock()
-	defer mu.Unlock()
+	// An end announced before L1 is written (a revocation racing the
+	// redemption) keeps it out of L1.
+	seen, gen := m.reading(s.ID)
 	switch err := m.store.Redeem(ctx, l, s); {
 	case errors.Is(err, store.ErrLinkUsed), errors.Is(err, store.ErrLinkRevoked),
 		errors.Is(err, store.ErrLinkExpired), errors.Is(err, store.ErrLinkBeforeStore):
@@ -176,7 +218,7 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	case err != nil:
 		return nil, &Unsettled{SessionID: s.ID, Err: err}
 	}
-	m.rememberIf(s.ID, entryOf(s), s.CreatedAt, gen)
+	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
 	return s, nil
 }
 
@@ -278,41 +320,46 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 }
 
 // load reads a session from the store into L1.
+//
+// Concurrent loads of one id share one read, which no request's end
+// cancels: it is bounded by the store's own timeouts.
 func (m *Manager) load(ctx context.Context, id string, now time.Time) (*Entry, error) {
-	mu, gen := m.lock(id), m.gen.Load()
-	mu.Lock()
-	defer mu.Unlock()
-	s, err := m.store.GetSession(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil, ErrNoSession
-	}
+	v, err, _ := m.loads.Do(id, func() (any, error) {
+		seen, gen := m.reading(id)
+		s, err := m.store.GetSession(context.WithoutCancel(ctx), id)
+		if errors.Is(err, store.ErrNotFound) {
+			return nil, ErrNoSession
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading session: %w", err)
+		}
+		e := entryOf(s)
+		m.remember(id, e, now, seen, gen)
+		return e, nil
+	})
 	if err != nil {
-		return nil, fmt.Errorf("reading session: %w", err)
+		return nil, err
 	}
-	e := entryOf(s)
-	m.rememberIf(id, e, now, gen)
-	return e, nil
+	return v.(*Entry), nil
 }
 
 // touch slides the idle deadline; the cached value is replaced, never
 // changed in place, because readers share it.
 func (m *Manager) touch(ctx context.Context, id string, s *Entry, now time.Time) (*Entry, error) {
-	mu, gen := m.lock(id), m.gen.Load()
-	mu.Lock()
-	defer mu.Unlock()
+	seen, gen := m.reading(id)
 	next := *s
 	idleAt := now.Add(m.cfg.Idle)
 	next.idle = idleAt.UnixNano()
 	err := m.store.TouchSession(ctx, id, idleAt)
 	if errors.Is(err, store.ErrNotFound) {
 		// Ended elsewhere (another instance, a revocation) since it was cached.
-		m.l1().Del(id)
+		m.drop(id)
 		return nil, ErrNoSession
 	}
 	if err != nil {
 		return nil, fmt.Errorf("extending session: %w", err)
 	}
-	m.rememberIf(id, &next, now, gen)
+	m.remember(id, &next, now, seen, gen)
 	return &next, nil
 }
 
@@ -321,11 +368,12 @@ func (m *Manager) End(ctx context.Context, id string) error {
 	if !ValidID(id) {
 		return nil
 	}
-	mu := m.lock(id)
-	mu.Lock()
-	defer mu.Unlock()
-	m.l1().Del(id)
-	if err := m.store.DeleteSession(ctx, id); err != nil {
+	m.drop(id)
+	err := m.store.DeleteSession(ctx, id)
+	// Again once it is gone from the store: a read that began between the
+	// two drops may have found it there.
+	m.drop(id)
+	if err != nil {
 		return fmt.Errorf("ending session: %w", err)
 	}
 	return nil
@@ -394,10 +442,7 @@ func (m *Manager) RevokeUser(ctx context.Context, userID string, until time.Time
 // Forget drops sessions from L1 only (another instance ended them).
 func (m *Manager) Forget(ids ...string) {
 	for _, id := range ids {
-		mu := m.lock(id)
-		mu.Lock()
-		m.l1().Del(id)
-		mu.Unlock()
+		m.drop(id)
 	}
 }
 
