@@ -15,7 +15,6 @@ import (
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
 	"go.uber.org/zap"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
@@ -41,8 +40,7 @@ func newBenchHandler(b *testing.B, storeJSON string) *Handler {
 	}
 	b.Cleanup(func() { _ = a.Cleanup() })
 	h := &Handler{AppName: "courses"}
-	var err error
-	if h.site, err = a.gateway.Site(h.AppName, gateway.SiteConfig{}); err != nil {
+	if err := h.join(a); err != nil {
 		b.Fatal(err)
 	}
 	benchApps[h] = a

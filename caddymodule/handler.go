@@ -61,7 +61,11 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 	if err != nil {
 		return fmt.Errorf("loading the portalgate app: %w", err)
 	}
-	app := v.(*App)
+	return h.join(v.(*App))
+}
+
+// join builds this site's part of app's gateway.
+func (h *Handler) join(app *App) (err error) {
 	h.requests = app.requests
 	h.site, err = app.gateway.Site(h.AppName, gateway.SiteConfig{RedeemMode: h.RedeemMode, Assertion: h.Assertion})
 	return err
