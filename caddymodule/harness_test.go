@@ -157,7 +157,12 @@ func loadCaddyfile(cf string) error {
 	if err != nil {
 		return err
 	}
-	return caddy.Load(cfg, true)
+	if err := caddy.Load(cfg, true); err != nil {
+		return err
+	}
+	// Requests go on over new connections, which the new servers accept.
+	web.CloseIdleConnections()
+	return nil
 }
 
 // client is a browser-like client that shows every redirect.

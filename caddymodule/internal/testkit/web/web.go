@@ -36,6 +36,13 @@ func Client() *http.Client {
 // has just taken one of them then fails ("CloseIdleConnections called").
 var transport = http.DefaultTransport.(*http.Transport).Clone()
 
+// CloseIdleConnections closes the clients' idle connections. After a Caddy
+// reload the old servers close theirs as they stop, and a request on one
+// races that close (EOF) as a browser's would before it retries: a test
+// that goes on after a reload does so on new connections, which only the
+// new servers accept.
+func CloseIdleConnections() { transport.CloseIdleConnections() }
+
 // Send sends one request and reads the answer; headers come as
 // "Name: value" strings and are sent as written, without canonicalisation.
 func Send(t testing.TB, c *http.Client, method, url string, body io.Reader, headers ...string) Response {
