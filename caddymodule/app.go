@@ -40,10 +40,12 @@ type MintResponse = gateway.MintResponse
 
 // Defaults of the app's settings.
 const (
-	DefaultLinkTTL       = 15 * time.Minute
-	DefaultLinkMaxTTL    = 24 * time.Hour
-	DefaultSessionTTL    = 12 * time.Hour
-	DefaultSessionIdle   = 2 * time.Hour
+	DefaultLinkTTL     = 15 * time.Minute
+	DefaultLinkMaxTTL  = 24 * time.Hour
+	DefaultSessionTTL  = 12 * time.Hour
+	DefaultSessionIdle = 2 * time.Hour
+	// minSessionTime is the least session_ttl and session_idle may be.
+	minSessionTime       = time.Minute
 	DefaultCacheMaxBytes = 64 << 20
 	// purgeEvery is how often expired sessions and link records are removed.
 	purgeEvery = 10 * time.Minute
@@ -389,6 +391,15 @@ func (a *App) Validate() error {
 		if d <= 0 {
 			return fmt.Errorf("portalgate: %s must be positive", name)
 		}
+	}
+	for name, d := range map[string]caddy.Duration{"session_ttl": a.SessionTTL, "session_idle": a.SessionIdle} {
+		if time.Duration(d) < minSessionTime {
+			return fmt.Errorf("portalgate: %s must be at least %v, not %v", name, minSessionTime, time.Duration(d))
+		}
+	}
+	if a.SessionIdle > a.SessionTTL {
+		return fmt.Errorf("portalgate: session_idle %v is longer than session_ttl %v: a session ends at its ttl whatever its use",
+			time.Duration(a.SessionIdle), time.Duration(a.SessionTTL))
 	}
 	if a.LinkTTL > a.LinkMaxTTL {
 		return fmt.Errorf("portalgate: link_ttl %s is above link_max_ttl %s", time.Duration(a.LinkTTL), time.Duration(a.LinkMaxTTL))

@@ -25,6 +25,7 @@ func init() {
 
 func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 	if existing != nil {
+		d.Next() // its name, for the file and line
 		return nil, d.Err("portalgate: the global option may appear only once")
 	}
 	app := new(App)
@@ -101,6 +102,9 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			if dur <= 0 {
 				return d.Errf("%s must be positive, not %s", opt, args[0])
+			}
+			if (opt == "session_ttl" || opt == "session_idle") && dur < minSessionTime {
+				return d.Errf("%s must be at least %v, not %s: sessions would end while people use them", opt, minSessionTime, args[0])
 			}
 			*map[string]*caddy.Duration{
 				"link_ttl": &a.LinkTTL, "link_max_ttl": &a.LinkMaxTTL,

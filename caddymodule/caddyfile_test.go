@@ -55,7 +55,7 @@ func TestCaddyfileAdapt_Golden(t *testing.T) {
 // parseErrors are the cases the Caddyfile parser itself refuses.
 var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
 	"zero session ttl": true, "handler no app": true, "staff without location": true, "staff bad role": true,
-	"menu link bad mode": true, "menu link no target": true}
+	"menu link bad mode": true, "menu link no target": true, "session ttl too short": true, "global block twice": true}
 
 func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 	g := newGateway(t, "store memory")
@@ -85,6 +85,13 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"menu link unknown app":  {"store memory", "store memory\n\t\tmenu_link X app:nowhere", `"nowhere" is not a declared app`},
 		"menu link bad mode":     {"store memory", "store memory\n\t\tmenu_link X app:courses sideways", "neither an open mode"},
 		"menu link no target":    {"store memory", "store memory\n\t\tmenu_link X", "menu_link takes a title and a target"},
+		"two apps on one URL":    {"app communities http://" + g.community, "app communities http://" + g.courses, `has the URL of app "courses"`},
+		"app on the portal URL":  {"app courses http://" + g.courses, "app courses http://" + g.portal, "has the URL of the portal"},
+		"app on two sites":       {"portalgate communities", "portalgate courses", "served by two portalgate handlers"},
+		"app twice in one site":  {"\tportalgate courses\n", "\tportalgate courses\n\tportalgate courses\n", "served by two portalgate handlers"},
+		"session ttl too short":  {"store memory", "store memory\n\t\tsession_ttl 10s", "session_ttl must be at least 1m"},
+		"idle above session ttl": {"store memory", "store memory\n\t\tsession_ttl 1h\n\t\tsession_idle 2h", "session_idle 2h0m0s is longer than session_ttl 1h0m0s"},
+		"global block twice":     {"persist_config off", "persist_config off\n\tportalgate {\n\t}", "may appear only once"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cf := strings.Replace(base, tc.from, tc.to, 1)

@@ -15,6 +15,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -124,6 +125,10 @@ type Gateway struct {
 	api table[apiHandler]
 	// launches bounds the launches of each portal session.
 	launches *ratelimit.Limiter
+	// served are the apps a site of this config serves, so that none is
+	// served twice (two sites, or two handlers in one site).
+	servedMu sync.Mutex
+	served   map[string]bool
 }
 
 // servedApp is an app (or the portal) as the gateway serves it.
@@ -190,6 +195,13 @@ func (g *Gateway) buildApps() error {
 		t, err := newServedApp(name, raw)
 		if err != nil {
 			return err
+		}
+		// One origin is one app: its cookie, its sessions and its routes.
+		for _, other := range g.apps {
+			if other.origin == t.origin {
+				return fmt.Errorf("portalgate: app %q has the URL of %s %q (%s): each app needs its own origin",
+					name, map[bool]string{true: "the portal", false: "app"}[other.name == PortalName], other.name, t.origin)
+			}
 		}
 		g.apps[name] = t
 		return nil

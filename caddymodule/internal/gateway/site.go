@@ -85,6 +85,18 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 	if t == nil {
 		return nil, fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", app, app)
 	}
+	g.servedMu.Lock()
+	twice := g.served[app]
+	if g.served == nil {
+		g.served = make(map[string]bool)
+	}
+	g.served[app] = true
+	g.servedMu.Unlock()
+	if twice {
+		// Two handlers of one app would split its routes and gate twice,
+		// or gate one site and leave the other open.
+		return nil, fmt.Errorf("portalgate %s: the app is served by two portalgate handlers; serve each app from one site, with one portalgate directive", app)
+	}
 	s := &Site{g: g, app: t, redeemMode: cfg.RedeemMode, setUser: g.cfg.SetUser}
 	switch s.redeemMode {
 	case "":
