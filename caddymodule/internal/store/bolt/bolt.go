@@ -111,7 +111,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		if !fresh {
 			return nil
 		}
-		began = now()
+		began = now().Truncate(time.Microsecond)                                                // links carry their issue time in µs
 		return meta.Put(keyBegan, binary.BigEndian.AppendUint64(nil, uint64(began.UnixNano()))) //nolint:gosec // a time after 1970
 	})
 	if err != nil {

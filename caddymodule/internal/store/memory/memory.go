@@ -46,7 +46,7 @@ type Store struct {
 func New(now func() time.Time) *Store {
 	m := &Store{
 		now:      now,
-		began:    now(),
+		began:    now().Truncate(time.Microsecond), // links carry their issue time in µs
 		sessions: make(map[string]store.Session),
 		byUser:   make(map[string]map[string]struct{}),
 		links:    make(map[string]linkUse),

@@ -136,7 +136,7 @@ const beginTimeout = 2 * time.Second
 func (s *Store) begin() {
 	ctx, cancel := context.WithTimeout(context.Background(), beginTimeout)
 	defer cancel()
-	_ = s.rdb.SetNX(ctx, s.dirKey(keyBegan), strconv.FormatInt(s.now().UnixNano(), 10), 0).Err()
+	_ = s.rdb.SetNX(ctx, s.dirKey(keyBegan), strconv.FormatInt(s.now().Truncate(time.Microsecond).UnixNano(), 10), 0).Err()
 }
 
 // redeemAtOnce is a whole redemption in one script, where every key is on
@@ -281,7 +281,9 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	if err != nil {
 		return fmt.Errorf("encoding session: %w", err)
 	}
-	now := s.now()
+	// In whole microseconds, as links carry their issue time: a store that
+	// begins now refuses no link issued now.
+	now := s.now().Truncate(time.Microsecond)
 	if !s.cluster {
 		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID), s.dirKey(keyBegan)}
 		args := []any{l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),

@@ -86,11 +86,17 @@ func testEmptyStore(t *testing.T, open Factory) {
 	if err := redeem(first, clk, l); err != nil {
 		t.Fatal(err)
 	}
-	clk.Advance(time.Second)
+	clk.Advance(time.Second + 123*time.Nanosecond)
 	empty := open(t, clk.Now)
 	t.Cleanup(func() { _ = empty.Close() })
 	if err := redeem(empty, clk, l); !errors.Is(err, store.ErrLinkBeforeStore) {
 		t.Fatalf("a spent link in an empty store = %v, want ErrLinkBeforeStore", err)
+	}
+	// Issued the moment the store began, as a link carries it (in µs).
+	now := linkUse(clk, "now", "u1", 1)
+	now.IssuedAt = now.IssuedAt.Truncate(time.Microsecond)
+	if err := redeem(empty, clk, now); err != nil {
+		t.Fatalf("a link issued as the store began: %v", err)
 	}
 	clk.Advance(time.Millisecond)
 	if err := redeem(empty, clk, linkUse(clk, "new", "u1", 1)); err != nil {
