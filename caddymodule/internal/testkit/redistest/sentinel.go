@@ -9,6 +9,8 @@ import (
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 )
 
 // MasterName is the name the sentinels monitor their master under.
@@ -55,29 +57,18 @@ func (ss *Sentinels) Master() string {
 // replicas, each in step with the master, so a failover can promote one.
 func (ss *Sentinels) Ready(replicas int) {
 	ss.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
 	for _, addr := range ss.Addrs {
-		c := goredis.NewSentinelClient(&goredis.Options{Addr: addr})
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		ss.ask(addr, "sentinel "+addr+" to know its peers and replicas", func(ctx context.Context, c *goredis.SentinelClient) bool {
 			rs, err := c.Replicas(ctx, MasterName).Result()
 			others, err2 := c.Sentinels(ctx, MasterName).Result()
-			cancel()
 			synced := 0
 			for _, r := range rs {
 				if r["master-link-status"] == "ok" && !strings.Contains(r["flags"], "down") {
 					synced++
 				}
 			}
-			if err == nil && err2 == nil && synced >= replicas && len(others) >= len(ss.Addrs)-1 {
-				break
-			}
-			if time.Now().After(deadline) {
-				ss.t.Fatalf("sentinel %s: replicas %v (%v), sentinels %v (%v)", addr, rs, err, others, err2)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		_ = c.Close()
+			return err == nil && err2 == nil && synced >= replicas && len(others) >= len(ss.Addrs)-1
+		})
 	}
 }
 
@@ -93,23 +84,27 @@ func (ss *Sentinels) Failover() (from, to string) {
 	if err := c.Failover(ctx, MasterName).Err(); err != nil {
 		ss.t.Fatalf("SENTINEL FAILOVER: %v", err)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for _, addr := range ss.Addrs {
-		s := goredis.NewSentinelClient(&goredis.Options{Addr: addr})
-		for {
-			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-			a, err := s.GetMasterAddrByName(ctx, MasterName).Result()
-			cancel()
+		ss.ask(addr, "sentinel "+addr+" to name another master than "+from, func(ctx context.Context, c *goredis.SentinelClient) bool {
+			a, err := c.GetMasterAddrByName(ctx, MasterName).Result()
 			if err == nil && net.JoinHostPort(a[0], a[1]) != from {
 				to = net.JoinHostPort(a[0], a[1])
-				break
+				return true
 			}
-			if time.Now().After(deadline) {
-				ss.t.Fatalf("sentinel %s still names %s after the failover", addr, from)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
-		_ = s.Close()
+			return false
+		})
 	}
 	return from, to
+}
+
+// ask asks the sentinel at addr until ok says yes.
+func (ss *Sentinels) ask(addr, what string, ok func(context.Context, *goredis.SentinelClient) bool) {
+	ss.t.Helper()
+	c := goredis.NewSentinelClient(&goredis.Options{Addr: addr})
+	defer c.Close()
+	testkit.Eventually(ss.t, 30*time.Second, what, func() bool {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		return ok(ctx, c)
+	})
 }
