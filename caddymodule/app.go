@@ -413,6 +413,9 @@ func (a *App) Validate() error {
 // Start runs the purge of expired records and, with a shared store, the
 // watch that keeps L1 in step with other instances.
 func (a *App) Start() error {
+	if err := checkPlacement(a.ctx); err != nil {
+		return err
+	}
 	go a.purgeLoop()
 	a.sessions.Watch(a.ctx)
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -91,6 +92,10 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"app twice in one site":  {"\tportalgate courses\n", "\tportalgate courses\n\tportalgate courses\n", "served by two portalgate handlers"},
 		"session ttl too short":  {"store memory", "store memory\n\t\tsession_ttl 10s", "session_ttl must be at least 1m"},
 		"idle above session ttl": {"store memory", "store memory\n\t\tsession_ttl 1h\n\t\tsession_idle 2h", "session_idle 2h0m0s is longer than session_ttl 1h0m0s"},
+		"inside a handle":        {"\tportalgate courses\n", "\thandle /secure* {\n\t\tportalgate courses\n\t}\n", "portalgate courses sits inside a handle or route block"},
+		"inside a route":         {"\tportalgate courses\n", "\troute /x* {\n\t\tportalgate courses\n\t}\n", "portalgate courses sits inside a handle or route block"},
+		"beside other handles":   {"\tportalgate courses\n", "\thandle /open* {\n\t\trespond ok\n\t}\n\thandle {\n\t\tportalgate courses\n\t}\n", "portalgate courses sits inside a handle or route block"},
+		"site with a path":       {"http://" + g.courses + " {", "http://" + g.courses + "/app* {", "portalgate courses sits inside a handle or route block"},
 		"global block twice":     {"persist_config off", "persist_config off\n\tportalgate {\n\t}", "may appear only once"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -107,6 +112,19 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 				t.Fatalf("error = %v, want the line it is on", err)
 			}
 		})
+	}
+}
+
+// A route without a matcher takes every request of its site: portalgate
+// may sit in one.
+func TestConfig_PortalgateInARouteWithoutMatcherGatesTheSite(t *testing.T) {
+	g := newGateway(t, "store memory")
+	cf := strings.Replace(g.caddyfile(), "\tportalgate courses\n", "\troute {\n\t\tportalgate courses\n\t}\n", 1)
+	if err := loadCaddyfile(cf); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(g.client(), http.MethodGet, "http://"+g.courses+"/lessons", browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("a signed-out visit of the gated site: %d", r.StatusCode)
 	}
 }
 
