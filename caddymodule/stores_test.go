@@ -118,7 +118,9 @@ func TestReload_ChangingTheStoreFinishesRequestsInFlightAndRevivesNoLink(t *test
 // 503. That browser, and no other, finishes signing in when it tries again.
 func TestRedis_StallThatSpentALinkLetsTheBrowserThatGot503Finish(t *testing.T) {
 	srv := redistest.Start(t)
-	g := newGateway(t, "store redis "+srv.URL(0))
+	// Short timeouts: the redemption and its follow-up check give up well
+	// within the stall.
+	g := newGateway(t, "store redis "+srv.URL(0)+" {\n\t\t\tread_timeout 300ms\n\t\t\tdial_timeout 300ms\n\t\t}")
 	// Connections open, as under traffic: a stalled Redis accepts no new
 	// one, and a command never sent is never run.
 	g.signIn("courses", "warm")
@@ -126,8 +128,6 @@ func TestRedis_StallThatSpentALinkLetsTheBrowserThatGot503Finish(t *testing.T) {
 	asked := g.client()
 	for attempt := 1; ; attempt++ {
 		l = g.mint(MintRequest{App: "courses", User: userOf("stalled")})
-		// Longer than the read timeout (1s) of the redemption and of its
-		// follow-up check together.
 		srv.Stall(5 * time.Second)
 		r := g.do(asked, http.MethodGet, l.URL, browser)
 		if r.StatusCode == http.StatusServiceUnavailable {

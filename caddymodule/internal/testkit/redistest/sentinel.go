@@ -77,13 +77,11 @@ func (ss *Sentinels) Ready(replicas int) {
 func (ss *Sentinels) Failover() (from, to string) {
 	ss.t.Helper()
 	from = ss.Master()
-	c := goredis.NewSentinelClient(&goredis.Options{Addr: ss.Addrs[0]})
-	defer c.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-	defer cancel()
-	if err := c.Failover(ctx, MasterName).Err(); err != nil {
-		ss.t.Fatalf("SENTINEL FAILOVER: %v", err)
-	}
+	// Refused (NOGOODSLAVE, INPROG) while the sentinel's view of the
+	// replicas is not fresh enough: asked again until it starts.
+	ss.ask(ss.Addrs[0], "SENTINEL FAILOVER to start", func(ctx context.Context, c *goredis.SentinelClient) bool {
+		return c.Failover(ctx, MasterName).Err() == nil
+	})
 	for _, addr := range ss.Addrs {
 		ss.ask(addr, "sentinel "+addr+" to name another master than "+from, func(ctx context.Context, c *goredis.SentinelClient) bool {
 			a, err := c.GetMasterAddrByName(ctx, MasterName).Result()
