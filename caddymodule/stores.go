@@ -340,6 +340,8 @@ func (r *RedisStore) Validate() error {
 		return errors.New("portalgate: store redis: several addrs need cluster or master_name")
 	case r.DialTimeout < 0 || r.ReadTimeout < 0 || r.WriteTimeout < 0 || r.PubSubCheck < 0 || r.ReplicaTimeout < 0:
 		return errors.New("portalgate: store redis: timeouts must be positive")
+	case r.Cluster && r.MinReplicas != nil && *r.MinReplicas > 0:
+		return errors.New("portalgate: store redis: min_replicas is for Sentinel; on Redis Cluster a write and its WAIT may reach different nodes")
 	case r.MinReplicas != nil && *r.MinReplicas < 0:
 		return errors.New("portalgate: store redis: min_replicas must be 0 or more")
 	case r.MinReplicas != nil && *r.MinReplicas > 0 && r.ReplicaTimeout >= r.ReadTimeout:

@@ -591,7 +591,7 @@ type lostAnswer struct {
 func (s *lostAnswer) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
 	err := s.Store.Redeem(ctx, l, sess)
 	if err == nil && s.lose.Swap(false) {
-		return fmt.Errorf("redeeming link: read tcp 127.0.0.1:6379: i/o timeout")
+		return fmt.Errorf("redeeming link: %w: read tcp 127.0.0.1:6379: i/o timeout", store.ErrOutcomeUnknown)
 	}
 	return err
 }

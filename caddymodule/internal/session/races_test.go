@@ -155,15 +155,21 @@ type slowRead struct {
 	slow    string
 	entered chan struct{}
 	release chan struct{}
+	// answers: the slow read answers what it read before it hung, instead
+	// of failing.
+	answers bool
 }
 
 func (s *slowRead) GetSession(ctx context.Context, id string) (*store.Session, error) {
+	got, err := s.Store.GetSession(ctx, id)
 	if id == s.slow {
 		s.entered <- struct{}{}
 		<-s.release
-		return nil, errors.New("i/o timeout")
+		if !s.answers {
+			return nil, errors.New("i/o timeout")
+		}
 	}
-	return s.Store.GetSession(ctx, id)
+	return got, err
 }
 
 // Lookups held a lock across the store's round trip: behind a stalled
@@ -214,5 +220,49 @@ func TestLookup_SlowStoreReadHoldsUpNoOtherSession(t *testing.T) {
 		if err := <-failed; err == nil {
 			t.Fatal("a lookup of the stalled session succeeded")
 		}
+	}
+}
+
+// A lookup that begins after a logout must not take the answer of a read
+// that began before it (the session as it was): it reads again.
+func TestLookup_AfterALogoutNeverTakesAReadFromBeforeIt(t *testing.T) {
+	clk := clock.NewFake()
+	mem := memory.New(clk.Now)
+	clk.Advance(time.Second)
+	id, err := session.NewID()
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := clk.Now()
+	if err := mem.CreateSession(context.Background(), &store.Session{ID: id, User: ada, App: "courses",
+		CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}); err != nil {
+		t.Fatal(err)
+	}
+	st := &slowRead{Store: mem, slow: id, entered: make(chan struct{}, 8), release: make(chan struct{}), answers: true}
+	m := managerOn(t, st, clk)
+	before := make(chan error, 1)
+	go func() {
+		_, err := m.Lookup(context.Background(), id, "courses")
+		before <- err
+	}()
+	<-st.entered // the read has the session and hangs
+	if err := m.End(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	after := make(chan error, 1)
+	go func() {
+		_, err := m.Lookup(context.Background(), id, "courses")
+		after <- err
+	}()
+	close(st.release)
+	if err := <-after; !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("a lookup after the logout = %v, want ErrNoSession", err)
+	}
+	if err := <-before; err != nil && !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("the lookup that began before the logout: %v", err)
+	}
+	m.Wait()
+	if _, err := m.Lookup(context.Background(), id, "courses"); !errors.Is(err, session.ErrNoSession) {
+		t.Fatalf("the ended session came back into L1: %v", err)
 	}
 }

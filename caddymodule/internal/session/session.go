@@ -212,11 +212,10 @@ func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.Use
 	// redemption) keeps it out of L1.
 	seen, gen := m.reading(s.ID)
 	switch err := m.store.Redeem(ctx, l, s); {
-	case errors.Is(err, store.ErrLinkUsed), errors.Is(err, store.ErrLinkRevoked),
-		errors.Is(err, store.ErrLinkExpired), errors.Is(err, store.ErrLinkBeforeStore):
-		return nil, err
-	case err != nil:
+	case errors.Is(err, store.ErrOutcomeUnknown):
 		return nil, &Unsettled{SessionID: s.ID, Err: err}
+	case err != nil:
+		return nil, err
 	}
 	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
 	return s, nil
@@ -323,24 +322,36 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 //
 // Concurrent loads of one id share one read, which no request's end
 // cancels: it is bounded by the store's own timeouts.
+//
+// A lookup that joins a read begun before an end of the session (a logout
+// while the read was on its way) does not take its answer: it reads again.
 func (m *Manager) load(ctx context.Context, id string, now time.Time) (*Entry, error) {
-	v, err, _ := m.loads.Do(id, func() (any, error) {
-		seen, gen := m.reading(id)
-		s, err := m.store.GetSession(context.WithoutCancel(ctx), id)
-		if errors.Is(err, store.ErrNotFound) {
-			return nil, ErrNoSession
+	seen, _ := m.reading(id)
+	v, err, shared := m.loads.Do(id, func() (any, error) { return m.read(ctx, id, now) })
+	if shared {
+		if again, _ := m.reading(id); again != seen {
+			v, err = m.read(ctx, id, now)
 		}
-		if err != nil {
-			return nil, fmt.Errorf("reading session: %w", err)
-		}
-		e := entryOf(s)
-		m.remember(id, e, now, seen, gen)
-		return e, nil
-	})
+	}
 	if err != nil {
 		return nil, err
 	}
 	return v.(*Entry), nil
+}
+
+// read reads a session from the store into L1, unless it ended meanwhile.
+func (m *Manager) read(ctx context.Context, id string, now time.Time) (*Entry, error) {
+	seen, gen := m.reading(id)
+	s, err := m.store.GetSession(context.WithoutCancel(ctx), id)
+	if errors.Is(err, store.ErrNotFound) {
+		return nil, ErrNoSession
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading session: %w", err)
+	}
+	e := entryOf(s)
+	m.remember(id, e, now, seen, gen)
+	return e, nil
 }
 
 // touch slides the idle deadline; the cached value is replaced, never

@@ -32,6 +32,12 @@ var ErrLinkExpired = errors.New("link expired")
 // whether the link was spent, so it refuses it rather than revive it.
 var ErrLinkBeforeStore = errors.New("link issued before the store's state began")
 
+// ErrOutcomeUnknown means a write may or may not have happened: it was sent
+// and its answer lost (a timeout, a broken connection), or the replicas did
+// not acknowledge it. Whoever holds what it would have created (a session
+// id) may find it there later.
+var ErrOutcomeUnknown = errors.New("the store's answer was lost")
+
 // LinkUse is what the store needs to spend one use of a link.
 type LinkUse struct {
 	ID     string

@@ -70,10 +70,15 @@ func (g *guarded) damaged(why any) error {
 // it: damage is found here, not by a request.
 func (g *guarded) check() error {
 	return g.View(func(tx *bbolt.Tx) error {
+		// Read to the end: the checker walks the pages on its own
+		// goroutine, which must be done before the transaction is.
+		var first error
 		for err := range tx.Check() {
-			return g.damaged(err)
+			if first == nil {
+				first = g.damaged(err)
+			}
 		}
-		return nil
+		return first
 	})
 }
 

@@ -127,22 +127,23 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 // beginTimeout bounds how long New waits to mark the beginning of a store.
 const beginTimeout = 2 * time.Second
 
-// begin records that the store's state begins now, unless Redis has a
-// beginning already: links are minted only after it, so none is refused
-// for it. A Redis that cannot be reached now begins at the first link it
-// records (RecordLink) or spends (the redemption scripts), and one that
-// lost its state (a restart without persistence, a flush) begins again
-// there, refusing every link from before.
+// begin records when the store's state began (beginAt): now for an empty
+// Redis, before any link is minted, so none is refused for it. A Redis that
+// cannot be reached now begins at the first link it records (RecordLink)
+// or spends (the redemption scripts), and one that lost its state (a
+// restart without persistence, a flush) begins again there, refusing every
+// link from before.
 func (s *Store) begin() {
 	ctx, cancel := context.WithTimeout(context.Background(), beginTimeout)
 	defer cancel()
-	_ = s.rdb.SetNX(ctx, s.dirKey(keyBegan), strconv.FormatInt(s.now().Truncate(time.Microsecond).UnixNano(), 10), 0).Err()
+	_ = beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan), s.dirKey(keyRecords)},
+		strconv.FormatInt(s.now().Truncate(time.Microsecond).UnixNano(), 10)).Err()
 }
 
 // redeemAtOnce is a whole redemption in one script, where every key is on
 // one server: refuse an ended link (-3), a request whose clock reading is
 // too old (-4, see spendHead), a link issued before the store's state began
-// (-5: KEYS[5], set now if Redis lost it), a revoked user's older link (-2),
+// (-5: KEYS[5]; see beginAt when it is missing), a revoked user's older link (-2),
 // a revoked link (-2) or a spent one (-1); else spend it, store and index
 // the session. Times in nanoseconds are compared as decimal strings (Lua
 // numbers are doubles).
@@ -153,7 +154,7 @@ local function le(a, b)
 end
 local began = redis.call('GET', KEYS[5])
 if not began then
-	began = ARGV[6]
+	if redis.call('EXISTS', KEYS[6]) == 1 then began = '0' else began = ARGV[6] end
 	redis.call('SET', KEYS[5], began)
 end
 if not le(began, ARGV[5]) then return -5 end
@@ -285,7 +286,8 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	// begins now refuses no link issued now.
 	now := s.now().Truncate(time.Microsecond)
 	if !s.cluster {
-		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID), s.dirKey(keyBegan)}
+		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID),
+			s.dirKey(keyBegan), s.dirKey(keyRecords)}
 		args := []any{l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
 			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
 			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()}
@@ -297,7 +299,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		case err != nil && s.ranDespiteLostAnswer(ctx, err, sess.ID):
 			return nil
 		case err != nil:
-			return fmt.Errorf("redeeming link: %w", err)
+			return redeemFailed(err)
 		}
 		return spendResult(n)
 	}
@@ -323,7 +325,7 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	}
 	switch n, err := spent.Int(); {
 	case err != nil:
-		return fmt.Errorf("spending link: %w", err)
+		return redeemFailed(err)
 	case n < 0:
 		return spendResult(n)
 	}
@@ -333,7 +335,9 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		return fmt.Errorf("creating session: %w", err)
+		// The link is spent: its session is there or not, and only this
+		// redemption knows its id.
+		return fmt.Errorf("creating session: %w: %w", store.ErrOutcomeUnknown, err)
 	}
 	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(l) {
 		_ = s.DeleteSession(ctx, sess.ID)
@@ -342,12 +346,15 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	return nil
 }
 
-// beginAt answers when the store began (KEYS[1]), setting it to ARGV[1]
-// when Redis has no record of it.
+// beginAt answers when the store began (KEYS[1]). A Redis without that
+// record either lost its state (a restart without persistence, a flush),
+// and begins now (ARGV[1]), or predates the record and still holds the
+// records of the links it knows (KEYS[2]), and has always begun (0): an
+// upgrade refuses no link.
 var beginAt = goredis.NewScript(`
 local v = redis.call('GET', KEYS[1])
 if not v then
-	v = ARGV[1]
+	if redis.call('EXISTS', KEYS[2]) == 1 then v = '0' else v = ARGV[1] end
 	redis.call('SET', KEYS[1], v)
 end
 return v
@@ -357,7 +364,7 @@ return v
 // Cluster, where the beginning lives in another slot than the link: one
 // round trip before the spend. A Redis that lost its beginning begins now.
 func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) error {
-	began, err := beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan)}, strconv.FormatInt(now.UnixNano(), 10)).Text()
+	began, err := beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan), s.dirKey(keyRecords)}, strconv.FormatInt(now.UnixNano(), 10)).Text()
 	if err != nil {
 		return fmt.Errorf("reading when the store began: %w", err)
 	}
@@ -388,13 +395,16 @@ func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any,
 	switch {
 	case spendErr != nil && s.ranDespiteLostAnswer(ctx, spendErr, sessionID):
 		// Ran, but its acknowledgement is as unknown as its answer was.
-		return fmt.Errorf("redeeming link: %w", cmp.Or(err, spendErr))
+		return fmt.Errorf("redeeming link: %w: %w", store.ErrOutcomeUnknown, cmp.Or(err, spendErr))
 	case spendErr != nil:
-		return fmt.Errorf("redeeming link: %w", spendErr)
+		return redeemFailed(spendErr)
 	case n < 0:
 		return spendResult(n)
 	}
-	return s.acked(wait, "redeeming link")
+	if err := s.acked(wait, "redeeming link"); err != nil {
+		return fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err)
+	}
+	return nil
 }
 
 // ranDespiteLostAnswer reports whether a redemption whose answer was lost (a broken
@@ -405,6 +415,17 @@ func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any,
 // connection does, including those whose answers had arrived; this keeps
 // those users signed in instead of turning their spent link into a 503.
 func (s *Store) ranDespiteLostAnswer(ctx context.Context, err error, sessionID string) bool {
+	if !mayHaveRun(err) {
+		return false // refused, or never sent: no need to ask a Redis that is away
+	}
+	n, err := s.rdb.Exists(context.WithoutCancel(ctx), s.key(keySession, sessionID)).Result()
+	return err == nil && n == 1
+}
+
+// mayHaveRun reports whether a command that failed with err may have run
+// all the same: its answer was lost (a timeout, a broken connection), it
+// was neither refused by Redis nor never sent.
+func mayHaveRun(err error) bool {
 	var fromRedis goredis.Error
 	var op *net.OpError
 	switch {
@@ -412,10 +433,18 @@ func (s *Store) ranDespiteLostAnswer(ctx context.Context, err error, sessionID s
 		return false
 	case errors.Is(err, goredis.ErrClosed), errors.Is(err, goredis.ErrPoolTimeout),
 		errors.As(err, &op) && op.Op == "dial":
-		return false // never sent: no need to ask a Redis that is away
+		return false
 	}
-	n, err := s.rdb.Exists(context.WithoutCancel(ctx), s.key(keySession, sessionID)).Result()
-	return err == nil && n == 1
+	return true
+}
+
+// redeemFailed describes a redemption that failed with err, marked
+// store.ErrOutcomeUnknown when it may have run.
+func redeemFailed(err error) error {
+	if mayHaveRun(err) {
+		return fmt.Errorf("redeeming link: %w: %w", store.ErrOutcomeUnknown, err)
+	}
+	return fmt.Errorf("redeeming link: %w", err)
 }
 
 // putSession queues the session write and its index on p; the index
@@ -505,10 +534,11 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Ti
 	if err := cmp.Or(idsErr, err); err != nil {
 		return nil, fmt.Errorf("revoking user: %w", err)
 	}
+	// The sessions end whatever the replicas say: an unacknowledged
+	// revocation is reported once they are gone, never left half done.
+	var unacked error
 	if wait != nil {
-		if err := s.acked(wait, "revoking user"); err != nil {
-			return nil, err
-		}
+		unacked = s.acked(wait, "revoking user")
 	}
 	live, err := s.deleteSessions(ctx, ids)
 	if err != nil {
@@ -523,7 +553,7 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Ti
 			return live, fmt.Errorf("revoking user: %w", err)
 		}
 	}
-	return live, nil
+	return live, unacked
 }
 
 // deleteSessions deletes session keys, announces them to every instance,

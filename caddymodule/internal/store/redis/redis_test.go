@@ -181,3 +181,22 @@ func TestPing_RedisThatTakesNoWritesIsUnhealthy(t *testing.T) {
 		t.Fatalf("Ping of the master: %v", err)
 	}
 }
+
+// A Redis written before stores kept their beginning still holds the
+// records of the links it knows: upgrading must refuse none of them.
+func TestNew_UpgradedRedisRefusesNoLinkOfBefore(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	if err := rdb.LPush(ctx, "up:dl:{dir}", `{"id":"older"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := redis.New(rdb, "up:", time.Second, time.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Now()
+	l := store.LinkUse{ID: "older", UserID: "u1", Uses: 1, IssuedAt: now.Add(-time.Hour), Expires: now.Add(time.Hour)}
+	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
+	if err := s.Redeem(ctx, l, sess); err != nil {
+		t.Fatalf("a link sent before the upgrade: %v", err)
+	}
+}
