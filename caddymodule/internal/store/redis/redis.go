@@ -92,9 +92,25 @@ func (s *Store) waitFor(ctx context.Context, p goredis.Pipeliner) *goredis.Cmd {
 	return p.Do(ctx, "WAIT", s.replicas, s.replicaWait.Milliseconds())
 }
 
+// written sends write on one connection, followed by WAIT when replicas
+// are required: the answer to give acked.
+func (s *Store) written(ctx context.Context, write func(goredis.Pipeliner)) (wait *goredis.Cmd, err error) {
+	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		write(p)
+		if s.replicas > 0 {
+			wait = s.waitFor(ctx, p)
+		}
+		return nil
+	})
+	return wait, err
+}
+
 // acked turns WAIT's answer into an error unless enough replicas have the
-// writes before it.
+// writes before it; no WAIT (no replicas required) is no error.
 func (s *Store) acked(wait *goredis.Cmd, what string) error {
+	if wait == nil {
+		return nil
+	}
 	n, err := wait.Int64()
 	switch {
 	case err != nil:
@@ -147,17 +163,12 @@ func (s *Store) begin() {
 // a revoked link (-2) or a spent one (-1); else spend it, store and index
 // the session. Times in nanoseconds are compared as decimal strings (Lua
 // numbers are doubles).
-var redeemAtOnce = goredis.NewScript(spendHead + `
+var redeemAtOnce = goredis.NewScript(spendHead + beginning + `
 local function le(a, b)
 	if #a ~= #b then return #a < #b end
 	return a <= b
 end
-local began = redis.call('GET', KEYS[5])
-if not began then
-	if redis.call('EXISTS', KEYS[6]) == 1 then began = '0' else began = ARGV[6] end
-	redis.call('SET', KEYS[5], began)
-end
-if not le(began, ARGV[5]) then return -5 end
+if not le(beginning(KEYS[5], KEYS[6], ARGV[6]), ARGV[5]) then return -5 end
 local c = redis.call('GET', KEYS[2])
 if c then
 	local at, untl = string.match(c, '^(%d+):(%d+)$')
@@ -346,19 +357,25 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	return nil
 }
 
-// beginAt answers when the store began (KEYS[1]). A Redis without that
-// record either lost its state (a restart without persistence, a flush),
-// and begins now (ARGV[1]), or predates the record and still holds the
-// records of the links it knows (KEYS[2]), and has always begun (0): an
-// upgrade refuses no link.
-var beginAt = goredis.NewScript(`
-local v = redis.call('GET', KEYS[1])
-if not v then
-	if redis.call('EXISTS', KEYS[2]) == 1 then v = '0' else v = ARGV[1] end
-	redis.call('SET', KEYS[1], v)
+// beginning is the Lua function that answers when the store began (the
+// key began). A Redis without that record either lost its state (a restart
+// without persistence, a flush), and begins now, or predates the record and
+// still holds the records of the links it knows (the key records), and has
+// always begun (0): an upgrade refuses no link.
+const beginning = `
+local function beginning(began, records, now)
+	local v = redis.call('GET', began)
+	if not v then
+		if redis.call('EXISTS', records) == 1 then v = '0' else v = now end
+		redis.call('SET', began, v)
+	end
+	return v
 end
-return v
-`)
+`
+
+// beginAt answers when the store began (KEYS[1]; KEYS[2] its link
+// records; ARGV[1] now): see beginning.
+var beginAt = goredis.NewScript(beginning + `return beginning(KEYS[1], KEYS[2], ARGV[1])`)
 
 // checkBegan refuses a link issued before the store's state began, on
 // Cluster, where the beginning lives in another slot than the link: one
@@ -385,12 +402,7 @@ func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) 
 // and then the link is unspent on the new master.
 func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any, sessionID string) error {
 	var spent *goredis.Cmd
-	var wait *goredis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		spent = redeemAtOnce.Eval(ctx, p, keys, args...)
-		wait = s.waitFor(ctx, p)
-		return nil
-	})
+	wait, err := s.written(ctx, func(p goredis.Pipeliner) { spent = redeemAtOnce.Eval(ctx, p, keys, args...) })
 	n, spendErr := spent.Int()
 	switch {
 	case spendErr != nil && s.ranDespiteLostAnswer(ctx, spendErr, sessionID):
@@ -500,35 +512,20 @@ func (s *Store) LinkUses(ctx context.Context, id string) (int, bool, error) {
 // RevokeLink implements store.Store.
 func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) error {
 	v := "-1:" + strconv.FormatInt(until.UnixMilli(), 10)
-	var wait *goredis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		p.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until))
-		if s.replicas > 0 {
-			wait = s.waitFor(ctx, p)
-		}
-		return nil
-	})
+	wait, err := s.written(ctx, func(p goredis.Pipeliner) { p.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until)) })
 	if err != nil {
 		return fmt.Errorf("revoking link: %w", err)
 	}
-	if wait != nil {
-		return s.acked(wait, "revoking link")
-	}
-	return nil
+	return s.acked(wait, "revoking link")
 }
 
 // RevokeUser implements store.Store.
 func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error) {
 	v := strconv.FormatInt(at.UnixNano(), 10) + ":" + strconv.FormatInt(until.UnixNano(), 10)
 	var revoked *goredis.Cmd
-	var wait *goredis.Cmd
-	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	wait, err := s.written(ctx, func(p goredis.Pipeliner) {
 		revoked = revokeUser.Eval(ctx, p, []string{s.userKey(keyUser, userID), s.userKey(keyCutoff, userID)},
 			v, s.refusalTTL(until).Milliseconds())
-		if s.replicas > 0 {
-			wait = s.waitFor(ctx, p)
-		}
-		return nil
 	})
 	ids, idsErr := revoked.StringSlice()
 	if err := cmp.Or(idsErr, err); err != nil {
@@ -536,10 +533,7 @@ func (s *Store) RevokeUser(ctx context.Context, userID string, at, until time.Ti
 	}
 	// The sessions end whatever the replicas say: an unacknowledged
 	// revocation is reported once they are gone, never left half done.
-	var unacked error
-	if wait != nil {
-		unacked = s.acked(wait, "revoking user")
-	}
+	unacked := s.acked(wait, "revoking user")
 	live, err := s.deleteSessions(ctx, ids)
 	if err != nil {
 		return live, err
