@@ -104,13 +104,17 @@ func (m *Manager) reading(id string) (seen, gen uint64) {
 }
 
 // remember puts what a store read found into L1, unless the session may
-// have ended since the read began.
+// have ended since the read began: an end of it moved its stripe's version,
+// or L1 was reset (gen; an end the reset dropped) or is untrusted.
 func (m *Manager) remember(id string, e *Entry, now time.Time, seen, gen uint64) {
 	st := m.stripe(id)
 	st.mu.Lock()
 	defer st.mu.Unlock()
-	if st.version == seen {
-		m.rememberIf(id, e, now, gen)
+	if st.version != seen || !m.trusted.Load() || m.gen.Load() != gen {
+		return
+	}
+	if ttl := e.Deadline().Sub(now); ttl > 0 {
+		m.l1().SetWithTTL(id, e, Cost(e), ttl)
 	}
 }
 
@@ -459,16 +463,6 @@ func (m *Manager) Forget(ids ...string) {
 
 // Wait blocks until buffered L1 writes are applied (tests, benchmarks).
 func (m *Manager) Wait() { m.l1().Wait() }
-
-// rememberIf puts s into L1 unless L1 was reset (or is untrusted) since gen
-// was read: then the store read may predate an end that the reset dropped.
-func (m *Manager) rememberIf(id string, e *Entry, now time.Time, gen uint64) {
-	if m.trusted.Load() && m.gen.Load() == gen {
-		if ttl := e.Deadline().Sub(now); ttl > 0 {
-			m.l1().SetWithTTL(id, e, Cost(e), ttl)
-		}
-	}
-}
 
 // maxCounters bounds the admission counters of L1: ten per session for a
 // million and a half sessions (about 32 MiB); a bigger cache still holds
