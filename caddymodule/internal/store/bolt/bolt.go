@@ -99,20 +99,19 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		meta := tx.Bucket(bucketMeta)
 		if meta.Get(keySessions) == nil {
 			// A file from before the count: counted once, here.
-			n := tx.Bucket(bucketSessions).Stats().KeyN
-			if err := meta.Put(keySessions, binary.BigEndian.AppendUint64(nil, uint64(n))); err != nil { //nolint:gosec // a count
+			if err := setSessionCount(meta, tx.Bucket(bucketSessions).Stats().KeyN); err != nil {
 				return err
 			}
 		}
 		if v := meta.Get(keyBegan); len(v) == 8 {
-			began = time.Unix(0, int64(binary.BigEndian.Uint64(v))) //nolint:gosec // written below from a time
+			began = decodeTime(v)
 			return nil
 		}
 		if !fresh {
 			return nil
 		}
-		began = now().Truncate(time.Microsecond)                                                // links carry their issue time in µs
-		return meta.Put(keyBegan, binary.BigEndian.AppendUint64(nil, uint64(began.UnixNano()))) //nolint:gosec // a time after 1970
+		began = now().Truncate(time.Microsecond) // links carry their issue time in µs
+		return meta.Put(keyBegan, encodeTime(began))
 	})
 	if err != nil {
 		_ = db.Close()
@@ -539,7 +538,7 @@ func (s *Store) forgottenRecords(tx *bbolt.Tx, now time.Time) ([][]byte, error) 
 func (s *Store) CountSessions(context.Context) (int, error) {
 	n := 0
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		n = int(binary.BigEndian.Uint64(tx.Bucket(bucketMeta).Get(keySessions))) //nolint:gosec // a count
+		n = sessionCount(tx.Bucket(bucketMeta))
 		return nil
 	})
 	return n, err
@@ -548,8 +547,17 @@ func (s *Store) CountSessions(context.Context) (int, error) {
 // countSessions adds delta to the kept count of sessions.
 func countSessions(tx *bbolt.Tx, delta int) error {
 	meta := tx.Bucket(bucketMeta)
-	n := int64(binary.BigEndian.Uint64(meta.Get(keySessions))) + int64(delta) //nolint:gosec // a count
-	return meta.Put(keySessions, binary.BigEndian.AppendUint64(nil, uint64(max(n, 0))))
+	return setSessionCount(meta, max(sessionCount(meta)+delta, 0))
+}
+
+// sessionCount and setSessionCount read and write the kept count of
+// sessions in the meta bucket.
+func sessionCount(meta *bbolt.Bucket) int {
+	return int(binary.BigEndian.Uint64(meta.Get(keySessions))) //nolint:gosec // written from a non-negative int
+}
+
+func setSessionCount(meta *bbolt.Bucket, n int) error {
+	return meta.Put(keySessions, binary.BigEndian.AppendUint64(nil, uint64(n))) //nolint:gosec // never negative
 }
 
 // Ping reports whether the file is usable.
@@ -561,12 +569,17 @@ func (s *Store) Ping(context.Context) error {
 	if err := s.db.damage.Load(); err != nil {
 		return *err
 	}
-	now := binary.BigEndian.AppendUint64(nil, uint64(s.now().UnixNano())) //nolint:gosec // a time after 1970
+	now := encodeTime(s.now())
 	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketMeta).Put(keyPing, now) })
 }
 
 // Close implements store.Store.
 func (s *Store) Close() error { return s.db.Close() }
+
+// encodeTime writes t as big-endian Unix nanoseconds, as decodeTime reads it.
+func encodeTime(t time.Time) []byte {
+	return binary.BigEndian.AppendUint64(nil, uint64(t.UnixNano())) //nolint:gosec // a time after 1970
+}
 
 // decodeTime reads a time this package wrote as big-endian Unix nanoseconds.
 func decodeTime(b []byte) time.Time {
