@@ -26,10 +26,13 @@ type Holder struct {
 	Location string        `json:"location,omitempty"`
 }
 
+// ContactHolder is who a contact's id names: a contact, wherever it is.
+var ContactHolder = Holder{Type: identity.Contact}
+
 // HolderOf is the holder an id of u claims.
 func HolderOf(u identity.User) Holder {
 	if u.Type == "" || u.Type == identity.Contact {
-		return Holder{Type: identity.Contact}
+		return ContactHolder
 	}
 	return Holder{Type: u.Type, Location: u.Location}
 }

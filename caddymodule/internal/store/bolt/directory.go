@@ -8,7 +8,6 @@ import (
 
 	bbolt "go.etcd.io/bbolt"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -28,12 +27,11 @@ func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 		}
 		vs[i] = v
 	}
-	contact := store.Holder{Type: identity.Contact}
 	err := s.db.Update(func(tx *bbolt.Tx) error {
 		for _, c := range cs {
 			if h, ok, err := holder(tx, c.ID); err != nil {
 				return err
-			} else if ok && h != contact {
+			} else if ok && h != store.ContactHolder {
 				return fmt.Errorf("contact %q: %w", c.ID, store.ErrIDTaken)
 			}
 		}
@@ -91,7 +89,7 @@ func holder(tx *bbolt.Tx, id string) (store.Holder, bool, error) {
 		return h, true, nil
 	}
 	if tx.Bucket(bucketContacts).Get([]byte(id)) != nil {
-		return store.Holder{Type: identity.Contact}, true, nil
+		return store.ContactHolder, true, nil
 	}
 	return store.Holder{}, false, nil
 }

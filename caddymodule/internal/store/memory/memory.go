@@ -10,7 +10,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -257,15 +256,14 @@ func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	contact := store.Holder{Type: identity.Contact}
 	for _, c := range cs {
-		if h, ok := m.holders[c.ID]; ok && h != contact {
+		if h, ok := m.holders[c.ID]; ok && h != store.ContactHolder {
 			return fmt.Errorf("storing contact %q: %w", c.ID, store.ErrIDTaken)
 		}
 	}
 	for _, c := range cs {
 		m.contacts[c.ID] = c
-		m.holders[c.ID] = contact
+		m.holders[c.ID] = store.ContactHolder
 	}
 	return nil
 }

@@ -11,7 +11,6 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -70,7 +69,7 @@ return h
 
 // contactHolder is the claim of a contact's id, as the scripts compare it.
 var contactHolder = func() string {
-	v, _ := json.Marshal(store.Holder{Type: identity.Contact})
+	v, _ := json.Marshal(store.ContactHolder)
 	return string(v)
 }()
 
