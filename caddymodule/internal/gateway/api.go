@@ -114,8 +114,7 @@ func (g *Gateway) apiContacts(ctx context.Context, c apiCall) (int, any, error) 
 	}
 	switch err := g.cfg.Directory.PutContacts(ctx, cs); {
 	case errors.Is(err, store.ErrIDTaken):
-		return 0, nil, &Problem{Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else",
-			Detail: err.Error() + ": one id is one person; nothing was saved"}
+		return 0, nil, idTakenProblem(err.Error() + ": one id is one person; nothing was saved")
 	case err != nil:
 		return 0, nil, err
 	}

@@ -147,7 +147,8 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Codec == nil || cfg.Sessions == nil || cfg.Store == nil || cfg.Directory == nil || cfg.Asserter == nil || len(cfg.CSRFKey) == 0 {
 		return nil, errors.New("portalgate: the gateway needs a codec, sessions, a store, a directory, an asserter and a CSRF key")
 	}
-	g := &Gateway{cfg: cfg, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics, clientIP: cfg.ClientIP, authUser: cfg.AuthUser}
+	g := &Gateway{cfg: cfg, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics, clientIP: cfg.ClientIP, authUser: cfg.AuthUser,
+		served: make(map[string]bool)}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -198,10 +199,14 @@ func (g *Gateway) buildApps() error {
 		}
 		// One origin is one app: its cookie, its sessions and its routes.
 		for _, other := range g.apps {
-			if other.origin == t.origin {
-				return fmt.Errorf("portalgate: app %q has the URL of %s %q (%s): each app needs its own origin",
-					name, map[bool]string{true: "the portal", false: "app"}[other.name == PortalName], other.name, t.origin)
+			if other.origin != t.origin {
+				continue
 			}
+			what := fmt.Sprintf("app %q", other.name)
+			if other.name == PortalName {
+				what = "the portal"
+			}
+			return fmt.Errorf("portalgate: app %q has the URL of %s (%s): each app needs its own origin", name, what, t.origin)
 		}
 		g.apps[name] = t
 		return nil

@@ -119,10 +119,13 @@ func idTaken(id string, held store.Holder) *Problem {
 	case identity.SubaccountUser:
 		who = "a sub-account user of location " + held.Location
 	}
-	return &Problem{
-		Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else",
-		Detail: fmt.Sprintf("user id %q names %s: one id is one person, so choose another", id, who),
-	}
+	return idTakenProblem(fmt.Sprintf("user id %q names %s: one id is one person, so choose another", id, who))
+}
+
+// idTakenProblem is the 409 Problem of an id that names someone else,
+// saying which.
+func idTakenProblem(detail string) *Problem {
+	return &Problem{Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else", Detail: detail}
 }
 
 // issue signs a link, and counts and audits it.

@@ -113,18 +113,17 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 		return s.rejectLink(ip, problemExpired, claims)
 	case errors.Is(err, store.ErrLinkBeforeStore):
 		return s.rejectLink(ip, problemBeforeStore, claims)
-	case errors.As(err, &unsettled):
-		// The store may yet spend the link (a stalled Redis runs the
-		// script when it wakes): this browser, and only it, gets the id of
-		// the session that would start, so that then it is signed in, and
-		// its retry of the link lands instead of saying "already used".
-		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
-		s.redemptions("store_error").Inc()
-		http.SetCookie(w, s.cookie(s.app.cookie, unsettled.SessionID, s.g.cfg.SessionTTL))
-		return problemStore
 	case err != nil:
 		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
 		s.redemptions("store_error").Inc()
+		if errors.As(err, &unsettled) {
+			// The store may yet spend the link (a stalled Redis runs the
+			// script when it wakes): this browser, and only it, gets the id
+			// of the session that would start, so that then it is signed
+			// in, and its retry of the link lands instead of saying
+			// "already used".
+			http.SetCookie(w, s.cookie(s.app.cookie, unsettled.SessionID, s.g.cfg.SessionTTL))
+		}
 		return problemStore
 	}
 	// A redemption always starts a new session with a new id, so a planted

@@ -87,9 +87,6 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 	}
 	g.servedMu.Lock()
 	twice := g.served[app]
-	if g.served == nil {
-		g.served = make(map[string]bool)
-	}
 	g.served[app] = true
 	g.servedMu.Unlock()
 	if twice {
