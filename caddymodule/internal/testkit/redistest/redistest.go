@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/freeport"
 )
 
@@ -90,13 +91,7 @@ func (s *Server) Start() {
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("starting redis-server: %v", err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for !s.ping() {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server did not answer on %s", s.Addr)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	testkit.Eventually(s.t, 10*time.Second, "redis-server to answer on "+s.Addr, s.Answers)
 }
 
 // Stop kills the server (as a crash would) and waits for it to exit.
@@ -145,12 +140,9 @@ func (s *Server) Stall(d time.Duration) {
 		_ = c.SetDeadline(time.Now().Add(d + time.Minute))
 		_, _ = bufio.NewReader(c).ReadString('\n')
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	for s.answers(200 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			s.t.Fatalf("redis-server on %s did not stall", s.Addr)
-		}
-	}
+	testkit.Eventually(s.t, 10*time.Second, "redis-server on "+s.Addr+" to stall", func() bool {
+		return !s.answers(200 * time.Millisecond)
+	})
 }
 
 // answers reports whether the server answers a PING within d.
@@ -168,11 +160,8 @@ func (s *Server) answers(d time.Duration) bool {
 	return err == nil && strings.HasPrefix(line, "+PONG")
 }
 
-// ping sends PING over a raw connection.
-func (s *Server) ping() bool { return s.answers(time.Second) }
-
 // Answers reports whether the server answers a PING within a second.
-func (s *Server) Answers() bool { return s.ping() }
+func (s *Server) Answers() bool { return s.answers(time.Second) }
 
 // URL is the server's redis:// URL for database db.
 func (s *Server) URL(db int) string { return fmt.Sprintf("redis://%s/%d", s.Addr, db) }
