@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/ed25519"
 	"crypto/rand"
 	"encoding/base64"
@@ -8,8 +9,13 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"os"
+	"path/filepath"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
+	"github.com/caddyserver/certmagic"
+	"github.com/gofrs/flock"
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
@@ -75,13 +81,22 @@ func (a *App) loadAssertionKeys() ([]assertion.Key, error) {
 	return keys, nil
 }
 
-// generatedKey loads the key at path in Caddy's storage, creating it (size
-// random bytes, id prefix+random) under the storage lock the first time, so
-// concurrent instances agree on one key.
+// generatedKey loads the key at path in Caddy's storage, creating it the
+// first time (see generateKey).
 func (a *App) generatedKey(path, prefix string, size int) (string, []byte, error) {
-	st := a.ctx.Storage()
+	id, secret, created, err := generateKey(a.ctx, a.ctx.Storage(), path, prefix, size)
+	if created {
+		a.logger.Info("generated a key; configure your own to manage it", zap.String("path", path), zap.String("kid", id))
+	}
+	return id, secret, err
+}
+
+// generateKey loads the key at path in st, creating it (size random bytes,
+// id prefix+random) under the key's lock the first time, so concurrent
+// instances agree on one key. created says this call made it.
+func generateKey(ctx context.Context, st certmagic.Storage, path, prefix string, size int) (id string, secret []byte, created bool, err error) {
 	read := func() (string, []byte, error) {
-		raw, err := st.Load(a.ctx, path)
+		raw, err := st.Load(ctx, path)
 		if err != nil {
 			return "", nil, err
 		}
@@ -96,31 +111,56 @@ func (a *App) generatedKey(path, prefix string, size int) (string, []byte, error
 		return sk.ID, secret, nil
 	}
 	if id, secret, err := read(); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return id, secret, err
+		return id, secret, false, err
 	}
-	if err := st.Lock(a.ctx, path); err != nil {
-		return "", nil, err
+	unlock, err := lockKey(ctx, st, path)
+	if err != nil {
+		return "", nil, false, err
 	}
-	defer func() { _ = st.Unlock(a.ctx, path) }()
+	defer unlock()
 	if id, secret, err := read(); err == nil || !errors.Is(err, fs.ErrNotExist) {
-		return id, secret, err
+		return id, secret, false, err
 	}
-	secret := make([]byte, size)
+	secret = make([]byte, size)
 	if _, err := rand.Read(secret); err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
 	rid, err := link.NewID()
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
-	id := prefix + rid[:8]
+	id = prefix + rid[:8]
 	raw, err := json.Marshal(storedKey{ID: id, Secret: base64.RawURLEncoding.EncodeToString(secret)})
 	if err != nil {
-		return "", nil, err
+		return "", nil, false, err
 	}
-	if err := st.Store(a.ctx, path, raw); err != nil {
-		return "", nil, err
+	if err := st.Store(ctx, path, raw); err != nil {
+		return "", nil, false, err
 	}
-	a.logger.Info("generated a key; configure your own to manage it", zap.String("path", path), zap.String("kid", id))
-	return id, secret, nil
+	return id, secret, true, nil
+}
+
+// lockKey takes the lock under which the key at path is generated. In
+// Caddy's file storage (the default) it is an OS file lock beside the key,
+// which the kernel releases when its holder dies: a crash during a first
+// start leaves nothing the next start must wait out, where the storage's own
+// lock files count as held until 10 s pass without an update. Other storages
+// (shared by instances on several machines) keep their own lock.
+func lockKey(ctx context.Context, st certmagic.Storage, path string) (unlock func(), err error) {
+	fst, ok := st.(*certmagic.FileStorage)
+	if !ok {
+		if err := st.Lock(ctx, path); err != nil {
+			return nil, err
+		}
+		return func() { _ = st.Unlock(ctx, path) }, nil
+	}
+	file := filepath.Join(fst.Path, filepath.FromSlash(path)+".lock")
+	if err := os.MkdirAll(filepath.Dir(file), 0o700); err != nil {
+		return nil, err
+	}
+	l := flock.New(file)
+	if _, err := l.TryLockContext(ctx, 10*time.Millisecond); err != nil {
+		return nil, fmt.Errorf("locking %s: %w", file, err)
+	}
+	return func() { _ = l.Unlock() }, nil
 }
