@@ -28,7 +28,7 @@ import (
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile" // the Caddyfile adapter
 	_ "github.com/caddyserver/caddy/v2/modules/standard"          // reverse_proxy, forward_auth
 
-	_ "github.com/portalgate/portalgate/caddymodule" // the gate
+	"github.com/portalgate/portalgate/caddymodule" // the gate
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
@@ -43,13 +43,13 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-10); empty runs all.
+	// Scenarios to run, by number (1-12); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
 	// Rounds repeats the throughput comparisons (scenarios 2, 9, 3, 5 and
-	// 10) interleaved (2, 9, 3, 5, 10, 2, 9, …), and the session counts of
-	// scenario 8 likewise,
+	// 10) interleaved (2, 9, 3, 5, 10, 2, 9, …), the session counts of
+	// scenario 8 and the runs of 11 and 12 likewise,
 	// and takes each one's median, so a ratio is not one run's noise.
 	// Default (0 or 1): one run each.
 	Rounds int
@@ -156,6 +156,7 @@ func Run(ctx context.Context, o Options) error {
 		{2, e.proxyOnly(2)}, {9, e.proxyOnly(9)}, {3, e.warmGate}, {4, e.coldGate},
 		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
+		{11, e.idleSessions}, {12, e.distantStore},
 	}
 	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {
@@ -219,7 +220,7 @@ func (e *env) interleaved(ctx context.Context) error {
 	if len(targets) == 0 {
 		return nil
 	}
-	path, ids, err := e.seedBolt("rounds", 1000)
+	path, ids, err := e.seedBolt("rounds", 1000, 0)
 	if err != nil {
 		return err
 	}
@@ -375,20 +376,22 @@ var benchIdentity = []struct{ name, value string }{
 }
 
 // seedBolt writes n sessions for courses into a fresh bolt file, before
-// Caddy opens it, and returns the file and the ids.
-func (e *env) seedBolt(name string, n int) (string, []string, error) {
+// Caddy opens it, and returns the file and the ids. The sessions were last
+// used idleFor ago.
+func (e *env) seedBolt(name string, n int, idleFor time.Duration) (string, []string, error) {
 	path := filepath.Join(e.dir, name+".db")
 	st, err := bolt.Open(path, time.Now)
 	if err != nil {
 		return "", nil, err
 	}
 	defer st.Close()
-	sessions, ids := makeSessions(n)
+	sessions, ids := makeSessions(n, idleFor)
 	return path, ids, st.CreateSessions(context.Background(), sessions)
 }
 
-func makeSessions(n int) ([]*store.Session, []string) {
+func makeSessions(n int, idleFor time.Duration) ([]*store.Session, []string) {
 	now := time.Now()
+	used := now.Add(-idleFor)
 	sessions := make([]*store.Session, n)
 	ids := make([]string, n)
 	for i := range sessions {
@@ -397,7 +400,7 @@ func makeSessions(n int) ([]*store.Session, []string) {
 		sessions[i] = &store.Session{
 			ID:   id,
 			User: identity.User{ID: fmt.Sprintf("c_%d", i), Email: fmt.Sprintf("c_%d@example.com", i), Name: "Bench User", Type: identity.Contact},
-			App:  "courses", CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour), IdleAt: now.Add(2 * time.Hour),
+			App:  "courses", CreatedAt: used, ExpiresAt: used.Add(caddymodule.DefaultSessionTTL), IdleAt: used.Add(caddymodule.DefaultSessionIdle),
 		}
 	}
 	return sessions, ids
@@ -480,7 +483,7 @@ func (e *env) proxyOnly(n int) func(context.Context) error {
 }
 
 func (e *env) warmGate(ctx context.Context) error {
-	path, ids, err := e.seedBolt("warm", 1000)
+	path, ids, err := e.seedBolt("warm", 1000, 0)
 	if err != nil {
 		return err
 	}
@@ -493,7 +496,7 @@ func (e *env) warmGate(ctx context.Context) error {
 }
 
 func (e *env) coldGate(ctx context.Context) error {
-	path, ids, err := e.seedBolt("cold", 1000)
+	path, ids, err := e.seedBolt("cold", 1000, 0)
 	if err != nil {
 		return err
 	}
@@ -601,7 +604,7 @@ func (e *env) sessionScaling(ctx context.Context) error {
 	var stores []seeded
 	for _, n := range e.o.SessionCounts {
 		start := time.Now()
-		path, ids, err := e.seedBolt(fmt.Sprintf("scale-%d", n), n)
+		path, ids, err := e.seedBolt(fmt.Sprintf("scale-%d", n), n, 0)
 		if err != nil {
 			return err
 		}
