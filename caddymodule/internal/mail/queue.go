@@ -1,0 +1,183 @@
+package mail
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/cenkalti/backoff/v5"
+)
+
+// Status is what became of a message.
+type Status string
+
+// The statuses a queue reports, in the order a message may pass them.
+const (
+	// Queued: accepted, waiting for a worker or for its next try.
+	Queued Status = "queued"
+	// Sent: the mail server (or the outbox) took it.
+	Sent Status = "sent"
+	// Failed: the queue gave up on it: the server refused it for good,
+	// every try failed, the queue was full, or it closed first.
+	Failed Status = "failed"
+)
+
+// ErrQueueFull is Enqueue's answer when the queue holds as many messages as
+// it may: the message is not sent, and the queue reports it Failed.
+var ErrQueueFull = errors.New("the mail queue is full")
+
+// ErrClosed is Enqueue's answer after Close.
+var ErrClosed = errors.New("the mail queue is closed")
+
+// QueueConfig tunes a Queue. Zero values take the defaults.
+type QueueConfig struct {
+	// Size bounds the messages waiting. Default: 1000.
+	Size int
+	// Workers send at once. Default: 4.
+	Workers int
+	// Tries bounds the attempts at one message. Default: 5.
+	Tries int
+	// FirstRetry is the wait before the second try; it doubles (with
+	// jitter of ±50%) up to LastRetry. Defaults: 2s and 1m.
+	FirstRetry, LastRetry time.Duration
+	// Timeout bounds one try. Default: 30s.
+	Timeout time.Duration
+	// Report is told every status of every message, with the try it came
+	// from (0 for Queued, and for Failed when it was never tried) and the
+	// error of a try that failed. It runs on the queue's goroutines and must
+	// not block.
+	Report func(m *Message, s Status, try int, err error)
+	// Wait waits d, or until ctx ends (its error then). Default: a timer;
+	// tests pass one that returns at once.
+	Wait func(ctx context.Context, d time.Duration) error
+}
+
+// Queue sends messages behind the requests that asked for them: Enqueue
+// never waits for a mail server.
+type Queue struct {
+	sender Sender
+	cfg    QueueConfig
+	jobs   chan *Message
+	// stop ends the tries in progress and the waits between them.
+	stop context.Context
+	halt context.CancelFunc
+
+	mu      sync.RWMutex
+	closed  bool
+	workers sync.WaitGroup
+}
+
+// NewQueue starts a queue in front of sender.
+func NewQueue(sender Sender, cfg QueueConfig) *Queue {
+	cfg.Size = cmp.Or(cfg.Size, 1000)
+	cfg.Workers = cmp.Or(cfg.Workers, 4)
+	cfg.Tries = cmp.Or(cfg.Tries, 5)
+	cfg.FirstRetry = cmp.Or(cfg.FirstRetry, 2*time.Second)
+	cfg.LastRetry = cmp.Or(cfg.LastRetry, time.Minute)
+	cfg.Timeout = cmp.Or(cfg.Timeout, 30*time.Second)
+	if cfg.Report == nil {
+		cfg.Report = func(*Message, Status, int, error) {}
+	}
+	if cfg.Wait == nil {
+		cfg.Wait = wait
+	}
+	q := &Queue{sender: sender, cfg: cfg, jobs: make(chan *Message, cfg.Size)}
+	q.stop, q.halt = context.WithCancel(context.Background())
+	for range cfg.Workers {
+		q.workers.Go(q.work)
+	}
+	return q
+}
+
+func wait(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// Enqueue accepts m for sending, or answers ErrQueueFull (reported Failed)
+// at once.
+func (q *Queue) Enqueue(m Message) error {
+	q.mu.RLock()
+	defer q.mu.RUnlock()
+	if q.closed {
+		return ErrClosed
+	}
+	select {
+	case q.jobs <- &m:
+		q.cfg.Report(&m, Queued, 0, nil)
+		return nil
+	default:
+		q.cfg.Report(&m, Failed, 0, ErrQueueFull)
+		return ErrQueueFull
+	}
+}
+
+// Len is how many messages wait for a worker.
+func (q *Queue) Len() int { return len(q.jobs) }
+
+// Close stops taking messages and sends those waiting until ctx ends; then
+// it stops the tries in progress, and reports every message left Failed.
+func (q *Queue) Close(ctx context.Context) {
+	q.mu.Lock()
+	if !q.closed {
+		q.closed = true
+		close(q.jobs)
+	}
+	q.mu.Unlock()
+	done := make(chan struct{})
+	go func() { q.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		q.halt()
+		<-done
+	}
+	q.halt()
+}
+
+func (q *Queue) work() {
+	for m := range q.jobs {
+		q.deliver(m)
+	}
+}
+
+// deliver tries m until it is sent, refused for good, out of tries, or the
+// queue halts.
+func (q *Queue) deliver(m *Message) {
+	if q.stop.Err() != nil {
+		q.cfg.Report(m, Failed, 0, ErrClosed)
+		return
+	}
+	delays := &backoff.ExponentialBackOff{
+		InitialInterval:     q.cfg.FirstRetry,
+		RandomizationFactor: backoff.DefaultRandomizationFactor,
+		Multiplier:          2,
+		MaxInterval:         q.cfg.LastRetry,
+	}
+	delays.Reset()
+	for try := 1; ; try++ {
+		ctx, cancel := context.WithTimeout(q.stop, q.cfg.Timeout)
+		err := q.sender.Send(ctx, *m)
+		cancel()
+		if err == nil {
+			q.cfg.Report(m, Sent, try, nil)
+			return
+		}
+		if IsPermanent(err) || try == q.cfg.Tries || q.stop.Err() != nil {
+			q.cfg.Report(m, Failed, try, err)
+			return
+		}
+		if werr := q.cfg.Wait(q.stop, delays.NextBackOff()); werr != nil {
+			q.cfg.Report(m, Failed, try, err)
+			return
+		}
+	}
+}
