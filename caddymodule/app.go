@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
@@ -77,6 +78,10 @@ type App struct {
 	// StoreRaw is the session store module. Default: bolt, a file in Caddy's
 	// data directory.
 	StoreRaw json.RawMessage `json:"store,omitempty" caddy:"namespace=portalgate.stores inline_key=backend"`
+
+	// MailerRaw is the mailer module that delivers the gateway's e-mails
+	// (links staff send). Default: none, and nothing is sent.
+	MailerRaw json.RawMessage `json:"mailer,omitempty" caddy:"namespace=portalgate.mailers inline_key=mailer"`
 
 	// Issuer is the "iss" of link tokens. Default: the portal URL.
 	Issuer string `json:"issuer,omitempty"`
@@ -266,6 +271,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		AuthUser: authUser,
 		SetUser:  setUserPlaceholders,
 	}
+	if err := a.loadMailer(ctx, &cfg); err != nil {
+		return err
+	}
 	for _, app := range a.Apps {
 		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL})
 	}
@@ -279,6 +287,30 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	return a.metrics.register(ctx, backend, a.sessions, a.store)
+}
+
+// loadMailer loads the mailer module, if any, into cfg: its sender, its
+// bound on one try, the outbox the dashboard shows, and the portal's name
+// in e-mails from the sender's display name.
+func (a *App) loadMailer(ctx caddy.Context, cfg *gateway.Config) error {
+	if a.MailerRaw == nil {
+		return nil
+	}
+	mod, err := ctx.LoadModule(a, "MailerRaw")
+	if err != nil {
+		return fmt.Errorf("loading mailer: %w", err)
+	}
+	cfg.Mailer = mod.(mailerConverter).Sender()
+	if t, ok := mod.(timedMailer); ok {
+		cfg.MailTimeout = t.timeout()
+	}
+	if o, ok := mod.(*OutboxMailer); ok {
+		cfg.Outbox = o.Outbox()
+	}
+	if s, ok := mod.(*SMTPMailer); ok {
+		cfg.PortalTitle = s.sender.From().Name
+	}
+	return nil
 }
 
 // drainer is a store module that can hold its backend open past its
@@ -430,8 +462,23 @@ func (a *App) Cleanup() error {
 	if a.sessions != nil {
 		a.requests.after(a.sessions.Close)
 	}
+	if a.gateway != nil {
+		// The e-mails queued are sent, for up to a minute, behind the
+		// next config's start.
+		a.requests.after(func() {
+			go func() {
+				ctx, cancel := context.WithTimeout(context.Background(), mailDrain)
+				defer cancel()
+				a.gateway.Close(ctx)
+			}()
+		})
+	}
 	return nil
 }
+
+// mailDrain is how long a replaced config keeps sending the e-mails it
+// queued.
+const mailDrain = time.Minute
 
 func (a *App) purgeLoop() {
 	tick := time.NewTicker(purgeEvery)

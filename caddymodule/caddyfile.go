@@ -44,7 +44,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		app <name> <url>                # repeatable
 //		signing_key <kid> <secret>      # repeatable; the first signs
 //		assertion_key <kid> <seed>      # repeatable; Ed25519, base64url
-//		store bolt [<path>] | memory
+//		store bolt [<path>] | memory | redis ...
+//		mailer smtp { host … from … } | outbox
 //		issuer <iss>
 //		link_ttl <duration>
 //		link_max_ttl <duration>
@@ -66,6 +67,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 		opt := d.Val()
 		if opt == "store" {
 			if err := a.unmarshalStore(d); err != nil {
+				return err
+			}
+			continue
+		}
+		if opt == "mailer" {
+			if err := a.unmarshalMailer(d); err != nil {
 				return err
 			}
 			continue
@@ -207,6 +214,22 @@ func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
 		return err
 	}
 	a.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
+	return nil
+}
+
+func (a *App) unmarshalMailer(d *caddyfile.Dispenser) error {
+	if a.MailerRaw != nil {
+		return d.Err("mailer is set twice")
+	}
+	if !d.NextArg() {
+		return d.Errf("mailer takes a mailer name: smtp or outbox")
+	}
+	name := d.Val()
+	unm, err := caddyfile.UnmarshalModule(d, "portalgate.mailers."+name)
+	if err != nil {
+		return err
+	}
+	a.MailerRaw = caddyconfig.JSONModuleObject(unm, "mailer", name, nil)
 	return nil
 }
 

@@ -97,6 +97,13 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"beside other handles":   {"\tportalgate courses\n", "\thandle /open* {\n\t\trespond ok\n\t}\n\thandle {\n\t\tportalgate courses\n\t}\n", "portalgate courses sits inside a handle or route block"},
 		"site with a path":       {"http://" + g.courses + " {", "http://" + g.courses + "/app* {", "portalgate courses sits inside a handle or route block"},
 		"global block twice":     {"persist_config off", "persist_config off\n\tportalgate {\n\t}", "may appear only once"},
+		"unknown mailer":         {"store memory", "store memory\n\t\tmailer pigeon", "portalgate.mailers.pigeon"},
+		"mailer twice":           {"store memory", "store memory\n\t\tmailer outbox\n\t\tmailer outbox", "mailer is set twice"},
+		"smtp without from":      {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost 127.0.0.1\n\t\t}", "needs a host and a from address"},
+		"smtp bad tls":           {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom a@b.example\n\t\t\ttls ssl\n\t\t}", "tls is starttls, implicit or none"},
+		"smtp bad port":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom a@b.example\n\t\t\tport 99999\n\t\t}", "is not a port number"},
+		"smtp bad from":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom \"Acme Portal\"\n\t\t}", "is not an address"},
+		"smtp password in clear": {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost mail.example.com\n\t\t\tfrom a@b.example\n\t\t\ttls none\n\t\t\tusername u\n\t\t\tpassword p\n\t\t}", "in the clear"},
 	} {
 		t.Run(name, func(t *testing.T) {
 			cf := strings.Replace(base, tc.from, tc.to, 1)

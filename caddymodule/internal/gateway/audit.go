@@ -14,7 +14,7 @@ import (
 // events without granting anything.
 //
 // Fields: event, app, user_id, link_id, session_ref, by, reason, client_ip,
-// expires_at, sessions_ended, action, count.
+// expires_at, sessions_ended, action, count, kind, try.
 type audit struct{ l *zap.Logger }
 
 // sessionRef is a non-secret handle of a session id.
@@ -68,4 +68,10 @@ func (a audit) menuChanged(by, action string) {
 
 func (a audit) contactsSynced(by string, count int) {
 	a.l.Info("contacts synced", zap.String("event", "contacts_synced"), zap.String("by", by), zap.Int("count", count))
+}
+
+// mail is what became of an e-mail, named by the link it carries.
+func (a audit) mail(kind, linkID, status string, try int) {
+	a.l.Info("mail "+status, zap.String("event", "mail_"+status), zap.String("kind", kind),
+		zap.String("link_id", linkID), zap.Int("try", try))
 }

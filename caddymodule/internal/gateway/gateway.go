@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"context"
 	"crypto/sha256"
 	"errors"
 	"fmt"
@@ -23,6 +24,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -77,6 +79,15 @@ type Config struct {
 	SessionTTL time.Duration
 	// LinkMaxTTL is the longest life of a link.
 	LinkMaxTTL time.Duration
+	// Mailer delivers the e-mails the gateway sends, behind a queue; nil
+	// sends none. MailTimeout bounds one delivery attempt (default 30s).
+	Mailer      mail.Sender
+	MailTimeout time.Duration
+	// Outbox, when the mailer is the demo's outbox, is what the dashboard
+	// shows staff.
+	Outbox *mail.Outbox
+	// PortalTitle is the portal's name in e-mails. Default: Portal.
+	PortalTitle string
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -125,6 +136,8 @@ type Gateway struct {
 	api table[apiHandler]
 	// launches bounds the launches of each portal session.
 	launches *ratelimit.Limiter
+	// mail sends behind the requests that ask; nil without a mailer.
+	mail *mail.Queue
 	// served are the apps a site of this config serves, so that none is
 	// served twice (two sites, or two handlers in one site).
 	servedMu sync.Mutex
@@ -179,7 +192,18 @@ func New(cfg Config) (*Gateway, error) {
 	if g.launches, err = ratelimit.New(launchesPerMinute, time.Minute, 100_000, g.now); err != nil {
 		return nil, err
 	}
+	if cfg.Mailer != nil {
+		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered})
+	}
 	return g, nil
+}
+
+// Close sends the e-mails still queued until ctx ends, and gives up on the
+// rest.
+func (g *Gateway) Close(ctx context.Context) {
+	if g.mail != nil {
+		g.mail.Close(ctx)
+	}
 }
 
 func (g *Gateway) buildApps() error {

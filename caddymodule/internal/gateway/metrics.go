@@ -8,6 +8,7 @@ type Metrics struct {
 	Minted      *prometheus.CounterVec
 	Redemptions *prometheus.CounterVec
 	Gated       *prometheus.CounterVec
+	Mail        *prometheus.CounterVec
 }
 
 // MetricsNamespace starts every series' name.
@@ -28,10 +29,14 @@ func NewMetrics() *Metrics {
 			Namespace: MetricsNamespace, Name: "gated_requests_total",
 			Help: "Requests through the gate by app and result (ok, no_session, store_error).",
 		}, []string{"app", "result"}),
+		Mail: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: MetricsNamespace, Name: "mail_messages_total",
+			Help: "E-mails by kind (link) and what became of them (queued, sent, failed, queue_full).",
+		}, []string{"kind", "status"}),
 	}
 }
 
 // Collectors are the series to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Minted, m.Redemptions, m.Gated}
+	return []prometheus.Collector{m.Minted, m.Redemptions, m.Gated, m.Mail}
 }

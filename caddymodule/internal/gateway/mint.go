@@ -27,6 +27,9 @@ type MintRequest struct {
 	Uses int `json:"uses,omitempty"`
 	// Apps limits which apps a portal session may launch. Default: all.
 	Apps []string `json:"apps,omitempty"`
+	// Send "email" mails the link to user.email through the mailer, behind
+	// the request. Default: nothing is sent.
+	Send string `json:"send,omitempty"`
 }
 
 // MintResponse is the JSON answer to a mint.
@@ -34,6 +37,9 @@ type MintResponse struct {
 	URL       string    `json:"url"`
 	ID        string    `json:"id"`
 	ExpiresAt time.Time `json:"expires_at"`
+	// Delivery, for a mint that sends, is "queued" or "failed" (the mail
+	// queue was full): the link stands either way.
+	Delivery string `json:"delivery,omitempty"`
 }
 
 // Mint signs a link for req and returns where it lands; by says who asked
@@ -75,6 +81,9 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	if err := g.cfg.Codec.Check(lr); err != nil {
 		return in("%v", err)
 	}
+	if err := g.checkSend(req.Send, req.User); err != nil {
+		return MintResponse{}, err
+	}
 	if err := g.claimID(ctx, req.User); err != nil {
 		return MintResponse{}, err
 	}
@@ -85,7 +94,11 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	if err := g.remember(ctx, by, lr, l); err != nil {
 		return MintResponse{}, err
 	}
-	return MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}, nil
+	resp := MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}
+	if req.Send == SendEmail {
+		resp.Delivery = g.sendLink(t, lr, l, resp.URL)
+	}
+	return resp, nil
 }
 
 // claimID makes sure that u's id names u and no one else: a staff member's

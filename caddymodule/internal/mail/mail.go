@@ -29,7 +29,10 @@ func (a Address) String() string {
 type Message struct {
 	// ID names the message in what the queue reports: the id of the link
 	// it carries, when it carries one.
-	ID      string
+	ID string
+	// Kind is what the message is for (a metric's label): link, signin,
+	// invite.
+	Kind    string
 	To      Address
 	Subject string
 	// Text is the plain-text body; HTML, when set, its alternative.

@@ -76,7 +76,7 @@ func TestQueue_EnqueueDoesNotWaitForTheMailServer(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
 	rec := newRecorder()
-	q := NewQueue(senderFunc(func(ctx context.Context, m Message) error {
+	q := NewQueue(senderFunc(func(context.Context, Message) error {
 		<-release
 		return nil
 	}), QueueConfig{Workers: 1, Report: rec.report})
@@ -99,7 +99,7 @@ func TestQueue_FullQueueRefusesAtOnceAndReportsIt(t *testing.T) {
 	t.Parallel()
 	started, release := make(chan struct{}), make(chan struct{})
 	rec := newRecorder()
-	q := NewQueue(senderFunc(func(ctx context.Context, m Message) error {
+	q := NewQueue(senderFunc(func(context.Context, Message) error {
 		started <- struct{}{}
 		<-release
 		return nil

@@ -3,6 +3,7 @@
 package mailtest
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"go/build"
@@ -54,13 +55,32 @@ func Start(t testing.TB, o Options) *Server {
 		}
 		t.Skip("mailpit not installed: " + how)
 	}
+	dir := t.TempDir()
+	// A port chosen free may be taken by another test's server before
+	// Mailpit binds it: Mailpit then exits, and starts again on others.
+	for attempt := 1; ; attempt++ {
+		s, out, ok := start(t, bin, dir, o)
+		if ok {
+			return s
+		}
+		if attempt == 5 {
+			t.Fatalf("mailpit exited at start, 5 times; the last time: %s", out)
+		}
+	}
+}
+
+// start runs Mailpit once on free ports, and says whether it answers; when
+// it exited instead, what it printed.
+func start(t testing.TB, bin, dir string, o Options) (*Server, string, bool) {
+	t.Helper()
 	addrs, err := freeport.Addrs(2)
 	if err != nil {
 		t.Fatal(err)
 	}
 	s := &Server{SMTP: addrs[0], API: "http://" + addrs[1], t: t}
+	db := filepath.Join(dir, "mailpit-"+addrs[1][len("127.0.0.1:"):]+".db")
 	args := []string{"--smtp", addrs[0], "--listen", addrs[1], "--quiet",
-		"--database", filepath.Join(t.TempDir(), "mailpit.db"), "--smtp-disable-rdns", "--disable-version-check"}
+		"--database", db, "--smtp-disable-rdns", "--disable-version-check"}
 	if o.CertFile != "" {
 		args = append(args, "--smtp-tls-cert", o.CertFile, "--smtp-tls-key", o.KeyFile)
 	}
@@ -71,19 +91,36 @@ func Start(t testing.TB, o Options) *Server {
 		args = append(args, "--smtp-allowed-recipients", o.AllowedRecipients)
 	}
 	cmd := exec.Command(bin, args...)
+	var out bytes.Buffer // written by the process's copier until it exits
+	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("starting mailpit: %v", err)
 	}
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	exited := make(chan struct{})
+	go func() { _ = cmd.Wait(); close(exited) }()
+	gone := false
 	testkit.Eventually(t, 20*time.Second, "mailpit to answer on "+addrs[1], func() bool {
+		select {
+		case <-exited:
+			gone = true
+			return true
+		default:
+		}
+		// Ours, and not another test's on the same port: it names our
+		// database.
 		res, err := http.Get(s.API + "/api/v1/info")
 		if err != nil {
 			return false
 		}
-		_ = res.Body.Close()
-		return res.StatusCode == http.StatusOK
+		defer res.Body.Close()
+		var info struct{ Database string }
+		return res.StatusCode == http.StatusOK && json.NewDecoder(res.Body).Decode(&info) == nil && info.Database == db
 	})
-	return s
+	if gone {
+		return nil, out.String(), false
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); <-exited })
+	return s, "", true
 }
 
 // Binary is the path of the mailpit program: on PATH, or where go install
@@ -97,7 +134,7 @@ func Binary() string {
 		dir = filepath.Join(build.Default.GOPATH, "bin")
 	}
 	p := filepath.Join(dir, "mailpit")
-	if _, err := os.Stat(p); err != nil {
+	if _, err := os.Stat(p); err != nil { //nolint:gosec // Go's own bin directory, in a test
 		return ""
 	}
 	return p

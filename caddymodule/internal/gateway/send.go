@@ -1,0 +1,79 @@
+package gateway
+
+import (
+	"cmp"
+	"errors"
+	"net/http"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+)
+
+// SendEmail is the one delivery a mint may ask for: an e-mail to the user.
+const SendEmail = "email"
+
+// The delivery a mint reports: the e-mail is queued, or it could not be.
+const (
+	deliveryQueued = "queued"
+	deliveryFailed = "failed"
+)
+
+// checkSend says whether a mint's send can be honoured, before anything is
+// minted: a 400 Problem when it cannot.
+func (g *Gateway) checkSend(send string, u identity.User) error {
+	switch send {
+	case "":
+		return nil
+	case SendEmail:
+	default:
+		return badRequest(`send is "email" or absent, not "` + send + `"`)
+	}
+	if g.mail == nil {
+		return &Problem{Status: http.StatusBadRequest, Code: "no_mailer", Title: "No mailer is configured",
+			Detail: "this gateway sends no e-mail: configure a mailer (mailer smtp { … }) to send links"}
+	}
+	if _, err := mail.ParseEmail(u.Email); err != nil {
+		return badRequest("send email needs the user's e-mail address: " + err.Error())
+	}
+	return nil
+}
+
+// sendLink queues the e-mail that delivers a minted link to its user, and
+// says whether it is queued. The link stands either way.
+func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url string) string {
+	r, err := portal.RenderLinkMail(portal.LinkMail{
+		PortalTitle: g.portalTitle(), Name: req.User.Name, AppTitle: t.title, URL: url,
+		Uses: max(req.Uses, 1), Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC"),
+	})
+	if err != nil {
+		g.log.Error("rendering a link e-mail", zap.String("link_id", l.ID), zap.Error(err))
+		return deliveryFailed
+	}
+	m := mail.Message{ID: l.ID, Kind: "link", To: mail.Address{Name: req.User.Name, Email: req.User.Email},
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+	if err := g.mail.Enqueue(m); err != nil {
+		return deliveryFailed
+	}
+	return deliveryQueued
+}
+
+func (g *Gateway) portalTitle() string { return cmp.Or(g.cfg.PortalTitle, "Portal") }
+
+// delivered learns what became of a message: counted, audited (without the
+// address or the content), and logged when it failed.
+func (g *Gateway) delivered(m *mail.Message, s mail.Status, try int, err error) {
+	status := string(s)
+	if errors.Is(err, mail.ErrQueueFull) {
+		status = "queue_full"
+	}
+	g.metrics.Mail.WithLabelValues(m.Kind, status).Inc()
+	g.audit.mail(m.Kind, m.ID, status, try)
+	if s == mail.Failed {
+		g.log.Warn("an e-mail was not delivered", zap.String("kind", m.Kind), zap.String("link_id", m.ID),
+			zap.Int("tries", try), zap.Error(err))
+	}
+}
