@@ -1,6 +1,7 @@
 package caddymodule
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"slices"
@@ -204,33 +205,33 @@ func parseMenuLink(args []string) (MenuLink, error) {
 
 // unmarshalStore reads `store <name> [args] [{ block }]` into StoreRaw; the
 // store module parses its own segment.
-func (a *App) unmarshalStore(d *caddyfile.Dispenser) error {
-	if !d.NextArg() {
-		return d.Errf("store takes a backend name: bolt or memory")
-	}
-	name := d.Val()
-	unm, err := caddyfile.UnmarshalModule(d, "portalgate.stores."+name)
-	if err != nil {
-		return err
-	}
-	a.StoreRaw = caddyconfig.JSONModuleObject(unm, "backend", name, nil)
-	return nil
+func (a *App) unmarshalStore(d *caddyfile.Dispenser) (err error) {
+	a.StoreRaw, err = unmarshalInline(d, "store", "portalgate.stores", "backend", "bolt, memory or redis")
+	return err
 }
 
-func (a *App) unmarshalMailer(d *caddyfile.Dispenser) error {
+// unmarshalMailer reads `mailer <name> [{ block }]` into MailerRaw.
+func (a *App) unmarshalMailer(d *caddyfile.Dispenser) (err error) {
 	if a.MailerRaw != nil {
 		return d.Err("mailer is set twice")
 	}
+	a.MailerRaw, err = unmarshalInline(d, "mailer", "portalgate.mailers", "mailer", "smtp or outbox")
+	return err
+}
+
+// unmarshalInline reads option's module name and lets the module of that
+// name in namespace parse its own segment, into the JSON of an inline
+// module (the name under key).
+func unmarshalInline(d *caddyfile.Dispenser, option, namespace, key, names string) (json.RawMessage, error) {
 	if !d.NextArg() {
-		return d.Errf("mailer takes a mailer name: smtp or outbox")
+		return nil, d.Errf("%s takes a name: %s", option, names)
 	}
 	name := d.Val()
-	unm, err := caddyfile.UnmarshalModule(d, "portalgate.mailers."+name)
+	unm, err := caddyfile.UnmarshalModule(d, namespace+"."+name)
 	if err != nil {
-		return err
+		return nil, err
 	}
-	a.MailerRaw = caddyconfig.JSONModuleObject(unm, "mailer", name, nil)
-	return nil
+	return caddyconfig.JSONModuleObject(unm, key, name, nil), nil
 }
 
 // parseHandlerDirective refuses a matcher: a gate that covers part of a

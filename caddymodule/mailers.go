@@ -217,14 +217,7 @@ func (m *OutboxMailer) Outbox() *mail.Outbox { return m.outbox }
 //
 //	mailer outbox
 func (m *OutboxMailer) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // mailer name
-	if d.NextArg() {
-		return d.ArgErr()
-	}
-	for d.NextBlock(0) {
-		return d.Errf("mailer outbox takes no options, not %q", d.Val())
-	}
-	return nil
+	return noOptions(d, "mailer outbox")
 }
 
 // Interface guards.

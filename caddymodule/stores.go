@@ -114,12 +114,18 @@ func (m *MemoryStore) Provision(caddy.Context) error {
 //
 //	store memory
 func (m *MemoryStore) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
-	d.Next() // store name
+	return noOptions(d, "store memory")
+}
+
+// noOptions parses the segment of a module that takes no arguments and no
+// block: what, as the Caddyfile names it.
+func noOptions(d *caddyfile.Dispenser, what string) error {
+	d.Next() // the module's name
 	if d.NextArg() {
 		return d.ArgErr()
 	}
 	for d.NextBlock(0) {
-		return d.Errf("store memory takes no options, not %q", d.Val())
+		return d.Errf("%s takes no options, not %q", what, d.Val())
 	}
 	return nil
 }
