@@ -151,11 +151,13 @@ type Sessions interface {
 	Close() error
 }
 
-// Store is a backend that keeps both: the sessions and the directory.
-// Every backend (memory, bolt, redis) is one, and passes storetest.
+// Store is a backend that keeps it all: the sessions, the directory and
+// the sign-ins. Every backend (memory, bolt, redis) is one, and passes
+// storetest.
 type Store interface {
 	Sessions
 	Directory
+	SignIns
 }
 
 // Local is embedded by a store of one instance: nobody else changes it, so

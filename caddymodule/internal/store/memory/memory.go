@@ -39,6 +39,22 @@ type Store struct {
 	// records are the minted links, oldest first.
 	records []store.LinkRecord
 	menu    store.Menu
+
+	// signIns are the sign-ins by browser, lastSignIn each address's last.
+	signIns    map[string]*signIn
+	lastSignIn map[string]addressSignIn
+}
+
+// signIn is a live sign-in and the tries of its code so far.
+type signIn struct {
+	store.SignIn
+	tries int
+}
+
+// addressSignIn is an address's last sign-in: its browser and link.
+type addressSignIn struct {
+	browser, link string
+	expires       time.Time
 }
 
 // New returns an empty store reading time from now.
@@ -52,6 +68,9 @@ func New(now func() time.Time) *Store {
 		cutoffs:  make(map[string]cutoff),
 		contacts: make(map[string]store.Contact),
 		holders:  make(map[string]store.Holder),
+
+		signIns:    make(map[string]*signIn),
+		lastSignIn: make(map[string]addressSignIn),
 	}
 	m.Scan = store.Scan{Scanner: m}
 	return m
@@ -228,6 +247,17 @@ func (m *Store) Purge(context.Context) (int, error) {
 			n++
 		}
 	}
+	for b, si := range m.signIns {
+		if !now.Before(si.Expires()) {
+			delete(m.signIns, b)
+			n++
+		}
+	}
+	for a, last := range m.lastSignIn {
+		if !now.Before(last.expires) {
+			delete(m.lastSignIn, a)
+		}
+	}
 	kept := len(m.records)
 	m.records = slices.DeleteFunc(m.records, func(r store.LinkRecord) bool { return !now.Before(r.Keep) })
 	n += kept - len(m.records)
@@ -384,3 +414,47 @@ var (
 )
 
 var _ store.Store = (*Store)(nil)
+
+// PutSignIn implements store.SignIns.
+func (m *Store) PutSignIn(_ context.Context, s store.SignIn) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	now := m.now()
+	replaced := ""
+	if last, ok := m.lastSignIn[s.Address]; ok && now.Before(last.expires) {
+		replaced = last.link
+		if cur := m.signIns[last.browser]; cur != nil && cur.Link.ID == last.link {
+			delete(m.signIns, last.browser)
+		}
+	}
+	s.Tries = 0
+	m.signIns[s.Browser] = &signIn{SignIn: s}
+	m.lastSignIn[s.Address] = addressSignIn{browser: s.Browser, link: s.Link.ID, expires: s.Expires()}
+	return replaced, nil
+}
+
+// TrySignIn implements store.SignIns.
+func (m *Store) TrySignIn(_ context.Context, browser string, maxTries int) (store.SignIn, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	cur := m.signIns[browser]
+	if cur == nil || !m.now().Before(cur.Expires()) {
+		delete(m.signIns, browser)
+		return store.SignIn{}, store.ErrNotFound
+	}
+	cur.tries++
+	out := cur.SignIn
+	out.Tries = cur.tries
+	if cur.tries >= maxTries {
+		delete(m.signIns, browser)
+	}
+	return out, nil
+}
+
+// EndSignIn implements store.SignIns.
+func (m *Store) EndSignIn(_ context.Context, browser string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.signIns, browser)
+	return nil
+}

@@ -59,6 +59,10 @@ func Run(t *testing.T, open Factory) {
 		{"LinkRecordShowsSpentAndRevoked", testLinkRecordUses},
 		{"MenuIsVersioned", testMenu},
 		{"ConcurrentSetMenuHasOneWinner", testConcurrentSetMenu},
+		{"SignInCodeTriesAreCountedAndEndAtTheLast", testSignInTries},
+		{"NewSignInOfAnAddressReplacesItsLast", testSignInReplaced},
+		{"SignInEndsWhenUsedOrWithItsLink", testSignInEnds},
+		{"ConcurrentCodeTriesNeverPassTheLimit", testConcurrentSignInTries},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,0 +1,126 @@
+package bolt
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+
+	"go.etcd.io/bbolt"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// A sign-in is kept under its browser as tries (8 bytes) then its JSON; an
+// address's last sign-in as its end (8 bytes), the browser, 0, the link id.
+
+// PutSignIn implements store.SignIns.
+func (s *Store) PutSignIn(_ context.Context, si store.SignIn) (string, error) {
+	v, err := json.Marshal(si)
+	if err != nil {
+		return "", fmt.Errorf("encoding sign-in: %w", err)
+	}
+	replaced := ""
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		replaced = ""
+		signIns, last := tx.Bucket(bucketSignIns), tx.Bucket(bucketLastSignIn)
+		if prev := last.Get([]byte(si.Address)); len(prev) > 8 && s.now().Before(decodeTime(prev[:8])) {
+			browser, link, _ := bytes.Cut(prev[8:], []byte{0})
+			replaced = string(link)
+			if cur, ok := decodeSignIn(signIns.Get(browser)); ok && cur.Link.ID == replaced {
+				if err := signIns.Delete(browser); err != nil {
+					return err
+				}
+			}
+		}
+		if err := signIns.Put([]byte(si.Browser), append(make([]byte, 8), v...)); err != nil {
+			return err
+		}
+		return last.Put([]byte(si.Address), bytes.Join([][]byte{encodeTime(si.Expires()), []byte(si.Browser), {0}, []byte(si.Link.ID)}, nil))
+	})
+	if err != nil {
+		return "", fmt.Errorf("keeping sign-in: %w", err)
+	}
+	return replaced, nil
+}
+
+// decodeSignIn reads a kept sign-in with its tries.
+func decodeSignIn(v []byte) (store.SignIn, bool) {
+	var si store.SignIn
+	if len(v) < 8 || json.Unmarshal(v[8:], &si) != nil {
+		return si, false
+	}
+	si.Tries = int(binary.BigEndian.Uint64(v[:8])) //nolint:gosec // a count this package wrote
+	return si, true
+}
+
+// TrySignIn implements store.SignIns.
+func (s *Store) TrySignIn(_ context.Context, browser string, maxTries int) (store.SignIn, error) {
+	var out store.SignIn
+	missing := false
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketSignIns)
+		si, ok := decodeSignIn(b.Get([]byte(browser)))
+		if missing = !ok || !s.now().Before(si.Expires()); missing {
+			return b.Delete([]byte(browser))
+		}
+		si.Tries++
+		out = si
+		if si.Tries >= maxTries {
+			return b.Delete([]byte(browser))
+		}
+		v := append([]byte(nil), b.Get([]byte(browser))...)
+		binary.BigEndian.PutUint64(v[:8], uint64(si.Tries)) //nolint:gosec // a small count
+		return b.Put([]byte(browser), v)
+	})
+	switch {
+	case err != nil:
+		return store.SignIn{}, fmt.Errorf("trying a sign-in code: %w", err)
+	case missing:
+		return store.SignIn{}, store.ErrNotFound
+	}
+	return out, nil
+}
+
+// EndSignIn implements store.SignIns.
+func (s *Store) EndSignIn(_ context.Context, browser string) error {
+	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketSignIns).Delete([]byte(browser)) })
+}
+
+// purgeSignIns deletes the sign-ins that ended by now, and the addresses'
+// records of them: few, each lives minutes, so they are scanned.
+func (s *Store) purgeSignIns(tx *bbolt.Tx) (int, error) {
+	now, n := s.now(), 0
+	var ended, lastEnded [][]byte
+	err := tx.Bucket(bucketSignIns).ForEach(func(k, v []byte) error {
+		if si, ok := decodeSignIn(v); !ok || !now.Before(si.Expires()) {
+			ended = append(ended, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	err = tx.Bucket(bucketLastSignIn).ForEach(func(k, v []byte) error {
+		if len(v) < 8 || !now.Before(decodeTime(v[:8])) {
+			lastEnded = append(lastEnded, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range ended {
+		if err := tx.Bucket(bucketSignIns).Delete(k); err != nil {
+			return 0, err
+		}
+		n++
+	}
+	for _, k := range lastEnded {
+		if err := tx.Bucket(bucketLastSignIn).Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}

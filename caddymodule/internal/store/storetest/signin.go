@@ -1,0 +1,129 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
+)
+
+// signIn is a sign-in of address from browser, its link living 10 minutes.
+func signIn(clk *clock.Fake, browser, address, linkID string) store.SignIn {
+	return store.SignIn{
+		Browser: browser, Address: address, CodeHash: []byte("hash-of-" + linkID),
+		Link: linkUse(clk, linkID, "c_"+address, 1),
+		User: identity.User{ID: "c_" + address, Email: address}, Path: "/", Apps: []string{"courses"},
+	}
+}
+
+func put(t *testing.T, s store.Store, si store.SignIn) string {
+	t.Helper()
+	replaced, err := s.PutSignIn(context.Background(), si)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return replaced
+}
+
+func try(s store.Store, browser string) (store.SignIn, error) {
+	return s.TrySignIn(context.Background(), browser, 5)
+}
+
+func testSignInTries(t *testing.T, s store.Store, clk *clock.Fake) {
+	want := signIn(clk, "b1", "ada@example.com", "l1")
+	put(t, s, want)
+	for n := 1; n <= 5; n++ {
+		got, err := try(s, "b1")
+		if err != nil {
+			t.Fatalf("try %d: %v", n, err)
+		}
+		if got.Tries != n || got.Link.ID != "l1" || got.User.ID != want.User.ID || string(got.CodeHash) != string(want.CodeHash) || got.Path != "/" {
+			t.Fatalf("try %d answered %+v", n, got)
+		}
+	}
+	if _, err := try(s, "b1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a sixth try: %v, want ErrNotFound", err)
+	}
+	if _, err := try(s, "nobody"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a browser that never asked: %v", err)
+	}
+}
+
+func testSignInReplaced(t *testing.T, s store.Store, clk *clock.Fake) {
+	if r := put(t, s, signIn(clk, "b1", "ada@example.com", "l1")); r != "" {
+		t.Fatalf("the first sign-in replaced %q", r)
+	}
+	if r := put(t, s, signIn(clk, "b2", "ada@example.com", "l2")); r != "l1" {
+		t.Fatalf("a second sign-in of the address replaced %q, want l1", r)
+	}
+	if _, err := try(s, "b1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("the replaced sign-in's code: %v", err)
+	}
+	if _, err := try(s, "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if r := put(t, s, signIn(clk, "b3", "bob@example.com", "l3")); r != "" {
+		t.Fatalf("another address's sign-in replaced %q", r)
+	}
+	// Browser b3 asks again for another address: its sign-in is the new
+	// one, and a later sign-in of bob's replaces bob's link without
+	// ending the browser's newer sign-in.
+	put(t, s, signIn(clk, "b3", "cy@example.com", "l4"))
+	if r := put(t, s, signIn(clk, "b5", "bob@example.com", "l5")); r != "l3" {
+		t.Fatalf("bob's second sign-in replaced %q, want l3", r)
+	}
+	if got, err := try(s, "b3"); err != nil || got.Link.ID != "l4" {
+		t.Fatalf("the browser's newer sign-in: %+v %v", got, err)
+	}
+}
+
+func testSignInEnds(t *testing.T, s store.Store, clk *clock.Fake) {
+	put(t, s, signIn(clk, "b1", "ada@example.com", "l1"))
+	put(t, s, signIn(clk, "b2", "bob@example.com", "l2"))
+	if err := s.EndSignIn(context.Background(), "b2"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := try(s, "b2"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("an ended sign-in: %v", err)
+	}
+	clk.Advance(time.Hour)
+	if _, err := try(s, "b1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a sign-in past its link's end: %v", err)
+	}
+	if r := put(t, s, signIn(clk, "b3", "ada@example.com", "l3")); r != "" {
+		t.Fatalf("a sign-in after the last one ended replaced %q", r)
+	}
+	if _, err := s.Purge(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := try(s, "b3"); err != nil {
+		t.Fatalf("purge ended a live sign-in: %v", err)
+	}
+}
+
+func testConcurrentSignInTries(t *testing.T, s store.Store, clk *clock.Fake) {
+	put(t, s, signIn(clk, "b1", "ada@example.com", "l1"))
+	var answered atomic.Int32
+	var wg sync.WaitGroup
+	for range 20 {
+		wg.Go(func() {
+			_, err := try(s, "b1")
+			switch {
+			case err == nil:
+				answered.Add(1)
+			case !errors.Is(err, store.ErrNotFound):
+				t.Error(err)
+			}
+		})
+	}
+	wg.Wait()
+	if n := answered.Load(); n != 5 {
+		t.Fatalf("%d of 20 concurrent tries were answered, want 5", n)
+	}
+}
