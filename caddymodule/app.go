@@ -83,6 +83,15 @@ type App struct {
 	// (links staff send). Default: none, and nothing is sent.
 	MailerRaw json.RawMessage `json:"mailer,omitempty" caddy:"namespace=portalgate.mailers inline_key=mailer"`
 
+	// SignIn says who may ask the portal for a sign-in e-mail (with a
+	// mailer): directory (the directory's contacts), open (anyone; an
+	// unknown address becomes a contact) or off. Default: directory.
+	SignIn string `json:"signin,omitempty"`
+
+	// SignInTTL is the life of a sign-in e-mail's link and code. Default:
+	// 10m.
+	SignInTTL caddy.Duration `json:"signin_ttl,omitempty"`
+
 	// Issuer is the "iss" of link tokens. Default: the portal URL.
 	Issuer string `json:"issuer,omitempty"`
 
@@ -255,6 +264,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Sessions:   a.sessions,
 		Store:      a.store,
 		Directory:  a.store,
+		SignIns:    a.store,
+		SignIn:     a.SignIn,
+		SignInTTL:  time.Duration(a.SignInTTL),
 		Asserter:   asserter,
 		Limiter:    limiter,
 		CSRFKey:    ring.Derive("csrf"),

@@ -47,6 +47,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		assertion_key <kid> <seed>      # repeatable; Ed25519, base64url
 //		store bolt [<path>] | memory | redis ...
 //		mailer smtp { host … from … } | outbox
+//		signin directory|open|off
+//		signin_ttl <duration>
 //		issuer <iss>
 //		link_ttl <duration>
 //		link_max_ttl <duration>
@@ -100,7 +102,12 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.Issuer = args[0]
-		case "link_ttl", "link_max_ttl", "session_ttl", "session_idle":
+		case "signin":
+			if len(args) != 1 || (args[0] != "directory" && args[0] != "open" && args[0] != "off") {
+				return d.Errf("signin takes directory, open or off")
+			}
+			a.SignIn = args[0]
+		case "link_ttl", "link_max_ttl", "session_ttl", "session_idle", "signin_ttl":
 			if len(args) != 1 {
 				return d.Errf("%s takes one duration such as 15m", opt)
 			}
@@ -117,6 +124,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			*map[string]*caddy.Duration{
 				"link_ttl": &a.LinkTTL, "link_max_ttl": &a.LinkMaxTTL,
 				"session_ttl": &a.SessionTTL, "session_idle": &a.SessionIdle,
+				"signin_ttl": &a.SignInTTL,
 			}[opt] = caddy.Duration(dur)
 		case "api_key_hash":
 			if len(args) != 1 {

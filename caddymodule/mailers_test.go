@@ -3,12 +3,14 @@ package caddymodule
 import (
 	"fmt"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/mailtest"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
 // smtpTo is the mailer block for a Mailpit on loopback.
@@ -69,5 +71,37 @@ func TestSend_RefusedWithoutAMailerOrAnAddress(t *testing.T) {
 		if r := g.api(http.MethodPost, "links", body); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, want) {
 			t.Errorf("%s: %d %s", body, r.StatusCode, r.Body)
 		}
+	}
+}
+
+func TestSignIn_CodeFromARealMailServerSignsIn(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	g := newGateway(t, "store memory\n\t\t"+smtpTo(srv))
+	g.apiCall(http.MethodPost, "contacts", `{"id":"c_code","email":"grace@example.com","name":"Grace Hopper"}`, http.StatusOK)
+	c := g.client()
+	form := g.do(c, http.MethodGet, "http://"+g.portal+"/_portalgate/signin?app=courses&next=%2Fnotes", browser)
+	post := func(path string, v url.Values) resp {
+		return g.send(c, http.MethodPost, "http://"+g.portal+path, strings.NewReader(v.Encode()), browser,
+			"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.portal)
+	}
+	page := post("/_portalgate/signin", url.Values{"csrf": {web.CSRF(t, form.Body)}, "email": {"grace@example.com"},
+		"app": {"courses"}, "next": {"/notes"}})
+	if page.StatusCode != http.StatusOK {
+		t.Fatalf("asking: %d %s", page.StatusCode, page.Body)
+	}
+	m := srv.WaitFor("grace@example.com", 1)[0]
+	code := regexp.MustCompile(`(?m)^\s+(\d{6})\s*$`).FindStringSubmatch(m.Text)
+	if code == nil || m.From.Name != "Acme Portal" || !strings.Contains(m.Subject, "Acme Portal") {
+		t.Fatalf("the sign-in e-mail: from %+v, subject %q, text %q", m.From, m.Subject, m.Text)
+	}
+	r := post("/_portalgate/signin/code", url.Values{"csrf": {web.CSRF(t, page.Body)}, "code": {code[1]}})
+	for range 5 {
+		if r.StatusCode != http.StatusSeeOther {
+			break
+		}
+		r = g.do(c, http.MethodGet, r.Header.Get("Location"), browser)
+	}
+	if got := web.Echoed(t, r).Get("X-Portal-User-Id"); got != "c_code" || r.Request.URL.Path != "/notes" {
+		t.Fatalf("landed on %s as %q", r.Request.URL, got)
 	}
 }

@@ -75,3 +75,10 @@ func (a audit) mail(kind, linkID, status string, try int) {
 	a.l.Info("mail "+status, zap.String("event", "mail_"+status), zap.String("kind", kind),
 		zap.String("link_id", linkID), zap.Int("try", try))
 }
+
+// codeRejected is a wrong sign-in code: the sign-in's user and link, and
+// how many codes it has taken.
+func (a audit) codeRejected(userID, linkID, ip string, tries int) {
+	a.l.Info("sign-in code rejected", zap.String("event", "signin_code_rejected"), zap.String("user_id", userID),
+		zap.String("link_id", linkID), zap.String("client_ip", ip), zap.Int("try", tries))
+}

@@ -62,6 +62,9 @@ type Config struct {
 	// dashboard's contacts, link records and menu. Required.
 	Store     store.Sessions
 	Directory store.Directory
+	// SignIns keeps the codes of sign-in e-mails. Required for sign-in by
+	// e-mail.
+	SignIns store.SignIns
 	// Asserter signs identity assertions for apps that want them. Required.
 	Asserter *assertion.Signer
 	// Limiter bounds failures per client; nil turns the limit off.
@@ -88,6 +91,12 @@ type Config struct {
 	Outbox *mail.Outbox
 	// PortalTitle is the portal's name in e-mails. Default: Portal.
 	PortalTitle string
+	// SignIn says who may ask the portal for a sign-in e-mail:
+	// SignInDirectory (default), SignInOpen or SignInOff; without a
+	// Mailer, nobody. SignInTTL is the life of its link and code
+	// (default DefaultSignInTTL).
+	SignIn    string
+	SignInTTL time.Duration
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -138,6 +147,9 @@ type Gateway struct {
 	launches *ratelimit.Limiter
 	// mail sends behind the requests that ask; nil without a mailer.
 	mail *mail.Queue
+	// signIns works on asked-for sign-in e-mails; nil when there is no
+	// sign-in by e-mail.
+	signIns *signIns
 	// served are the apps a site of this config serves, so that none is
 	// served twice (two sites, or two handlers in one site).
 	servedMu sync.Mutex
@@ -195,12 +207,17 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Mailer != nil {
 		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered})
 	}
+	if err := g.startSignIns(); err != nil {
+		g.Close(context.Background())
+		return nil, err
+	}
 	return g, nil
 }
 
-// Close sends the e-mails still queued until ctx ends, and gives up on the
-// rest.
+// Close finishes the sign-ins asked for, sends the e-mails still queued
+// until ctx ends, and gives up on the rest.
 func (g *Gateway) Close(ctx context.Context) {
+	g.closeSignIns()
 	if g.mail != nil {
 		g.mail.Close(ctx)
 	}

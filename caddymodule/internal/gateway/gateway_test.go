@@ -16,6 +16,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -49,6 +50,8 @@ type testGateway struct {
 	clock                      *clock.Fake
 	portal, courses, community string // host:port
 	upstreamHits               atomic.Int32
+	// outbox holds what the gateway mailed (withOutbox).
+	outbox *mail.Outbox
 }
 
 // setup is what a test changes before the gateway starts.
@@ -62,6 +65,8 @@ type setup struct {
 	// authenticator signs staff in with basic auth, as Caddy's basic_auth in
 	// front of the dashboard does.
 	authenticator bool
+	// outbox is the mailer when set: sign-in by e-mail is on.
+	outbox bool
 }
 
 type option func(*setup)
@@ -96,6 +101,11 @@ func withoutAuthenticator() option { return func(s *setup) { s.authenticator = f
 // withMenuLinks fixes menu items, as menu_link lines in the Caddyfile do.
 func withMenuLinks(links ...MenuLink) option {
 	return func(s *setup) { s.cfg.MenuLinks = append(s.cfg.MenuLinks, links...) }
+}
+
+// withOutbox gives the gateway a mailer: the outbox, which g.outbox reads.
+func withOutbox() option {
+	return func(s *setup) { s.outbox = true }
 }
 
 // withoutAPIKeys turns the link API off.
@@ -146,7 +156,11 @@ func newTestGateway(t *testing.T, opts ...option) *testGateway {
 		s.open = func(now func() time.Time) store.Store { return memory.New(now) }
 	}
 	g.store = s.open(g.clock.Now)
-	s.cfg.Store, s.cfg.Directory = g.store, g.store
+	s.cfg.Store, s.cfg.Directory, s.cfg.SignIns = g.store, g.store, g.store
+	if s.outbox {
+		g.outbox = mail.NewOutbox(100, g.clock.Now)
+		s.cfg.Mailer = g.outbox
+	}
 	if s.limit > 0 {
 		if s.cfg.Limiter, err = ratelimit.New(s.limit, time.Minute, 100_000, g.clock.Now); err != nil {
 			t.Fatal(err)
@@ -169,6 +183,7 @@ func newTestGateway(t *testing.T, opts ...option) *testGateway {
 	if g.gw, err = New(s.cfg); err != nil {
 		t.Fatal(err)
 	}
+	t.Cleanup(func() { g.gw.Close(context.Background()) })
 	upstream := nextFunc(func(w http.ResponseWriter, r *http.Request) error {
 		g.upstreamHits.Add(1)
 		web.Echo(w, r)

@@ -1,20 +1,32 @@
 package gateway
 
 import (
+	"errors"
 	"net/http"
 	"net/url"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 )
 
 // home is the portal home: the apps the signed-in user may open. Sent here
 // by an app with ?app=&next=, it launches the user straight back.
 func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	id, e, err := s.session(r)
+	q := r.URL.Query()
+	if errors.Is(err, session.ErrNoSession) && s.g.signIns != nil && wantsHTML(r) {
+		// A person signed out signs in, and goes on to where they were going.
+		noStore(w)
+		to := signInPath
+		if q.Get("app") != "" {
+			to += "?" + url.Values{"app": {q.Get("app")}, "next": {q.Get("next")}}.Encode()
+		}
+		http.Redirect(w, r, s.app.origin+to, http.StatusSeeOther)
+		return nil
+	}
 	if err != nil {
 		return noSession(err)
 	}
-	q := r.URL.Query()
 	if t := s.g.apps[q.Get("app")]; t != nil && t.name != PortalName && t.allowed(e.Apps) {
 		noStore(w)
 		to := launchPrefix + t.name + "?" + url.Values{"next": {q.Get("next")}}.Encode()

@@ -9,6 +9,7 @@ type Metrics struct {
 	Redemptions *prometheus.CounterVec
 	Gated       *prometheus.CounterVec
 	Mail        *prometheus.CounterVec
+	SignIns     *prometheus.CounterVec
 }
 
 // MetricsNamespace starts every series' name.
@@ -33,10 +34,14 @@ func NewMetrics() *Metrics {
 			Namespace: MetricsNamespace, Name: "mail_messages_total",
 			Help: "E-mails by kind (link) and what became of them (queued, sent, failed, queue_full).",
 		}, []string{"kind", "status"}),
+		SignIns: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: MetricsNamespace, Name: "signin_requests_total",
+			Help: "Sign-in e-mails asked for and codes typed, by result (sent, unknown, address_limited, mail_failed, dropped, store_error, code_ok, code_wrong, code_unknown).",
+		}, []string{"result"}),
 	}
 }
 
 // Collectors are the series to register.
 func (m *Metrics) Collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.Minted, m.Redemptions, m.Gated, m.Mail}
+	return []prometheus.Collector{m.Minted, m.Redemptions, m.Gated, m.Mail, m.SignIns}
 }

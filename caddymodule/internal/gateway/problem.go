@@ -64,6 +64,7 @@ var (
 	problemExpired     = newProblem(http.StatusGone, "link_expired", "This link has expired", "Sign-in links work for a short time only, and this one is past it.", "Ask for a new link.", "expired")
 	problemUsed        = newProblem(http.StatusGone, "link_used", "This link has already been used", "Each sign-in link works only once, and this one has been used.", "If you did not use it yourself, tell whoever sent it. Ask for a new link to sign in.", "used")
 	problemBeforeStore = newProblem(http.StatusGone, "link_predates_store", "This link can no longer be used", "The sign-in service's records began again after this link was sent, so it cannot tell whether the link was used.", "Ask for a new link.", "before_store")
+	problemCodeGone    = newProblem(http.StatusGone, "code_expired", "This code cannot be used", "The code is past its time, was typed wrong too often, or a newer e-mail replaced it.", "Ask for a new sign-in e-mail.", "code_gone")
 	problemRevoked     = newProblem(http.StatusGone, "link_revoked", "This link has been revoked", "Whoever sent this sign-in link has withdrawn it.", "Ask for a new link.", "revoked")
 	problemNoSession   = newProblem(http.StatusUnauthorized, "no_session", "You are not signed in", "You need to sign in before you can open this page.", "Open the sign-in link you were sent, or ask for a new one.", "")
 	problemNotAllowed  = newProblem(http.StatusForbidden, "app_not_allowed", "You cannot open this app", "Your sign-in does not include this app.", "Ask whoever sent your link for access.", "")

@@ -151,6 +151,9 @@ func (s *Site) routeTable() table[siteHandler] {
 	t.on(jwksPath, (*Site).jwks, get, head)
 	if s.isPortal() {
 		t.on("/", (*Site).home, get, head)
+		t.on(signInPath, (*Site).signInForm, get, head)
+		t.on(signInPath, (*Site).askForSignIn, post)
+		t.on(signInCodePath, (*Site).signInWithCode, post)
 		t.on(launchPrefix+"{app}", (*Site).launch, get)
 		t.on(menuAPIPath, (*Site).menuAPI, get, head)
 		// The link API has its own table (shared with Caddy's admin API),

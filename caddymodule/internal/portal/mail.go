@@ -31,6 +31,23 @@ type LinkMail struct {
 	Color string
 }
 
+// SignInMail is the data of the e-mail a person asked for to sign in.
+type SignInMail struct {
+	PortalTitle, Name string
+	// Code is the 6-digit code, URL the link; both work Minutes minutes.
+	Code, URL string
+	Minutes   int
+	Color     string
+}
+
+// RenderSignInMail renders the sign-in e-mail.
+func RenderSignInMail(d SignInMail) (Rendered, error) {
+	if d.Color == "" {
+		d.Color = DefaultColor
+	}
+	return renderMail("signin", d)
+}
+
 // Rendered is an e-mail's subject and bodies.
 type Rendered struct {
 	Subject, Text, HTML string

@@ -105,6 +105,25 @@ type Confirm struct {
 	Current string
 }
 
+// SignIn is the data of the sign-in form.
+type SignIn struct {
+	PortalTitle, Action, CSRF string
+	// App and Next are where the visitor was going, kept through the form.
+	App, Next string
+	// Email is what was typed; Error what is wrong with it.
+	Email, Error string
+}
+
+// SignInCode is the data of the page that asks for the code.
+type SignInCode struct {
+	Action, CSRF string
+	// Again is the address of the sign-in form, to ask again.
+	Again string
+	// Error says what was wrong with the last code typed.
+	Error   string
+	Minutes int
+}
+
 // Notice is the data of a page that tells a person what happened and what
 // to do next: errors, signed out, not signed in.
 type Notice struct {

@@ -1,0 +1,457 @@
+package gateway
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"mime"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// Who may ask for a sign-in e-mail.
+const (
+	// SignInDirectory: the contacts of the directory, found by address.
+	SignInDirectory = "directory"
+	// SignInOpen: anyone; an unknown address becomes a new contact.
+	SignInOpen = "open"
+	// SignInOff: nobody; the portal has no sign-in form.
+	SignInOff = "off"
+)
+
+// Paths of the sign-in flow, on the portal.
+const (
+	signInPath     = gatewayPrefix + "signin"
+	signInCodePath = signInPath + "/code"
+)
+
+const (
+	// DefaultSignInTTL is the life of a sign-in e-mail's link and code.
+	DefaultSignInTTL = 10 * time.Minute
+	// codeTries is how many codes a sign-in takes before it dies.
+	codeTries = 5
+	// signInsPerAddress an hour is how many e-mails one address may be
+	// sent: past it the answer is the same, and nothing is sent.
+	signInsPerAddress = 5
+	// signInsPerClient a minute is how many sign-ins one client IP may ask
+	// for.
+	signInsPerClient = 10
+	// signInBacklog bounds the sign-ins waiting to be worked on.
+	signInBacklog = 1000
+)
+
+// signInRequest is one asked-for sign-in e-mail, worked on behind the
+// answer so that the answer is the same, at the same speed, whether the
+// address is a contact or not.
+type signInRequest struct {
+	address string
+	// browser keys the code to the asking browser; "" for an API client,
+	// whose e-mail then has no code.
+	browser   string
+	app, next string
+}
+
+// signIns works on the asked-for sign-ins.
+type signIns struct {
+	mode       string
+	ttl        time.Duration
+	requests   chan signInRequest
+	perAddress *ratelimit.Limiter
+	perClient  *ratelimit.Limiter
+	workers    sync.WaitGroup
+	closeOnce  sync.Once
+}
+
+// startSignIns starts the sign-in workers, when the portal can send mail
+// and the configuration lets anyone ask.
+func (g *Gateway) startSignIns() error {
+	mode := g.cfg.SignIn
+	switch mode {
+	case "":
+		mode = SignInDirectory
+	case SignInDirectory, SignInOpen, SignInOff:
+	default:
+		return fmt.Errorf("portalgate: signin must be directory, open or off, not %q", mode)
+	}
+	if mode == SignInOff || g.mail == nil {
+		return nil
+	}
+	if g.cfg.SignIns == nil {
+		return errors.New("portalgate: sign-in by e-mail needs a store that keeps sign-ins")
+	}
+	ttl := g.cfg.SignInTTL
+	if ttl == 0 {
+		ttl = DefaultSignInTTL
+	}
+	if ttl < time.Minute || ttl > g.cfg.Codec.MaxTTL {
+		return fmt.Errorf("portalgate: signin_ttl %s must be between 1m and link_max_ttl %s", ttl, g.cfg.Codec.MaxTTL)
+	}
+	perAddress, err := ratelimit.New(signInsPerAddress, time.Hour, 100_000, g.now)
+	if err != nil {
+		return err
+	}
+	perClient, err := ratelimit.New(signInsPerClient, time.Minute, 100_000, g.now)
+	if err != nil {
+		return err
+	}
+	g.signIns = &signIns{mode: mode, ttl: ttl, requests: make(chan signInRequest, signInBacklog),
+		perAddress: perAddress, perClient: perClient}
+	for range 2 {
+		g.signIns.workers.Go(func() {
+			for req := range g.signIns.requests {
+				g.startSignIn(req)
+			}
+		})
+	}
+	return nil
+}
+
+// closeSignIns lets the workers finish what was asked, and stop.
+func (g *Gateway) closeSignIns() {
+	if g.signIns == nil {
+		return
+	}
+	g.signIns.closeOnce.Do(func() { close(g.signIns.requests) })
+	g.signIns.workers.Wait()
+}
+
+// askSignIn queues a sign-in; a full backlog drops it (counted), as a
+// full mail queue would.
+func (g *Gateway) askSignIn(req signInRequest) {
+	defer func() {
+		// A request racing a config's Close finds the channel closed.
+		if recover() != nil {
+			g.metrics.SignIns.WithLabelValues("dropped").Inc()
+		}
+	}()
+	select {
+	case g.signIns.requests <- req:
+	default:
+		g.metrics.SignIns.WithLabelValues("dropped").Inc()
+	}
+}
+
+// startSignIn sends the sign-in e-mail a request asked for, if the address
+// may sign in: to the contact's own address, which the one typed only
+// matches.
+func (g *Gateway) startSignIn(req signInRequest) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	result, err := g.signInFor(ctx, req)
+	if err != nil {
+		g.log.Error("starting a sign-in", zap.Error(err))
+		result = "store_error"
+	}
+	g.metrics.SignIns.WithLabelValues(result).Inc()
+}
+
+// signInFor does startSignIn's work and names its result for the metric.
+func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, error) {
+	key := store.AddressKey(req.address)
+	if _, blocked := g.signIns.perAddress.Spend(key); blocked {
+		return "address_limited", nil
+	}
+	contacts, err := g.cfg.Directory.ContactsByEmail(ctx, req.address)
+	if err != nil {
+		return "", err
+	}
+	var c store.Contact
+	switch {
+	case len(contacts) > 0:
+		c = contacts[0]
+	case g.signIns.mode == SignInOpen:
+		id, err := link.NewID()
+		if err != nil {
+			return "", err
+		}
+		c = store.Contact{ID: "c_" + id[:16], Email: req.address}
+	default:
+		return "unknown", nil
+	}
+	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
+	path := "/"
+	if t := g.apps[req.app]; t != nil && t.name != PortalName {
+		path = "/?" + url.Values{"app": {t.name}, "next": {req.next}}.Encode()
+	}
+	lr := link.Request{App: PortalName, User: user, Path: path, TTL: g.signIns.ttl, Apps: g.AppNames()}
+	if err := g.claimID(ctx, user); err != nil {
+		return "", err
+	}
+	l, err := g.issue("signin", lr)
+	if err != nil {
+		return "", err
+	}
+	if err := g.remember(ctx, "signin", lr, l); err != nil {
+		return "", err
+	}
+	code := ""
+	if req.browser != "" {
+		if code, err = newCode(); err != nil {
+			return "", err
+		}
+	}
+	// An API client's request has no browser to type a code in; it still
+	// voids the address's last sign-in, under a key nobody holds.
+	browser := req.browser
+	if browser == "" {
+		browser = "api-" + l.ID
+	}
+	replaced, err := g.cfg.SignIns.PutSignIn(ctx, store.SignIn{
+		Browser: browser, Address: key, CodeHash: g.codeHash(browser, code),
+		Link: store.LinkUse{ID: l.ID, UserID: user.ID, Uses: 1, IssuedAt: l.IssuedAt, Expires: l.ExpiresAt.Add(link.Leeway)},
+		User: user, Apps: lr.Apps, Path: path,
+	})
+	if err != nil {
+		return "", err
+	}
+	if replaced != "" {
+		if err := g.cfg.Store.RevokeLink(ctx, replaced, g.now().Add(g.signIns.ttl+link.Leeway)); err != nil {
+			return "", fmt.Errorf("voiding the address's last sign-in link: %w", err)
+		}
+	}
+	r, err := portal.RenderSignInMail(portal.SignInMail{PortalTitle: g.portalTitle(), Name: c.Name, Code: code,
+		URL: g.portal.magicURL(l.Token), Minutes: int(g.signIns.ttl / time.Minute)})
+	if err != nil {
+		return "", err
+	}
+	m := mail.Message{ID: l.ID, Kind: "signin", To: mail.Address{Name: c.Name, Email: c.Email},
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+	if err := g.mail.Enqueue(m); err != nil {
+		return "mail_failed", nil
+	}
+	return "sent", nil
+}
+
+// newCode is a uniformly random 6-digit code.
+func newCode() (string, error) {
+	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
+	if err != nil {
+		return "", err
+	}
+	return fmt.Sprintf("%06d", n.Int64()), nil
+}
+
+// codeHash keys a code to its browser: the store keeps only this.
+func (g *Gateway) codeHash(browser, code string) []byte {
+	return []byte(g.csrfToken("signin-code", browser+"\x00"+code))
+}
+
+// browserKey is what the store knows a browser's sign-in nonce by.
+func browserKey(nonce string) string {
+	sum := sha256.Sum256([]byte(nonce))
+	return hex.EncodeToString(sum[:])
+}
+
+// signInCookie is the portal's cookie holding the browser's sign-in nonce:
+// the forms' CSRF tokens and the code are bound to it.
+func (s *Site) signInCookie() string { return s.app.cookie + "-signin" }
+
+// signInNonce returns the browser's sign-in nonce, making one (and setting
+// its cookie) when it has none.
+func (s *Site) signInNonce(w http.ResponseWriter, r *http.Request) (string, error) {
+	if n := cookieValue(r.Header, s.signInCookie()); len(n) == 43 {
+		return n, nil
+	}
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return "", err
+	}
+	n := base64.RawURLEncoding.EncodeToString(b)
+	http.SetCookie(w, s.cookie(s.signInCookie(), n, time.Hour))
+	return n, nil
+}
+
+// signInForm shows the sign-in form; a browser signed in here already goes
+// on to where it was going.
+func (s *Site) signInForm(w http.ResponseWriter, r *http.Request, _ routeHit) error {
+	if s.g.signIns == nil {
+		return problemNotFound
+	}
+	q := r.URL.Query()
+	if _, _, err := s.session(r); err == nil {
+		noStore(w)
+		http.Redirect(w, r, s.app.origin+"/?"+url.Values{"app": {q.Get("app")}, "next": {q.Get("next")}}.Encode(), http.StatusSeeOther)
+		return nil
+	}
+	nonce, err := s.signInNonce(w, r)
+	if err != nil {
+		return err
+	}
+	noStore(w)
+	s.page(w, http.StatusOK, "signin.html", s.signInData(nonce, q.Get("app"), q.Get("next"), "", ""))
+	return nil
+}
+
+func (s *Site) signInData(nonce, app, next, email, problem string) portal.SignIn {
+	if s.g.apps[app] == nil || app == PortalName {
+		app, next = "", ""
+	}
+	return portal.SignIn{PortalTitle: s.g.portalTitle(), Action: signInPath, CSRF: s.g.csrfToken("signin", nonce),
+		App: app, Next: next, Email: email, Error: problem}
+}
+
+// askForSignIn takes an address and answers the same whatever it is: a
+// page that asks for the code (a browser), or 202 (an API client).
+func (s *Site) askForSignIn(w http.ResponseWriter, r *http.Request, _ routeHit) error {
+	if s.g.signIns == nil {
+		return problemNotFound
+	}
+	ip := s.g.clientIP(r)
+	if ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); ct == "application/json" {
+		// A browser cannot send JSON across sites without asking first
+		// (CORS), so this needs no CSRF token; it has no code either.
+		var body struct {
+			Email string `json:"email"`
+		}
+		dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, 16<<10))
+		dec.DisallowUnknownFields()
+		if err := dec.Decode(&body); err != nil {
+			return badRequest(`the body must be {"email": "..."}`)
+		}
+		address, err := mail.ParseEmail(body.Email)
+		if err != nil {
+			return badRequest(err.Error())
+		}
+		if wait, blocked := s.g.signIns.perClient.Spend(ip); blocked {
+			return tooMany{wait}
+		}
+		s.g.askSignIn(signInRequest{address: address})
+		noStore(w)
+		writeJSON(w, http.StatusAccepted, map[string]string{"status": "sent"})
+		return nil
+	}
+	nonce := cookieValue(r.Header, s.signInCookie())
+	if !s.sameOrigin(r) || nonce == "" || !s.g.checkCSRF("signin", nonce, formValue(w, r, "csrf")) {
+		return problemCSRF
+	}
+	app, next := r.PostFormValue("app"), r.PostFormValue("next")
+	address, err := mail.ParseEmail(r.PostFormValue("email"))
+	if err != nil {
+		noStore(w)
+		s.page(w, http.StatusBadRequest, "signin.html", s.signInData(nonce, app, next, r.PostFormValue("email"),
+			"That is not an e-mail address: check it and try again."))
+		return nil
+	}
+	if wait, blocked := s.g.signIns.perClient.Spend(ip); blocked {
+		return tooMany{wait}
+	}
+	if s.g.apps[app] == nil {
+		app, next = "", ""
+	}
+	s.g.askSignIn(signInRequest{address: address, browser: browserKey(nonce), app: app, next: next})
+	noStore(w)
+	s.page(w, http.StatusOK, "signin_code.html", s.codeData(nonce, app, next, ""))
+	return nil
+}
+
+func (s *Site) codeData(nonce, app, next, problem string) portal.SignInCode {
+	again := signInPath
+	if app != "" {
+		again += "?" + url.Values{"app": {app}, "next": {next}}.Encode()
+	}
+	return portal.SignInCode{Action: signInCodePath, CSRF: s.g.csrfToken("signin-code", nonce), Again: again,
+		Error: problem, Minutes: int(s.g.signIns.ttl / time.Minute)}
+}
+
+// signInWithCode signs in the browser that asked, with the code of its
+// e-mail: the e-mail's link is spent, as opening it would.
+func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit) error {
+	if s.g.signIns == nil {
+		return problemNotFound
+	}
+	ip := s.g.clientIP(r)
+	nonce := cookieValue(r.Header, s.signInCookie())
+	if !s.sameOrigin(r) || nonce == "" || !s.g.checkCSRF("signin-code", nonce, formValue(w, r, "csrf")) {
+		return problemCSRF
+	}
+	if wait, blocked := s.g.cfg.Limiter.Blocked(signInKey(ip)); blocked {
+		return tooMany{wait}
+	}
+	code := strings.Join(strings.Fields(r.PostFormValue("code")), "")
+	browser := browserKey(nonce)
+	ctx := context.WithoutCancel(r.Context())
+	si, err := s.g.cfg.SignIns.TrySignIn(ctx, browser, codeTries)
+	if errors.Is(err, store.ErrNotFound) {
+		s.g.metrics.SignIns.WithLabelValues("code_unknown").Inc()
+		return problemCodeGone
+	}
+	if err != nil {
+		return err
+	}
+	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 {
+		s.g.metrics.SignIns.WithLabelValues("code_wrong").Inc()
+		s.g.audit.codeRejected(si.User.ID, si.Link.ID, ip, si.Tries)
+		if wait, blocked := s.g.cfg.Limiter.Spend(signInKey(ip)); blocked {
+			return tooMany{wait}
+		}
+		if si.Tries >= codeTries {
+			return problemCodeGone
+		}
+		noStore(w)
+		left := codeTries - si.Tries
+		s.page(w, http.StatusBadRequest, "signin_code.html", s.codeData(nonce, "", "",
+			fmt.Sprintf("That code is not right. You can try %d more %s.", left, plural(left, "time", "times"))))
+		return nil
+	}
+	created, err := s.g.cfg.Sessions.Redeem(ctx, si.Link, si.User, PortalName, si.Apps, "")
+	var unsettled *session.Unsettled
+	switch {
+	case errors.Is(err, store.ErrLinkUsed):
+		return problemUsed
+	case errors.Is(err, store.ErrLinkRevoked):
+		return problemRevoked
+	case errors.Is(err, store.ErrLinkExpired):
+		return problemExpired
+	case errors.Is(err, store.ErrLinkBeforeStore):
+		return problemBeforeStore
+	case errors.As(err, &unsettled):
+		http.SetCookie(w, s.cookie(s.app.cookie, unsettled.SessionID, s.g.cfg.SessionTTL))
+		return problemStore
+	case err != nil:
+		return err
+	}
+	if err := s.g.cfg.SignIns.EndSignIn(ctx, browser); err != nil {
+		s.g.log.Error("ending a used sign-in", zap.Error(err))
+	}
+	if old := cookieValue(r.Header, s.app.cookie); old != "" {
+		if err := s.g.cfg.Sessions.End(ctx, old); err != nil {
+			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
+		}
+	}
+	s.g.metrics.SignIns.WithLabelValues("code_ok").Inc()
+	s.g.audit.linkRedeemed(PortalName, created.User.ID, si.Link.ID, created.ID, ip)
+	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
+	http.SetCookie(w, s.cookie(s.signInCookie(), "", -1))
+	noStore(w)
+	http.Redirect(w, r, s.app.origin+si.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path built by startSignIn
+	return nil
+}
+
+func plural(n int, one, many string) string {
+	if n == 1 {
+		return one
+	}
+	return many
+}
+
+func signInKey(ip string) string { return "signin|" + ip }

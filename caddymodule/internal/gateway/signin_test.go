@@ -1,0 +1,381 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"net/url"
+	"regexp"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
+)
+
+// newSignInGateway is a gateway that sends sign-in e-mails to its outbox,
+// with the contact Ada (ada@example.com) in its directory.
+func newSignInGateway(t *testing.T, opts ...option) *testGateway {
+	t.Helper()
+	g := newTestGateway(t, append([]option{withOutbox()}, opts...)...)
+	ada := store.Contact{ID: "c_ada", Email: "ada@example.com", Name: "Ada Lovelace", Location: "loc_a"}
+	if err := g.store.PutContacts(context.Background(), []store.Contact{ada}); err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// askSignIn opens the sign-in form in browser c (for app and next, when
+// given) and asks for address; it returns the answer, the code page.
+func (g *testGateway) askSignIn(c *http.Client, address, app, next string) resp {
+	g.t.Helper()
+	q := ""
+	if app != "" {
+		q = "?" + url.Values{"app": {app}, "next": {next}}.Encode()
+	}
+	form := g.do(c, http.MethodGet, "http://"+g.portal+signInPath+q, browser)
+	if form.StatusCode != http.StatusOK {
+		g.t.Fatalf("the sign-in form: %d %s", form.StatusCode, form.Body)
+	}
+	v := url.Values{"csrf": {web.CSRF(g.t, form.Body)}, "email": {address}}
+	if app != "" {
+		v.Set("app", app)
+		v.Set("next", next)
+	}
+	return g.postForm(c, "http://"+g.portal+signInPath, v)
+}
+
+// postForm posts a form from the portal's own page.
+func (g *testGateway) postForm(c *http.Client, to string, v url.Values) resp {
+	g.t.Helper()
+	return g.send(c, http.MethodPost, to, strings.NewReader(v.Encode()), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://"+g.portal)
+}
+
+// typeCode posts code from the code page page in browser c.
+func (g *testGateway) typeCode(c *http.Client, page resp, code string) resp {
+	g.t.Helper()
+	return g.postForm(c, "http://"+g.portal+signInCodePath, url.Values{"csrf": {web.CSRF(g.t, page.Body)}, "code": {code}})
+}
+
+// mails waits until address has been sent n sign-in e-mails and returns
+// them, newest first.
+func (g *testGateway) mails(address string, n int) []mail.Kept {
+	g.t.Helper()
+	var got []mail.Kept
+	testkit.Eventually(g.t, 10*time.Second, "sign-in e-mails for "+address, func() bool {
+		got = got[:0]
+		for _, m := range g.outbox.Messages() {
+			if m.To.Email == address && m.Kind == "signin" {
+				got = append(got, m)
+			}
+		}
+		return len(got) >= n
+	})
+	return got
+}
+
+var (
+	codeIn     = regexp.MustCompile(`(?m)^\s+(\d{6})$`)
+	signInLink = regexp.MustCompile(`http://\S+/_portalgate/magic\?token=\S+`)
+)
+
+func codeOf(t *testing.T, m mail.Kept) string {
+	t.Helper()
+	c := codeIn.FindStringSubmatch(m.Text)
+	if c == nil {
+		t.Fatalf("no code in %q", m.Text)
+	}
+	return c[1]
+}
+
+func linkOf(t *testing.T, m mail.Kept) string {
+	t.Helper()
+	l := signInLink.FindString(m.Text)
+	if l == "" {
+		t.Fatalf("no link in %q", m.Text)
+	}
+	return l
+}
+
+// follow follows redirects from r in c until an answer that is not one.
+func (g *testGateway) follow(c *http.Client, r resp) resp {
+	g.t.Helper()
+	for range 10 {
+		if r.StatusCode != http.StatusSeeOther && r.StatusCode != http.StatusFound {
+			return r
+		}
+		r = g.do(c, http.MethodGet, r.Header.Get("Location"), browser)
+	}
+	g.t.Fatal("too many redirects")
+	return r
+}
+
+func TestSignIn_CodeSignsInTheBrowserThatAskedAndGoesWhereItWasGoing(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	c := g.client()
+	page := g.askSignIn(c, "ada@example.com", "courses", "/lessons/3")
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, `name="code"`) {
+		t.Fatalf("after asking: %d %s", page.StatusCode, page.Body)
+	}
+	m := g.mails("ada@example.com", 1)[0]
+	if m.To.Name != "Ada Lovelace" || !strings.Contains(m.HTML, codeOf(t, m)) {
+		t.Fatalf("the e-mail: %+v", m)
+	}
+	r := g.typeCode(c, page, codeOf(t, m))
+	if r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right code: %d %s", r.StatusCode, r.Body)
+	}
+	landed := g.follow(c, r)
+	if got := web.Echoed(t, landed).Get("X-Portal-User-Id"); got != "c_ada" {
+		t.Fatalf("signed in to courses as %q", got)
+	}
+	if p := landed.Request.URL.Path; p != "/lessons/3" {
+		t.Fatalf("landed on %s, want /lessons/3", p)
+	}
+}
+
+func TestSignIn_LinkOfTheMailSignsInToo(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	g.askSignIn(g.client(), "ada@example.com", "", "")
+	l := linkOf(t, g.mails("ada@example.com", 1)[0])
+	// Opened in a mail program: another browser than the one that asked.
+	other := g.client()
+	landed := g.follow(other, g.do(other, http.MethodGet, l, browser))
+	if landed.StatusCode != http.StatusOK || !strings.Contains(landed.Body, "Ada Lovelace") {
+		t.Fatalf("the mailed link: %d %s", landed.StatusCode, landed.Body)
+	}
+}
+
+// TestSignIn_KnownAndUnknownAddressesGetTheSameAnswer: whether an address
+// is a contact shows in nothing but the mailbox.
+func TestSignIn_KnownAndUnknownAddressesGetTheSameAnswer(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	known := g.askSignIn(g.client(), "ada@example.com", "courses", "/")
+	unknown := g.askSignIn(g.client(), "nobody@example.com", "courses", "/")
+	csrf := regexp.MustCompile(`name="csrf" value="[^"]+"`)
+	a, b := csrf.ReplaceAllString(known.Body, ""), csrf.ReplaceAllString(unknown.Body, "")
+	if known.StatusCode != unknown.StatusCode || a != b {
+		t.Fatalf("known %d, unknown %d; bodies differ:\n%s\n---\n%s", known.StatusCode, unknown.StatusCode, a, b)
+	}
+	for _, h := range []string{"Content-Type", "Cache-Control", "Content-Security-Policy"} {
+		if known.Header.Get(h) != unknown.Header.Get(h) {
+			t.Fatalf("%s differs: %q, %q", h, known.Header.Get(h), unknown.Header.Get(h))
+		}
+	}
+	g.mails("ada@example.com", 1)
+	g.gw.closeSignIns() // every sign-in asked for has been worked on
+	for _, m := range g.outbox.Messages() {
+		if m.To.Email == "nobody@example.com" {
+			t.Fatal("an unknown address was sent an e-mail")
+		}
+	}
+}
+
+func TestSignIn_CodeBruteForceEndsAfterFiveTries(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withRateLimit(0))
+	c := g.client()
+	page := g.askSignIn(c, "ada@example.com", "", "")
+	right := codeOf(t, g.mails("ada@example.com", 1)[0])
+	wrong := "000000"
+	if right == wrong {
+		wrong = "111111"
+	}
+	for try := 1; try <= 4; try++ {
+		r := g.typeCode(c, page, wrong)
+		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "not right") {
+			t.Fatalf("wrong code %d: %d %s", try, r.StatusCode, r.Body)
+		}
+		page = r
+	}
+	if r := g.typeCode(c, page, wrong); r.StatusCode != http.StatusGone {
+		t.Fatalf("the fifth wrong code: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.typeCode(c, page, right); r.StatusCode != http.StatusGone {
+		t.Fatalf("the right code after five wrong ones: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+func TestSignIn_CodeFromAnotherBrowserIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	g.askSignIn(g.client(), "ada@example.com", "", "")
+	code := codeOf(t, g.mails("ada@example.com", 1)[0])
+	// The attacker has a page of their own, with their own nonce.
+	attacker := g.client()
+	form := g.do(attacker, http.MethodGet, "http://"+g.portal+signInPath, browser)
+	r := g.postForm(attacker, "http://"+g.portal+signInCodePath, url.Values{"csrf": {g.gw.csrfToken("signin-code", nonceOf(t, attacker, g.portal))}, "code": {code}})
+	if r.StatusCode != http.StatusGone {
+		t.Fatalf("a code typed in another browser: %d %s (form %d)", r.StatusCode, r.Body, form.StatusCode)
+	}
+}
+
+// nonceOf is the sign-in nonce browser c holds for the portal at host.
+func nonceOf(t *testing.T, c *http.Client, host string) string {
+	t.Helper()
+	u, _ := url.Parse("http://" + host + "/")
+	for _, k := range c.Jar.Cookies(u) {
+		if strings.HasSuffix(k.Name, "-signin") {
+			return k.Value
+		}
+	}
+	t.Fatal("no sign-in nonce")
+	return ""
+}
+
+func TestSignIn_NewRequestVoidsTheEarlierLinkAndCode(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	c := g.client()
+	first := g.askSignIn(c, "ada@example.com", "", "")
+	old := g.mails("ada@example.com", 1)[0]
+	page := g.askSignIn(c, "ada@example.com", "", "")
+	g.mails("ada@example.com", 2)
+	other := g.client()
+	if r := g.do(other, http.MethodGet, linkOf(t, old), browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("the earlier e-mail's link: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.typeCode(c, page, codeOf(t, old)); r.StatusCode == http.StatusSeeOther {
+		t.Fatalf("the earlier e-mail's code signed in (page %d)", first.StatusCode)
+	}
+}
+
+func TestSignIn_LinkAfterItsCodeWasUsedIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	c := g.client()
+	page := g.askSignIn(c, "ada@example.com", "", "")
+	m := g.mails("ada@example.com", 1)[0]
+	if r := g.typeCode(c, page, codeOf(t, m)); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the code: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.do(g.client(), http.MethodGet, linkOf(t, m), browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("the link after its code was used: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+func TestSignIn_CodeAfterItsLinkWasUsedIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	c := g.client()
+	page := g.askSignIn(c, "ada@example.com", "", "")
+	m := g.mails("ada@example.com", 1)[0]
+	other := g.client()
+	if r := g.do(other, http.MethodGet, linkOf(t, m), browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the link: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.typeCode(c, page, codeOf(t, m)); r.StatusCode != http.StatusGone {
+		t.Fatalf("the code after its link was used: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+func TestSignIn_PerAddressLimitIsInvisible(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	var first string
+	for i := range signInsPerAddress + 2 {
+		// Each from a client of its own: the per-client limit is another's.
+		r := g.askSignIn(g.client(), "ada@example.com", "", "")
+		body := regexp.MustCompile(`name="csrf" value="[^"]+"`).ReplaceAllString(r.Body, "")
+		if i == 0 {
+			first = body
+		}
+		if r.StatusCode != http.StatusOK || body != first {
+			t.Fatalf("request %d: %d, body differs", i+1, r.StatusCode)
+		}
+	}
+	g.gw.closeSignIns()
+	if n := len(g.mails("ada@example.com", signInsPerAddress)); n != signInsPerAddress {
+		t.Fatalf("%d e-mails sent, want %d", n, signInsPerAddress)
+	}
+}
+
+func TestSignIn_MailGoesToTheContactsOwnAddress(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	kate := store.Contact{ID: "c_kate", Email: "kate@example.com", Name: "Kate"}
+	if err := g.store.PutContacts(context.Background(), []store.Contact{kate}); err != nil {
+		t.Fatal(err)
+	}
+	// A Kelvin sign folds to k in Unicode, not in the address index.
+	g.askSignIn(g.client(), "\u212Aate@example.com", "", "")
+	g.askSignIn(g.client(), "KATE@example.com", "", "")
+	g.gw.closeSignIns()
+	for _, m := range g.outbox.Messages() {
+		if m.To.Email != "kate@example.com" {
+			t.Fatalf("an e-mail went to %q", m.To.Email)
+		}
+	}
+	g.mails("kate@example.com", 1)
+}
+
+func TestSignIn_HeaderInjectionInTheAddressIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	for _, bad := range []string{"ada@example.com\r\nBcc: eve@example.com", "Ada <ada@example.com>", "ada@example.com,eve@example.com"} {
+		r := g.askSignIn(g.client(), bad, "", "")
+		if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "not an e-mail address") {
+			t.Fatalf("%q: %d %s", bad, r.StatusCode, r.Body)
+		}
+	}
+	g.gw.closeSignIns()
+	if n := len(g.outbox.Messages()); n != 0 {
+		t.Fatalf("%d e-mails sent", n)
+	}
+}
+
+func TestSignIn_FormPostedFromAnotherSiteIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	c := g.client()
+	form := g.do(c, http.MethodGet, "http://"+g.portal+signInPath, browser)
+	v := url.Values{"csrf": {web.CSRF(t, form.Body)}, "email": {"ada@example.com"}}
+	r := g.send(c, http.MethodPost, "http://"+g.portal+signInPath, strings.NewReader(v.Encode()), browser,
+		"Content-Type: application/x-www-form-urlencoded", "Origin: http://evil.example")
+	if r.StatusCode != http.StatusForbidden {
+		t.Fatalf("a cross-site post: %d", r.StatusCode)
+	}
+	v.Set("csrf", "forged")
+	if r := g.postForm(c, "http://"+g.portal+signInPath, v); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("a forged token: %d", r.StatusCode)
+	}
+}
+
+func TestSignIn_JSONClientGetsTheSameAcceptedAnswer(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	for _, address := range []string{"ada@example.com", "nobody@example.com"} {
+		r := g.send(http.DefaultClient, http.MethodPost, "http://"+g.portal+signInPath, strings.NewReader(`{"email":"`+address+`"}`),
+			"Content-Type: application/json", "Accept: application/json")
+		if r.StatusCode != http.StatusAccepted || strings.TrimSpace(r.Body) != `{"status":"sent"}` {
+			t.Fatalf("%s: %d %s", address, r.StatusCode, r.Body)
+		}
+	}
+	m := g.mails("ada@example.com", 1)[0]
+	if codeIn.MatchString(m.Text) || linkOf(t, m) == "" {
+		t.Fatalf("an API client's e-mail has a code, or no link: %q", m.Text)
+	}
+}
+
+func TestSignIn_SignedOutPortalShowsTheFormKeepingWhereTheVisitorWasGoing(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	r := g.do(g.client(), http.MethodGet, "http://"+g.portal+"/?app=courses&next=%2Flessons%2F3", browser)
+	if r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "http://"+g.portal+signInPath+"?app=courses&next=%2Flessons%2F3" {
+		t.Fatalf("signed out on the portal: %d %s", r.StatusCode, r.Header.Get("Location"))
+	}
+}
+
+func TestSignIn_OffWithoutAMailer(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	if r := g.do(g.client(), http.MethodGet, "http://"+g.portal+signInPath, browser); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("the sign-in form without a mailer: %d", r.StatusCode)
+	}
+}
