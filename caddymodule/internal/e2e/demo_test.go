@@ -87,6 +87,13 @@ type demo struct {
 
 func startDemo(t *testing.T) *demo {
 	t.Helper()
+	return startDemoWith(t, nil)
+}
+
+// startDemoWith runs the demo with its Caddyfile changed by edit (nil: as
+// the repository has it).
+func startDemoWith(t *testing.T, edit func(caddyfile string) string) *demo {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end test builds and runs the binary")
 	}
@@ -94,7 +101,19 @@ func startDemo(t *testing.T) *demo {
 	bin := buildCaddy(t)
 	d := &demo{t: t, bin: bin, dataDir: dir, log: &syncBuffer{},
 		env: append(os.Environ(), "HOME="+dir, "XDG_DATA_HOME="+dir, "XDG_CONFIG_HOME="+dir)}
-	run := exec.Command(bin, "run")
+	args := []string{"run"}
+	if edit != nil {
+		src, err := os.ReadFile(filepath.Join(repoRoot, "Caddyfile"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		path := filepath.Join(dir, "Caddyfile")
+		if err := os.WriteFile(path, []byte(edit(string(src))), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "--config", path, "--adapter", "caddyfile")
+	}
+	run := exec.Command(bin, args...)
 	run.Dir = repoRoot // where the README runs it
 	run.Env = d.env
 	run.Stdout, run.Stderr = d.log, d.log

@@ -43,6 +43,7 @@ func (s *Site) dashboardRoutes(t *table[siteHandler]) {
 	t.on(DashboardPath+"revoke", staffOnly((*Site).revokeFromDashboard), post)
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).menuSettingsPage), get, head)
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).editMenu), post)
+	t.on(DashboardPath+"outbox", staffOnly((*Site).outboxPage), get, head)
 	t.on(DashboardPath+"{page...}", staffOnly((*Site).dashboardNotFound), get, head, post)
 }
 
@@ -95,7 +96,24 @@ func (s *Site) staffInfo(st Staff) portal.StaffInfo {
 	return portal.StaffInfo{
 		Name: st.Username, Role: string(st.Role), Location: st.Location,
 		Agency: st.Role == identity.AgencyUser, CSRF: s.g.csrfToken("dashboard", st.Username),
+		Outbox: s.g.cfg.Outbox != nil && st.Role == identity.AgencyUser,
 	}
+}
+
+// outboxPage shows agency users what the outbox mailer kept: the demo's
+// way to read the e-mails it would have sent.
+func (s *Site) outboxPage(w http.ResponseWriter, _ *http.Request, st Staff) error {
+	if s.g.cfg.Outbox == nil {
+		return problemNotFound
+	}
+	if st.Role != identity.AgencyUser {
+		return problemOutboxAgencyOnly
+	}
+	data := portal.Outbox{Staff: s.staffInfo(st)}
+	for _, m := range s.g.cfg.Outbox.Messages() {
+		data.Messages = append(data.Messages, portal.OutboxMessage{At: formatTime(m.At), To: m.To.String(), Subject: m.Subject, Text: m.Text})
+	}
+	return s.dashboardPage(w, http.StatusOK, "outbox.html", data)
 }
 
 // overview is the dashboard's front page.

@@ -159,7 +159,7 @@ func newTestGateway(t *testing.T, opts ...option) *testGateway {
 	s.cfg.Store, s.cfg.Directory, s.cfg.SignIns = g.store, g.store, g.store
 	if s.outbox {
 		g.outbox = mail.NewOutbox(100, g.clock.Now)
-		s.cfg.Mailer = g.outbox
+		s.cfg.Mailer, s.cfg.Outbox = g.outbox, g.outbox
 	}
 	if s.limit > 0 {
 		if s.cfg.Limiter, err = ratelimit.New(s.limit, time.Minute, 100_000, g.clock.Now); err != nil {

@@ -379,3 +379,33 @@ func TestSignIn_OffWithoutAMailer(t *testing.T) {
 		t.Fatalf("the sign-in form without a mailer: %d", r.StatusCode)
 	}
 }
+
+func TestDashboard_OutboxShowsAgencyUsersWhatWasSent(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withStaff())
+	g.askSignIn(g.client(), "ada@example.com", "", "")
+	code := codeOf(t, g.mails("ada@example.com", 1)[0])
+	agency := g.staff("agency")
+	if !strings.Contains(agency.get(DashboardPath).Body, `href="/dashboard/outbox"`) {
+		t.Fatal("the dashboard does not lead to the outbox")
+	}
+	page := agency.get(DashboardPath + "outbox")
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, code) || !strings.Contains(page.Body, "Ada Lovelace") {
+		t.Fatalf("the outbox: %d %s", page.StatusCode, page.Body)
+	}
+	sub := g.staff("sub")
+	if strings.Contains(sub.get(DashboardPath).Body, `href="/dashboard/outbox"`) {
+		t.Fatal("a sub-account user is shown the outbox")
+	}
+	if r := sub.get(DashboardPath + "outbox"); r.StatusCode != http.StatusForbidden || strings.Contains(r.Body, code) {
+		t.Fatalf("a sub-account user reading every location's mail: %d", r.StatusCode)
+	}
+}
+
+func TestDashboard_NoOutboxWithoutTheOutboxMailer(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	if r := g.staff("agency").get(DashboardPath + "outbox"); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("the outbox without an outbox mailer: %d", r.StatusCode)
+	}
+}

@@ -113,12 +113,19 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 		}
 	}
 	// Gateway pages run no script, load nothing, post only to themselves
-	// (an app's sign-out is then redirected on to the portal, which
-	// form-action covers too), and may be framed by the portal alone (menu
-	// items show apps in an iframe).
+	// (an app's sign-out is then redirected on to the portal, and a portal
+	// sign-in on to the app, which form-action covers too), and may be
+	// framed by the portal alone (menu items show apps in an iframe).
 	formAction := "'self'"
 	if !s.isPortal() {
 		formAction += " " + g.portal.origin
+	} else {
+		// A portal form may end in an app: the sign-in code, or Continue
+		// on a portal link, signs in and launches on (form-action holds
+		// for every redirect after the post).
+		for _, name := range g.appNames {
+			formAction += " " + g.apps[name].origin
+		}
 	}
 	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action " + formAction +
 		"; base-uri 'none'; frame-ancestors " + g.portal.origin

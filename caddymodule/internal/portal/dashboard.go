@@ -13,7 +13,22 @@ type StaffInfo struct {
 	Name, Role, Location string
 	// Agency is true for agency users, who may change the custom links.
 	Agency bool
+	// Outbox is true when the mailer is the outbox and this staff member
+	// may read it (agency users: it holds every location's mail).
+	Outbox bool
 	CSRF   string
+}
+
+// Outbox is the data of the outbox page: what the demo's mailer kept, as
+// the recipient would read it.
+type Outbox struct {
+	Staff    StaffInfo
+	Messages []OutboxMessage
+}
+
+// OutboxMessage is one kept e-mail.
+type OutboxMessage struct {
+	At, To, Subject, Text string
 }
 
 // Dashboard is the data of the dashboard's front page.
