@@ -43,7 +43,7 @@ var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stran
 
 // testGateway is a running gateway with its three sites.
 type testGateway struct {
-	t                          *testing.T
+	t                          testing.TB
 	gw                         *Gateway
 	store                      store.Store
 	sessions                   *session.Manager
@@ -112,7 +112,7 @@ func withOutbox() option {
 func withoutAPIKeys() option { return func(s *setup) { s.cfg.APIKeys = nil } }
 
 // newTestGateway starts a gateway and its sites; the test ends them.
-func newTestGateway(t *testing.T, opts ...option) *testGateway {
+func newTestGateway(t testing.TB, opts ...option) *testGateway {
 	t.Helper()
 	g := &testGateway{t: t, clock: clock.NewFake()}
 	servers := map[string]*httptest.Server{}

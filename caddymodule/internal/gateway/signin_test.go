@@ -17,7 +17,7 @@ import (
 
 // newSignInGateway is a gateway that sends sign-in e-mails to its outbox,
 // with the contact Ada (ada@example.com) in its directory.
-func newSignInGateway(t *testing.T, opts ...option) *testGateway {
+func newSignInGateway(t testing.TB, opts ...option) *testGateway {
 	t.Helper()
 	g := newTestGateway(t, append([]option{withOutbox()}, opts...)...)
 	ada := store.Contact{ID: "c_ada", Email: "ada@example.com", Name: "Ada Lovelace", Location: "loc_a"}
@@ -408,4 +408,57 @@ func TestDashboard_NoOutboxWithoutTheOutboxMailer(t *testing.T) {
 	if r := g.staff("agency").get(DashboardPath + "outbox"); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("the outbox without an outbox mailer: %d", r.StatusCode)
 	}
+}
+
+// FuzzSignInForm posts arbitrary sign-in forms and codes: every answer is
+// the code page, a form error or a refusal (never a server error), nothing
+// typed reaches a page as markup, and a guessed code never signs in.
+func FuzzSignInForm(f *testing.F) {
+	for _, seed := range [][4]string{
+		{"ada@example.com", "courses", "/lessons/3", "123456"},
+		{"ada@example.com\r\nBcc: eve@example.com", "", "", ""},
+		{"<script>alert(1)</script>@example.com", "courses", "//evil.example", "<b>"},
+		{"\u212Aate@example.com", "portal", "/?token=x", "１２３４５６"},
+		{"", "../..", "\x00", "000000000000000"},
+	} {
+		f.Add(seed[0], seed[1], seed[2], seed[3])
+	}
+	g := newSignInGateway(f, withRateLimit(0))
+	f.Fuzz(func(t *testing.T, email, app, next, code string) {
+		g.t = t
+		c := g.client()
+		form := g.do(c, http.MethodGet, "http://"+g.portal+signInPath, browser)
+		page := g.postForm(c, "http://"+g.portal+signInPath, url.Values{"csrf": {web.CSRF(t, form.Body)},
+			"email": {email}, "app": {app}, "next": {next}})
+		switch page.StatusCode {
+		case http.StatusOK, http.StatusBadRequest, http.StatusTooManyRequests:
+		default:
+			t.Fatalf("asking with %q: %d %s", email, page.StatusCode, page.Body)
+		}
+		// The sign-in pages run no script: one in a page came from what
+		// was typed.
+		if lower := strings.ToLower(page.Body); strings.Contains(lower, "<script") || strings.Contains(lower, "javascript:") {
+			t.Fatalf("what was typed (%q, %q, %q) reached the page as markup:\n%s", email, app, next, page.Body)
+		}
+		if page.StatusCode != http.StatusOK {
+			return
+		}
+		r := g.typeCode(c, page, code)
+		switch r.StatusCode {
+		case http.StatusBadRequest, http.StatusGone, http.StatusTooManyRequests:
+		case http.StatusSeeOther:
+			// One guess in a million is right: then an e-mail carries it.
+			typed := strings.Join(strings.Fields(code), "")
+			testkit.Eventually(t, 10*time.Second, "an e-mail with the code "+typed+" that signed in", func() bool {
+				for _, m := range g.outbox.Messages() {
+					if c := codeIn.FindStringSubmatch(m.Text); c != nil && c[1] == typed {
+						return true
+					}
+				}
+				return false
+			})
+		default:
+			t.Fatalf("the code %q: %d %s", code, r.StatusCode, r.Body)
+		}
+	})
 }
