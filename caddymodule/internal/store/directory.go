@@ -129,7 +129,8 @@ type Directory interface {
 	// Contact returns the contact with id, or ErrNotFound.
 	Contact(ctx context.Context, id string) (Contact, error)
 	// ContactsByEmail returns the contacts with an e-mail address, compared
-	// ignoring case, ordered by id.
+	// as AddressKey folds it (trimmed, ASCII case ignored), ordered by id:
+	// from an index, never a scan of every contact.
 	ContactsByEmail(ctx context.Context, email string) ([]Contact, error)
 	// SearchContacts returns the contacts q selects, ordered by name (then
 	// e-mail, then id), at most q.Limit.
@@ -170,18 +171,6 @@ func SelectContacts(all []Contact, q ContactQuery) []Contact {
 	if limit := limitOf(q.Limit); len(out) > limit {
 		out = out[:limit]
 	}
-	return out
-}
-
-// SelectByEmail keeps the contacts with email (ignoring case), by id.
-func SelectByEmail(all []Contact, email string) []Contact {
-	var out []Contact
-	for _, c := range all {
-		if email != "" && strings.EqualFold(c.Email, email) {
-			out = append(out, c)
-		}
-	}
-	slices.SortFunc(out, func(x, y Contact) int { return strings.Compare(x.ID, y.ID) })
 	return out
 }
 
@@ -228,15 +217,6 @@ func (s Scan) SearchContacts(ctx context.Context, q ContactQuery) ([]Contact, er
 		return nil, err
 	}
 	return SelectContacts(all, q), nil
-}
-
-// ContactsByEmail implements Directory.
-func (s Scan) ContactsByEmail(ctx context.Context, email string) ([]Contact, error) {
-	all, err := s.ScanContacts(ctx)
-	if err != nil {
-		return nil, err
-	}
-	return SelectByEmail(all, email), nil
 }
 
 // Links implements Directory.

@@ -346,3 +346,33 @@ func BenchmarkTouchSession_Parallel(b *testing.B) {
 		}
 	})
 }
+
+func TestOpen_FileFromBeforeTheEmailIndexFindsItsContacts(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "portalgate.db")
+	clk := clock.NewFake()
+	ctx := context.Background()
+	s := reopen(t, nil, path, clk)
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c_ada", Email: "ada@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The file as a version before the index left it.
+	db, err := bbolt.Open(path, 0o600, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Update(func(tx *bbolt.Tx) error { return tx.DeleteBucket([]byte("contacts_by_email")) }); err != nil {
+		t.Fatal(err)
+	}
+	if err := db.Close(); err != nil {
+		t.Fatal(err)
+	}
+	s = reopen(t, nil, path, clk)
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.ContactsByEmail(ctx, "ADA@example.com")
+	if err != nil || len(got) != 1 || got[0].ID != "c_ada" {
+		t.Fatalf("a contact of before the index: %v %v", got, err)
+	}
+}

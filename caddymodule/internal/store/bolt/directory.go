@@ -1,6 +1,7 @@
 package bolt
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -35,10 +36,23 @@ func (s *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 				return fmt.Errorf("contact %q: %w", c.ID, store.ErrIDTaken)
 			}
 		}
-		b := tx.Bucket(bucketContacts)
+		b, index := tx.Bucket(bucketContacts), tx.Bucket(bucketByEmail)
 		for i, c := range cs {
+			if v := b.Get([]byte(c.ID)); v != nil {
+				var old store.Contact
+				if err := json.Unmarshal(v, &old); err == nil {
+					if err := index.Delete(emailKey(old.Email, old.ID)); err != nil {
+						return err
+					}
+				}
+			}
 			if err := b.Put([]byte(c.ID), vs[i]); err != nil {
 				return err
+			}
+			if store.AddressKey(c.Email) != "" {
+				if err := index.Put(emailKey(c.Email, c.ID), nil); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -254,4 +268,52 @@ func readMenu(tx *bbolt.Tx) (store.Menu, error) {
 		return m, fmt.Errorf("decoding menu: %w", err)
 	}
 	return m, nil
+}
+
+// emailKey is a contact's key in the e-mail index: the address as
+// store.AddressKey folds it, 0, the id.
+func emailKey(email, id string) []byte {
+	return []byte(store.AddressKey(email) + "\x00" + id)
+}
+
+// indexContacts puts every contact into the e-mail index.
+func indexContacts(tx *bbolt.Tx) error {
+	index := tx.Bucket(bucketByEmail)
+	return tx.Bucket(bucketContacts).ForEach(func(_, v []byte) error {
+		var c store.Contact
+		if err := json.Unmarshal(v, &c); err != nil || store.AddressKey(c.Email) == "" {
+			return nil //nolint:nilerr // an unreadable record is left out of the index, not the file
+		}
+		return index.Put(emailKey(c.Email, c.ID), nil)
+	})
+}
+
+// ContactsByEmail implements store.Directory, from the index.
+func (s *Store) ContactsByEmail(_ context.Context, email string) ([]store.Contact, error) {
+	key := store.AddressKey(email)
+	if key == "" {
+		return nil, nil
+	}
+	prefix := []byte(key + "\x00")
+	var out []store.Contact
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		contacts := tx.Bucket(bucketContacts)
+		c := tx.Bucket(bucketByEmail).Cursor()
+		for k, _ := c.Seek(prefix); k != nil && bytes.HasPrefix(k, prefix); k, _ = c.Next() {
+			v := contacts.Get(k[len(prefix):])
+			if v == nil {
+				continue
+			}
+			var ct store.Contact
+			if err := json.Unmarshal(v, &ct); err != nil {
+				return fmt.Errorf("decoding contact: %w", err)
+			}
+			out = append(out, ct)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("finding contacts by e-mail: %w", err)
+	}
+	return out, nil
 }

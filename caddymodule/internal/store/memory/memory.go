@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -35,7 +36,9 @@ type Store struct {
 	cutoffs  map[string]cutoff
 
 	contacts map[string]store.Contact
-	holders  map[string]store.Holder
+	// byEmail indexes the contacts' ids by AddressKey of their e-mail.
+	byEmail map[string]map[string]struct{}
+	holders map[string]store.Holder
 	// records are the minted links, oldest first.
 	records []store.LinkRecord
 	menu    store.Menu
@@ -67,6 +70,7 @@ func New(now func() time.Time) *Store {
 		links:    make(map[string]linkUse),
 		cutoffs:  make(map[string]cutoff),
 		contacts: make(map[string]store.Contact),
+		byEmail:  make(map[string]map[string]struct{}),
 		holders:  make(map[string]store.Holder),
 
 		signIns:    make(map[string]*signIn),
@@ -292,10 +296,33 @@ func (m *Store) PutContacts(_ context.Context, cs []store.Contact) error {
 		}
 	}
 	for _, c := range cs {
+		if old, ok := m.contacts[c.ID]; ok {
+			if ids := m.byEmail[store.AddressKey(old.Email)]; ids != nil {
+				delete(ids, c.ID)
+			}
+		}
 		m.contacts[c.ID] = c
 		m.holders[c.ID] = store.ContactHolder
+		if key := store.AddressKey(c.Email); key != "" {
+			if m.byEmail[key] == nil {
+				m.byEmail[key] = make(map[string]struct{})
+			}
+			m.byEmail[key][c.ID] = struct{}{}
+		}
 	}
 	return nil
+}
+
+// ContactsByEmail implements store.Directory, from the index.
+func (m *Store) ContactsByEmail(_ context.Context, email string) ([]store.Contact, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Contact
+	for id := range m.byEmail[store.AddressKey(email)] {
+		out = append(out, m.contacts[id])
+	}
+	slices.SortFunc(out, func(x, y store.Contact) int { return strings.Compare(x.ID, y.ID) })
+	return out, nil
 }
 
 // ClaimID implements store.Directory.

@@ -40,16 +40,42 @@ redis.call('SET', KEYS[1], ARGV[2])
 return version + 1
 `)
 
-// putContacts stores contacts (ARGV: id, JSON, id, JSON, ...) in the hash
-// KEYS[1] unless an id is held in KEYS[2] by someone other than a contact
-// (ARGV[1] first, the contact holder): then it answers that id.
+// putContacts stores contacts (ARGV: id, JSON, address key, id, ...) in
+// the hash KEYS[1], and their addresses in the e-mail index (KEYS[3], each
+// id's indexed address in KEYS[4]), unless an id is held in KEYS[2] by
+// someone other than a contact (ARGV[1] first, the contact holder): then it
+// answers that id.
 var putContacts = goredis.NewScript(`
-for i = 2, #ARGV, 2 do
+for i = 2, #ARGV, 3 do
 	local h = redis.call('HGET', KEYS[2], ARGV[i])
 	if h and h ~= ARGV[1] then return ARGV[i] end
 end
-redis.call('HSET', KEYS[1], unpack(ARGV, 2))
+for i = 2, #ARGV, 3 do
+	local id, addr = ARGV[i], ARGV[i + 2]
+	redis.call('HSET', KEYS[1], id, ARGV[i + 1])
+	local old = redis.call('HGET', KEYS[4], id)
+	if old then redis.call('ZREM', KEYS[3], old .. '\0' .. id) end
+	if addr ~= '' then
+		redis.call('ZADD', KEYS[3], 0, addr .. '\0' .. id)
+		redis.call('HSET', KEYS[4], id, addr)
+	elseif old then
+		redis.call('HDEL', KEYS[4], id)
+	end
+end
 return false
+`)
+
+// indexEmails puts contacts (ARGV: id, address key, ...) into the e-mail
+// index (KEYS[1], KEYS[2]) unless they are there, and marks it complete
+// (KEYS[3]).
+var indexEmails = goredis.NewScript(`
+for i = 1, #ARGV, 2 do
+	if redis.call('HSETNX', KEYS[2], ARGV[i], ARGV[i + 1]) == 1 then
+		redis.call('ZADD', KEYS[1], 0, ARGV[i + 1] .. '\0' .. ARGV[i])
+	end
+end
+redis.call('SET', KEYS[3], '1')
+return 1
 `)
 
 // claimID records in the hash KEYS[2] that the id ARGV[1] names the holder
@@ -91,9 +117,9 @@ func (s *Store) PutContacts(ctx context.Context, cs []store.Contact) error {
 		if err != nil {
 			return fmt.Errorf("encoding contact: %w", err)
 		}
-		fields = append(fields, c.ID, v)
+		fields = append(fields, c.ID, v, store.AddressKey(c.Email))
 	}
-	keys := []string{s.dirKey(keyContacts), s.dirKey(keyHolders)}
+	keys := []string{s.dirKey(keyContacts), s.dirKey(keyHolders), s.dirKey(keyByEmail), s.dirKey(keyEmailOf)}
 	taken, err := putContacts.Run(ctx, s.rdb, keys, fields...).Text()
 	if errors.Is(err, goredis.Nil) {
 		return nil
@@ -276,4 +302,75 @@ func (s *Store) SetMenu(ctx context.Context, items []store.MenuItem, version int
 		return 0, store.ErrConflict
 	}
 	return n, nil
+}
+
+// ContactsByEmail implements store.Directory, from the e-mail index: one
+// range read and one HMGET.
+func (s *Store) ContactsByEmail(ctx context.Context, email string) ([]store.Contact, error) {
+	key := store.AddressKey(email)
+	if key == "" {
+		return nil, nil
+	}
+	if err := s.indexEmails(ctx); err != nil {
+		return nil, err
+	}
+	members, err := s.rdb.ZRangeByLex(ctx, s.dirKey(keyByEmail), &goredis.ZRangeBy{Min: "[" + key + "\x00", Max: "(" + key + "\x01"}).Result()
+	if err != nil {
+		return nil, fmt.Errorf("finding contacts by e-mail: %w", err)
+	}
+	if len(members) == 0 {
+		return nil, nil
+	}
+	ids := make([]string, len(members))
+	for i, m := range members {
+		ids[i] = m[len(key)+1:]
+	}
+	vs, err := s.rdb.HMGet(ctx, s.dirKey(keyContacts), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading contacts: %w", err)
+	}
+	out := make([]store.Contact, 0, len(vs))
+	for _, v := range vs {
+		str, ok := v.(string)
+		if !ok {
+			continue
+		}
+		var c store.Contact
+		if err := json.Unmarshal([]byte(str), &c); err != nil {
+			return nil, fmt.Errorf("decoding contact: %w", err)
+		}
+		out = append(out, c)
+	}
+	return out, nil
+}
+
+// indexEmails makes sure the e-mail index holds the contacts stored before
+// it existed: once per store (a Redis that says it is complete is
+// believed), contacts read in one HGETALL.
+func (s *Store) indexEmails(ctx context.Context) error {
+	if s.indexed.Load() {
+		return nil
+	}
+	n, err := s.rdb.Exists(ctx, s.dirKey(keyIndexed)).Result()
+	if err != nil {
+		return fmt.Errorf("reading the e-mail index: %w", err)
+	}
+	if n == 0 {
+		cs, err := s.ScanContacts(ctx)
+		if err != nil {
+			return err
+		}
+		args := make([]any, 0, 2*len(cs))
+		for _, c := range cs {
+			if key := store.AddressKey(c.Email); key != "" {
+				args = append(args, c.ID, key)
+			}
+		}
+		keys := []string{s.dirKey(keyByEmail), s.dirKey(keyEmailOf), s.dirKey(keyIndexed)}
+		if err := indexEmails.Run(ctx, s.rdb, keys, args...).Err(); err != nil {
+			return fmt.Errorf("building the e-mail index: %w", err)
+		}
+	}
+	s.indexed.Store(true)
+	return nil
 }

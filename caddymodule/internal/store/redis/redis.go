@@ -13,6 +13,7 @@ import (
 	"net"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -46,8 +47,14 @@ const (
 	keyRecords  = "dl:"
 	keyMenu     = "dm:"
 	keyHolders  = "dh:"
-	keyBegan    = "began:"
-	channel     = "ended"
+	// keyByEmail is the e-mail index: a sorted set of "address key\x00id"
+	// (all at score 0, read by range); keyEmailOf each id's indexed address
+	// key; keyIndexed says the index holds every contact.
+	keyByEmail = "de:"
+	keyEmailOf = "dE:"
+	keyIndexed = "dI:"
+	keyBegan   = "began:"
+	channel    = "ended"
 )
 
 // Store is a store.Store in Redis.
@@ -73,6 +80,8 @@ type Store struct {
 	// (WAIT) before it counts, within replicaWait; 0: the master's word.
 	replicas    int
 	replicaWait time.Duration
+	// indexed: the e-mail index is known to hold every contact.
+	indexed atomic.Bool
 }
 
 // Replicated makes a redemption or a revocation count only once n replicas

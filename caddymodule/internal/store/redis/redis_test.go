@@ -200,3 +200,26 @@ func TestNew_UpgradedRedisRefusesNoLinkOfBefore(t *testing.T) {
 		t.Fatalf("a link sent before the upgrade: %v", err)
 	}
 }
+
+func TestContactsByEmail_ContactsFromBeforeTheIndexAreFound(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	// A contact as a version before the index stored it.
+	if err := rdb.HSet(ctx, "ix:dc:{dir}", "c_ada", `{"id":"c_ada","email":"Ada@example.com"}`).Err(); err != nil {
+		t.Fatal(err)
+	}
+	s := redis.New(rdb, "ix:", time.Second, time.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	got, err := s.ContactsByEmail(ctx, "ada@example.com")
+	if err != nil || len(got) != 1 || got[0].ID != "c_ada" {
+		t.Fatalf("a contact of before the index: %v %v", got, err)
+	}
+	// Later puts keep the index whole.
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c_ada", Email: "ada@new.example"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.ContactsByEmail(ctx, "ada@example.com"); len(got) != 0 {
+		t.Fatalf("the old address still finds %v", got)
+	}
+}

@@ -386,6 +386,32 @@ func testContactSearch(t *testing.T, s store.Store, _ *clock.Fake) {
 	if got := ids(s.ContactsByEmail(ctx, "")); len(got) != 0 {
 		t.Errorf("ContactsByEmail of no address = %v", got)
 	}
+	if got := ids(s.ContactsByEmail(ctx, "  cyd@EXAMPLE.com ")); !reflect.DeepEqual(got, []string{"c4"}) {
+		t.Errorf("ContactsByEmail of a padded address = %v, want [c4]", got)
+	}
+	// Only ASCII case folds: a Kelvin sign is not a K.
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c5", Email: "kate@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "\u212Aate@example.com")); len(got) != 0 {
+		t.Errorf("ContactsByEmail of a Kelvin sign = %v, want none", got)
+	}
+	// The index follows a contact's new address, and forgets the old one.
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c1", Email: "ada.lovelace@example.com", Name: "ada Lovelace"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "ada@example.com")); !reflect.DeepEqual(got, []string{"c3"}) {
+		t.Errorf("ContactsByEmail of a contact's old address = %v, want [c3]", got)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "Ada.Lovelace@example.com")); !reflect.DeepEqual(got, []string{"c1"}) {
+		t.Errorf("ContactsByEmail of a contact's new address = %v, want [c1]", got)
+	}
+	if err := s.PutContacts(ctx, []store.Contact{{ID: "c1", Name: "ada Lovelace"}}); err != nil {
+		t.Fatal(err)
+	}
+	if got := ids(s.ContactsByEmail(ctx, "ada.lovelace@example.com")); len(got) != 0 {
+		t.Errorf("ContactsByEmail after the address was removed = %v", got)
+	}
 }
 
 func testLinkQueries(t *testing.T, s store.Store, clk *clock.Fake) {
