@@ -92,6 +92,10 @@ type App struct {
 	// 10m.
 	SignInTTL caddy.Duration `json:"signin_ttl,omitempty"`
 
+	// InviteTTL is the life of an invitation's link (it may outlive
+	// LinkMaxTTL). Default: 7d.
+	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
+
 	// Issuer is the "iss" of link tokens. Default: the portal URL.
 	Issuer string `json:"issuer,omitempty"`
 
@@ -267,6 +271,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		SignIns:    a.store,
 		SignIn:     a.SignIn,
 		SignInTTL:  time.Duration(a.SignInTTL),
+		InviteTTL:  time.Duration(a.InviteTTL),
 		Asserter:   asserter,
 		Limiter:    limiter,
 		CSRFKey:    ring.Derive("csrf"),

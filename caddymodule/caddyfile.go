@@ -49,6 +49,7 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		mailer smtp { host … from … } | outbox
 //		signin directory|open|off
 //		signin_ttl <duration>
+//		invite_ttl <duration>
 //		issuer <iss>
 //		link_ttl <duration>
 //		link_max_ttl <duration>
@@ -107,7 +108,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.Errf("signin takes directory, open or off")
 			}
 			a.SignIn = args[0]
-		case "link_ttl", "link_max_ttl", "session_ttl", "session_idle", "signin_ttl":
+		case "link_ttl", "link_max_ttl", "session_ttl", "session_idle", "signin_ttl", "invite_ttl":
 			if len(args) != 1 {
 				return d.Errf("%s takes one duration such as 15m", opt)
 			}
@@ -124,7 +125,7 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			*map[string]*caddy.Duration{
 				"link_ttl": &a.LinkTTL, "link_max_ttl": &a.LinkMaxTTL,
 				"session_ttl": &a.SessionTTL, "session_idle": &a.SessionIdle,
-				"signin_ttl": &a.SignInTTL,
+				"signin_ttl": &a.SignInTTL, "invite_ttl": &a.InviteTTL,
 			}[opt] = caddy.Duration(dur)
 		case "api_key_hash":
 			if len(args) != 1 {

@@ -50,20 +50,29 @@ func linkCommand() *cobra.Command {
 		req     MintRequest
 		userTyp string
 		address string
+		send    bool
 	)
 	c := &cobra.Command{
 		Use:   "link --app <app|portal> --id <user-id> [flags]",
 		Short: "Mints a magic link and prints it",
 		Long: `Mints a magic link through the admin API of the running Caddy, so no
-secret is needed on the command line. Prints the link on one line.`,
+secret is needed on the command line. Prints the link on one line; with
+--send the mailer also e-mails it to --email, and the delivery is said on
+stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.User.Type = identity.Type(userTyp)
+			if send {
+				req.Send = "email"
+			}
 			resp, err := mintViaAdmin(address, req)
 			if err != nil {
 				return err
 			}
 			fmt.Fprintln(cmd.OutOrStdout(), resp.URL)
+			if send {
+				fmt.Fprintf(cmd.ErrOrStderr(), "e-mail to %s: %s\n", req.User.Email, resp.Delivery)
+			}
 			return nil
 		},
 	}
@@ -77,6 +86,7 @@ secret is needed on the command line. Prints the link on one line.`,
 	f.StringVar(&req.Path, "path", "/", "where the link lands inside the app")
 	f.StringVar(&req.TTL, "ttl", "", "how long the link is valid, e.g. 10m (default: the configured link_ttl)")
 	f.IntVar(&req.Uses, "uses", 1, "how many times the link can be used")
+	f.BoolVar(&send, "send", false, "also e-mail the link to --email through the configured mailer")
 	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
 	_ = c.MarkFlagRequired("app")
 	_ = c.MarkFlagRequired("id")

@@ -9,6 +9,7 @@ import (
 
 	"github.com/spf13/cobra"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/mailtest"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -90,5 +91,26 @@ func TestCLI_RevokeUserEndsTheirSessions(t *testing.T) {
 	}
 	if r := g.do(c, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("after CLI revoke: %d", r.StatusCode)
+	}
+}
+
+func TestCLI_LinkSendMailsTheLink(t *testing.T) {
+	srv := mailtest.Start(t, mailtest.Options{})
+	g := newGateway(t, "store memory\n\t\t"+smtpTo(srv))
+	cmd := &cobra.Command{Use: "portalgate"}
+	cmd.AddCommand(linkCommand())
+	var out, errOut bytes.Buffer
+	cmd.SetOut(&out)
+	cmd.SetErr(&errOut)
+	cmd.SetArgs([]string{"link", "--address", g.admin, "--app", "courses", "--id", "c_clisend", "--email", "lin@example.com", "--send"})
+	if err := cmd.Execute(); err != nil {
+		t.Fatal(err)
+	}
+	if got := errOut.String(); got != "e-mail to lin@example.com: queued\n" {
+		t.Fatalf("stderr %q", got)
+	}
+	m := srv.WaitFor("lin@example.com", 1)[0]
+	if !strings.Contains(m.Text, strings.TrimSpace(out.String())) {
+		t.Fatalf("the e-mail lacks the printed link %q:\n%s", out.String(), m.Text)
 	}
 }

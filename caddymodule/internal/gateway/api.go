@@ -45,6 +45,7 @@ func apiRoutes() table[apiHandler] {
 	t.on("links/{id}", (*Gateway).apiRevokeLink, http.MethodDelete)
 	t.on("users/{id}/revoke", (*Gateway).apiRevokeUser, http.MethodPost)
 	t.on("contacts", (*Gateway).apiContacts, http.MethodPost)
+	t.on("contacts/{id}/invite", (*Gateway).apiInvite, http.MethodPost)
 	return t
 }
 
@@ -55,6 +56,7 @@ func apiRoutes() table[apiHandler] {
 //	DELETE links/{id}          revoke a link before it is used
 //	POST   users/{id}/revoke   end every session of a user, refuse their older links
 //	POST   contacts            add or update contacts (JSON: one object or an array)
+//	POST   contacts/{id}/invite  mail a contact a welcome e-mail with a link into the portal
 //
 // A refusal is a *Problem (400, 404, 405 with its Allow); any other error
 // is the store's.
@@ -79,6 +81,14 @@ func (g *Gateway) apiMint(ctx context.Context, c apiCall) (int, any, error) {
 		return 0, nil, err
 	}
 	resp, err := g.Mint(ctx, req, c.by)
+	if err != nil {
+		return 0, nil, err
+	}
+	return http.StatusCreated, resp, nil
+}
+
+func (g *Gateway) apiInvite(ctx context.Context, c apiCall) (int, any, error) {
+	resp, err := g.Invite(ctx, c.params["id"], c.by)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -97,6 +97,9 @@ type Config struct {
 	// (default DefaultSignInTTL).
 	SignIn    string
 	SignInTTL time.Duration
+	// InviteTTL is the life of an invitation's link, which may outlive
+	// LinkMaxTTL. Default: DefaultInviteTTL.
+	InviteTTL time.Duration
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time

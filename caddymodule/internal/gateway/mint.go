@@ -143,7 +143,13 @@ func idTakenProblem(detail string) *Problem {
 
 // issue signs a link, and counts and audits it.
 func (g *Gateway) issue(by string, req link.Request) (link.Link, error) {
-	l, err := g.cfg.Codec.Mint(req)
+	return g.issueWith(g.cfg.Codec, by, req)
+}
+
+// issueWith is issue with a codec of its own (an invitation's, which
+// outlives link_max_ttl).
+func (g *Gateway) issueWith(codec *link.Codec, by string, req link.Request) (link.Link, error) {
+	l, err := codec.Mint(req)
 	if err != nil {
 		return link.Link{}, err
 	}

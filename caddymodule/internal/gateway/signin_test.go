@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -461,4 +462,58 @@ func FuzzSignInForm(f *testing.F) {
 			t.Fatalf("the code %q: %d %s", code, r.StatusCode, r.Body)
 		}
 	})
+}
+
+func TestAPI_InviteMailsALinkIntoThePortalThatLivesAWeek(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	var out MintResponse
+	if err := json.Unmarshal([]byte(g.apiCall(http.MethodPost, "contacts/c_ada/invite", "", http.StatusCreated)), &out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Delivery != "queued" || !out.ExpiresAt.Equal(g.clock.Now().Truncate(time.Second).Add(DefaultInviteTTL)) {
+		t.Fatalf("the invitation: %+v", out)
+	}
+	var m mail.Kept
+	testkit.Eventually(t, 10*time.Second, "the invitation e-mail", func() bool {
+		for _, k := range g.outbox.Messages() {
+			if k.Kind == "invite" {
+				m = k
+				return true
+			}
+		}
+		return false
+	})
+	if m.To.Email != "ada@example.com" || linkOf(t, m) != out.URL {
+		t.Fatalf("the invitation e-mail: %+v", m)
+	}
+	// Six days later, it still signs in, into the portal.
+	g.clock.Advance(6 * 24 * time.Hour)
+	c := g.client()
+	if r := g.follow(c, g.do(c, http.MethodGet, out.URL, browser)); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "Ada Lovelace") {
+		t.Fatalf("the invitation's link: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+func TestAPI_InviteRefusals(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	if err := g.store.PutContacts(context.Background(), []store.Contact{{ID: "c_nomail", Name: "No Mail"}}); err != nil {
+		t.Fatal(err)
+	}
+	for route, want := range map[string]int{
+		"contacts/c_nobody/invite": http.StatusNotFound,
+		"contacts/c_nomail/invite": http.StatusBadRequest,
+	} {
+		if r := g.api(http.MethodPost, route, ""); r.StatusCode != want {
+			t.Errorf("%s: %d %s, want %d", route, r.StatusCode, r.Body, want)
+		}
+	}
+	plain := newTestGateway(t)
+	if err := plain.store.PutContacts(context.Background(), []store.Contact{{ID: "c_ada", Email: "ada@example.com"}}); err != nil {
+		t.Fatal(err)
+	}
+	if r := plain.api(http.MethodPost, "contacts/c_ada/invite", ""); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "no_mailer") {
+		t.Errorf("an invitation without a mailer: %d %s", r.StatusCode, r.Body)
+	}
 }

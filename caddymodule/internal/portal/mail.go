@@ -48,6 +48,19 @@ func RenderSignInMail(d SignInMail) (Rendered, error) {
 	return renderMail("signin", d)
 }
 
+// InviteMail is the data of the welcome e-mail with a link into the portal.
+type InviteMail struct {
+	PortalTitle, Name, URL, Expires, Color string
+}
+
+// RenderInviteMail renders the invitation.
+func RenderInviteMail(d InviteMail) (Rendered, error) {
+	if d.Color == "" {
+		d.Color = DefaultColor
+	}
+	return renderMail("invite", d)
+}
+
 // Rendered is an e-mail's subject and bodies.
 type Rendered struct {
 	Subject, Text, HTML string

@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+)
+
+// DefaultInviteTTL is the life of an invitation's link.
+const DefaultInviteTTL = 7 * 24 * time.Hour
+
+// problemNoContact is the 404 of an invitation for an id the directory
+// does not know.
+var problemNoContact = newProblem(http.StatusNotFound, "no_such_contact", "No such contact", "The directory has no contact with this id: sync it first (POST contacts).", "", "")
+
+// inviteTTL is the configured life of an invitation's link.
+func (g *Gateway) inviteTTL() time.Duration {
+	if g.cfg.InviteTTL > 0 {
+		return g.cfg.InviteTTL
+	}
+	return DefaultInviteTTL
+}
+
+// Invite mails contact id a welcome e-mail with a one-time link into the
+// portal that lives invite_ttl; by names who asked.
+func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, error) {
+	c, err := g.cfg.Directory.Contact(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return MintResponse{}, problemNoContact
+	}
+	if err != nil {
+		return MintResponse{}, err
+	}
+	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
+	if err := g.checkSend(SendEmail, user); err != nil {
+		return MintResponse{}, err
+	}
+	lr := link.Request{App: PortalName, User: user, TTL: g.inviteTTL(), Apps: g.AppNames()}
+	// An invitation outlives link_max_ttl: its own codec bounds it.
+	codec := *g.cfg.Codec
+	codec.MaxTTL = max(codec.MaxTTL, lr.TTL)
+	l, err := g.issueWith(&codec, by, lr)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	if err := g.remember(ctx, by, lr, l); err != nil {
+		return MintResponse{}, err
+	}
+	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}
+	r, err := portal.RenderInviteMail(portal.InviteMail{PortalTitle: g.portalTitle(), Name: c.Name, URL: resp.URL,
+		Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC")})
+	if err != nil {
+		return MintResponse{}, err
+	}
+	m := mail.Message{ID: l.ID, Kind: "invite", To: mail.Address{Name: c.Name, Email: c.Email}, Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+	if g.mail.Enqueue(m) == nil {
+		resp.Delivery = deliveryQueued
+	}
+	return resp, nil
+}
