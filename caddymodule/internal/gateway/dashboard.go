@@ -133,7 +133,7 @@ func (s *Site) overview(w http.ResponseWriter, r *http.Request, st Staff) error 
 		data.Links = append(data.Links, portal.LinkRow{
 			ID: l.ID, For: displayName(l.User), Type: string(l.User.Type), Target: s.g.appTitle(l.App),
 			Path: l.Path, State: state, Status: status, Issued: formatTime(l.IssuedAt), Expires: formatTime(l.ExpiresAt),
-			Revocable: state == "unused" || state == "partly_used",
+			Revocable: state == "unused" || state == "partly_used", Delivery: l.Delivery,
 		})
 	}
 	return s.dashboardPage(w, http.StatusOK, "dashboard.html", data)

@@ -208,7 +208,7 @@ func New(cfg Config) (*Gateway, error) {
 		return nil, err
 	}
 	if cfg.Mailer != nil {
-		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered})
+		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered, Now: g.now})
 	}
 	if err := g.startSignIns(); err != nil {
 		g.Close(context.Background())

@@ -108,6 +108,11 @@ func withOutbox() option {
 	return func(s *setup) { s.outbox = true }
 }
 
+// withMailer gives the gateway a mailer of the test's own.
+func withMailer(m mail.Sender) option {
+	return func(s *setup) { s.cfg.Mailer = m }
+}
+
 // withoutAPIKeys turns the link API off.
 func withoutAPIKeys() option { return func(s *setup) { s.cfg.APIKeys = nil } }
 

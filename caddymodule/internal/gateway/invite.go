@@ -50,7 +50,7 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 	if err != nil {
 		return MintResponse{}, err
 	}
-	if err := g.remember(ctx, by, lr, l); err != nil {
+	if err := g.remember(ctx, by, lr, l, store.DeliverySending); err != nil {
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}
@@ -59,7 +59,8 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 	if err != nil {
 		return MintResponse{}, err
 	}
-	m := mail.Message{ID: l.ID, Kind: "invite", To: mail.Address{Name: c.Name, Email: c.Email}, Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+	m := mail.Message{ID: l.ID, Kind: "invite", To: mail.Address{Name: c.Name, Email: c.Email}, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
+		Expires: l.ExpiresAt}
 	if g.mail.Enqueue(m) == nil {
 		resp.Delivery = deliveryQueued
 	}

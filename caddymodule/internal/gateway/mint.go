@@ -91,7 +91,11 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	if err != nil {
 		return in("%v", err)
 	}
-	if err := g.remember(ctx, by, lr, l); err != nil {
+	delivery := ""
+	if req.Send == SendEmail {
+		delivery = store.DeliverySending
+	}
+	if err := g.remember(ctx, by, lr, l, delivery); err != nil {
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}
@@ -160,7 +164,7 @@ func (g *Gateway) issueWith(codec *link.Codec, by string, req link.Request) (lin
 
 // remember records a minted link for the dashboard and, when it is for a
 // contact, keeps the contact in the directory.
-func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l link.Link) error {
+func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l link.Link, delivery string) error {
 	dir := g.cfg.Directory
 	u := req.User
 	if u.Type == "" {
@@ -188,7 +192,7 @@ func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l l
 	}
 	r := store.LinkRecord{
 		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
-		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep),
+		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep), Delivery: delivery,
 	}
 	if err := dir.RecordLink(ctx, r); err != nil {
 		return fmt.Errorf("recording link: %w", err)

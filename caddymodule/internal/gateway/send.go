@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"net/http"
+	"time"
 
 	"go.uber.org/zap"
 
@@ -11,6 +13,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
 // SendEmail is the one delivery a mint may ask for: an e-mail to the user.
@@ -54,7 +57,7 @@ func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url stri
 		return deliveryFailed
 	}
 	m := mail.Message{ID: l.ID, Kind: "link", To: mail.Address{Name: req.User.Name, Email: req.User.Email},
-		Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt}
 	if err := g.mail.Enqueue(m); err != nil {
 		return deliveryFailed
 	}
@@ -75,5 +78,18 @@ func (g *Gateway) delivered(m *mail.Message, s mail.Status, try int, err error) 
 	if s == mail.Failed {
 		g.log.Warn("an e-mail was not delivered", zap.String("kind", m.Kind), zap.String("link_id", m.ID),
 			zap.Int("tries", try), zap.Error(err))
+	}
+	if s == mail.Queued {
+		// The link's record says "sending" from its mint on.
+		return
+	}
+	delivery := store.DeliverySent
+	if s == mail.Failed {
+		delivery = store.DeliveryFailed
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.cfg.Directory.SetDelivery(ctx, m.ID, delivery, m.Expires.Add(linkRecordKeep)); err != nil {
+		g.log.Error("recording what became of an e-mail", zap.String("link_id", m.ID), zap.Error(err))
 	}
 }

@@ -201,7 +201,7 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 	if err != nil {
 		return "", err
 	}
-	if err := g.remember(ctx, "signin", lr, l); err != nil {
+	if err := g.remember(ctx, "signin", lr, l, store.DeliverySending); err != nil {
 		return "", err
 	}
 	code := ""
@@ -235,7 +235,7 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 		return "", err
 	}
 	m := mail.Message{ID: l.ID, Kind: "signin", To: mail.Address{Name: c.Name, Email: c.Email},
-		Subject: r.Subject, Text: r.Text, HTML: r.HTML}
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt}
 	if err := g.mail.Enqueue(m); err != nil {
 		return "mail_failed", nil
 	}

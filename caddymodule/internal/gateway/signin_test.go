@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"net/http"
 	"net/url"
 	"regexp"
@@ -515,5 +516,37 @@ func TestAPI_InviteRefusals(t *testing.T) {
 	}
 	if r := plain.api(http.MethodPost, "contacts/c_ada/invite", ""); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "no_mailer") {
 		t.Errorf("an invitation without a mailer: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// refusingMailer is a mail server that refuses every message for good.
+type refusingMailer struct{}
+
+func (refusingMailer) Send(context.Context, mail.Message) error {
+	return mail.Permanent(errors.New("550 mailbox unavailable"))
+}
+
+func TestDashboard_RecentLinksSayWhatBecameOfTheirEmail(t *testing.T) {
+	t.Parallel()
+	for name, tc := range map[string]struct {
+		opt  option
+		want string
+	}{
+		"delivered": {withOutbox(), "e-mail delivered to the mail server"},
+		"refused":   {withMailer(refusingMailer{}), "e-mail failed"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			g := newTestGateway(t, tc.opt, withStaff())
+			g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_d","email":"d@example.com"},"send":"email"}`, http.StatusCreated)
+			g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"c_d","email":"d@example.com"}}`, http.StatusCreated)
+			agency := g.staff("agency")
+			testkit.Eventually(t, 10*time.Second, "the dashboard to say "+tc.want, func() bool {
+				return strings.Contains(agency.get(DashboardPath).Body, tc.want)
+			})
+			if n := strings.Count(agency.get(DashboardPath).Body, "e-mail "); n != 1 {
+				t.Fatalf("%d links say what became of an e-mail, want the mailed one only", n)
+			}
+		})
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"net/mail"
 	"strings"
+	"time"
 )
 
 // Address is a recipient: a display name and an e-mail address.
@@ -37,6 +38,9 @@ type Message struct {
 	Subject string
 	// Text is the plain-text body; HTML, when set, its alternative.
 	Text, HTML string
+	// Expires, when set, is when what the message carries (a link, a
+	// code) stops working: the queue does not deliver it later.
+	Expires time.Time
 }
 
 // Sender delivers one message: hands it to a mail server, or keeps it.

@@ -28,6 +28,10 @@ const (
 // it may: the message is not sent, and the queue reports it Failed.
 var ErrQueueFull = errors.New("the mail queue is full")
 
+// ErrExpired is the failure of a message whose Expires came before it
+// could be delivered.
+var ErrExpired = errors.New("what the message carries expired before it could be delivered")
+
 // ErrClosed is Enqueue's answer after Close.
 var ErrClosed = errors.New("the mail queue is closed")
 
@@ -44,14 +48,17 @@ type QueueConfig struct {
 	FirstRetry, LastRetry time.Duration
 	// Timeout bounds one try. Default: 30s.
 	Timeout time.Duration
-	// Report is told every status of every message, with the try it came
-	// from (0 for Queued, and for Failed when it was never tried) and the
-	// error of a try that failed. It runs on the queue's goroutines and must
-	// not block.
+	// Report is told every status of every message, in order, with the try
+	// it came from (0 for Queued, and for Failed when it was never tried)
+	// and the error of a try that failed. It runs on the goroutine that
+	// enqueued (Queued, and Failed for a full queue) or on a worker: it
+	// must be quick.
 	Report func(m *Message, s Status, try int, err error)
 	// Wait waits d, or until ctx ends (its error then). Default: a timer;
 	// tests pass one that returns at once.
 	Wait func(ctx context.Context, d time.Duration) error
+	// Now is the clock messages' Expires are read by. Default: time.Now.
+	Now func() time.Time
 }
 
 // Queue sends messages behind the requests that asked for them: Enqueue
@@ -83,6 +90,9 @@ func NewQueue(sender Sender, cfg QueueConfig) *Queue {
 	if cfg.Wait == nil {
 		cfg.Wait = wait
 	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
 	q := &Queue{sender: sender, cfg: cfg, jobs: make(chan *Message, cfg.Size)}
 	q.stop, q.halt = context.WithCancel(context.Background())
 	for range cfg.Workers {
@@ -110,9 +120,11 @@ func (q *Queue) Enqueue(m Message) error {
 	if q.closed {
 		return ErrClosed
 	}
+	// Queued is told first: once in the channel, a worker may report the
+	// message sent before this goroutine runs again.
+	q.cfg.Report(&m, Queued, 0, nil)
 	select {
 	case q.jobs <- &m:
-		q.cfg.Report(&m, Queued, 0, nil)
 		return nil
 	default:
 		q.cfg.Report(&m, Failed, 0, ErrQueueFull)
@@ -164,6 +176,10 @@ func (q *Queue) deliver(m *Message) {
 	}
 	delays.Reset()
 	for try := 1; ; try++ {
+		if !m.Expires.IsZero() && !q.cfg.Now().Before(m.Expires) {
+			q.cfg.Report(m, Failed, try-1, ErrExpired)
+			return
+		}
 		ctx, cancel := context.WithTimeout(q.stop, q.cfg.Timeout)
 		err := q.sender.Send(ctx, *m)
 		cancel()

@@ -233,3 +233,22 @@ func TestParseEmail_HeaderInjectionAndLookalikesAreRefused(t *testing.T) {
 		}
 	}
 }
+
+func TestQueue_MessageWhoseLinkExpiredIsNotDeliveredLate(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	var tries int
+	rec := newRecorder()
+	w := &noWait{}
+	q := NewQueue(senderFunc(func(context.Context, Message) error {
+		tries++
+		now = now.Add(10 * time.Minute) // each try takes the server ten minutes
+		return errors.New("421 try again later")
+	}), QueueConfig{Workers: 1, Wait: w.wait, Report: rec.report, Now: func() time.Time { return now }})
+	defer q.Close(context.Background())
+	_ = q.Enqueue(Message{ID: "signin", Expires: now.Add(15 * time.Minute)})
+	got := rec.final(t, "signin")
+	if got.status != Failed || !errors.Is(got.err, ErrExpired) || tries != 2 {
+		t.Fatalf("a sign-in e-mail past its link's end: %+v after %d tries", got, tries)
+	}
+}

@@ -46,6 +46,9 @@ type LinkRow struct {
 	ID, For, Type, Target, Path, Status, Issued, Expires string
 	// State is unused, partly_used, used, expired or revoked.
 	State string
+	// Delivery is what became of the link's e-mail, when it was mailed:
+	// sending, sent or failed.
+	Delivery string
 	// Revocable is true while the link can still be used.
 	Revocable bool
 }

@@ -37,6 +37,13 @@ func HolderOf(u identity.User) Holder {
 	return Holder{Type: u.Type, Location: u.Location}
 }
 
+// What became of a link's e-mail (LinkRecord.Delivery).
+const (
+	DeliverySending = "sending"
+	DeliverySent    = "sent"
+	DeliveryFailed  = "failed"
+)
+
 // MaxLinkRecords is how many minted links a store lists; older ones drop off.
 const MaxLinkRecords = 1000
 
@@ -63,6 +70,10 @@ type LinkRecord struct {
 	By string `json:"by,omitempty"`
 	// Keep is when the record may be forgotten.
 	Keep time.Time `json:"keep"`
+	// Delivery is what became of the e-mail that carries the link, when
+	// one does: DeliverySending until the mail queue says DeliverySent or
+	// DeliveryFailed (SetDelivery).
+	Delivery string `json:"delivery,omitempty"`
 
 	// Spent and Revoked are filled in by Links from the link's use record,
 	// while the store still has one (until the link expires), and from its
@@ -142,6 +153,10 @@ type Directory interface {
 	// q.Limit, with Spent and Revoked read from their use records; a link
 	// issued to a user before the user was revoked is Revoked too.
 	Links(ctx context.Context, q LinkQuery) ([]LinkRecord, error)
+	// SetDelivery records what became of the e-mail of link id (sent or
+	// failed), to be kept until keep (the record's Keep). A link without a
+	// record has nothing to record it on.
+	SetDelivery(ctx context.Context, id, delivery string, keep time.Time) error
 	// LinkRecord returns the record of link id, or ErrNotFound.
 	LinkRecord(ctx context.Context, id string) (LinkRecord, error)
 	// Menu returns the custom menu; an empty one has version 0.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"time"
 
 	bbolt "go.etcd.io/bbolt"
 
@@ -316,4 +317,30 @@ func (s *Store) ContactsByEmail(_ context.Context, email string) ([]store.Contac
 		return nil, fmt.Errorf("finding contacts by e-mail: %w", err)
 	}
 	return out, nil
+}
+
+// SetDelivery implements store.Directory: the record is rewritten in
+// place (records are at most store.MaxLinkRecords, found by a walk).
+func (s *Store) SetDelivery(_ context.Context, id, delivery string, _ time.Time) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketRecords)
+		c := b.Cursor()
+		for k, v := c.Last(); k != nil; k, v = c.Prev() {
+			var r store.LinkRecord
+			if err := json.Unmarshal(v, &r); err != nil || r.ID != id {
+				continue
+			}
+			r.Delivery = delivery
+			nv, err := json.Marshal(r)
+			if err != nil {
+				return err
+			}
+			return b.Put(append([]byte(nil), k...), nv)
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording a delivery: %w", err)
+	}
+	return nil
 }

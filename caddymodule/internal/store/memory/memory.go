@@ -485,3 +485,15 @@ func (m *Store) EndSignIn(_ context.Context, browser string) error {
 	delete(m.signIns, browser)
 	return nil
 }
+
+// SetDelivery implements store.Directory.
+func (m *Store) SetDelivery(_ context.Context, id, delivery string, _ time.Time) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for i := range m.records {
+		if m.records[i].ID == id {
+			m.records[i].Delivery = delivery
+		}
+	}
+	return nil
+}

@@ -225,10 +225,14 @@ func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 	}
 	uses := make([]*goredis.StringCmd, len(rs))
 	cutoffs := make([]*goredis.StringCmd, len(rs))
+	deliveries := make([]*goredis.StringCmd, len(rs))
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, r := range rs {
 			uses[i] = p.Get(ctx, s.key(keyLink, r.ID))
 			cutoffs[i] = p.Get(ctx, s.userKey(keyCutoff, r.User.ID))
+			if r.Delivery != "" {
+				deliveries[i] = p.Get(ctx, s.deliveryKey(r.ID))
+			}
 		}
 		return nil
 	})
@@ -250,8 +254,25 @@ func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 		if cut(store.LinkUse{UserID: rs[i].User.ID, IssuedAt: rs[i].IssuedAt}) {
 			rs[i].Revoked = true
 		}
+		if deliveries[i] != nil {
+			if d, err := deliveries[i].Result(); err == nil {
+				rs[i].Delivery = d
+			}
+		}
 	}
 	return rs, nil
+}
+
+// deliveryKey names the delivery of link id, in the directory's slot.
+func (s *Store) deliveryKey(id string) string { return s.prefix + keyDelivery + id + "{dir}" }
+
+// SetDelivery implements store.Directory: kept beside the record (the list
+// holds records as written), as long as the record.
+func (s *Store) SetDelivery(ctx context.Context, id, delivery string, keep time.Time) error {
+	if err := s.rdb.Set(ctx, s.deliveryKey(id), delivery, s.ttl(keep)).Err(); err != nil {
+		return fmt.Errorf("recording a delivery: %w", err)
+	}
+	return nil
 }
 
 // linkUses reads a link's use record, "<uses spent>:<expiry ms>" or

@@ -53,8 +53,10 @@ const (
 	keyByEmail = "de:"
 	keyEmailOf = "dE:"
 	keyIndexed = "dI:"
-	keyBegan   = "began:"
-	channel    = "ended"
+	// keyDelivery is what became of a link's e-mail, beside its record.
+	keyDelivery = "dd:"
+	keyBegan    = "began:"
+	channel     = "ended"
 )
 
 // Store is a store.Store in Redis.

@@ -511,3 +511,34 @@ func testConcurrentClaimsHaveOneWinner(t *testing.T, s store.Store, _ *clock.Fak
 		t.Fatalf("after the race the id names %+v, %v; want %+v", held, err, winners[0])
 	}
 }
+
+func testLinkRecordDelivery(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	mailed := linkRecord(clk, "mailed", 1)
+	mailed.Delivery = store.DeliverySending
+	mustRecord(t, s, mailed)
+	mustRecord(t, s, linkRecord(clk, "shown", 1))
+	delivery := func(id string) string {
+		t.Helper()
+		r, err := s.LinkRecord(ctx, id)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return r.Delivery
+	}
+	if got := delivery("mailed"); got != store.DeliverySending {
+		t.Fatalf("a mailed link's delivery before the queue said: %q", got)
+	}
+	if err := s.SetDelivery(ctx, "mailed", store.DeliverySent, mailed.Keep); err != nil {
+		t.Fatal(err)
+	}
+	if got := delivery("mailed"); got != store.DeliverySent {
+		t.Fatalf("after SetDelivery: %q", got)
+	}
+	if got := links(t, s); len(got) != 2 || got[0].ID != "shown" || got[0].Delivery != "" || got[1].Delivery != store.DeliverySent {
+		t.Fatalf("Links: %+v", got)
+	}
+	if err := s.SetDelivery(ctx, "never-recorded", store.DeliveryFailed, mailed.Keep); err != nil {
+		t.Fatalf("SetDelivery of a link without a record: %v", err)
+	}
+}

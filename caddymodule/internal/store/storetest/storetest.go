@@ -57,6 +57,7 @@ func Run(t *testing.T, open Factory) {
 		{"LinkRecordsNewestFirstAndTrimmed", testLinkRecordsTrimmed},
 		{"LinkRecordForgottenAfterKeep", testLinkRecordKeep},
 		{"LinkRecordShowsSpentAndRevoked", testLinkRecordUses},
+		{"LinkRecordShowsWhatBecameOfItsEmail", testLinkRecordDelivery},
 		{"MenuIsVersioned", testMenu},
 		{"ConcurrentSetMenuHasOneWinner", testConcurrentSetMenu},
 		{"SignInCodeTriesAreCountedAndEndAtTheLast", testSignInTries},
