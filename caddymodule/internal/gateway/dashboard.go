@@ -96,7 +96,7 @@ func (s *Site) staffInfo(st Staff) portal.StaffInfo {
 	return portal.StaffInfo{
 		Name: st.Username, Role: string(st.Role), Location: st.Location,
 		Agency: st.Role == identity.AgencyUser, CSRF: s.g.csrfToken("dashboard", st.Username),
-		Outbox: s.g.cfg.Outbox != nil && st.Role == identity.AgencyUser,
+		Outbox: s.g.cfg.Outbox != nil && st.Role == identity.AgencyUser, Mailer: s.g.mail != nil,
 	}
 }
 
@@ -174,6 +174,8 @@ func formatTime(t time.Time) string { return t.UTC().Format("2006-01-02 15:04 UT
 
 // generateInput is the generate form as submitted.
 type generateInput struct {
+	// action is generate (the default), send, invite or login.
+	action                                string
 	who, contact, query                   string
 	newID, newEmail, newName, newLocation string
 	app, path, ttl, uses                  string
@@ -189,6 +191,7 @@ func readGenerateInput(r *http.Request) generateInput {
 		newID: strings.TrimSpace(f("new_id")), newEmail: strings.TrimSpace(f("new_email")),
 		newName: strings.TrimSpace(f("new_name")), newLocation: strings.TrimSpace(f("new_location")),
 		app: f("app"), path: strings.TrimSpace(f("path")), ttl: f("ttl"), uses: strings.TrimSpace(f("uses")),
+		action: f("action"),
 	}
 	return in
 }
@@ -220,7 +223,7 @@ func (s *Site) renderGenerate(ctx context.Context, w http.ResponseWriter, status
 	data := portal.Generate{
 		Staff: s.staffInfo(st), Query: in.query, Who: in.who, Result: result, Errors: errs,
 		NewID: in.newID, NewEmail: in.newEmail, NewName: in.newName, NewLocation: in.newLocation,
-		Path: in.path, Uses: in.uses, LockedLocation: st.Location,
+		Path: in.path, Uses: in.uses, LockedLocation: st.Location, Mailer: s.g.mail != nil,
 	}
 	for _, c := range contacts {
 		label := displayName(identity.User{ID: c.ID, Name: c.Name, Email: c.Email})
@@ -293,6 +296,9 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 	default:
 		errs["who"] = "Choose who the link is for."
 	}
+	if in.action == "invite" || in.action == "login" {
+		return s.mailContact(ctx, w, st, in, user, errs)
+	}
 	if s.g.apps[in.app] == nil {
 		errs["app"] = "Choose where the link leads."
 	}
@@ -310,7 +316,11 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 	if len(errs) > 0 {
 		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
 	}
-	resp, err := s.g.Mint(ctx, MintRequest{App: in.app, User: user, Path: path, TTL: in.ttl, Uses: uses}, "staff:"+st.Username)
+	req := MintRequest{App: in.app, User: user, Path: path, TTL: in.ttl, Uses: uses}
+	if in.action == "send" {
+		req.Send = SendEmail
+	}
+	resp, err := s.g.Mint(ctx, req, "staff:"+st.Username)
 	if p, ok := asProblem(err); ok {
 		field := "form"
 		if p.Code == codeIDTaken && in.who == "new" {
@@ -329,13 +339,67 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 	}
 	result := &portal.Generated{
 		URL: resp.URL, For: displayName(user), Target: s.g.appTitle(in.app),
-		Expires: formatTime(resp.ExpiresAt), Uses: uses, QR: qr,
+		Expires: formatTime(resp.ExpiresAt), Uses: uses, QR: qr, Mailed: mailed("The link", user, resp.Delivery),
 	}
 	if in.who == "new" {
 		// The new contact is in the directory now: offer it as chosen.
 		in.who, in.contact, in.newID, in.newEmail, in.newName, in.newLocation = "contact", user.ID, "", "", "", ""
 	}
 	return s.renderGenerate(ctx, w, http.StatusOK, st, in, nil, result)
+}
+
+// mailContact sends the contact of the form an invitation or a sign-in
+// e-mail (Invite, Login e-mail): a new contact is kept first.
+func (s *Site) mailContact(ctx context.Context, w http.ResponseWriter, st Staff, in generateInput, user identity.User, errs map[string]string) error {
+	if in.who == "myself" {
+		errs["who"] = "Invite and Login e-mail are for contacts."
+	}
+	if len(errs) > 0 {
+		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
+	}
+	by := "staff:" + st.Username
+	err := s.g.checkSend(SendEmail, user)
+	if err == nil && in.who == "new" {
+		err = s.g.keepContact(ctx, user)
+	}
+	var resp MintResponse
+	what := "The invitation"
+	if err == nil {
+		if in.action == "invite" {
+			resp, err = s.g.Invite(ctx, user.ID, by)
+		} else {
+			what = "The sign-in e-mail"
+			resp, err = s.g.LoginEmail(ctx, user.ID, by)
+		}
+	}
+	if p, ok := asProblem(err); ok {
+		field := "form"
+		if p.Code == codeIDTaken && in.who == "new" {
+			field = "new_id"
+		}
+		errs[field] = p.Detail
+		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
+	}
+	if err != nil {
+		return err
+	}
+	result := &portal.Generated{URL: resp.URL, For: displayName(user), Target: "Portal home",
+		Expires: formatTime(resp.ExpiresAt), Uses: 1, Mailed: mailed(what, user, resp.Delivery)}
+	if in.who == "new" {
+		in.who, in.contact, in.newID, in.newEmail, in.newName, in.newLocation = "contact", user.ID, "", "", "", ""
+	}
+	return s.renderGenerate(ctx, w, http.StatusOK, st, in, nil, result)
+}
+
+// mailed says what became of a link's e-mail on the page that sent it.
+func mailed(what string, u identity.User, delivery string) string {
+	switch delivery {
+	case deliveryQueued:
+		return what + " is on its way to " + u.Email + ": Recent links on the dashboard say when the mail server has it."
+	case deliveryFailed:
+		return what + " could not be sent to " + u.Email + " (the mail queue is full): copy the link below instead."
+	}
+	return ""
 }
 
 // openAsStaff signs the staff member into an app as themselves: "Open".

@@ -31,15 +31,8 @@ func (g *Gateway) inviteTTL() time.Duration {
 // Invite mails contact id a welcome e-mail with a one-time link into the
 // portal that lives invite_ttl; by names who asked.
 func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, error) {
-	c, err := g.cfg.Directory.Contact(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return MintResponse{}, problemNoContact
-	}
+	c, user, err := g.mailableContact(ctx, id)
 	if err != nil {
-		return MintResponse{}, err
-	}
-	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
-	if err := g.checkSend(SendEmail, user); err != nil {
 		return MintResponse{}, err
 	}
 	lr := link.Request{App: PortalName, User: user, TTL: g.inviteTTL(), Apps: g.AppNames()}
@@ -65,4 +58,28 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 		resp.Delivery = deliveryQueued
 	}
 	return resp, nil
+}
+
+// mailableContact is the contact id and its identity, when the gateway can
+// mail it: a 404 Problem for an unknown id, a 400 without a mailer or an
+// address.
+func (g *Gateway) mailableContact(ctx context.Context, id string) (store.Contact, identity.User, error) {
+	c, err := g.cfg.Directory.Contact(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return c, identity.User{}, problemNoContact
+	}
+	if err != nil {
+		return c, identity.User{}, err
+	}
+	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
+	return c, user, g.checkSend(SendEmail, user)
+}
+
+// keepContact puts a contact staff just entered into the directory, once
+// its id is its own.
+func (g *Gateway) keepContact(ctx context.Context, u identity.User) error {
+	if err := g.claimID(ctx, u); err != nil {
+		return err
+	}
+	return g.cfg.Directory.PutContacts(ctx, []store.Contact{{ID: u.ID, Email: u.Email, Name: u.Name, Location: u.Location}})
 }

@@ -188,58 +188,95 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 	default:
 		return "unknown", nil
 	}
+	if _, err := g.sendSignIn(ctx, c, req.browser, req.app, req.next, "signin"); err != nil {
+		if errors.Is(err, mail.ErrQueueFull) || errors.Is(err, mail.ErrClosed) {
+			return "mail_failed", nil
+		}
+		return "", err
+	}
+	return "sent", nil
+}
+
+// signInTTL is the life of a sign-in e-mail's link and code.
+func (g *Gateway) signInTTL() time.Duration {
+	if g.cfg.SignInTTL > 0 {
+		return g.cfg.SignInTTL
+	}
+	return DefaultSignInTTL
+}
+
+// sendSignIn mails contact c a sign-in e-mail: a portal link that goes on
+// to app and next, and, for a browser that asked, a code bound to it. It
+// voids the address's last sign-in. by names who asked (the audit log).
+// The error of a full or closed mail queue comes after the link is minted.
+func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app, next, by string) (MintResponse, error) {
 	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
 	path := "/"
-	if t := g.apps[req.app]; t != nil && t.name != PortalName {
-		path = "/?" + url.Values{"app": {t.name}, "next": {req.next}}.Encode()
+	if t := g.apps[app]; t != nil && t.name != PortalName {
+		path = "/?" + url.Values{"app": {t.name}, "next": {next}}.Encode()
 	}
-	lr := link.Request{App: PortalName, User: user, Path: path, TTL: g.signIns.ttl, Apps: g.AppNames()}
+	ttl := g.signInTTL()
+	lr := link.Request{App: PortalName, User: user, Path: path, TTL: ttl, Apps: g.AppNames()}
 	if err := g.claimID(ctx, user); err != nil {
-		return "", err
+		return MintResponse{}, err
 	}
-	l, err := g.issue("signin", lr)
+	l, err := g.issue(by, lr)
 	if err != nil {
-		return "", err
+		return MintResponse{}, err
 	}
-	if err := g.remember(ctx, "signin", lr, l, store.DeliverySending); err != nil {
-		return "", err
+	if err := g.remember(ctx, by, lr, l, store.DeliverySending); err != nil {
+		return MintResponse{}, err
 	}
 	code := ""
-	if req.browser != "" {
+	if browser != "" {
 		if code, err = newCode(); err != nil {
-			return "", err
+			return MintResponse{}, err
 		}
-	}
-	// An API client's request has no browser to type a code in; it still
-	// voids the address's last sign-in, under a key nobody holds.
-	browser := req.browser
-	if browser == "" {
-		browser = "api-" + l.ID
+	} else {
+		// Nobody's browser asked (an API client, staff): no code, and the
+		// sign-in is kept under a key nobody holds, to void the last one.
+		browser = "nobrowser-" + l.ID
 	}
 	replaced, err := g.cfg.SignIns.PutSignIn(ctx, store.SignIn{
-		Browser: browser, Address: key, CodeHash: g.codeHash(browser, code),
+		Browser: browser, Address: store.AddressKey(c.Email), CodeHash: g.codeHash(browser, code),
 		Link: store.LinkUse{ID: l.ID, UserID: user.ID, Uses: 1, IssuedAt: l.IssuedAt, Expires: l.ExpiresAt.Add(link.Leeway)},
 		User: user, Apps: lr.Apps, Path: path,
 	})
 	if err != nil {
-		return "", err
+		return MintResponse{}, err
 	}
 	if replaced != "" {
-		if err := g.cfg.Store.RevokeLink(ctx, replaced, g.now().Add(g.signIns.ttl+link.Leeway)); err != nil {
-			return "", fmt.Errorf("voiding the address's last sign-in link: %w", err)
+		if err := g.cfg.Store.RevokeLink(ctx, replaced, g.now().Add(ttl+link.Leeway)); err != nil {
+			return MintResponse{}, fmt.Errorf("voiding the address's last sign-in link: %w", err)
 		}
 	}
+	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}
 	r, err := portal.RenderSignInMail(portal.SignInMail{PortalTitle: g.portalTitle(), Name: c.Name, Code: code,
-		URL: g.portal.magicURL(l.Token), Minutes: int(g.signIns.ttl / time.Minute)})
+		URL: resp.URL, Minutes: int(ttl / time.Minute)})
 	if err != nil {
-		return "", err
+		return MintResponse{}, err
 	}
 	m := mail.Message{ID: l.ID, Kind: "signin", To: mail.Address{Name: c.Name, Email: c.Email},
 		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt}
 	if err := g.mail.Enqueue(m); err != nil {
-		return "mail_failed", nil
+		return resp, err
 	}
-	return "sent", nil
+	resp.Delivery = deliveryQueued
+	return resp, nil
+}
+
+// LoginEmail mails contact id a sign-in e-mail now (staff's Login e-mail):
+// its link signs in from any browser, and voids the last one.
+func (g *Gateway) LoginEmail(ctx context.Context, id, by string) (MintResponse, error) {
+	c, _, err := g.mailableContact(ctx, id)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	resp, err := g.sendSignIn(ctx, c, "", "", "", by)
+	if errors.Is(err, mail.ErrQueueFull) || errors.Is(err, mail.ErrClosed) {
+		return resp, nil
+	}
+	return resp, err
 }
 
 // newCode is a uniformly random 6-digit code.

@@ -550,3 +550,70 @@ func TestDashboard_RecentLinksSayWhatBecameOfTheirEmail(t *testing.T) {
 		})
 	}
 }
+
+// mailOf waits for the outbox to hold an e-mail of kind to address.
+func (g *testGateway) mailOf(kind, address string) mail.Kept {
+	g.t.Helper()
+	var got mail.Kept
+	testkit.Eventually(g.t, 10*time.Second, kind+" e-mail for "+address, func() bool {
+		for _, m := range g.outbox.Messages() {
+			if m.Kind == kind && m.To.Email == address {
+				got = m
+				return true
+			}
+		}
+		return false
+	})
+	return got
+}
+
+func TestDashboard_SendInviteAndLoginEmailMailTheContact(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withStaff())
+	agency := g.staff("agency")
+	if !strings.Contains(agency.get(DashboardPath).Body, `id="action-invite"`) {
+		t.Fatal("Actions has no Invite")
+	}
+	// Generate and send, for a new contact.
+	shown := agency.generate(url.Values{"who": {"new"}, "new_id": {"c_lin"}, "new_email": {"lin@example.com"},
+		"new_name": {"Lin"}, "app": {"courses"}, "ttl": {"1h"}, "uses": {"1"}, "action": {"send"}})
+	if m := g.mailOf("link", "lin@example.com"); linkOf(t, m) != shown {
+		t.Fatalf("the mailed link %q is not the one shown %q", linkOf(t, m), shown)
+	}
+	// Invite and Login e-mail, for a contact of the directory.
+	for action, kind := range map[string]string{"invite": "invite", "login": "signin"} {
+		r := agency.post("/dashboard/generate", url.Values{"who": {"contact"}, "contact": {"c_ada"}, "action": {action}})
+		if r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "is on its way to ada@example.com") {
+			t.Fatalf("%s: %d %s", action, r.StatusCode, r.Body)
+		}
+		m := g.mailOf(kind, "ada@example.com")
+		if codeIn.MatchString(m.Text) {
+			t.Fatalf("a %s e-mail staff sent carries a code nobody's browser can use", action)
+		}
+		c := g.client()
+		if landed := g.follow(c, g.do(c, http.MethodGet, linkOf(t, m), browser)); !strings.Contains(landed.Body, "Ada Lovelace") {
+			t.Fatalf("the %s link: %d %s", action, landed.StatusCode, landed.Body)
+		}
+	}
+}
+
+func TestDashboard_SubaccountUserCannotMailAnotherLocationsContact(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withStaff())
+	if err := g.store.PutContacts(context.Background(), []store.Contact{{ID: "c_b", Email: "b@example.com", Location: "loc_b"}}); err != nil {
+		t.Fatal(err)
+	}
+	sub := g.staff("sub")
+	for _, action := range []string{"invite", "login"} {
+		r := sub.post("/dashboard/generate", url.Values{"who": {"contact"}, "contact": {"c_b"}, "action": {action}})
+		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "no such contact among yours") {
+			t.Fatalf("%s of another location's contact: %d", action, r.StatusCode)
+		}
+	}
+	g.gw.Close(context.Background())
+	for _, m := range g.outbox.Messages() {
+		if m.To.Email == "b@example.com" {
+			t.Fatal("another location's contact was mailed")
+		}
+	}
+}

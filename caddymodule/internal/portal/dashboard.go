@@ -16,6 +16,8 @@ type StaffInfo struct {
 	// Outbox is true when the mailer is the outbox and this staff member
 	// may read it (agency users: it holds every location's mail).
 	Outbox bool
+	// Mailer is true when the portal sends e-mail.
+	Mailer bool
 	CSRF   string
 }
 
@@ -77,12 +79,17 @@ type Generate struct {
 	Errors map[string]string
 	// Result is the link just generated, shown once.
 	Result *Generated
+	// Mailer is true when the portal sends e-mail: Send, Invite and Login
+	// e-mail are offered.
+	Mailer bool
 }
 
 // Generated is a link just minted, as the dashboard shows it once.
 type Generated struct {
 	URL, For, Target, Expires string
 	Uses                      int
+	// Mailed, for a link sent by e-mail, says what was sent to whom.
+	Mailed string
 	// QR is the link as an inline SVG QR code.
 	QR template.HTML
 }
