@@ -21,6 +21,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -92,6 +93,15 @@ type App struct {
 	// 10m.
 	SignInTTL caddy.Duration `json:"signin_ttl,omitempty"`
 
+	// Brand is how the e-mails look and sign: the portal's name (default:
+	// the mailer's sender name), a colour, a logo, a support address.
+	Brand *Brand `json:"brand,omitempty"`
+
+	// MailTemplates is a folder of the operator's e-mail templates
+	// (link.txt, link.html, signin.txt, signin.html, invite.txt,
+	// invite.html), each replacing the embedded one. Default: none.
+	MailTemplates string `json:"mail_templates,omitempty"`
+
 	// InviteTTL is the life of an invitation's link (it may outlive
 	// LinkMaxTTL). Default: 7d.
 	InviteTTL caddy.Duration `json:"invite_ttl,omitempty"`
@@ -143,6 +153,19 @@ type App struct {
 	// requests are the requests this config's handlers serve; the store
 	// and the session cache outlive the config until they are done.
 	requests *inFlight
+}
+
+// Brand is how the portal's e-mails look and sign.
+type Brand struct {
+	// Title is the portal's name. Default: the mailer's sender name, or
+	// Portal.
+	Title string `json:"title,omitempty"`
+	// Color is the buttons' colour, #rgb or #rrggbb. Default: #1d4ed8.
+	Color string `json:"color,omitempty"`
+	// Logo is an https URL of an image shown in place of the name.
+	Logo string `json:"logo,omitempty"`
+	// Support is an address people may write to with questions.
+	Support string `json:"support,omitempty"`
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -306,27 +329,35 @@ func (a *App) Provision(ctx caddy.Context) error {
 	return a.metrics.register(ctx, backend, a.sessions, a.store)
 }
 
-// loadMailer loads the mailer module, if any, into cfg: its sender, its
-// bound on one try, the outbox the dashboard shows, and the portal's name
-// in e-mails from the sender's display name.
+// loadMailer loads the mailer module, if any, into cfg (its sender, its
+// bound on one try, the outbox the dashboard shows), and the e-mails'
+// templates and brand (the portal's name defaults to the sender's).
 func (a *App) loadMailer(ctx caddy.Context, cfg *gateway.Config) error {
-	if a.MailerRaw == nil {
-		return nil
+	var brand portal.Brand
+	if a.Brand != nil {
+		brand = portal.Brand{Title: a.Brand.Title, Color: a.Brand.Color, Logo: a.Brand.Logo, Support: a.Brand.Support}
 	}
-	mod, err := ctx.LoadModule(a, "MailerRaw")
+	if a.MailerRaw != nil {
+		mod, err := ctx.LoadModule(a, "MailerRaw")
+		if err != nil {
+			return fmt.Errorf("loading mailer: %w", err)
+		}
+		cfg.Mailer = mod.(mailerConverter).Sender()
+		if t, ok := mod.(timedMailer); ok {
+			cfg.MailTimeout = t.timeout()
+		}
+		if o, ok := mod.(*OutboxMailer); ok {
+			cfg.Outbox = o.Outbox()
+		}
+		if s, ok := mod.(*SMTPMailer); ok && brand.Title == "" {
+			brand.Title = s.sender.From().Name
+		}
+	}
+	mails, err := portal.NewMails(a.MailTemplates, brand)
 	if err != nil {
-		return fmt.Errorf("loading mailer: %w", err)
+		return fmt.Errorf("portalgate: %w", err)
 	}
-	cfg.Mailer = mod.(mailerConverter).Sender()
-	if t, ok := mod.(timedMailer); ok {
-		cfg.MailTimeout = t.timeout()
-	}
-	if o, ok := mod.(*OutboxMailer); ok {
-		cfg.Outbox = o.Outbox()
-	}
-	if s, ok := mod.(*SMTPMailer); ok {
-		cfg.PortalTitle = s.sender.From().Name
-	}
+	cfg.Mails = mails
 	return nil
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -47,6 +48,8 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		assertion_key <kid> <seed>      # repeatable; Ed25519, base64url
 //		store bolt [<path>] | memory | redis ...
 //		mailer smtp { host … from … } | outbox
+//		brand title|color|logo|support <value>  # repeatable; color 0f766e or "#0f766e"
+//		mail_templates <dir>
 //		signin directory|open|off
 //		signin_ttl <duration>
 //		invite_ttl <duration>
@@ -103,6 +106,27 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 				return d.ArgErr()
 			}
 			a.Issuer = args[0]
+		case "brand":
+			if len(args) != 2 {
+				return d.Errf("brand takes a field and a value: brand title|color|logo|support <value>")
+			}
+			if a.Brand == nil {
+				a.Brand = new(Brand)
+			}
+			field := map[string]*string{"title": &a.Brand.Title, "color": &a.Brand.Color, "logo": &a.Brand.Logo, "support": &a.Brand.Support}[args[0]]
+			if field == nil {
+				return d.Errf("brand takes title, color, logo or support, not %q", args[0])
+			}
+			*field = args[1]
+			if args[0] == "color" && !strings.HasPrefix(args[1], "#") {
+				// A bare # starts a Caddyfile comment: 0f766e is #0f766e.
+				*field = "#" + args[1]
+			}
+		case "mail_templates":
+			if len(args) != 1 {
+				return d.Errf("mail_templates takes one folder")
+			}
+			a.MailTemplates = args[0]
 		case "signin":
 			if len(args) != 1 || (args[0] != "directory" && args[0] != "open" && args[0] != "off") {
 				return d.Errf("signin takes directory, open or off")

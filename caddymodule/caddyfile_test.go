@@ -103,6 +103,9 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"smtp bad tls":           {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom a@b.example\n\t\t\ttls ssl\n\t\t}", "tls is starttls, implicit or none"},
 		"smtp bad port":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom a@b.example\n\t\t\tport 99999\n\t\t}", "is not a port number"},
 		"smtp bad from":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom \"Acme Portal\"\n\t\t}", "is not an address"},
+		"brand colour":           {"store memory", "store memory\n\t\tbrand color red", "not a hex colour"},
+		"brand field":            {"store memory", "store memory\n\t\tbrand font Comic", "brand takes title, color, logo or support"},
+		"mail templates missing": {"store memory", "store memory\n\t\tmailer outbox\n\t\tmail_templates " + brokenTemplates(t), `must define "link.text"`},
 		"smtp password in clear": {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost mail.example.com\n\t\t\tfrom a@b.example\n\t\t\ttls none\n\t\t\tusername u\n\t\t\tpassword p\n\t\t}", "in the clear"},
 	} {
 		t.Run(name, func(t *testing.T) {
@@ -158,4 +161,14 @@ func FuzzUnmarshalCaddyfile(f *testing.F) {
 		_ = new(App).UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
 		_ = new(Handler).UnmarshalCaddyfile(caddyfile.NewDispenser(tokens))
 	})
+}
+
+// brokenTemplates is a mail template folder whose link.txt defines a
+// subject and no text.
+func brokenTemplates(t *testing.T) string {
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "link.txt"), []byte(`{{define "link.subject"}}x{{end}}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }

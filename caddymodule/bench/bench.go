@@ -43,7 +43,7 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-12); empty runs all.
+	// Scenarios to run, by number (1-13); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
@@ -64,6 +64,7 @@ type env struct {
 	dir                           string
 	upstream, auth                string // host:port
 	gate, bare, forward, portal   string // host:port
+	admin                         string // host:port of Caddy's admin API
 	bareIdentity, forwardIdentity string // host:port of scenarios 9 and 10
 	redisURL, redisAddr           string
 	rows                          []row
@@ -103,12 +104,12 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}, rounds: map[int][]float64{}}
-	addrs, err := freeport.Addrs(7)
+	addrs, err := freeport.Addrs(8)
 	if err != nil {
 		return err
 	}
 	e.gate, e.bare, e.forward, e.portal, e.redisAddr = addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
-	e.bareIdentity, e.forwardIdentity = addrs[5], addrs[6]
+	e.bareIdentity, e.forwardIdentity, e.admin = addrs[5], addrs[6], addrs[7]
 	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, identityPath) {
 			for _, h := range benchIdentity {
@@ -156,7 +157,7 @@ func Run(ctx context.Context, o Options) error {
 		{2, e.proxyOnly(2)}, {9, e.proxyOnly(9)}, {3, e.warmGate}, {4, e.coldGate},
 		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
-		{11, e.idleSessions}, {12, e.distantStore},
+		{11, e.idleSessions}, {12, e.distantStore}, {13, e.signInForms},
 	}
 	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {
@@ -304,7 +305,7 @@ func (e *env) load(storeLine, cache string) error {
 		copyHeaders.WriteString(" " + h.name)
 	}
 	cf := fmt.Sprintf(`{
-	admin off
+	admin %[14]s
 	persist_config off
 	log {
 		level ERROR
@@ -351,7 +352,7 @@ http://%[11]s {
 	}
 }
 `, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth,
-		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String())
+		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String(), e.admin)
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 	if err != nil {
 		return err

@@ -25,6 +25,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/ratelimit"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
@@ -89,8 +90,9 @@ type Config struct {
 	// Outbox, when the mailer is the demo's outbox, is what the dashboard
 	// shows staff.
 	Outbox *mail.Outbox
-	// PortalTitle is the portal's name in e-mails. Default: Portal.
-	PortalTitle string
+	// Mails renders the e-mails (the brand, the operator's templates).
+	// Default: the embedded templates, the portal named Portal.
+	Mails *portal.Mails
 	// SignIn says who may ask the portal for a sign-in e-mail:
 	// SignInDirectory (default), SignInOpen or SignInOff; without a
 	// Mailer, nobody. SignInTTL is the life of its link and code
@@ -206,6 +208,11 @@ func New(cfg Config) (*Gateway, error) {
 	var err error
 	if g.launches, err = ratelimit.New(launchesPerMinute, time.Minute, 100_000, g.now); err != nil {
 		return nil, err
+	}
+	if g.cfg.Mails == nil {
+		if g.cfg.Mails, err = portal.NewMails("", portal.Brand{}); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Mailer != nil {
 		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered, Now: g.now})

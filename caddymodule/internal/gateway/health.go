@@ -27,6 +27,15 @@ type Health struct {
 		Signing   KeyStatus `json:"signing"`
 		Assertion KeyStatus `json:"assertion"`
 	} `json:"keys"`
+	// Mail, with a mailer, is its queue: how many e-mails wait, of how
+	// many it takes before it refuses more.
+	Mail *MailStatus `json:"mail,omitempty"`
+}
+
+// MailStatus is the mail queue's fill.
+type MailStatus struct {
+	Waiting  int `json:"waiting"`
+	Capacity int `json:"capacity"`
 }
 
 // KeyStatus is one key ring: KeyID signs; Keys is how many verify (or are
@@ -52,6 +61,9 @@ func (g *Gateway) Health(ctx context.Context) (int, Health) {
 	h.Keys.Signing = KeyStatus{KeyID: ring.SigningID(), Keys: ring.Len(), Generated: g.cfg.Health.GeneratedSigningKey}
 	ids := g.cfg.Asserter.KeyIDs()
 	h.Keys.Assertion = KeyStatus{KeyID: ids[0], Keys: len(ids), Generated: g.cfg.Health.GeneratedAssertionKey}
+	if g.mail != nil {
+		h.Mail = &MailStatus{Waiting: g.mail.Len(), Capacity: g.mail.Cap()}
+	}
 	if !h.Store.Reachable {
 		return http.StatusServiceUnavailable, h
 	}

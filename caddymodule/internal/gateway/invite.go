@@ -47,7 +47,7 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}
-	r, err := portal.RenderInviteMail(portal.InviteMail{PortalTitle: g.portalTitle(), Name: c.Name, URL: resp.URL,
+	r, err := g.cfg.Mails.Invite(portal.InviteMail{Name: c.Name, URL: resp.URL,
 		Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC")})
 	if err != nil {
 		return MintResponse{}, err

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"net/http"
@@ -48,8 +47,8 @@ func (g *Gateway) checkSend(send string, u identity.User) error {
 // sendLink queues the e-mail that delivers a minted link to its user, and
 // says whether it is queued. The link stands either way.
 func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url string) string {
-	r, err := portal.RenderLinkMail(portal.LinkMail{
-		PortalTitle: g.portalTitle(), Name: req.User.Name, AppTitle: t.title, URL: url,
+	r, err := g.cfg.Mails.Link(portal.LinkMail{
+		Name: req.User.Name, AppTitle: t.title, URL: url,
 		Uses: max(req.Uses, 1), Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC"),
 	})
 	if err != nil {
@@ -64,7 +63,8 @@ func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url stri
 	return deliveryQueued
 }
 
-func (g *Gateway) portalTitle() string { return cmp.Or(g.cfg.PortalTitle, "Portal") }
+// portalTitle is the portal's name, as its brand says.
+func (g *Gateway) portalTitle() string { return g.cfg.Mails.Brand().Title }
 
 // delivered learns what became of a message: counted, audited (without the
 // address or the content), and logged when it failed.

@@ -132,8 +132,11 @@ func (q *Queue) Enqueue(m Message) error {
 	}
 }
 
-// Len is how many messages wait for a worker.
+// Len is how many messages wait for a worker; Cap how many may.
 func (q *Queue) Len() int { return len(q.jobs) }
+
+// Cap is how many messages may wait for a worker.
+func (q *Queue) Cap() int { return cap(q.jobs) }
 
 // Close stops taking messages and sends those waiting until ctx ends; then
 // it stops the tries in progress, and reports every message left Failed.

@@ -2,9 +2,17 @@ package portal
 
 import (
 	"bytes"
+	"errors"
+	"fmt"
 	htmltemplate "html/template"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"regexp"
 	"strings"
 	texttemplate "text/template"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 )
 
 // The e-mails' templates: for each kind, its subject and plain-text body
@@ -16,9 +24,111 @@ var (
 	mailHTML = htmltemplate.Must(htmltemplate.New("").ParseFS(files, "templates/mail/*.html"))
 )
 
+// MailKinds are the e-mails the gateway sends, as templates name them.
+var MailKinds = []string{"link", "signin", "invite"}
+
+// Brand is how the e-mails look and sign: the portal's name, the colour of
+// their button, a logo, and where to write with questions.
+type Brand struct {
+	Title string
+	// Color is a CSS hex colour (#0f766e).
+	Color string
+	// Logo is an https URL of an image, shown instead of the name.
+	Logo string
+	// Support is an e-mail address.
+	Support string
+}
+
+// DefaultColor is the brand colour when none is configured.
+const DefaultColor = "#1d4ed8"
+
+var hexColor = regexp.MustCompile(`^#(?:[0-9a-fA-F]{3}|[0-9a-fA-F]{6})$`)
+
+// Check says what is wrong with b, if anything.
+func (b Brand) Check() error {
+	if b.Color != "" && !hexColor.MatchString(b.Color) {
+		return fmt.Errorf("brand color %q is not a hex colour such as #0f766e", b.Color)
+	}
+	if b.Logo != "" && (!strings.HasPrefix(b.Logo, "https://") || strings.ContainsAny(b.Logo, " \"'<>\\")) {
+		return fmt.Errorf("brand logo %q is not an https URL", b.Logo)
+	}
+	if b.Support != "" {
+		if _, err := mail.ParseEmail(b.Support); err != nil {
+			return fmt.Errorf("brand support: %w", err)
+		}
+	}
+	return nil
+}
+
+// Mails renders the e-mails under one brand, from the embedded templates
+// or, kind by kind, the operator's.
+type Mails struct {
+	brand Brand
+	text  *texttemplate.Template
+	html  *htmltemplate.Template
+}
+
+// NewMails checks brand and loads the templates: the embedded ones, each
+// replaced by dir/<kind>.txt or dir/<kind>.html where the operator has
+// one (dir "" for none). A file must define what it replaces.
+func NewMails(dir string, brand Brand) (*Mails, error) {
+	if err := brand.Check(); err != nil {
+		return nil, err
+	}
+	if brand.Title == "" {
+		brand.Title = "Portal"
+	}
+	if brand.Color == "" {
+		brand.Color = DefaultColor
+	}
+	m := &Mails{brand: brand, text: texttemplate.Must(mailText.Clone()), html: htmltemplate.Must(mailHTML.Clone())}
+	if dir == "" {
+		return m, nil
+	}
+	operator := os.DirFS(dir)
+	for _, kind := range MailKinds {
+		if err := m.override(operator, dir, kind); err != nil {
+			return nil, err
+		}
+	}
+	return m, nil
+}
+
+// override loads the operator's templates of kind, if dir (as fsys) has
+// them.
+func (m *Mails) override(fsys fs.FS, dir, kind string) error {
+	txt, html := filepath.Join(dir, kind+".txt"), filepath.Join(dir, kind+".html")
+	if b, err := fs.ReadFile(fsys, kind+".txt"); err == nil {
+		if _, err := m.text.New(kind + ".txt").Parse(string(b)); err != nil {
+			return fmt.Errorf("mail template %s: %w", txt, err)
+		}
+		for _, name := range []string{kind + ".subject", kind + ".text"} {
+			if m.text.Lookup(name) == nil || !strings.Contains(string(b), `define "`+name+`"`) {
+				return fmt.Errorf("mail template %s must define %q", txt, name)
+			}
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if b, err := fs.ReadFile(fsys, kind+".html"); err == nil {
+		if _, err := m.html.New(kind + ".html.file").Parse(string(b)); err != nil {
+			return fmt.Errorf("mail template %s: %w", html, err)
+		}
+		if !strings.Contains(string(b), `define "`+kind+`.html"`) {
+			return fmt.Errorf("mail template %s must define %q", html, kind+".html")
+		}
+	} else if !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	return nil
+}
+
+// Brand is the brand the e-mails carry.
+func (m *Mails) Brand() Brand { return m.brand }
+
 // LinkMail is the data of the e-mail that delivers a link staff sent.
 type LinkMail struct {
-	PortalTitle string
+	Brand
 	// Name is the recipient's name, if known.
 	Name     string
 	AppTitle string
@@ -27,38 +137,22 @@ type LinkMail struct {
 	// read it.
 	Uses    int
 	Expires string
-	// Color is the button's colour (a CSS colour the configuration set).
-	Color string
 }
 
-// SignInMail is the data of the e-mail a person asked for to sign in.
+// SignInMail is the data of a sign-in e-mail.
 type SignInMail struct {
-	PortalTitle, Name string
-	// Code is the 6-digit code, URL the link; both work Minutes minutes.
+	Brand
+	Name string
+	// Code is the 6-digit code ("" when no browser asked), URL the link;
+	// both work Minutes minutes.
 	Code, URL string
 	Minutes   int
-	Color     string
-}
-
-// RenderSignInMail renders the sign-in e-mail.
-func RenderSignInMail(d SignInMail) (Rendered, error) {
-	if d.Color == "" {
-		d.Color = DefaultColor
-	}
-	return renderMail("signin", d)
 }
 
 // InviteMail is the data of the welcome e-mail with a link into the portal.
 type InviteMail struct {
-	PortalTitle, Name, URL, Expires, Color string
-}
-
-// RenderInviteMail renders the invitation.
-func RenderInviteMail(d InviteMail) (Rendered, error) {
-	if d.Color == "" {
-		d.Color = DefaultColor
-	}
-	return renderMail("invite", d)
+	Brand
+	Name, URL, Expires string
 }
 
 // Rendered is an e-mail's subject and bodies.
@@ -66,26 +160,33 @@ type Rendered struct {
 	Subject, Text, HTML string
 }
 
-// RenderLinkMail renders the e-mail of a link.
-func RenderLinkMail(d LinkMail) (Rendered, error) {
-	if d.Color == "" {
-		d.Color = DefaultColor
-	}
-	return renderMail("link", d)
+// Link renders the e-mail of a link.
+func (m *Mails) Link(d LinkMail) (Rendered, error) {
+	d.Brand = m.brand
+	return m.render("link", d)
 }
 
-// DefaultColor is the brand colour when none is configured.
-const DefaultColor = "#1d4ed8"
+// SignIn renders a sign-in e-mail.
+func (m *Mails) SignIn(d SignInMail) (Rendered, error) {
+	d.Brand = m.brand
+	return m.render("signin", d)
+}
 
-func renderMail(kind string, data any) (Rendered, error) {
+// Invite renders an invitation.
+func (m *Mails) Invite(d InviteMail) (Rendered, error) {
+	d.Brand = m.brand
+	return m.render("invite", d)
+}
+
+func (m *Mails) render(kind string, data any) (Rendered, error) {
 	var subject, text, html bytes.Buffer
-	if err := mailText.ExecuteTemplate(&subject, kind+".subject", data); err != nil {
+	if err := m.text.ExecuteTemplate(&subject, kind+".subject", data); err != nil {
 		return Rendered{}, err
 	}
-	if err := mailText.ExecuteTemplate(&text, kind+".text", data); err != nil {
+	if err := m.text.ExecuteTemplate(&text, kind+".text", data); err != nil {
 		return Rendered{}, err
 	}
-	if err := mailHTML.ExecuteTemplate(&html, kind+".html", data); err != nil {
+	if err := m.html.ExecuteTemplate(&html, kind+".html", data); err != nil {
 		return Rendered{}, err
 	}
 	// A subject is one header line, whatever a title held.
