@@ -326,6 +326,10 @@ func (a *App) Provision(ctx caddy.Context) error {
 	if a.gateway, err = gateway.New(cfg); err != nil {
 		return err
 	}
+	// The gateway's own work behind requests (sign-ins, e-mails) counts
+	// as one request in flight until Cleanup closes it: the store outlives
+	// it.
+	a.requests.enter()
 	return a.metrics.register(ctx, backend, a.sessions, a.store)
 }
 
@@ -511,15 +515,15 @@ func (a *App) Cleanup() error {
 		a.requests.after(a.sessions.Close)
 	}
 	if a.gateway != nil {
-		// The e-mails queued are sent, for up to a minute, behind the
-		// next config's start.
-		a.requests.after(func() {
-			go func() {
-				ctx, cancel := context.WithTimeout(context.Background(), mailDrain)
-				defer cancel()
-				a.gateway.Close(ctx)
-			}()
-		})
+		// The sign-ins asked for and the e-mails queued are sent, for up
+		// to a minute, behind the next config's start; then the gateway's
+		// hold on the store ends.
+		go func() {
+			defer a.requests.leave()
+			ctx, cancel := context.WithTimeout(context.Background(), mailDrain)
+			defer cancel()
+			a.gateway.Close(ctx)
+		}()
 	}
 	return nil
 }

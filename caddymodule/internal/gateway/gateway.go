@@ -227,7 +227,7 @@ func New(cfg Config) (*Gateway, error) {
 // Close finishes the sign-ins asked for, sends the e-mails still queued
 // until ctx ends, and gives up on the rest.
 func (g *Gateway) Close(ctx context.Context) {
-	g.closeSignIns()
+	g.closeSignIns(ctx)
 	if g.mail != nil {
 		g.mail.Close(ctx)
 	}
@@ -346,9 +346,10 @@ func (g *Gateway) Origin(app string) string {
 }
 
 // revocationHold is how long a revocation must be remembered: until every
-// link it refuses has expired.
+// link it refuses has expired, invitations (which outlive link_max_ttl)
+// included.
 func (g *Gateway) revocationHold() time.Time {
-	return g.now().Add(g.cfg.LinkMaxTTL + link.Leeway)
+	return g.now().Add(max(g.cfg.LinkMaxTTL, g.inviteTTL()) + link.Leeway)
 }
 
 // PeerIP is the connection's peer address, without the port: the client's

@@ -36,7 +36,7 @@ func NewMetrics() *Metrics {
 		}, []string{"kind", "status"}),
 		SignIns: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: MetricsNamespace, Name: "signin_requests_total",
-			Help: "Sign-in e-mails asked for and codes typed, by result (sent, unknown, address_limited, mail_failed, dropped, store_error, code_ok, code_wrong, code_unknown).",
+			Help: "Sign-in e-mails asked for and codes typed, by result (sent, unknown, address_limited, mail_failed, dropped, store_error, code_ok, code_wrong, code_unknown, address_guessed).",
 		}, []string{"result"}),
 	}
 }

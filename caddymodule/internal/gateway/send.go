@@ -76,8 +76,9 @@ func (g *Gateway) delivered(m *mail.Message, s mail.Status, try int, err error) 
 	g.metrics.Mail.WithLabelValues(m.Kind, status).Inc()
 	g.audit.mail(m.Kind, m.ID, status, try)
 	if s == mail.Failed {
+		// Never the error itself: go-mail's names the recipient.
 		g.log.Warn("an e-mail was not delivered", zap.String("kind", m.Kind), zap.String("link_id", m.ID),
-			zap.Int("tries", try), zap.Error(err))
+			zap.Int("tries", try), zap.String("reason", mail.Describe(err)))
 	}
 	if s == mail.Queued {
 		// The link's record says "sending" from its mint on.

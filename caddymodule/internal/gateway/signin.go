@@ -58,6 +58,12 @@ const (
 	signInsPerClient = 10
 	// signInBacklog bounds the sign-ins waiting to be worked on.
 	signInBacklog = 1000
+	// codeFailuresPerAddress wrong codes in codeFailureWindow, counted in
+	// the store for every instance, end the codes of an address until the
+	// window is out (its links still work): at most that many guesses of
+	// one in a million, whatever the e-mails and browsers they come through.
+	codeFailuresPerAddress = 10
+	codeFailureWindow      = 24 * time.Hour
 )
 
 // signInRequest is one asked-for sign-in e-mail, worked on behind the
@@ -79,7 +85,12 @@ type signIns struct {
 	perAddress *ratelimit.Limiter
 	perClient  *ratelimit.Limiter
 	workers    sync.WaitGroup
-	closeOnce  sync.Once
+	// stop ends the work on sign-ins once Close has waited long enough.
+	stop context.Context
+	halt context.CancelFunc
+	// mu guards closed: no request is queued once the channel closes.
+	mu     sync.RWMutex
+	closed bool
 }
 
 // startSignIns starts the sign-in workers, when the portal can send mail
@@ -117,9 +128,14 @@ func (g *Gateway) startSignIns() error {
 	}
 	g.signIns = &signIns{mode: mode, ttl: ttl, requests: make(chan signInRequest, signInBacklog),
 		perAddress: perAddress, perClient: perClient}
+	g.signIns.stop, g.signIns.halt = context.WithCancel(context.Background())
 	for range 2 {
 		g.signIns.workers.Go(func() {
 			for req := range g.signIns.requests {
+				if g.signIns.stop.Err() != nil {
+					g.metrics.SignIns.WithLabelValues("dropped").Inc()
+					continue
+				}
 				g.startSignIn(req)
 			}
 		})
@@ -127,36 +143,51 @@ func (g *Gateway) startSignIns() error {
 	return nil
 }
 
-// closeSignIns lets the workers finish what was asked, and stop.
-func (g *Gateway) closeSignIns() {
-	if g.signIns == nil {
+// closeSignIns lets the workers finish what was asked until ctx ends, then
+// drops the rest (counted).
+func (g *Gateway) closeSignIns(ctx context.Context) {
+	si := g.signIns
+	if si == nil {
 		return
 	}
-	g.signIns.closeOnce.Do(func() { close(g.signIns.requests) })
-	g.signIns.workers.Wait()
+	si.mu.Lock()
+	if !si.closed {
+		si.closed = true
+		close(si.requests)
+	}
+	si.mu.Unlock()
+	done := make(chan struct{})
+	go func() { si.workers.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		si.halt()
+		<-done
+	}
+	si.halt()
 }
 
-// askSignIn queues a sign-in; a full backlog drops it (counted), as a
-// full mail queue would.
+// askSignIn queues a sign-in; a full backlog, or a closing config, drops
+// it (counted), as a full mail queue would.
 func (g *Gateway) askSignIn(req signInRequest) {
-	defer func() {
-		// A request racing a config's Close finds the channel closed.
-		if recover() != nil {
-			g.metrics.SignIns.WithLabelValues("dropped").Inc()
+	si := g.signIns
+	si.mu.RLock()
+	defer si.mu.RUnlock()
+	if !si.closed {
+		select {
+		case si.requests <- req:
+			return
+		default:
 		}
-	}()
-	select {
-	case g.signIns.requests <- req:
-	default:
-		g.metrics.SignIns.WithLabelValues("dropped").Inc()
 	}
+	g.metrics.SignIns.WithLabelValues("dropped").Inc()
 }
 
 // startSignIn sends the sign-in e-mail a request asked for, if the address
 // may sign in: to the contact's own address, which the one typed only
 // matches.
 func (g *Gateway) startSignIn(req signInRequest) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(g.signIns.stop, 30*time.Second)
 	defer cancel()
 	result, err := g.signInFor(ctx, req)
 	if err != nil {
@@ -170,7 +201,7 @@ func (g *Gateway) startSignIn(req signInRequest) {
 func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, error) {
 	key := store.AddressKey(req.address)
 	if _, blocked := g.signIns.perAddress.Spend(key); blocked {
-		return "address_limited", nil
+		return "address_limited", g.decoySignIn(ctx, req.browser, key)
 	}
 	contacts, err := g.cfg.Directory.ContactsByEmail(ctx, req.address)
 	if err != nil {
@@ -187,7 +218,7 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 		}
 		c = store.Contact{ID: "c_" + id[:16], Email: req.address}
 	default:
-		return "unknown", nil
+		return "unknown", g.decoySignIn(ctx, req.browser, key)
 	}
 	if _, err := g.sendSignIn(ctx, c, req.browser, req.app, req.next, "signin"); err != nil {
 		if errors.Is(err, mail.ErrQueueFull) || errors.Is(err, mail.ErrClosed) {
@@ -280,6 +311,27 @@ func (g *Gateway) LoginEmail(ctx context.Context, id, by string) (MintResponse, 
 	return resp, err
 }
 
+// decoySignIn gives a browser that asked for an address that gets no
+// e-mail (unknown, or asked too often) a sign-in whose code never matches:
+// its codes are then answered, and counted against the address, as any
+// other's, so that the code step tells nothing the first page did not.
+func (g *Gateway) decoySignIn(ctx context.Context, browser, address string) error {
+	if browser == "" {
+		return nil
+	}
+	id, err := link.NewID()
+	if err != nil {
+		return err
+	}
+	hash := make([]byte, 32)
+	if _, err := rand.Read(hash); err != nil {
+		return err
+	}
+	_, err = g.cfg.SignIns.PutSignIn(ctx, store.SignIn{Browser: browser, Address: address, CodeHash: hash, Decoy: true,
+		Link: store.LinkUse{ID: "decoy-" + id, Expires: g.now().Add(g.signInTTL() + link.Leeway)}})
+	return err
+}
+
 // newCode is a uniformly random 6-digit code.
 func newCode() (string, error) {
 	n, err := rand.Int(rand.Reader, big.NewInt(1_000_000))
@@ -315,8 +367,14 @@ func (s *Site) signInNonce(w http.ResponseWriter, r *http.Request) (string, erro
 		return "", err
 	}
 	n := base64.RawURLEncoding.EncodeToString(b)
-	http.SetCookie(w, s.cookie(s.signInCookie(), n, time.Hour))
+	s.keepSignInNonce(w, n)
 	return n, nil
+}
+
+// keepSignInNonce (re)sets the nonce's cookie to outlive the code of a
+// sign-in asked for now, with an hour to spare for the form.
+func (s *Site) keepSignInNonce(w http.ResponseWriter, nonce string) {
+	http.SetCookie(w, s.cookie(s.signInCookie(), nonce, s.g.signInTTL()+time.Hour))
 }
 
 // signInForm shows the sign-in form; a browser signed in here already goes
@@ -397,6 +455,7 @@ func (s *Site) askForSignIn(w http.ResponseWriter, r *http.Request, _ routeHit) 
 		app, next = "", ""
 	}
 	s.g.askSignIn(signInRequest{address: address, browser: browserKey(nonce), app: app, next: next})
+	s.keepSignInNonce(w, nonce)
 	noStore(w)
 	s.page(w, http.StatusOK, "signin_code.html", s.codeData(nonce, app, next, ""))
 	return nil
@@ -436,11 +495,27 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	if err != nil {
 		return err
 	}
+	// An address whose codes were guessed at too often takes no code,
+	// whichever e-mail or browser it comes through, until the day is out.
+	failures, err := s.g.cfg.SignIns.CodeFailures(ctx, si.Address)
+	if err != nil {
+		return err
+	}
+	if failures >= codeFailuresPerAddress {
+		return s.g.endGuessedSignIn(ctx, browser)
+	}
 	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 {
 		s.g.metrics.SignIns.WithLabelValues("code_wrong").Inc()
 		s.g.audit.codeRejected(si.User.ID, si.Link.ID, ip, si.Tries)
+		n, err := s.g.cfg.SignIns.AddCodeFailure(ctx, si.Address, s.g.now().Add(codeFailureWindow))
+		if err != nil {
+			return err
+		}
 		if wait, blocked := s.g.cfg.Limiter.Spend(signInKey(ip)); blocked {
 			return tooMany{wait}
+		}
+		if n >= codeFailuresPerAddress {
+			return s.g.endGuessedSignIn(ctx, browser)
 		}
 		if si.Tries >= codeTries {
 			return problemCodeGone
@@ -483,6 +558,16 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	noStore(w)
 	http.Redirect(w, r, s.app.origin+si.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path built by startSignIn
 	return nil
+}
+
+// endGuessedSignIn ends the sign-in of a browser whose address's codes
+// were guessed at too often, and says the code is gone.
+func (g *Gateway) endGuessedSignIn(ctx context.Context, browser string) error {
+	if err := g.cfg.SignIns.EndSignIn(ctx, browser); err != nil {
+		return err
+	}
+	g.metrics.SignIns.WithLabelValues("address_guessed").Inc()
+	return problemCodeGone
 }
 
 func plural(n int, one, many string) string {

@@ -15,6 +15,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // newSignInGateway is a gateway that sends sign-in e-mails to its outbox,
@@ -171,7 +172,7 @@ func TestSignIn_KnownAndUnknownAddressesGetTheSameAnswer(t *testing.T) {
 		}
 	}
 	g.mails("ada@example.com", 1)
-	g.gw.closeSignIns() // every sign-in asked for has been worked on
+	g.gw.closeSignIns(context.Background()) // every sign-in asked for has been worked on
 	for _, m := range g.outbox.Messages() {
 		if m.To.Email == "nobody@example.com" {
 			t.Fatal("an unknown address was sent an e-mail")
@@ -292,7 +293,7 @@ func TestSignIn_PerAddressLimitIsInvisible(t *testing.T) {
 			t.Fatalf("request %d: %d, body differs", i+1, r.StatusCode)
 		}
 	}
-	g.gw.closeSignIns()
+	g.gw.closeSignIns(context.Background())
 	if n := len(g.mails("ada@example.com", signInsPerAddress)); n != signInsPerAddress {
 		t.Fatalf("%d e-mails sent, want %d", n, signInsPerAddress)
 	}
@@ -308,7 +309,7 @@ func TestSignIn_MailGoesToTheContactsOwnAddress(t *testing.T) {
 	// A Kelvin sign folds to k in Unicode, not in the address index.
 	g.askSignIn(g.client(), "\u212Aate@example.com", "", "")
 	g.askSignIn(g.client(), "KATE@example.com", "", "")
-	g.gw.closeSignIns()
+	g.gw.closeSignIns(context.Background())
 	for _, m := range g.outbox.Messages() {
 		if m.To.Email != "kate@example.com" {
 			t.Fatalf("an e-mail went to %q", m.To.Email)
@@ -326,7 +327,7 @@ func TestSignIn_HeaderInjectionInTheAddressIsRefused(t *testing.T) {
 			t.Fatalf("%q: %d %s", bad, r.StatusCode, r.Body)
 		}
 	}
-	g.gw.closeSignIns()
+	g.gw.closeSignIns(context.Background())
 	if n := len(g.outbox.Messages()); n != 0 {
 		t.Fatalf("%d e-mails sent", n)
 	}
@@ -615,5 +616,97 @@ func TestDashboard_SubaccountUserCannotMailAnotherLocationsContact(t *testing.T)
 		if m.To.Email == "b@example.com" {
 			t.Fatal("another location's contact was mailed")
 		}
+	}
+}
+
+func TestAPI_RevokedInvitationStaysRevokedForItsWholeLife(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t)
+	var inv MintResponse
+	if err := json.Unmarshal([]byte(g.apiCall(http.MethodPost, "contacts/c_ada/invite", "", http.StatusCreated)), &inv); err != nil {
+		t.Fatal(err)
+	}
+	g.apiCall(http.MethodDelete, "links/"+inv.ID, "", http.StatusOK)
+	// Past link_max_ttl (24h here), within the invitation's week.
+	g.clock.Advance(3 * 24 * time.Hour)
+	if r := g.do(g.client(), http.MethodGet, inv.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("a revoked invitation three days on: %d %s", r.StatusCode, r.Body)
+	}
+	// Revoking the user holds as long, for an invitation sent before.
+	if err := json.Unmarshal([]byte(g.apiCall(http.MethodPost, "contacts/c_ada/invite", "", http.StatusCreated)), &inv); err != nil {
+		t.Fatal(err)
+	}
+	g.clock.Advance(time.Second)
+	g.apiCall(http.MethodPost, "users/c_ada/revoke", "", http.StatusOK)
+	g.clock.Advance(3 * 24 * time.Hour)
+	if r := g.do(g.client(), http.MethodGet, inv.URL, browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("an invitation of a user revoked three days ago: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// signInsCounted waits until the gateway has counted n sign-ins of result.
+func (g *testGateway) signInsCounted(result string, n float64) {
+	g.t.Helper()
+	testkit.Eventually(g.t, 10*time.Second, "sign-ins counted "+result, func() bool {
+		return testutil.ToFloat64(g.gw.metrics.SignIns.WithLabelValues(result)) >= n
+	})
+}
+
+// TestSignIn_CodeStepTellsKnownFromUnknownNothing: an address that gets no
+// e-mail still has a sign-in behind the code page (a decoy), so a wrong
+// code is answered alike, to the fifth.
+func TestSignIn_CodeStepTellsKnownFromUnknownNothing(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withRateLimit(0))
+	known, unknown := g.client(), g.client()
+	kp := g.askSignIn(known, "ada@example.com", "", "")
+	up := g.askSignIn(unknown, "nobody@example.com", "", "")
+	right := codeOf(t, g.mails("ada@example.com", 1)[0])
+	g.signInsCounted("unknown", 1)
+	wrong := "000000"
+	if right == wrong {
+		wrong = "111111"
+	}
+	csrf := regexp.MustCompile(`name="csrf" value="[^"]+"`)
+	for try := 1; try <= 5; try++ {
+		kr, ur := g.typeCode(known, kp, wrong), g.typeCode(unknown, up, wrong)
+		if kr.StatusCode != ur.StatusCode || csrf.ReplaceAllString(kr.Body, "") != csrf.ReplaceAllString(ur.Body, "") {
+			t.Fatalf("wrong code %d: known %d, unknown %d", try, kr.StatusCode, ur.StatusCode)
+		}
+		if kr.StatusCode == http.StatusBadRequest {
+			kp, up = kr, ur
+		}
+	}
+}
+
+func TestSignIn_TenWrongCodesEndAnAddresssCodesForADay(t *testing.T) {
+	t.Parallel()
+	g := newSignInGateway(t, withRateLimit(0))
+	c := g.client()
+	guess := func(page resp, n int) resp {
+		t.Helper()
+		for range n {
+			if r := g.typeCode(c, page, "000000"); r.StatusCode == http.StatusBadRequest {
+				page = r
+			}
+		}
+		return page
+	}
+	// Two e-mails, five wrong codes each: the address's ten for the day.
+	for i := 1; i <= 2; i++ {
+		guess(g.askSignIn(c, "ada@example.com", "", ""), 5)
+		g.mails("ada@example.com", i)
+	}
+	page := g.askSignIn(c, "ada@example.com", "", "")
+	right := codeOf(t, g.mails("ada@example.com", 3)[0])
+	if r := g.typeCode(c, page, right); r.StatusCode != http.StatusGone {
+		t.Fatalf("the right code after ten wrong ones for the address: %d %s", r.StatusCode, r.Body)
+	}
+	// The e-mail's link still works.
+	g.clock.Advance(25 * time.Hour)
+	page = g.askSignIn(c, "ada@example.com", "", "")
+	right = codeOf(t, g.mails("ada@example.com", 4)[0])
+	if r := g.typeCode(c, page, right); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the right code a day later: %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -10,7 +10,6 @@ package mail
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/mail"
 	"strings"
 	"time"
@@ -81,7 +80,8 @@ func ParseEmail(s string) (string, error) {
 	if s == "" || len(s) > 254 {
 		return "", errors.New("an e-mail address has 1 to 254 characters")
 	}
-	bad := fmt.Errorf("%q is not an e-mail address", s)
+	// The error never repeats what was typed: answers and logs show it.
+	bad := errors.New("that is not an e-mail address")
 	if strings.ContainsFunc(s, func(r rune) bool { return r < 0x20 || r == 0x7f || strings.ContainsRune(" <>,;\"()[]\\", r) }) {
 		return "", bad
 	}

@@ -118,6 +118,7 @@ func (q *Queue) Enqueue(m Message) error {
 	q.mu.RLock()
 	defer q.mu.RUnlock()
 	if q.closed {
+		q.cfg.Report(&m, Failed, 0, ErrClosed)
 		return ErrClosed
 	}
 	// Queued is told first: once in the channel, a worker may report the

@@ -202,7 +202,7 @@ func TestQueue_CloseSendsWhatWaitsAndFailsWhatItCannot(t *testing.T) {
 			t.Fatalf("%s after close: %+v", id, got)
 		}
 	}
-	if err := q.Enqueue(Message{ID: "late"}); !errors.Is(err, ErrClosed) {
+	if err := q.Enqueue(Message{ID: "late"}); !errors.Is(err, ErrClosed) || rec.final(t, "late").status != Failed {
 		t.Fatalf("enqueue after close: %v", err)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"net"
 	"net/mail"
 	"time"
 
@@ -126,4 +127,32 @@ func (s *SMTP) options(ctx context.Context) []gomail.Option {
 			gomail.WithUsername(s.cfg.Username), gomail.WithPassword(s.cfg.Password))
 	}
 	return opts
+}
+
+// Describe says why a delivery failed in words fit for a log line: the
+// SMTP reply code, or the kind of failure, never the server's text or an
+// address (go-mail's errors name the recipients, and servers echo them).
+func Describe(err error) string {
+	var se *gomail.SendError
+	var ne net.Error
+	switch {
+	case err == nil:
+		return ""
+	case errors.Is(err, ErrQueueFull), errors.Is(err, ErrClosed), errors.Is(err, ErrExpired):
+		return err.Error()
+	case errors.As(err, &se):
+		kind := "temporary"
+		if !se.IsTemp() {
+			kind = "permanent"
+		}
+		if code := se.ErrorCode(); code != 0 {
+			return fmt.Sprintf("the mail server refused it (%s, reply %d %s)", kind, code, se.EnhancedStatusCode())
+		}
+		return "the mail server refused it (" + kind + ")"
+	case errors.Is(err, context.DeadlineExceeded):
+		return "the mail server did not answer in time"
+	case errors.As(err, &ne):
+		return "the mail server could not be reached: " + ne.Error()
+	}
+	return "the e-mail could not be handed over"
 }

@@ -192,3 +192,16 @@ func TestNewSMTP_BadSettingsAreRefused(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+func TestDescribe_RefusalNamesNoAddress(t *testing.T) {
+	t.Parallel()
+	srv := mailtest.Start(t, mailtest.Options{AllowedRecipients: "@allowed\\.example$"})
+	err := send(sender(t, srv, mail.NoTLS, nil), message)
+	if err == nil {
+		t.Fatal("the refused recipient was accepted")
+	}
+	got := mail.Describe(err)
+	if strings.Contains(got, "ada@example.com") || strings.Contains(got, "@") || !strings.Contains(got, "permanent") {
+		t.Fatalf("Describe(%v) = %q", err, got)
+	}
+}

@@ -29,6 +29,10 @@ type SignIn struct {
 	Path string        `json:"path"`
 	// Tries counts the codes typed so far, this one included (TrySignIn).
 	Tries int `json:"-"`
+	// Decoy marks a sign-in that stands in for one never made (an address
+	// that may not sign in, or asked too often): its code never matches,
+	// and it takes no address's place.
+	Decoy bool `json:"decoy,omitempty"`
 }
 
 // Expires is when the sign-in ends: with its link.
@@ -52,7 +56,7 @@ type SignIns interface {
 	// PutSignIn keeps s as the one sign-in of its browser and of its
 	// address, and returns the id of the link of the address's sign-in it
 	// replaced ("" for none): the caller revokes that link, so an older
-	// e-mail's link and code die with it.
+	// e-mail's link and code die with it. A decoy is its browser's only.
 	PutSignIn(ctx context.Context, s SignIn) (replaced string, err error)
 	// TrySignIn counts a try of the code of browser's sign-in and returns
 	// the sign-in with the tries so far, this one included. At the
@@ -62,4 +66,11 @@ type SignIns interface {
 	TrySignIn(ctx context.Context, browser string, maxTries int) (SignIn, error)
 	// EndSignIn forgets browser's sign-in, once its link is spent.
 	EndSignIn(ctx context.Context, browser string) error
+	// AddCodeFailure counts a wrong code typed for address (an AddressKey),
+	// and returns the count since the first of them, which is kept until
+	// `until` (set by the first). CodeFailures reads the count; both count
+	// every instance's, so that guesses are bounded per address, whatever
+	// the e-mails and browsers they come through.
+	AddCodeFailure(ctx context.Context, address string, until time.Time) (int, error)
+	CodeFailures(ctx context.Context, address string) (int, error)
 }

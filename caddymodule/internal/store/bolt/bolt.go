@@ -22,20 +22,21 @@ import (
 )
 
 var (
-	bucketSessions   = []byte("sessions")          // id -> JSON session
-	bucketSessionBy  = []byte("session_expiry")    // deadline|id -> nil, for Purge
-	bucketUsers      = []byte("user_sessions")     // user id|0|session id -> nil
-	bucketLinks      = []byte("links")             // id -> count|expires
-	bucketLinkBy     = []byte("link_expiry")       // expires|id -> nil, for Purge
-	bucketCutoffs    = []byte("user_cutoffs")      // user id -> at|until
-	bucketContacts   = []byte("contacts")          // id -> JSON contact
-	bucketRecords    = []byte("link_records")      // issued at|id -> JSON link record, oldest first
-	bucketMenu       = []byte("menu")              // keyMenu -> JSON menu
-	bucketHolders    = []byte("id_holders")        // user id -> JSON holder
-	bucketMeta       = []byte("meta")              // keyBegan -> when the file's state began
-	bucketSignIns    = []byte("signins")           // browser -> tries|JSON sign-in
-	bucketByEmail    = []byte("contacts_by_email") // address key|0|contact id -> nil
-	bucketLastSignIn = []byte("signin_addresses")  // address -> end|browser|0|link id
+	bucketSessions   = []byte("sessions")             // id -> JSON session
+	bucketSessionBy  = []byte("session_expiry")       // deadline|id -> nil, for Purge
+	bucketUsers      = []byte("user_sessions")        // user id|0|session id -> nil
+	bucketLinks      = []byte("links")                // id -> count|expires
+	bucketLinkBy     = []byte("link_expiry")          // expires|id -> nil, for Purge
+	bucketCutoffs    = []byte("user_cutoffs")         // user id -> at|until
+	bucketContacts   = []byte("contacts")             // id -> JSON contact
+	bucketRecords    = []byte("link_records")         // issued at|id -> JSON link record, oldest first
+	bucketMenu       = []byte("menu")                 // keyMenu -> JSON menu
+	bucketHolders    = []byte("id_holders")           // user id -> JSON holder
+	bucketMeta       = []byte("meta")                 // keyBegan -> when the file's state began
+	bucketSignIns    = []byte("signins")              // browser -> tries|JSON sign-in
+	bucketByEmail    = []byte("contacts_by_email")    // address key|0|contact id -> nil
+	bucketCodeFails  = []byte("signin_code_failures") // address key -> until|count
+	bucketLastSignIn = []byte("signin_addresses")     // address -> end|browser|0|link id
 
 	keyMenu  = []byte("menu")
 	keyBegan = []byte("began")
@@ -95,7 +96,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		for _, b := range [][]byte{
 			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
 			bucketContacts, bucketRecords, bucketMenu, bucketHolders, bucketMeta,
-			bucketSignIns, bucketLastSignIn, bucketByEmail,
+			bucketSignIns, bucketLastSignIn, bucketByEmail, bucketCodeFails,
 		} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
 				return err

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"go.etcd.io/bbolt"
 
@@ -25,6 +26,9 @@ func (s *Store) PutSignIn(_ context.Context, si store.SignIn) (string, error) {
 	err = s.db.Update(func(tx *bbolt.Tx) error {
 		replaced = ""
 		signIns, last := tx.Bucket(bucketSignIns), tx.Bucket(bucketLastSignIn)
+		if si.Decoy {
+			return signIns.Put([]byte(si.Browser), append(make([]byte, 8), v...))
+		}
 		if prev := last.Get([]byte(si.Address)); len(prev) > 8 && s.now().Before(decodeTime(prev[:8])) {
 			browser, link, _ := bytes.Cut(prev[8:], []byte{0})
 			replaced = string(link)
@@ -121,6 +125,58 @@ func (s *Store) purgeSignIns(tx *bbolt.Tx) (int, error) {
 		if err := tx.Bucket(bucketLastSignIn).Delete(k); err != nil {
 			return 0, err
 		}
+	}
+	var counted [][]byte
+	err = tx.Bucket(bucketCodeFails).ForEach(func(k, v []byte) error {
+		if len(v) != 16 || !now.Before(decodeTime(v[:8])) {
+			counted = append(counted, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range counted {
+		if err := tx.Bucket(bucketCodeFails).Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return n, nil
+}
+
+// AddCodeFailure implements store.SignIns.
+func (s *Store) AddCodeFailure(_ context.Context, address string, until time.Time) (int, error) {
+	n := 0
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketCodeFails)
+		v := b.Get([]byte(address))
+		if len(v) == 16 && s.now().Before(decodeTime(v[:8])) {
+			n = int(binary.BigEndian.Uint64(v[8:])) //nolint:gosec // a count this package wrote
+		} else {
+			v = encodeTime(until)
+			n = 0
+		}
+		n++
+		return b.Put([]byte(address), binary.BigEndian.AppendUint64(append([]byte(nil), v[:8]...), uint64(n))) //nolint:gosec // a small count
+	})
+	if err != nil {
+		return 0, fmt.Errorf("counting a wrong code: %w", err)
+	}
+	return n, nil
+}
+
+// CodeFailures implements store.SignIns.
+func (s *Store) CodeFailures(_ context.Context, address string) (int, error) {
+	n := 0
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		v := tx.Bucket(bucketCodeFails).Get([]byte(address))
+		if len(v) == 16 && s.now().Before(decodeTime(v[:8])) {
+			n = int(binary.BigEndian.Uint64(v[8:])) //nolint:gosec // a count this package wrote
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("reading wrong codes: %w", err)
 	}
 	return n, nil
 }

@@ -46,6 +46,14 @@ type Store struct {
 	// signIns are the sign-ins by browser, lastSignIn each address's last.
 	signIns    map[string]*signIn
 	lastSignIn map[string]addressSignIn
+	// codeFailures are the wrong codes typed per address.
+	codeFailures map[string]failures
+}
+
+// failures is a count kept until a time.
+type failures struct {
+	n     int
+	until time.Time
 }
 
 // signIn is a live sign-in and the tries of its code so far.
@@ -73,8 +81,9 @@ func New(now func() time.Time) *Store {
 		byEmail:  make(map[string]map[string]struct{}),
 		holders:  make(map[string]store.Holder),
 
-		signIns:    make(map[string]*signIn),
-		lastSignIn: make(map[string]addressSignIn),
+		signIns:      make(map[string]*signIn),
+		lastSignIn:   make(map[string]addressSignIn),
+		codeFailures: make(map[string]failures),
 	}
 	m.Scan = store.Scan{Scanner: m}
 	return m
@@ -260,6 +269,11 @@ func (m *Store) Purge(context.Context) (int, error) {
 	for a, last := range m.lastSignIn {
 		if !now.Before(last.expires) {
 			delete(m.lastSignIn, a)
+		}
+	}
+	for a, f := range m.codeFailures {
+		if !now.Before(f.until) {
+			delete(m.codeFailures, a)
 		}
 	}
 	kept := len(m.records)
@@ -448,6 +462,11 @@ func (m *Store) PutSignIn(_ context.Context, s store.SignIn) (string, error) {
 	defer m.mu.Unlock()
 	now := m.now()
 	replaced := ""
+	if s.Decoy {
+		s.Tries = 0
+		m.signIns[s.Browser] = &signIn{SignIn: s}
+		return "", nil
+	}
 	if last, ok := m.lastSignIn[s.Address]; ok && now.Before(last.expires) {
 		replaced = last.link
 		if cur := m.signIns[last.browser]; cur != nil && cur.Link.ID == last.link {
@@ -496,4 +515,27 @@ func (m *Store) SetDelivery(_ context.Context, id, delivery string, _ time.Time)
 		}
 	}
 	return nil
+}
+
+// AddCodeFailure implements store.SignIns.
+func (m *Store) AddCodeFailure(_ context.Context, address string, until time.Time) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	f, ok := m.codeFailures[address]
+	if !ok || !m.now().Before(f.until) {
+		f = failures{until: until}
+	}
+	f.n++
+	m.codeFailures[address] = f
+	return f.n, nil
+}
+
+// CodeFailures implements store.SignIns.
+func (m *Store) CodeFailures(_ context.Context, address string) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if f, ok := m.codeFailures[address]; ok && m.now().Before(f.until) {
+		return f.n, nil
+	}
+	return 0, nil
 }

@@ -264,7 +264,7 @@ func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 }
 
 // deliveryKey names the delivery of link id, in the directory's slot.
-func (s *Store) deliveryKey(id string) string { return s.prefix + keyDelivery + id + "{dir}" }
+func (s *Store) deliveryKey(id string) string { return s.prefix + keyDelivery + "{dir}:" + id }
 
 // SetDelivery implements store.Directory: kept beside the record (the list
 // holds records as written), as long as the record.

@@ -54,7 +54,7 @@ const (
 	keyEmailOf = "dE:"
 	keyIndexed = "dI:"
 	// keyDelivery is what became of a link's e-mail, beside its record.
-	keyDelivery = "dd:"
+	keyDelivery = "dd"
 	keyBegan    = "began:"
 	channel     = "ended"
 )

@@ -223,3 +223,32 @@ func TestContactsByEmail_ContactsFromBeforeTheIndexAreFound(t *testing.T) {
 		t.Fatalf("the old address still finds %v", got)
 	}
 }
+
+// TestPutSignIn_AddressWithBracesStaysInTheDirectorysSlot: an address may
+// hold a hash tag of its own ({b}); on Cluster a key that took its slot
+// from it would fail the script that touches the directory's keys too.
+func TestPutSignIn_AddressWithBracesStaysInTheDirectorysSlot(t *testing.T) {
+	srv := redistest.Start(t)
+	ctx := context.Background()
+	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
+	s := redis.New(rdb, "br:", time.Second, time.Now)
+	t.Cleanup(func() { _ = s.Close() })
+	now := time.Now()
+	si := store.SignIn{Browser: "b1", Address: "a{b}@example.com", Link: store.LinkUse{ID: "l1", Expires: now.Add(time.Minute)}}
+	if _, err := s.PutSignIn(ctx, si); err != nil {
+		t.Fatal(err)
+	}
+	keys, err := rdb.Keys(ctx, "br:signin*").Result()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range keys {
+		open, closeAt := strings.IndexByte(k, '{'), strings.IndexByte(k, '}')
+		if open < 0 || k[open+1:closeAt] != "dir" {
+			t.Errorf("key %q takes its slot from %q, not the directory's", k, k[open+1:closeAt])
+		}
+	}
+	if len(keys) != 2 {
+		t.Fatalf("keys %v", keys)
+	}
+}

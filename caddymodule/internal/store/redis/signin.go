@@ -17,10 +17,11 @@ import (
 // A sign-in is a hash under its browser (v: the JSON, link: its link id,
 // tries: the codes typed), and an address's last sign-in a string "browser
 // link end" (end in Unix nanoseconds); both expire with the link, and live
-// in the directory's slot, so one script may touch them all.
-func (s *Store) signInKey(browser string) string { return s.prefix + "signin:" + browser + "{dir}" }
+// in the directory's slot, so one script may touch them all. The hash tag
+// comes first: an address may hold braces of its own.
+func (s *Store) signInKey(browser string) string { return s.prefix + "signin{dir}:" + browser }
 func (s *Store) lastSignInKey(address string) string {
-	return s.prefix + "signin-last:" + address + "{dir}"
+	return s.prefix + "signin-last{dir}:" + address
 }
 
 // putSignIn replaces an address's last sign-in if it is still what the
@@ -54,6 +55,20 @@ func (s *Store) PutSignIn(ctx context.Context, si store.SignIn) (string, error) 
 	v, err := json.Marshal(si)
 	if err != nil {
 		return "", fmt.Errorf("encoding sign-in: %w", err)
+	}
+	if si.Decoy {
+		ttl := s.ttl(si.Expires())
+		_, err := s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+			key := s.signInKey(si.Browser)
+			p.Del(ctx, key)
+			p.HSet(ctx, key, "v", v, "link", si.Link.ID, "tries", 0)
+			p.PExpire(ctx, key, ttl)
+			return nil
+		})
+		if err != nil {
+			return "", fmt.Errorf("keeping sign-in: %w", err)
+		}
+		return "", nil
 	}
 	lastKey := s.lastSignInKey(si.Address)
 	next := si.Browser + " " + si.Link.ID + " " + strconv.FormatInt(si.Expires().UnixNano(), 10)
@@ -108,4 +123,46 @@ func (s *Store) EndSignIn(ctx context.Context, browser string) error {
 		return fmt.Errorf("ending sign-in: %w", err)
 	}
 	return nil
+}
+
+// addCodeFailure counts a wrong code for an address (KEYS[1], a hash of
+// n and until, in ms by the store's clock): a count whose until has passed
+// by ARGV[1] starts again, kept until ARGV[2] (Redis forgets it ARGV[3] ms
+// on).
+var addCodeFailure = goredis.NewScript(`
+local ends = tonumber(redis.call('HGET', KEYS[1], 'until') or '0')
+if ends <= tonumber(ARGV[1]) then
+	redis.call('DEL', KEYS[1])
+	redis.call('HSET', KEYS[1], 'until', ARGV[2])
+	redis.call('PEXPIRE', KEYS[1], ARGV[3])
+end
+return redis.call('HINCRBY', KEYS[1], 'n', 1)
+`)
+
+func (s *Store) codeFailuresKey(address string) string { return s.prefix + "codefail{dir}:" + address }
+
+// AddCodeFailure implements store.SignIns.
+func (s *Store) AddCodeFailure(ctx context.Context, address string, until time.Time) (int, error) {
+	n, err := addCodeFailure.Run(ctx, s.rdb, []string{s.codeFailuresKey(address)},
+		s.now().UnixMilli(), until.UnixMilli(), s.ttl(until).Milliseconds()).Int()
+	if err != nil {
+		return 0, fmt.Errorf("counting a wrong code: %w", err)
+	}
+	return n, nil
+}
+
+// CodeFailures implements store.SignIns.
+func (s *Store) CodeFailures(ctx context.Context, address string) (int, error) {
+	v, err := s.rdb.HMGet(ctx, s.codeFailuresKey(address), "n", "until").Result()
+	if err != nil {
+		return 0, fmt.Errorf("reading wrong codes: %w", err)
+	}
+	ns, _ := v[0].(string)
+	us, _ := v[1].(string)
+	n, _ := strconv.Atoi(ns)
+	until, _ := strconv.ParseInt(us, 10, 64)
+	if s.now().UnixMilli() >= until {
+		return 0, nil
+	}
+	return n, nil
 }

@@ -81,6 +81,22 @@ func testSignInReplaced(t *testing.T, s store.Store, clk *clock.Fake) {
 	if got, err := try(s, "b3"); err != nil || got.Link.ID != "l4" {
 		t.Fatalf("the browser's newer sign-in: %+v %v", got, err)
 	}
+	// A decoy for bob's address is its browser's only: bob's live
+	// sign-in stays, and a later one still replaces l5.
+	decoy := signIn(clk, "b6", "bob@example.com", "decoy-1")
+	decoy.Decoy = true
+	if r := put(t, s, decoy); r != "" {
+		t.Fatalf("a decoy replaced %q", r)
+	}
+	if got, err := try(s, "b6"); err != nil || !got.Decoy {
+		t.Fatalf("the decoy: %+v %v", got, err)
+	}
+	if _, err := try(s, "b5"); err != nil {
+		t.Fatalf("bob's sign-in after a decoy of his address: %v", err)
+	}
+	if r := put(t, s, signIn(clk, "b7", "bob@example.com", "l7")); r != "l5" {
+		t.Fatalf("bob's next sign-in replaced %q, want l5", r)
+	}
 }
 
 func testSignInEnds(t *testing.T, s store.Store, clk *clock.Fake) {
@@ -125,5 +141,34 @@ func testConcurrentSignInTries(t *testing.T, s store.Store, clk *clock.Fake) {
 	wg.Wait()
 	if n := answered.Load(); n != 5 {
 		t.Fatalf("%d of 20 concurrent tries were answered, want 5", n)
+	}
+}
+
+func testCodeFailures(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	until := clk.Now().Add(24 * time.Hour)
+	for want := 1; want <= 3; want++ {
+		n, err := s.AddCodeFailure(ctx, "ada@example.com", until)
+		if err != nil || n != want {
+			t.Fatalf("failure %d counted %d, %v", want, n, err)
+		}
+	}
+	if n, err := s.CodeFailures(ctx, "ada@example.com"); err != nil || n != 3 {
+		t.Fatalf("CodeFailures = %d, %v, want 3", n, err)
+	}
+	if n, _ := s.CodeFailures(ctx, "bob@example.com"); n != 0 {
+		t.Fatalf("another address has %d", n)
+	}
+	// A later failure does not prolong the count: it ends when the first said.
+	clk.Advance(23 * time.Hour)
+	if n, _ := s.AddCodeFailure(ctx, "ada@example.com", clk.Now().Add(24*time.Hour)); n != 4 {
+		t.Fatalf("a fourth failure counted %d", n)
+	}
+	clk.Advance(time.Hour)
+	if n, _ := s.CodeFailures(ctx, "ada@example.com"); n != 0 {
+		t.Fatalf("past its end the count is %d", n)
+	}
+	if n, _ := s.AddCodeFailure(ctx, "ada@example.com", clk.Now().Add(24*time.Hour)); n != 1 {
+		t.Fatalf("a failure after the end counted %d, want a new count", n)
 	}
 }

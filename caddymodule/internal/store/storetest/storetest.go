@@ -64,6 +64,7 @@ func Run(t *testing.T, open Factory) {
 		{"NewSignInOfAnAddressReplacesItsLast", testSignInReplaced},
 		{"SignInEndsWhenUsedOrWithItsLink", testSignInEnds},
 		{"ConcurrentCodeTriesNeverPassTheLimit", testConcurrentSignInTries},
+		{"WrongCodesAreCountedPerAddress", testCodeFailures},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
