@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"net/http"
+	"net/netip"
 	"strings"
 	"time"
 
@@ -278,6 +279,21 @@ func (s *Site) redemptions(result string) prometheus.Counter {
 	return s.g.metrics.Redemptions.WithLabelValues(s.app.name, result)
 }
 
-func redeemKey(ip string) string { return "redeem|" + ip }
+func redeemKey(ip string) string { return "redeem|" + clientKey(ip) }
 
-func apiKeyKey(ip string) string { return "apikey|" + ip }
+func apiKeyKey(ip string) string { return "apikey|" + clientKey(ip) }
+
+// clientKey is what a client's budgets are kept under: its IPv4 address,
+// or the /64 of its IPv6 address, which one host holds whole (one machine
+// may use any address in it).
+func clientKey(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil || a.Is4() || a.Is4In6() {
+		return ip
+	}
+	p, err := a.Prefix(64)
+	if err != nil {
+		return ip
+	}
+	return p.String()
+}

@@ -428,7 +428,7 @@ func (s *Site) askForSignIn(w http.ResponseWriter, r *http.Request, _ routeHit) 
 		if err != nil {
 			return badRequest(err.Error())
 		}
-		if wait, blocked := s.g.signIns.perClient.Spend(ip); blocked {
+		if wait, blocked := s.g.signIns.perClient.Spend(clientKey(ip)); blocked {
 			return tooMany{wait}
 		}
 		s.g.askSignIn(signInRequest{address: address})
@@ -448,7 +448,7 @@ func (s *Site) askForSignIn(w http.ResponseWriter, r *http.Request, _ routeHit) 
 			"That is not an e-mail address: check it and try again."))
 		return nil
 	}
-	if wait, blocked := s.g.signIns.perClient.Spend(ip); blocked {
+	if wait, blocked := s.g.signIns.perClient.Spend(clientKey(ip)); blocked {
 		return tooMany{wait}
 	}
 	if s.g.apps[app] == nil {
@@ -577,4 +577,4 @@ func plural(n int, one, many string) string {
 	return many
 }
 
-func signInKey(ip string) string { return "signin|" + ip }
+func signInKey(ip string) string { return "signin|" + clientKey(ip) }

@@ -710,3 +710,19 @@ func TestSignIn_TenWrongCodesEndAnAddresssCodesForADay(t *testing.T) {
 		t.Fatalf("the right code a day later: %d %s", r.StatusCode, r.Body)
 	}
 }
+
+func TestClientKey_IPv6HostCannotSpreadGuessesOverItsSlash64(t *testing.T) {
+	t.Parallel()
+	for ip, want := range map[string]string{
+		"192.0.2.7":            "192.0.2.7",
+		"2001:db8:1:2:aaaa::1": "2001:db8:1:2::/64",
+		"2001:db8:1:2:ffff::9": "2001:db8:1:2::/64",
+		"2001:db8:1:3::1":      "2001:db8:1:3::/64",
+		"::ffff:192.0.2.7":     "::ffff:192.0.2.7",
+		"not an address":       "not an address",
+	} {
+		if got := clientKey(ip); got != want {
+			t.Errorf("clientKey(%q) = %q, want %q", ip, got, want)
+		}
+	}
+}
