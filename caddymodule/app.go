@@ -511,19 +511,26 @@ func (a *App) Stop() error { return nil }
 // Cleanup releases the session cache once the config's last requests are
 // done; Caddy cleans up the store module, which waits for them too.
 func (a *App) Cleanup() error {
-	if a.sessions != nil {
-		a.requests.after(a.sessions.Close)
-	}
 	if a.gateway != nil {
 		// The sign-ins asked for and the e-mails queued are sent, for up
 		// to a minute, behind the next config's start; then the gateway's
-		// hold on the store ends.
-		go func() {
+		// hold on the store ends. With nothing in hand (the usual case) it
+		// ends now, before the session cache's release is asked for: that
+		// and the store then go with the config's last request.
+		drain := func(limit time.Duration) {
 			defer a.requests.leave()
-			ctx, cancel := context.WithTimeout(context.Background(), mailDrain)
+			ctx, cancel := context.WithTimeout(context.Background(), limit)
 			defer cancel()
 			a.gateway.Close(ctx)
-		}()
+		}
+		if a.gateway.Idle() {
+			drain(time.Second)
+		} else {
+			go drain(mailDrain)
+		}
+	}
+	if a.sessions != nil {
+		a.requests.after(a.sessions.Close)
 	}
 	return nil
 }

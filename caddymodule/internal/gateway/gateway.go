@@ -224,6 +224,15 @@ func New(cfg Config) (*Gateway, error) {
 	return g, nil
 }
 
+// Idle reports whether the gateway has no work of its own in hand: no
+// sign-in or e-mail waiting or under way.
+func (g *Gateway) Idle() bool {
+	if g.signIns != nil && (len(g.signIns.requests) > 0 || g.signIns.working.Load() > 0) {
+		return false
+	}
+	return g.mail == nil || g.mail.Idle()
+}
+
 // Close finishes the sign-ins asked for, sends the e-mails still queued
 // until ctx ends, and gives up on the rest.
 func (g *Gateway) Close(ctx context.Context) {

@@ -16,6 +16,7 @@ import (
 	"net/url"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
@@ -91,6 +92,8 @@ type signIns struct {
 	// mu guards closed: no request is queued once the channel closes.
 	mu     sync.RWMutex
 	closed bool
+	// working counts the sign-ins the workers hold.
+	working atomic.Int32
 }
 
 // startSignIns starts the sign-in workers, when the portal can send mail
@@ -136,7 +139,9 @@ func (g *Gateway) startSignIns() error {
 					g.metrics.SignIns.WithLabelValues("dropped").Inc()
 					continue
 				}
+				g.signIns.working.Add(1)
 				g.startSignIn(req)
+				g.signIns.working.Add(-1)
 			}
 		})
 	}

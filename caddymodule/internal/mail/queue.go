@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
@@ -74,6 +75,8 @@ type Queue struct {
 	mu      sync.RWMutex
 	closed  bool
 	workers sync.WaitGroup
+	// sending counts the messages the workers hold.
+	sending atomic.Int32
 }
 
 // NewQueue starts a queue in front of sender.
@@ -161,9 +164,14 @@ func (q *Queue) Close(ctx context.Context) {
 
 func (q *Queue) work() {
 	for m := range q.jobs {
+		q.sending.Add(1)
 		q.deliver(m)
+		q.sending.Add(-1)
 	}
 }
+
+// Idle reports whether no message waits or is being sent.
+func (q *Queue) Idle() bool { return len(q.jobs) == 0 && q.sending.Load() == 0 }
 
 // deliver tries m until it is sent, refused for good, out of tries, or the
 // queue halts.
