@@ -17,13 +17,11 @@ import (
 // README shows them: go test ./caddymodule/internal/e2e -run Browser -screenshots
 var screenshots = flag.Bool("screenshots", false, "write the browser test's screenshots into docs/")
 
-// The seed flow of the README, clicked through in a real Chromium against
-// the demo exactly as `go run ./cmd/caddy run` serves it.
-func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
-	startDemo(t)
-	b := browsertest.Start(t)
+// shooter takes a page's screenshot under a name, and with -screenshots
+// copies it into docs/ for the README.
+func shooter(t *testing.T) func(ctx context.Context, name string) {
 	shots := t.TempDir()
-	shoot := func(ctx context.Context, name string) {
+	return func(ctx context.Context, name string) {
 		t.Helper()
 		path := filepath.Join(shots, name)
 		browsertest.Screenshot(ctx, t, path)
@@ -37,6 +35,14 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 			}
 		}
 	}
+}
+
+// The seed flow of the README, clicked through in a real Chromium against
+// the demo exactly as `go run ./cmd/caddy run` serves it.
+func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
+	startDemo(t)
+	b := browsertest.Start(t)
+	shoot := shooter(t)
 	// After every navigation or click the test waits for a marker that only
 	// the next page has: a gateway page's data-page, a stand-in app's
 	// data-app. An element the previous page also had would let a slow

@@ -1,11 +1,8 @@
 package e2e
 
 import (
-	"context"
 	"fmt"
 	"net/http"
-	"os"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -44,20 +41,7 @@ func TestBrowser_ContactSignsInWithTheCodeOfARealEmail(t *testing.T) {
 	page := func(id string) chromedp.Action[chromedp.Void] {
 		return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
 	}
-	shoot := func(ctx context.Context, name string) {
-		t.Helper()
-		path := filepath.Join(t.TempDir(), name)
-		browsertest.Screenshot(ctx, t, path)
-		if *screenshots {
-			png, err := os.ReadFile(path)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(filepath.Join(repoRoot, "docs", name), png, 0o644); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
+	shoot := shooter(t)
 	grace := b.NewContext(t)
 	browsertest.Run(grace, t,
 		chromedp.Navigate("http://localhost:8081/lessons/7"),

@@ -321,15 +321,7 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 		req.Send = SendEmail
 	}
 	resp, err := s.g.Mint(ctx, req, "staff:"+st.Username)
-	if p, ok := asProblem(err); ok {
-		field := "form"
-		if p.Code == codeIDTaken && in.who == "new" {
-			field = "new_id"
-		}
-		errs[field] = p.Detail
-		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
-	}
-	if err != nil {
+	if refused, err := s.refusedOnTheForm(ctx, w, st, in, errs, err); refused || err != nil {
 		return err
 	}
 	qr, err := portal.QR(resp.URL)
@@ -346,6 +338,22 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 		in.who, in.contact, in.newID, in.newEmail, in.newName, in.newLocation = "contact", user.ID, "", "", "", ""
 	}
 	return s.renderGenerate(ctx, w, http.StatusOK, st, in, nil, result)
+}
+
+// refusedOnTheForm shows the Generate form again with a refusal of the
+// gateway (err a Problem) by the field it is about, and says it did; any
+// other error it hands back.
+func (s *Site) refusedOnTheForm(ctx context.Context, w http.ResponseWriter, st Staff, in generateInput, errs map[string]string, err error) (bool, error) {
+	p, ok := asProblem(err)
+	if !ok {
+		return false, err
+	}
+	field := "form"
+	if p.Code == codeIDTaken && in.who == "new" {
+		field = "new_id"
+	}
+	errs[field] = p.Detail
+	return true, s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
 }
 
 // mailContact sends the contact of the form an invitation or a sign-in
@@ -372,15 +380,7 @@ func (s *Site) mailContact(ctx context.Context, w http.ResponseWriter, st Staff,
 			resp, err = s.g.LoginEmail(ctx, user.ID, by)
 		}
 	}
-	if p, ok := asProblem(err); ok {
-		field := "form"
-		if p.Code == codeIDTaken && in.who == "new" {
-			field = "new_id"
-		}
-		errs[field] = p.Detail
-		return s.renderGenerate(ctx, w, http.StatusUnprocessableEntity, st, in, errs, nil)
-	}
-	if err != nil {
+	if refused, err := s.refusedOnTheForm(ctx, w, st, in, errs, err); refused || err != nil {
 		return err
 	}
 	result := &portal.Generated{URL: resp.URL, For: displayName(user), Target: "Portal home",

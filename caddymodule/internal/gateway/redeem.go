@@ -108,12 +108,8 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 			return s.land(w, r, claims)
 		}
 		return s.rejectLink(ip, problemUsed, claims)
-	case errors.Is(err, store.ErrLinkRevoked):
-		return s.rejectLink(ip, problemRevoked, claims)
-	case errors.Is(err, store.ErrLinkExpired):
-		return s.rejectLink(ip, problemExpired, claims)
-	case errors.Is(err, store.ErrLinkBeforeStore):
-		return s.rejectLink(ip, problemBeforeStore, claims)
+	case spendRefusal(err) != nil:
+		return s.rejectLink(ip, spendRefusal(err), claims)
 	case err != nil:
 		s.g.log.Error("redeeming link", zap.String("app", s.app.name), zap.Error(err))
 		s.redemptions("store_error").Inc()
@@ -127,13 +123,7 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 		}
 		return problemStore
 	}
-	// A redemption always starts a new session with a new id, so a planted
-	// cookie is worth nothing; whatever session the browser had here ends.
-	if old := cookieValue(r.Header, s.app.cookie); old != "" {
-		if err := sessions.End(ctx, old); err != nil {
-			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
-		}
-	}
+	s.endReplacedSession(ctx, r)
 	if claims.Launch {
 		// A signed-in user can launch in a loop: their sessions on this
 		// app are bounded, the oldest ended first.
@@ -260,6 +250,31 @@ func isPrefetch(r *http.Request) bool {
 		}
 	}
 	return false
+}
+
+// spendRefusal is the Problem of a spend the store refused for what the
+// link is (revoked, past its end, older than the store), or nil.
+func spendRefusal(err error) *Problem {
+	switch {
+	case errors.Is(err, store.ErrLinkRevoked):
+		return problemRevoked
+	case errors.Is(err, store.ErrLinkExpired):
+		return problemExpired
+	case errors.Is(err, store.ErrLinkBeforeStore):
+		return problemBeforeStore
+	}
+	return nil
+}
+
+// endReplacedSession ends the session the browser had here: a sign-in
+// always starts a new one with a new id, so a planted cookie is worth
+// nothing.
+func (s *Site) endReplacedSession(ctx context.Context, r *http.Request) {
+	if old := cookieValue(r.Header, s.app.cookie); old != "" {
+		if err := s.g.cfg.Sessions.End(ctx, old); err != nil {
+			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
+		}
+	}
 }
 
 func linkProblem(err error) *Problem {

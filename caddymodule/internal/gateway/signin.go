@@ -536,12 +536,8 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
 		return problemUsed
-	case errors.Is(err, store.ErrLinkRevoked):
-		return problemRevoked
-	case errors.Is(err, store.ErrLinkExpired):
-		return problemExpired
-	case errors.Is(err, store.ErrLinkBeforeStore):
-		return problemBeforeStore
+	case spendRefusal(err) != nil:
+		return spendRefusal(err)
 	case errors.As(err, &unsettled):
 		http.SetCookie(w, s.cookie(s.app.cookie, unsettled.SessionID, s.g.cfg.SessionTTL))
 		return problemStore
@@ -551,11 +547,7 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	if err := s.g.cfg.SignIns.EndSignIn(ctx, browser); err != nil {
 		s.g.log.Error("ending a used sign-in", zap.Error(err))
 	}
-	if old := cookieValue(r.Header, s.app.cookie); old != "" {
-		if err := s.g.cfg.Sessions.End(ctx, old); err != nil {
-			s.g.log.Error("ending replaced session", zap.String("app", s.app.name), zap.Error(err))
-		}
-	}
+	s.endReplacedSession(ctx, r)
 	s.g.metrics.SignIns.WithLabelValues("code_ok").Inc()
 	s.g.audit.linkRedeemed(PortalName, created.User.ID, si.Link.ID, created.ID, ip)
 	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))

@@ -92,56 +92,49 @@ func (s *Store) EndSignIn(_ context.Context, browser string) error {
 	return s.db.Update(func(tx *bbolt.Tx) error { return tx.Bucket(bucketSignIns).Delete([]byte(browser)) })
 }
 
-// purgeSignIns deletes the sign-ins that ended by now, and the addresses'
-// records of them: few, each lives minutes, so they are scanned.
+// purgeSignIns deletes the sign-ins that ended by now, the addresses'
+// records of them, and the counts of wrong codes past their end: few, each
+// lives minutes or a day, so they are scanned. It counts the sign-ins.
 func (s *Store) purgeSignIns(tx *bbolt.Tx) (int, error) {
-	now, n := s.now(), 0
-	var ended, lastEnded [][]byte
-	err := tx.Bucket(bucketSignIns).ForEach(func(k, v []byte) error {
-		if si, ok := decodeSignIn(v); !ok || !now.Before(si.Expires()) {
-			ended = append(ended, append([]byte(nil), k...))
-		}
-		return nil
+	now := s.now()
+	n, err := deleteWhere(tx.Bucket(bucketSignIns), func(v []byte) bool {
+		si, ok := decodeSignIn(v)
+		return !ok || !now.Before(si.Expires())
 	})
 	if err != nil {
 		return 0, err
 	}
-	err = tx.Bucket(bucketLastSignIn).ForEach(func(k, v []byte) error {
-		if len(v) < 8 || !now.Before(decodeTime(v[:8])) {
-			lastEnded = append(lastEnded, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
+	ended := func(size int) func(v []byte) bool {
+		return func(v []byte) bool { return len(v) < size || !now.Before(decodeTime(v[:8])) }
+	}
+	if _, err := deleteWhere(tx.Bucket(bucketLastSignIn), ended(9)); err != nil {
 		return 0, err
 	}
-	for _, k := range ended {
-		if err := tx.Bucket(bucketSignIns).Delete(k); err != nil {
-			return 0, err
-		}
-		n++
-	}
-	for _, k := range lastEnded {
-		if err := tx.Bucket(bucketLastSignIn).Delete(k); err != nil {
-			return 0, err
-		}
-	}
-	var counted [][]byte
-	err = tx.Bucket(bucketCodeFails).ForEach(func(k, v []byte) error {
-		if len(v) != 16 || !now.Before(decodeTime(v[:8])) {
-			counted = append(counted, append([]byte(nil), k...))
-		}
-		return nil
-	})
-	if err != nil {
+	if _, err := deleteWhere(tx.Bucket(bucketCodeFails), ended(16)); err != nil {
 		return 0, err
-	}
-	for _, k := range counted {
-		if err := tx.Bucket(bucketCodeFails).Delete(k); err != nil {
-			return 0, err
-		}
 	}
 	return n, nil
+}
+
+// deleteWhere deletes the keys of b whose value gone says is to go, and
+// counts them.
+func deleteWhere(b *bbolt.Bucket, gone func(v []byte) bool) (int, error) {
+	var keys [][]byte
+	err := b.ForEach(func(k, v []byte) error {
+		if gone(v) {
+			keys = append(keys, append([]byte(nil), k...))
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, k := range keys {
+		if err := b.Delete(k); err != nil {
+			return 0, err
+		}
+	}
+	return len(keys), nil
 }
 
 // AddCodeFailure implements store.SignIns.
