@@ -227,7 +227,7 @@ func New(cfg Config) (*Gateway, error) {
 // Idle reports whether the gateway has no work of its own in hand: no
 // sign-in or e-mail waiting or under way.
 func (g *Gateway) Idle() bool {
-	if g.signIns != nil && (len(g.signIns.requests) > 0 || g.signIns.working.Load() > 0) {
+	if g.signIns != nil && !g.signIns.backlog.Idle() {
 		return false
 	}
 	return g.mail == nil || g.mail.Idle()

@@ -15,12 +15,11 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"go.uber.org/zap"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/backlog"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
@@ -82,18 +81,9 @@ type signInRequest struct {
 type signIns struct {
 	mode       string
 	ttl        time.Duration
-	requests   chan signInRequest
+	backlog    *backlog.Backlog[signInRequest]
 	perAddress *ratelimit.Limiter
 	perClient  *ratelimit.Limiter
-	workers    sync.WaitGroup
-	// stop ends the work on sign-ins once Close has waited long enough.
-	stop context.Context
-	halt context.CancelFunc
-	// mu guards closed: no request is queued once the channel closes.
-	mu     sync.RWMutex
-	closed bool
-	// working counts the sign-ins the workers hold.
-	working atomic.Int32
 }
 
 // startSignIns starts the sign-in workers, when the portal can send mail
@@ -129,70 +119,37 @@ func (g *Gateway) startSignIns() error {
 			return err
 		}
 	}
-	g.signIns = &signIns{mode: mode, ttl: ttl, requests: make(chan signInRequest, signInBacklog),
-		perAddress: perAddress, perClient: perClient}
-	g.signIns.stop, g.signIns.halt = context.WithCancel(context.Background())
-	for range 2 {
-		g.signIns.workers.Go(func() {
-			for req := range g.signIns.requests {
-				if g.signIns.stop.Err() != nil {
-					g.metrics.SignIns.WithLabelValues("dropped").Inc()
-					continue
-				}
-				g.signIns.working.Add(1)
-				g.startSignIn(req)
-				g.signIns.working.Add(-1)
-			}
-		})
-	}
+	g.signIns = &signIns{mode: mode, ttl: ttl, perAddress: perAddress, perClient: perClient,
+		backlog: backlog.New(signInBacklog, 2, g.startSignIn)}
 	return nil
 }
 
 // closeSignIns lets the workers finish what was asked until ctx ends, then
 // drops the rest (counted).
 func (g *Gateway) closeSignIns(ctx context.Context) {
-	si := g.signIns
-	if si == nil {
-		return
+	if g.signIns != nil {
+		g.signIns.backlog.Close(ctx)
 	}
-	si.mu.Lock()
-	if !si.closed {
-		si.closed = true
-		close(si.requests)
-	}
-	si.mu.Unlock()
-	done := make(chan struct{})
-	go func() { si.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		si.halt()
-		<-done
-	}
-	si.halt()
 }
 
 // askSignIn queues a sign-in; a full backlog, or a closing config, drops
 // it (counted), as a full mail queue would.
 func (g *Gateway) askSignIn(req signInRequest) {
-	si := g.signIns
-	si.mu.RLock()
-	defer si.mu.RUnlock()
-	if !si.closed {
-		select {
-		case si.requests <- req:
-			return
-		default:
-		}
+	if g.signIns.backlog.Add(req, nil) != nil {
+		g.metrics.SignIns.WithLabelValues("dropped").Inc()
 	}
-	g.metrics.SignIns.WithLabelValues("dropped").Inc()
 }
 
 // startSignIn sends the sign-in e-mail a request asked for, if the address
 // may sign in: to the contact's own address, which the one typed only
 // matches.
-func (g *Gateway) startSignIn(req signInRequest) {
-	ctx, cancel := context.WithTimeout(g.signIns.stop, 30*time.Second)
+func (g *Gateway) startSignIn(stop context.Context, req signInRequest) {
+	if stop.Err() != nil {
+		// The config closed before this one's turn came.
+		g.metrics.SignIns.WithLabelValues("dropped").Inc()
+		return
+	}
+	ctx, cancel := context.WithTimeout(stop, 30*time.Second)
 	defer cancel()
 	result, err := g.signInFor(ctx, req)
 	if err != nil {

@@ -4,11 +4,11 @@ import (
 	"cmp"
 	"context"
 	"errors"
-	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/cenkalti/backoff/v5"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/backlog"
 )
 
 // Status is what became of a message.
@@ -65,18 +65,9 @@ type QueueConfig struct {
 // Queue sends messages behind the requests that asked for them: Enqueue
 // never waits for a mail server.
 type Queue struct {
-	sender Sender
-	cfg    QueueConfig
-	jobs   chan *Message
-	// stop ends the tries in progress and the waits between them.
-	stop context.Context
-	halt context.CancelFunc
-
-	mu      sync.RWMutex
-	closed  bool
-	workers sync.WaitGroup
-	// sending counts the messages the workers hold.
-	sending atomic.Int32
+	sender  Sender
+	cfg     QueueConfig
+	backlog *backlog.Backlog[*Message]
 }
 
 // NewQueue starts a queue in front of sender.
@@ -96,11 +87,8 @@ func NewQueue(sender Sender, cfg QueueConfig) *Queue {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	q := &Queue{sender: sender, cfg: cfg, jobs: make(chan *Message, cfg.Size)}
-	q.stop, q.halt = context.WithCancel(context.Background())
-	for range cfg.Workers {
-		q.workers.Go(q.work)
-	}
+	q := &Queue{sender: sender, cfg: cfg}
+	q.backlog = backlog.New(cfg.Size, cfg.Workers, q.deliver)
 	return q
 }
 
@@ -115,68 +103,41 @@ func wait(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// Enqueue accepts m for sending, or answers ErrQueueFull (reported Failed)
-// at once.
+// Enqueue accepts m for sending, or answers ErrQueueFull or ErrClosed
+// (reported Failed) at once.
 func (q *Queue) Enqueue(m Message) error {
-	q.mu.RLock()
-	defer q.mu.RUnlock()
-	if q.closed {
-		q.cfg.Report(&m, Failed, 0, ErrClosed)
-		return ErrClosed
-	}
-	// Queued is told first: once in the channel, a worker may report the
+	// Queued is told first: once in the backlog, a worker may report the
 	// message sent before this goroutine runs again.
-	q.cfg.Report(&m, Queued, 0, nil)
-	select {
-	case q.jobs <- &m:
-		return nil
-	default:
-		q.cfg.Report(&m, Failed, 0, ErrQueueFull)
-		return ErrQueueFull
+	err := q.backlog.Add(&m, func() { q.cfg.Report(&m, Queued, 0, nil) })
+	switch {
+	case errors.Is(err, backlog.ErrClosed):
+		err = ErrClosed
+	case errors.Is(err, backlog.ErrFull):
+		err = ErrQueueFull
 	}
+	if err != nil {
+		q.cfg.Report(&m, Failed, 0, err)
+	}
+	return err
 }
 
-// Len is how many messages wait for a worker; Cap how many may.
-func (q *Queue) Len() int { return len(q.jobs) }
+// Len is how many messages wait for a worker.
+func (q *Queue) Len() int { return q.backlog.Len() }
 
 // Cap is how many messages may wait for a worker.
-func (q *Queue) Cap() int { return cap(q.jobs) }
+func (q *Queue) Cap() int { return q.backlog.Cap() }
+
+// Idle reports whether no message waits or is being sent.
+func (q *Queue) Idle() bool { return q.backlog.Idle() }
 
 // Close stops taking messages and sends those waiting until ctx ends; then
 // it stops the tries in progress, and reports every message left Failed.
-func (q *Queue) Close(ctx context.Context) {
-	q.mu.Lock()
-	if !q.closed {
-		q.closed = true
-		close(q.jobs)
-	}
-	q.mu.Unlock()
-	done := make(chan struct{})
-	go func() { q.workers.Wait(); close(done) }()
-	select {
-	case <-done:
-	case <-ctx.Done():
-		q.halt()
-		<-done
-	}
-	q.halt()
-}
-
-func (q *Queue) work() {
-	for m := range q.jobs {
-		q.sending.Add(1)
-		q.deliver(m)
-		q.sending.Add(-1)
-	}
-}
-
-// Idle reports whether no message waits or is being sent.
-func (q *Queue) Idle() bool { return len(q.jobs) == 0 && q.sending.Load() == 0 }
+func (q *Queue) Close(ctx context.Context) { q.backlog.Close(ctx) }
 
 // deliver tries m until it is sent, refused for good, out of tries, or the
 // queue halts.
-func (q *Queue) deliver(m *Message) {
-	if q.stop.Err() != nil {
+func (q *Queue) deliver(stop context.Context, m *Message) {
+	if stop.Err() != nil {
 		q.cfg.Report(m, Failed, 0, ErrClosed)
 		return
 	}
@@ -192,18 +153,18 @@ func (q *Queue) deliver(m *Message) {
 			q.cfg.Report(m, Failed, try-1, ErrExpired)
 			return
 		}
-		ctx, cancel := context.WithTimeout(q.stop, q.cfg.Timeout)
+		ctx, cancel := context.WithTimeout(stop, q.cfg.Timeout)
 		err := q.sender.Send(ctx, *m)
 		cancel()
 		if err == nil {
 			q.cfg.Report(m, Sent, try, nil)
 			return
 		}
-		if IsPermanent(err) || try == q.cfg.Tries || q.stop.Err() != nil {
+		if IsPermanent(err) || try == q.cfg.Tries || stop.Err() != nil {
 			q.cfg.Report(m, Failed, try, err)
 			return
 		}
-		if werr := q.cfg.Wait(q.stop, delays.NextBackOff()); werr != nil {
+		if werr := q.cfg.Wait(stop, delays.NextBackOff()); werr != nil {
 			q.cfg.Report(m, Failed, try, err)
 			return
 		}
