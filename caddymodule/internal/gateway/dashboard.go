@@ -267,7 +267,7 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 		if err != nil {
 			return err
 		}
-		user = identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Location: c.Location, Type: identity.Contact}
+		user = contactUser(c)
 	case "new":
 		loc := in.newLocation
 		if st.Role == identity.SubaccountUser {

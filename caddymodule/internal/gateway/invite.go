@@ -8,7 +8,6 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
-	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
@@ -47,14 +46,11 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}
-	r, err := g.cfg.Mails.Invite(portal.InviteMail{Name: c.Name, URL: resp.URL,
-		Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC")})
+	r, err := g.cfg.Mails.Invite(portal.InviteMail{Name: c.Name, URL: resp.URL, Expires: mailTime(l.ExpiresAt)})
 	if err != nil {
 		return MintResponse{}, err
 	}
-	m := mail.Message{ID: l.ID, Kind: "invite", To: mail.Address{Name: c.Name, Email: c.Email}, Subject: r.Subject, Text: r.Text, HTML: r.HTML,
-		Expires: l.ExpiresAt}
-	if g.mail.Enqueue(m) == nil {
+	if g.mailLink("invite", l, c.Name, c.Email, r) == nil {
 		resp.Delivery = deliveryQueued
 	}
 	return resp, nil
@@ -71,7 +67,7 @@ func (g *Gateway) mailableContact(ctx context.Context, id string) (store.Contact
 	if err != nil {
 		return c, identity.User{}, err
 	}
-	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
+	user := contactUser(c)
 	return c, user, g.checkSend(SendEmail, user)
 }
 

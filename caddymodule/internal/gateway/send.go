@@ -48,19 +48,31 @@ func (g *Gateway) checkSend(send string, u identity.User) error {
 // says whether it is queued. The link stands either way.
 func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url string) string {
 	r, err := g.cfg.Mails.Link(portal.LinkMail{
-		Name: req.User.Name, AppTitle: t.title, URL: url,
-		Uses: max(req.Uses, 1), Expires: l.ExpiresAt.UTC().Format("2 January 2006, 15:04 UTC"),
+		Name: req.User.Name, AppTitle: t.title, URL: url, Uses: max(req.Uses, 1), Expires: mailTime(l.ExpiresAt),
 	})
 	if err != nil {
 		g.log.Error("rendering a link e-mail", zap.String("link_id", l.ID), zap.Error(err))
 		return deliveryFailed
 	}
-	m := mail.Message{ID: l.ID, Kind: "link", To: mail.Address{Name: req.User.Name, Email: req.User.Email},
-		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt}
-	if err := g.mail.Enqueue(m); err != nil {
+	if g.mailLink("link", l, req.User.Name, req.User.Email, r) != nil {
 		return deliveryFailed
 	}
 	return deliveryQueued
+}
+
+// mailLink queues the rendered e-mail of kind that carries link l to name
+// <email>: named by the link, and not delivered past its end.
+func (g *Gateway) mailLink(kind string, l link.Link, name, email string, r portal.Rendered) error {
+	return g.mail.Enqueue(mail.Message{ID: l.ID, Kind: kind, To: mail.Address{Name: name, Email: email},
+		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt})
+}
+
+// mailTime is a time as an e-mail tells it to people.
+func mailTime(t time.Time) string { return t.UTC().Format("2 January 2006, 15:04 UTC") }
+
+// contactUser is the identity of a contact of the directory.
+func contactUser(c store.Contact) identity.User {
+	return identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
 }
 
 // portalTitle is the portal's name, as its brand says.

@@ -20,7 +20,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/backlog"
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
@@ -204,7 +203,7 @@ func (g *Gateway) signInTTL() time.Duration {
 // voids the address's last sign-in. by names who asked (the audit log).
 // The error of a full or closed mail queue comes after the link is minted.
 func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app, next, by string) (MintResponse, error) {
-	user := identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
+	user := contactUser(c)
 	path := "/"
 	if t := g.apps[app]; t != nil && t.name != PortalName {
 		path = "/?" + url.Values{"app": {t.name}, "next": {next}}.Encode()
@@ -250,9 +249,7 @@ func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app,
 	if err != nil {
 		return MintResponse{}, err
 	}
-	m := mail.Message{ID: l.ID, Kind: "signin", To: mail.Address{Name: c.Name, Email: c.Email},
-		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt}
-	if err := g.mail.Enqueue(m); err != nil {
+	if err := g.mailLink("signin", l, c.Name, c.Email, r); err != nil {
 		return resp, err
 	}
 	resp.Delivery = deliveryQueued

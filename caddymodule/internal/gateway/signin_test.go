@@ -11,11 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
-	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // newSignInGateway is a gateway that sends sign-in e-mails to its outbox,
