@@ -10,6 +10,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
 func init() {
@@ -70,6 +71,17 @@ func runningApp() (*App, error) {
 		return nil, errors.New("the running config has no portalgate app")
 	}
 	return v.(*App), nil
+}
+
+// RunningStore returns the store of the running config, for a tool in the
+// same process (the load harness) that signs links with the config's key
+// and keeps their grants there, as a mint does.
+func RunningStore() (store.Store, error) {
+	a, err := runningApp()
+	if err != nil {
+		return nil, err
+	}
+	return a.store, nil
 }
 
 // Interface guards.

@@ -77,7 +77,7 @@ type timedStore struct {
 // timed wraps st so every session operation is timed under backend's label.
 func (m *metrics) timed(st store.Store, backend string) store.Store {
 	t := &timedStore{Store: st, ops: map[string]prometheus.Observer{}}
-	for _, op := range []string{"redeem", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "user_sessions", "link_uses", "purge"} {
+	for _, op := range []string{"put_link", "redeem", "link", "revoke_link", "revoke_user", "create", "get", "touch", "delete", "user_sessions", "purge"} {
 		t.ops[op] = m.storeOps.WithLabelValues(backend, op)
 	}
 	return t
@@ -87,14 +87,19 @@ func (t *timedStore) since(op string, start time.Time) {
 	t.ops[op].Observe(time.Since(start).Seconds())
 }
 
-func (t *timedStore) Redeem(ctx context.Context, l store.LinkUse, s *store.Session) error {
+func (t *timedStore) PutLink(ctx context.Context, g store.Grant) error {
+	defer t.since("put_link", time.Now())
+	return t.Store.PutLink(ctx, g)
+}
+
+func (t *timedStore) Redeem(ctx context.Context, l store.Spend, s *store.Session) (store.Grant, error) {
 	defer t.since("redeem", time.Now())
 	return t.Store.Redeem(ctx, l, s)
 }
 
-func (t *timedStore) RevokeLink(ctx context.Context, id string, until time.Time) error {
+func (t *timedStore) RevokeLink(ctx context.Context, id string) error {
 	defer t.since("revoke_link", time.Now())
-	return t.Store.RevokeLink(ctx, id, until)
+	return t.Store.RevokeLink(ctx, id)
 }
 
 func (t *timedStore) RevokeUser(ctx context.Context, userID string, at, until time.Time) ([]string, error) {
@@ -127,9 +132,9 @@ func (t *timedStore) UserSessions(ctx context.Context, userID string) ([]store.S
 	return t.Store.UserSessions(ctx, userID)
 }
 
-func (t *timedStore) LinkUses(ctx context.Context, id string) (int, bool, error) {
-	defer t.since("link_uses", time.Now())
-	return t.Store.LinkUses(ctx, id)
+func (t *timedStore) Link(ctx context.Context, id string) (store.LinkState, error) {
+	defer t.since("link", time.Now())
+	return t.Store.Link(ctx, id)
 }
 
 func (t *timedStore) Purge(ctx context.Context) (int, error) {

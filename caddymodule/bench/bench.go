@@ -27,8 +27,10 @@ import (
 	"github.com/caddyserver/caddy/v2/caddyconfig"
 	_ "github.com/caddyserver/caddy/v2/caddyconfig/httpcaddyfile" // the Caddyfile adapter
 	_ "github.com/caddyserver/caddy/v2/modules/standard"          // reverse_proxy, forward_auth
+	"golang.org/x/sync/errgroup"
 
 	"github.com/portalgate/portalgate/caddymodule" // the gate
+	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
@@ -529,12 +531,14 @@ func (e *env) redisGate(ctx context.Context) error {
 func (e *env) redeemSessions(n int) ([]string, error) {
 	client := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	var ids []string
-	for i := range n {
-		l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("r_%d", i), Email: fmt.Sprintf("r_%d@example.com", i), Name: "Bench User"}})
-		if err != nil {
-			return nil, err
-		}
-		res, err := client.Get("http://" + e.gate + "/_portalgate/magic?token=" + l.Token)
+	tokens, err := e.mint(n, func(i int) identity.User {
+		return identity.User{ID: fmt.Sprintf("r_%d", i), Email: fmt.Sprintf("r_%d@example.com", i), Name: "Bench User"}
+	})
+	if err != nil {
+		return nil, err
+	}
+	for _, token := range tokens {
+		res, err := client.Get("http://" + e.gate + "/_portalgate/magic?token=" + token)
 		if err != nil {
 			return nil, err
 		}
@@ -549,6 +553,35 @@ func (e *env) redeemSessions(n int) ([]string, error) {
 		return nil, fmt.Errorf("signed in %d of %d users", len(ids), n)
 	}
 	return ids, nil
+}
+
+// mint signs n one-time links to courses, for user(i), and keeps their
+// grants in the running config's store, as the gateway's mint does, many
+// at a time: the tokens, in order.
+func (e *env) mint(n int, user func(i int) identity.User) ([]string, error) {
+	st, err := caddymodule.RunningStore()
+	if err != nil {
+		return nil, err
+	}
+	tokens := make([]string, n)
+	var next atomic.Int64
+	var g errgroup.Group
+	for range 64 {
+		g.Go(func() error {
+			for i := int(next.Add(1) - 1); i < n; i = int(next.Add(1) - 1) {
+				l, err := e.codec.Mint(link.Request{App: "courses", User: user(i)})
+				if err != nil {
+					return err
+				}
+				if err := st.PutLink(context.Background(), gateway.GrantOf(l)); err != nil {
+					return err
+				}
+				tokens[i] = l.Token
+			}
+			return nil
+		})
+	}
+	return tokens, g.Wait()
 }
 
 // redemptions measures one-time links redeemed per second, concurrently.
@@ -571,13 +604,12 @@ func (e *env) redemptions(ctx context.Context) error {
 		if strings.HasPrefix(st.name, "memory") {
 			n = 400_000
 		}
-		tokens := make([]string, n)
-		for i := range tokens {
-			l, err := e.codec.Mint(link.Request{App: "courses", User: identity.User{ID: fmt.Sprintf("u_%d", i)}})
-			if err != nil {
-				return err
-			}
-			tokens[i] = "http://" + e.gate + "/_portalgate/magic?token=" + l.Token
+		tokens, err := e.mint(n, func(i int) identity.User { return identity.User{ID: fmt.Sprintf("u_%d", i)} })
+		if err != nil {
+			return err
+		}
+		for i, token := range tokens {
+			tokens[i] = "http://" + e.gate + "/_portalgate/magic?token=" + token
 		}
 		var next atomic.Int64
 		r := load(ctx, e.o.Connections, e.o.Duration, http.StatusSeeOther, func(int, int) *http.Request {

@@ -412,7 +412,7 @@ func (s *Site) openAsStaff(w http.ResponseWriter, r *http.Request, st Staff) err
 	if t.name == PortalName {
 		req.Apps = s.g.AppNames()
 	}
-	l, err := s.g.issue("staff:"+st.Username, req)
+	l, err := s.g.issue(r.Context(), "staff:"+st.Username, req)
 	if err != nil {
 		return err
 	}

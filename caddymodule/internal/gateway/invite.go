@@ -38,11 +38,11 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 	// An invitation outlives link_max_ttl: its own codec bounds it.
 	codec := *g.cfg.Codec
 	codec.MaxTTL = max(codec.MaxTTL, lr.TTL)
-	l, err := g.issueWith(&codec, by, lr)
+	l, err := g.issueWith(ctx, &codec, by, lr)
 	if err != nil {
 		return MintResponse{}, err
 	}
-	if err := g.remember(ctx, by, lr, l, store.DeliverySending); err != nil {
+	if err := g.remember(ctx, by, l, store.DeliverySending); err != nil {
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: g.portal.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt, Delivery: deliveryFailed}

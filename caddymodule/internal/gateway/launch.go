@@ -38,7 +38,7 @@ func (s *Site) launch(w http.ResponseWriter, r *http.Request, hit routeHit) erro
 		// Anything but a plain path inside the app lands on its front page.
 		next = "/"
 	}
-	l, err := s.g.issue("launch", link.Request{App: t.name, User: e.User, Path: next, TTL: launchTTL,
+	l, err := s.g.issue(r.Context(), "launch", link.Request{App: t.name, User: e.User, Path: next, TTL: launchTTL,
 		Launch: true, Origin: portalSession.Origin})
 	if err != nil {
 		s.g.log.Error("minting launch link", zap.String("app", t.name), zap.Error(err))

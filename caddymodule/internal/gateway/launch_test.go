@@ -2,7 +2,9 @@ package gateway
 
 import (
 	"context"
+	"encoding/base64"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -84,4 +86,49 @@ func TestLaunch_LoopIsSlowedAndItsSessionsBounded(t *testing.T) {
 	if r := g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+"courses", browser); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("launch a minute later: %d", r.StatusCode)
 	}
+}
+
+// A launch link used to carry, in its token, the origin of the portal
+// session it came from: the link that began it and the portal session's
+// own id, the browser's cookie. The app host's access log, the browser's
+// history or a proxy in between then held a working portal session. A
+// link's token now names the link alone; the origin is kept with its grant
+// in the store, and is never a session id.
+func TestLaunch_LinkURLCarriesNoSessionOfThePortal(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signInPortal("c_history")
+	u, _ := url.Parse("http://" + g.portal + "/")
+	portalSession := c.Jar.Cookies(u)[0].Value
+	magic := g.do(c, http.MethodGet, "http://"+g.portal+launchPrefix+"courses?next=%2Flessons%2Fprivate", browser).Header.Get("Location")
+	for _, secret := range []string{portalSession, "c_history@example.com", "User c_history", "private"} {
+		if text := linkText(t, magic); strings.Contains(text, secret) {
+			t.Fatalf("the launch link %s carries %q", text, secret)
+		}
+	}
+	if r := g.do(c, http.MethodGet, magic, browser); r.StatusCode != http.StatusSeeOther || r.Header.Get("Location") != "http://"+g.courses+"/lessons/private" {
+		t.Fatalf("the launch: %d to %q", r.StatusCode, r.Header.Get("Location"))
+	}
+	// The app's session still shares the portal's origin: signing out of
+	// the portal ends it (the origin came from the grant).
+	s, err := g.gw.cfg.Sessions.Session(context.Background(), portalSession)
+	if err != nil || !strings.HasPrefix(s.Origin, s.LinkID+"/") || strings.Contains(s.Origin, portalSession) {
+		t.Fatalf("portal session %+v, %v: its origin names it", s, err)
+	}
+}
+
+// linkText is a magic link's URL with its token's parts decoded, as anyone
+// holding the URL can read it.
+func linkText(t *testing.T, magic string) string {
+	t.Helper()
+	u, err := url.Parse(magic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := magic
+	for _, part := range strings.Split(u.Query().Get("token"), ".") {
+		b, _ := base64.RawURLEncoding.DecodeString(part)
+		text += "\n" + string(b)
+	}
+	return text
 }

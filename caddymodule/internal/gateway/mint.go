@@ -87,20 +87,20 @@ func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintRes
 	if err := g.claimID(ctx, req.User); err != nil {
 		return MintResponse{}, err
 	}
-	l, err := g.issue(by, lr)
+	l, err := g.issue(ctx, by, lr)
 	if err != nil {
-		return in("%v", err)
+		return MintResponse{}, err
 	}
 	delivery := ""
 	if req.Send == SendEmail {
 		delivery = store.DeliverySending
 	}
-	if err := g.remember(ctx, by, lr, l, delivery); err != nil {
+	if err := g.remember(ctx, by, l, delivery); err != nil {
 		return MintResponse{}, err
 	}
 	resp := MintResponse{URL: t.magicURL(l.Token), ID: l.ID, ExpiresAt: l.ExpiresAt}
 	if req.Send == SendEmail {
-		resp.Delivery = g.sendLink(t, lr, l, resp.URL)
+		resp.Delivery = g.sendLink(t, l, resp.URL)
 	}
 	return resp, nil
 }
@@ -145,31 +145,43 @@ func idTakenProblem(detail string) *Problem {
 	return &Problem{Status: http.StatusConflict, Code: codeIDTaken, Title: "This id names someone else", Detail: detail}
 }
 
-// issue signs a link, and counts and audits it.
-func (g *Gateway) issue(by string, req link.Request) (link.Link, error) {
-	return g.issueWith(g.cfg.Codec, by, req)
+// issue signs a link and keeps its grant in the store, and counts and
+// audits it. A request the codec refuses is a 400 Problem.
+func (g *Gateway) issue(ctx context.Context, by string, req link.Request) (link.Link, error) {
+	return g.issueWith(ctx, g.cfg.Codec, by, req)
 }
 
 // issueWith is issue with a codec of its own (an invitation's, which
 // outlives link_max_ttl).
-func (g *Gateway) issueWith(codec *link.Codec, by string, req link.Request) (link.Link, error) {
+func (g *Gateway) issueWith(ctx context.Context, codec *link.Codec, by string, req link.Request) (link.Link, error) {
 	l, err := codec.Mint(req)
 	if err != nil {
-		return link.Link{}, err
+		return link.Link{}, badRequest(err.Error())
+	}
+	// The token names the link; the store holds what it grants, and a link
+	// is handed out only once the store holds it.
+	if err := g.cfg.Store.PutLink(ctx, GrantOf(l)); err != nil {
+		return link.Link{}, fmt.Errorf("keeping the link's grant: %w", err)
 	}
 	g.metrics.Minted.WithLabelValues(req.App).Inc()
 	g.audit.linkMinted(by, req.App, req.User.ID, l.ID, l.ExpiresAt)
 	return l, nil
 }
 
+// GrantOf is what minted link l grants, for the store to keep until the
+// link's end (its token's, with the leeway every verification allows).
+func GrantOf(l link.Link) store.Grant {
+	return store.Grant{
+		ID: l.ID, App: l.App, User: l.User, Path: l.Path, Uses: l.Uses, Apps: l.Apps, Origin: l.Origin,
+		IssuedAt: l.IssuedAt, Expires: l.ExpiresAt.Add(link.Leeway),
+	}
+}
+
 // remember records a minted link for the dashboard and, when it is for a
 // contact, keeps the contact in the directory.
-func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l link.Link, delivery string) error {
+func (g *Gateway) remember(ctx context.Context, by string, l link.Link, delivery string) error {
 	dir := g.cfg.Directory
-	u := req.User
-	if u.Type == "" {
-		u.Type = identity.Contact
-	}
+	u := l.User
 	if u.Type == identity.Contact {
 		// A mint adds a contact the directory lacks; it never rewrites a known
 		// one (the CRM's sync does): a link's fields are not the record.
@@ -182,16 +194,8 @@ func (g *Gateway) remember(ctx context.Context, by string, req link.Request, l l
 			return fmt.Errorf("keeping contact: %w", err)
 		}
 	}
-	uses := req.Uses
-	if uses == 0 {
-		uses = 1
-	}
-	path := req.Path
-	if path == "" {
-		path = "/"
-	}
 	r := store.LinkRecord{
-		ID: l.ID, App: req.App, Path: path, User: u, Uses: uses, By: by,
+		ID: l.ID, App: l.App, Path: l.Path, User: u, Uses: l.Uses, By: by,
 		IssuedAt: l.IssuedAt, ExpiresAt: l.ExpiresAt, Keep: l.ExpiresAt.Add(linkRecordKeep), Delivery: delivery,
 	}
 	if err := dir.RecordLink(ctx, r); err != nil {
@@ -205,20 +209,24 @@ func (g *Gateway) RevokeLink(ctx context.Context, by, id string) error {
 	if len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 		return badRequest("a link id is the 22-character id the mint returned")
 	}
-	if err := g.cfg.Store.RevokeLink(ctx, id, g.revocationHold()); err != nil {
+	switch err := g.cfg.Store.RevokeLink(ctx, id); {
+	case errors.Is(err, store.ErrNotFound):
+		return &Problem{Status: http.StatusNotFound, Code: "link_not_found", Title: "No such link",
+			Detail: "no live link has id " + id + ": it never was, or it has ended and can no longer be used anyway"}
+	case err != nil:
 		return err
 	}
 	g.audit.linkRevoked(by, id)
 	// A revoked link signs no one in any more: the sessions it started, and
 	// those launched from them, end too.
-	rec, err := g.cfg.Directory.LinkRecord(ctx, id)
+	l, err := g.cfg.Store.Link(ctx, id)
 	if errors.Is(err, store.ErrNotFound) {
-		return nil
+		return nil // it ended in between, with its sessions' origin
 	}
 	if err != nil {
 		return err
 	}
-	_, err = g.cfg.Sessions.EndWhere(ctx, rec.User.ID, func(s *store.Session) bool {
+	_, err = g.cfg.Sessions.EndWhere(ctx, l.User.ID, func(s *store.Session) bool {
 		return s.LinkID == id || strings.HasPrefix(s.Origin, id+"/")
 	})
 	return err

@@ -25,6 +25,11 @@ func TestRevoke_RevokedLinkIsRefused(t *testing.T) {
 	if r := g.api(http.MethodDelete, "links/not-an-id", ""); r.StatusCode != http.StatusBadRequest {
 		t.Fatalf("revoke of a malformed id: %d", r.StatusCode)
 	}
+	// An id of the right shape that names no live link is not "revoked":
+	// a typo must not look like success.
+	if r := g.api(http.MethodDelete, "links/AAAAAAAAAAAAAAAAAAAAAA", ""); r.StatusCode != http.StatusNotFound || !strings.Contains(r.Body, "link_not_found") {
+		t.Fatalf("revoke of an unknown link: %d %s", r.StatusCode, r.Body)
+	}
 }
 
 func TestRevoke_RevokedUserIsOutEverywhereAtOnce(t *testing.T) {

@@ -94,18 +94,16 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	// The store judges the link's end again, by its own clock, when it
 	// spends it: a request verified just before the end that reaches the
 	// store after it is refused.
-	use := store.LinkUse{ID: claims.ID, UserID: claims.Subject, Uses: claims.Uses,
-		IssuedAt: claims.Issued(), Expires: claims.ExpiresAt.Add(link.Leeway)}
 	// A client that hangs up must not leave a redemption half done (a link
 	// spent without its session): state changes outlive the request.
 	ctx := context.WithoutCancel(r.Context())
 	sessions := s.g.cfg.Sessions
-	created, err := sessions.Redeem(ctx, use, claims.User(), s.app.name, claims.Apps, claims.Origin)
+	created, grant, err := sessions.Redeem(ctx, spendOf(claims), s.app.name)
 	var unsettled *session.Unsettled
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
-		if s.spentHere(ctx, r, claims) {
-			return s.land(w, r, claims)
+		if s.spentHere(ctx, r, claims.ID) {
+			return s.land(w, r, grant.Path)
 		}
 		return s.rejectLink(ip, problemUsed, claims)
 	case spendRefusal(err) != nil:
@@ -134,18 +132,23 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	s.redemptions("ok").Inc()
 	s.g.audit.linkRedeemed(s.app.name, created.User.ID, claims.ID, created.ID, ip)
 	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
-	return s.land(w, r, claims)
+	return s.land(w, r, grant.Path)
 }
 
-// land sends a browser signed in by the link to where the link leads.
-func (s *Site) land(w http.ResponseWriter, r *http.Request, claims *link.Claims) error {
+// spendOf is how a link's token names what a redemption spends.
+func spendOf(claims *link.Claims) store.Spend {
+	return store.Spend{ID: claims.ID, UserID: claims.Subject, Expires: claims.Expires().Add(link.Leeway)}
+}
+
+// land sends a browser signed in by a link to path, where the link leads.
+func (s *Site) land(w http.ResponseWriter, r *http.Request, path string) error {
 	if cookieValue(r.Header, s.confirmCookie()) != "" {
 		http.SetCookie(w, s.cookie(s.confirmCookie(), "", -1))
 	}
 	noStore(w)
-	// claims.Path was checked to be a path inside the app when minted and
-	// again when verified; the origin comes from configuration.
-	http.Redirect(w, r, s.app.origin+claims.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path checked
+	// The grant's path was checked to be a path inside the app when the
+	// link was minted; the origin comes from configuration.
+	http.Redirect(w, r, s.app.origin+path, http.StatusSeeOther) //nolint:gosec // origin from config, path checked
 	return nil
 }
 
@@ -154,13 +157,13 @@ func (s *Site) land(w http.ResponseWriter, r *http.Request, claims *link.Claims)
 // stalled store answered 503 and spent the link later) or opened again.
 // Nobody else holds that session's id, so it lands again; anyone else
 // hears that the link is used.
-func (s *Site) spentHere(ctx context.Context, r *http.Request, claims *link.Claims) bool {
+func (s *Site) spentHere(ctx context.Context, r *http.Request, linkID string) bool {
 	id := cookieValue(r.Header, s.app.cookie)
 	if id == "" {
 		return false
 	}
 	held, err := s.g.cfg.Sessions.Session(ctx, id)
-	return err == nil && held.LinkID == claims.ID && held.App == s.app.name
+	return err == nil && held.LinkID == linkID && held.App == s.app.name
 }
 
 // guessed reports whether a token failed as a guess does: not a token, or
@@ -197,20 +200,23 @@ func (s *Site) rejectLink(ip string, p *Problem, claims *link.Claims) error {
 }
 
 // confirmPage asks a person to press Continue as the account the link
-// names. The form's token is bound to the link and to a random value in a
-// SameSite cookie, so only this page, in this browser, can spend the link.
-// A link already spent or revoked gets its refusal at once, not a Continue
+// names, from the link's grant. The form's token is bound to the link and
+// to a random value in a SameSite cookie, so only this page, in this
+// browser, can spend the link. A link already spent or revoked, or one
+// the store holds no grant of, gets its refusal at once, not a Continue
 // that only then says so.
 func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, claims *link.Claims, current string) error {
-	spent, revoked, err := s.g.cfg.Store.LinkUses(r.Context(), claims.ID)
+	l, err := s.g.cfg.Store.Link(r.Context(), claims.ID)
 	switch {
+	case errors.Is(err, store.ErrNotFound) || (err == nil && (l.User.ID != claims.Subject || l.App != s.app.name)):
+		return s.rejectLink(ip, problemBeforeStore, claims)
 	case err != nil:
 		return err
-	case revoked:
+	case l.Revoked:
 		return s.rejectLink(ip, problemRevoked, claims)
-	case spent >= claims.Uses && s.spentHere(r.Context(), r, claims):
-		return s.land(w, r, claims)
-	case spent >= claims.Uses:
+	case l.Spent >= l.Uses && s.spentHere(r.Context(), r, claims.ID):
+		return s.land(w, r, l.Path)
+	case l.Spent >= l.Uses:
 		return s.rejectLink(ip, problemUsed, claims)
 	}
 	linkID := claims.ID
@@ -224,7 +230,7 @@ func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, cl
 	s.page(w, http.StatusOK, "confirm.html", portal.Confirm{
 		AppTitle: s.app.title,
 		CSRF:     s.g.csrfToken("confirm", linkID+"\x00"+n),
-		Account:  displayName(claims.User()),
+		Account:  displayName(l.User),
 		Current:  current,
 	})
 	return nil

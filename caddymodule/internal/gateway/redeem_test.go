@@ -480,7 +480,7 @@ type lateStore struct {
 	delay time.Duration
 }
 
-func (s *lateStore) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
+func (s *lateStore) Redeem(ctx context.Context, l store.Spend, sess *store.Session) (store.Grant, error) {
 	s.clock.Advance(s.delay)
 	return s.Store.Redeem(ctx, l, sess)
 }
@@ -588,12 +588,12 @@ type lostAnswer struct {
 	lose atomic.Bool
 }
 
-func (s *lostAnswer) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
-	err := s.Store.Redeem(ctx, l, sess)
+func (s *lostAnswer) Redeem(ctx context.Context, l store.Spend, sess *store.Session) (store.Grant, error) {
+	g, err := s.Store.Redeem(ctx, l, sess)
 	if err == nil && s.lose.Swap(false) {
-		return fmt.Errorf("redeeming link: %w: read tcp 127.0.0.1:6379: i/o timeout", store.ErrOutcomeUnknown)
+		return store.Grant{}, fmt.Errorf("redeeming link: %w: read tcp 127.0.0.1:6379: i/o timeout", store.ErrOutcomeUnknown)
 	}
-	return err
+	return g, err
 }
 
 // A store that spent a link without answering made the person's retry say
@@ -621,5 +621,53 @@ func TestRedeem_StalledStoreThatSpentTheLinkLetsOnlyThatBrowserFinish(t *testing
 	}
 	if h := web.Echoed(t, g.do(asked, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "c_stall" {
 		t.Fatalf("the app sees %v", h)
+	}
+}
+
+// A link used to hold the contact's e-mail address and name in its token:
+// mail scanners, proxies and browser histories kept them. The e-mail and
+// name now come from the link's grant in the store; the page that asks to
+// continue still names the account.
+func TestMint_LinkURLCarriesNoPersonalData(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	u := identity.User{ID: "c_private", Email: "ada.private@example.com", Name: "Ada Private", Location: "loc_private"}
+	l := g.mint(MintRequest{App: "courses", User: u, Path: "/lessons/diagnosis"})
+	for _, secret := range []string{u.Email, u.Name, u.Location, "diagnosis"} {
+		if text := linkText(t, l.URL); strings.Contains(text, secret) {
+			t.Fatalf("the link %s carries %q", text, secret)
+		}
+	}
+	if len(l.URL) > 400 {
+		t.Errorf("the link is %d characters: %s", len(l.URL), l.URL)
+	}
+	page := g.do(g.client(), http.MethodGet, l.URL, "Sec-Fetch-Site: cross-site")
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "Ada Private") {
+		t.Fatalf("the confirm page does not name the account: %d %s", page.StatusCode, page.Body)
+	}
+	c := web.SignIn(t, l.URL)
+	h := web.Echoed(t, g.do(c, http.MethodGet, "http://"+g.courses+"/", browser))
+	if h.Get("X-Portal-User-Email") != u.Email || h.Get("X-Portal-User-Name") != u.Name {
+		t.Fatalf("the app got %v, want the grant's e-mail and name", h)
+	}
+}
+
+// A token signed with the gateway's key but naming a link the store never
+// granted (a store emptied or replaced, another deployment's key) signs
+// no one in, whatever its claims.
+func TestRedeem_TokenWithoutAGrantIsRefused(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l, err := g.gw.cfg.Codec.Mint(link.Request{App: "courses", User: userOf("c_nogrant")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := g.client()
+	r := g.do(c, http.MethodGet, "http://"+g.courses+magicPath+"?token="+l.Token, browser)
+	if r.StatusCode != http.StatusGone || !strings.Contains(r.Body, problemBeforeStore.Title) {
+		t.Fatalf("a link without a grant: %d %s", r.StatusCode, r.Body)
+	}
+	if h := g.do(c, http.MethodGet, "http://"+g.courses+"/", browser); h.StatusCode == http.StatusOK {
+		t.Fatal("a link without a grant signed the browser in")
 	}
 }

@@ -46,15 +46,15 @@ func (g *Gateway) checkSend(send string, u identity.User) error {
 
 // sendLink queues the e-mail that delivers a minted link to its user, and
 // says whether it is queued. The link stands either way.
-func (g *Gateway) sendLink(t *servedApp, req link.Request, l link.Link, url string) string {
+func (g *Gateway) sendLink(t *servedApp, l link.Link, url string) string {
 	r, err := g.cfg.Mails.Link(portal.LinkMail{
-		Name: req.User.Name, AppTitle: t.title, URL: url, Uses: max(req.Uses, 1), Expires: mailTime(l.ExpiresAt),
+		Name: l.User.Name, AppTitle: t.title, URL: url, Uses: l.Uses, Expires: mailTime(l.ExpiresAt),
 	})
 	if err != nil {
 		g.log.Error("rendering a link e-mail", zap.String("link_id", l.ID), zap.Error(err))
 		return deliveryFailed
 	}
-	if g.mailLink("link", l, req.User.Name, req.User.Email, r) != nil {
+	if g.mailLink("link", l, l.User.Name, l.User.Email, r) != nil {
 		return deliveryFailed
 	}
 	return deliveryQueued

@@ -213,11 +213,11 @@ func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app,
 	if err := g.claimID(ctx, user); err != nil {
 		return MintResponse{}, err
 	}
-	l, err := g.issue(by, lr)
+	l, err := g.issue(ctx, by, lr)
 	if err != nil {
 		return MintResponse{}, err
 	}
-	if err := g.remember(ctx, by, lr, l, store.DeliverySending); err != nil {
+	if err := g.remember(ctx, by, l, store.DeliverySending); err != nil {
 		return MintResponse{}, err
 	}
 	code := ""
@@ -232,14 +232,13 @@ func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app,
 	}
 	replaced, err := g.cfg.SignIns.PutSignIn(ctx, store.SignIn{
 		Browser: browser, Address: store.AddressKey(c.Email), CodeHash: g.codeHash(browser, code),
-		Link: store.LinkUse{ID: l.ID, UserID: user.ID, Uses: 1, IssuedAt: l.IssuedAt, Expires: l.ExpiresAt.Add(link.Leeway)},
-		User: user, Apps: lr.Apps, Path: path,
+		Link: GrantOf(l),
 	})
 	if err != nil {
 		return MintResponse{}, err
 	}
 	if replaced != "" {
-		if err := g.cfg.Store.RevokeLink(ctx, replaced, g.now().Add(ttl+link.Leeway)); err != nil {
+		if err := g.cfg.Store.RevokeLink(ctx, replaced); err != nil && !errors.Is(err, store.ErrNotFound) {
 			return MintResponse{}, fmt.Errorf("voiding the address's last sign-in link: %w", err)
 		}
 	}
@@ -287,7 +286,7 @@ func (g *Gateway) decoySignIn(ctx context.Context, browser, address string) erro
 		return err
 	}
 	_, err = g.cfg.SignIns.PutSignIn(ctx, store.SignIn{Browser: browser, Address: address, CodeHash: hash, Decoy: true,
-		Link: store.LinkUse{ID: "decoy-" + id, Expires: g.now().Add(g.signInTTL() + link.Leeway)}})
+		Link: store.Grant{ID: "decoy-" + id, Expires: g.now().Add(g.signInTTL() + link.Leeway)}})
 	return err
 }
 
@@ -465,7 +464,7 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	}
 	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 {
 		s.g.metrics.SignIns.WithLabelValues("code_wrong").Inc()
-		s.g.audit.codeRejected(si.User.ID, si.Link.ID, ip, si.Tries)
+		s.g.audit.codeRejected(si.Link.User.ID, si.Link.ID, ip, si.Tries)
 		n, err := s.g.cfg.SignIns.AddCodeFailure(ctx, si.Address, s.g.now().Add(codeFailureWindow))
 		if err != nil {
 			return err
@@ -485,7 +484,8 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 			fmt.Sprintf("That code is not right. You can try %d more %s.", left, plural(left, "time", "times"))))
 		return nil
 	}
-	created, err := s.g.cfg.Sessions.Redeem(ctx, si.Link, si.User, PortalName, si.Apps, "")
+	spend := store.Spend{ID: si.Link.ID, UserID: si.Link.User.ID, Expires: si.Link.Expires}
+	created, _, err := s.g.cfg.Sessions.Redeem(ctx, spend, PortalName)
 	var unsettled *session.Unsettled
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
@@ -507,7 +507,7 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
 	http.SetCookie(w, s.cookie(s.signInCookie(), "", -1))
 	noStore(w)
-	http.Redirect(w, r, s.app.origin+si.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path built by startSignIn
+	http.Redirect(w, r, s.app.origin+si.Link.Path, http.StatusSeeOther) //nolint:gosec // origin from config, path built by sendSignIn
 	return nil
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/storetest"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
 
@@ -97,27 +98,27 @@ func (r *racyStore) Watch(ctx context.Context, forget func(...string), synced fu
 	<-ctx.Done()
 }
 
-func (r *racyStore) Redeem(ctx context.Context, l store.LinkUse, s *store.Session) error {
-	if err := r.Store.Redeem(ctx, l, s); err != nil {
-		return err
+func (r *racyStore) Redeem(ctx context.Context, l store.Spend, s *store.Session) (store.Grant, error) {
+	g, err := r.Store.Redeem(ctx, l, s)
+	if err != nil {
+		return g, err
 	}
 	ids, _ := r.RevokeUser(ctx, s.User.ID, time.Now(), time.Now().Add(time.Hour))
 	// The pub/sub message arrives on the watcher's goroutine at once.
 	go func() { r.forget(ids...); close(r.forgotten) }()
-	return nil
+	return g, nil
 }
 
 func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	clk := clock.NewFake()
 	rs := &racyStore{Store: memory.New(clk.Now), synced: make(chan func(bool), 1), forgotten: make(chan struct{})}
 	m := managerOn(t, rs, clk)
-	clk.Advance(time.Second) // the link below is issued after the store began
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	m.Watch(ctx)
 	(<-rs.synced)(true)
-	l := store.LinkUse{ID: "l1", UserID: ada.ID, Uses: 1, IssuedAt: clk.Now().Add(-time.Second), Expires: clk.Now().Add(time.Hour)}
-	s, err := m.Redeem(ctx, l, ada, "courses", nil, "")
+	l := storetest.PutLink(t, rs, "l1", ada, 1, clk.Now().Add(-time.Second), clk.Now().Add(time.Hour))
+	s, _, err := m.Redeem(ctx, l, "courses")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -202,27 +202,28 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 	return s, nil
 }
 
-// Redeem spends one of a link's uses and starts the session it grants, in
-// one atomic store step. It returns store.ErrLinkUsed, store.ErrLinkRevoked,
-// store.ErrLinkExpired or store.ErrLinkBeforeStore when the link may not be
-// used. origin is the Origin of the session that launched the link ("" for
-// a link that begins a sign-in: the session's origin is the link itself).
-func (m *Manager) Redeem(ctx context.Context, l store.LinkUse, user identity.User, app string, apps []string, origin string) (*store.Session, error) {
-	s, err := m.newSession(user, app, apps, l.ID, origin)
+// Redeem spends one of a link's uses and starts the session it grants on
+// app, in one atomic store step, and returns the session and the grant. It
+// returns store.ErrLinkUsed, store.ErrLinkRevoked, store.ErrLinkExpired or
+// store.ErrLinkBeforeStore when the link may not be used (the grant comes
+// back with the first two).
+func (m *Manager) Redeem(ctx context.Context, l store.Spend, app string) (*store.Session, store.Grant, error) {
+	s, err := m.newSession(identity.User{}, app, nil, l.ID, "")
 	if err != nil {
-		return nil, err
+		return nil, store.Grant{}, err
 	}
 	// An end announced before L1 is written (a revocation racing the
 	// redemption) keeps it out of L1.
 	seen, gen := m.reading(s.ID)
-	switch err := m.store.Redeem(ctx, l, s); {
+	g, err := m.store.Redeem(ctx, l, s)
+	switch {
 	case errors.Is(err, store.ErrOutcomeUnknown):
-		return nil, &Unsettled{SessionID: s.ID, Err: err}
+		return nil, g, &Unsettled{SessionID: s.ID, Err: err}
 	case err != nil:
-		return nil, err
+		return nil, g, err
 	}
 	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
-	return s, nil
+	return s, g, nil
 }
 
 // Unsettled is a redemption whose outcome the store did not tell (a
@@ -243,6 +244,10 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 	if err != nil {
 		return nil, err
 	}
+	originID, err := NewID()
+	if err != nil {
+		return nil, err
+	}
 	now := m.cfg.Now()
 	return &store.Session{
 		ID:     id,
@@ -251,8 +256,9 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 		Apps:   apps,
 		LinkID: linkID,
 		// A link may have many uses, each in its own browser: the origin of
-		// a sign-in it begins is this redemption's own.
-		Origin:    cmp.Or(origin, linkID+"/"+id),
+		// a sign-in it begins is this redemption's own, named by a value of
+		// its own (never the session's id, which is the browser's secret).
+		Origin:    cmp.Or(origin, linkID+"/"+originID),
 		CreatedAt: now,
 		ExpiresAt: now.Add(m.cfg.TTL),
 		IdleAt:    now.Add(m.cfg.Idle),

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"time"
-
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
 
 // SignIn is what a sign-in e-mail lets the browser that asked for it do
@@ -20,13 +18,10 @@ type SignIn struct {
 	Address string `json:"address"`
 	// CodeHash is a keyed hash of the code (the store never sees the code).
 	CodeHash []byte `json:"code_hash"`
-	// Link is the use the code spends: the link of the same e-mail.
-	Link LinkUse `json:"link"`
-	// User, Apps and Path are the link's: who it signs in, what the
-	// session may launch, where it lands.
-	User identity.User `json:"user"`
-	Apps []string      `json:"apps,omitempty"`
-	Path string        `json:"path"`
+	// Link is what the code spends: the grant of the same e-mail's link,
+	// which says who it signs in, what the session may launch and where it
+	// lands.
+	Link Grant `json:"link"`
 	// Tries counts the codes typed so far, this one included (TrySignIn).
 	Tries int `json:"-"`
 	// Decoy marks a sign-in that stands in for one never made (an address

@@ -27,9 +27,10 @@ var ErrLinkRevoked = errors.New("link revoked")
 // ErrLinkExpired means the store's clock has reached the link's end.
 var ErrLinkExpired = errors.New("link expired")
 
-// ErrLinkBeforeStore means the link was issued before the store's state
-// began: the store was created, emptied or replaced since, and cannot know
-// whether the link was spent, so it refuses it rather than revive it.
+// ErrLinkBeforeStore means the store holds no grant of the link: it was
+// minted before the store's state began (the store was created, emptied or
+// replaced since) or into another store. A link is only ever what its
+// grant says, so the store refuses it rather than guess.
 var ErrLinkBeforeStore = errors.New("link issued before the store's state began")
 
 // ErrOutcomeUnknown means a write may or may not have happened: it was sent
@@ -38,19 +39,57 @@ var ErrLinkBeforeStore = errors.New("link issued before the store's state began"
 // id) may find it there later.
 var ErrOutcomeUnknown = errors.New("the store's answer was lost")
 
-// LinkUse is what the store needs to spend one use of a link.
-type LinkUse struct {
-	ID     string
-	UserID string
+// Grant is what a link grants, kept by the store from its mint to its end.
+// The token in the link's URL names it by ID and its user by id, nothing
+// more: who it signs in, where it lands and how often are here, so that no
+// e-mail address, name or session id travels in a URL.
+type Grant struct {
+	ID string `json:"id"`
+	// App is the app the link signs in to.
+	App  string        `json:"app"`
+	User identity.User `json:"user"`
+	// Path is where the link lands inside App.
+	Path string `json:"path"`
 	// Uses is how many times the link may be redeemed.
-	Uses     int
-	IssuedAt time.Time
+	Uses int `json:"uses"`
+	// Apps lists the apps a session it starts may launch.
+	Apps []string `json:"apps,omitempty"`
+	// Origin, for a link minted for a signed-in browser (a launch), is the
+	// origin of the session that asked for it: the session it starts
+	// shares it (see Session.Origin).
+	Origin   string    `json:"origin,omitempty"`
+	IssuedAt time.Time `json:"issued_at"`
 	// Expires is the link's end: the last instant at which its token still
 	// verifies. The store is the one judge of it: by its own clock, read
 	// where the spend is decided, it refuses the link from Expires on and
-	// remembers its uses at least until then, so no use it accepted is
-	// forgotten while it would accept another.
+	// keeps the grant and its uses at least until then, so no use it
+	// accepted is forgotten while it would accept another.
+	Expires time.Time `json:"expires"`
+}
+
+// Starts gives s, the session a redemption of g starts, what it takes from
+// g: the user, the apps it may launch, the link and, for a launch, the
+// origin.
+func (g *Grant) Starts(s *Session) {
+	s.User, s.Apps, s.LinkID = g.User, g.Apps, g.ID
+	if g.Origin != "" {
+		s.Origin = g.Origin
+	}
+}
+
+// Spend names the link a redemption spends, as its token does.
+type Spend struct {
+	ID, UserID string
+	// Expires is the link's end by its token: the store refuses the link
+	// from then on, and tells that from a link it has no grant of.
 	Expires time.Time
+}
+
+// LinkState is a link's grant and what became of it.
+type LinkState struct {
+	Grant
+	Spent   int
+	Revoked bool
 }
 
 // Session is a signed-in user's state, bound to one app.
@@ -99,21 +138,26 @@ func (s *Session) Deadline() time.Time {
 // a redemption and the gate need, every state change atomic. Implementations
 // are safe for concurrent use.
 type Sessions interface {
-	// Redeem spends one use of a link and stores the session it starts, as
-	// one atomic step: a link is never spent without its session. It returns
-	// ErrLinkUsed when every use is spent, ErrLinkRevoked when the link or
-	// its user was revoked after it was issued, ErrLinkExpired from the
-	// link's end on, and ErrLinkBeforeStore for a link issued before the
-	// store's state began (an empty store knows no spent link); then
-	// nothing is stored.
-	Redeem(ctx context.Context, l LinkUse, s *Session) error
-	// LinkUses returns how many uses of link id are spent and whether it is
-	// revoked, while the store keeps the link's record (until its end):
-	// zero and false for a link it has no record of. A revoked link's count
-	// may be zero.
-	LinkUses(ctx context.Context, id string) (spent int, revoked bool, err error)
-	// RevokeLink makes link id unusable; the record lives until `until`.
-	RevokeLink(ctx context.Context, id string, until time.Time) error
+	// PutLink keeps what link g.ID grants, unspent, until g.Expires: a
+	// link is minted only once the store holds its grant.
+	PutLink(ctx context.Context, g Grant) error
+	// Redeem spends one use of link l.ID and stores the session it starts,
+	// s, which takes from the link's grant what Grant.Starts gives, as one
+	// atomic step: a link is never spent without its session. It returns
+	// the grant, and ErrLinkUsed when every use is spent, ErrLinkRevoked
+	// when the link or its user was revoked after it was issued,
+	// ErrLinkExpired from the link's end on, and ErrLinkBeforeStore when
+	// the store holds no grant of the link for l.UserID on s.App (minted
+	// before the store's state began, or into another store); then nothing
+	// is stored. The grant comes back with ErrLinkUsed and ErrLinkRevoked.
+	Redeem(ctx context.Context, l Spend, s *Session) (Grant, error)
+	// Link returns the grant of link id and its uses spent so far, while
+	// the store keeps it (until the link's end); ErrNotFound after, or for
+	// a link it never granted.
+	Link(ctx context.Context, id string) (LinkState, error)
+	// RevokeLink makes link id unusable; ErrNotFound for a link the store
+	// holds no grant of (never granted, or ended: unusable already).
+	RevokeLink(ctx context.Context, id string) error
 	// RevokeUser deletes every session of a user and refuses their links
 	// issued at or before `at`; the refusal is kept until `until`. It
 	// returns the ids of the deleted sessions.

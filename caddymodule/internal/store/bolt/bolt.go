@@ -13,6 +13,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -25,22 +26,21 @@ var (
 	bucketSessions   = []byte("sessions")             // id -> JSON session
 	bucketSessionBy  = []byte("session_expiry")       // deadline|id -> nil, for Purge
 	bucketUsers      = []byte("user_sessions")        // user id|0|session id -> nil
-	bucketLinks      = []byte("links")                // id -> count|expires
+	bucketLinks      = []byte("links")                // id -> count|expires|JSON grant
 	bucketLinkBy     = []byte("link_expiry")          // expires|id -> nil, for Purge
 	bucketCutoffs    = []byte("user_cutoffs")         // user id -> at|until
 	bucketContacts   = []byte("contacts")             // id -> JSON contact
 	bucketRecords    = []byte("link_records")         // issued at|id -> JSON link record, oldest first
 	bucketMenu       = []byte("menu")                 // keyMenu -> JSON menu
 	bucketHolders    = []byte("id_holders")           // user id -> JSON holder
-	bucketMeta       = []byte("meta")                 // keyBegan -> when the file's state began
+	bucketMeta       = []byte("meta")                 // keySessions -> the sessions' count
 	bucketSignIns    = []byte("signins")              // browser -> tries|JSON sign-in
 	bucketByEmail    = []byte("contacts_by_email")    // address key|0|contact id -> nil
 	bucketCodeFails  = []byte("signin_code_failures") // address key -> until|count
 	bucketLastSignIn = []byte("signin_addresses")     // address -> end|browser|0|link id
 
-	keyMenu  = []byte("menu")
-	keyBegan = []byte("began")
-	keyPing  = []byte("ping")
+	keyMenu = []byte("menu")
+	keyPing = []byte("ping")
 	// keySessions counts the sessions bucket's keys, kept with every put
 	// and delete: a walk of the bucket to count them reads the whole file.
 	keySessions = []byte("sessions")
@@ -62,8 +62,6 @@ type Store struct {
 	store.Scan
 	db  *guarded
 	now func() time.Time
-	// began is when the file's state began: it knows no link before it.
-	began time.Time
 }
 
 // Open opens (or creates) the store at path. It fails after a few seconds
@@ -86,12 +84,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		_ = db.Close()
 		return nil, err
 	}
-	var began time.Time
 	err = db.Update(func(tx *bbolt.Tx) error {
-		// A file without sessions bucket is new (or was emptied): its state
-		// begins now. One from before this record existed keeps its state
-		// and has always begun.
-		fresh := tx.Bucket(bucketSessions) == nil
 		unindexed := tx.Bucket(bucketByEmail) == nil
 		for _, b := range [][]byte{
 			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
@@ -115,15 +108,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 				return err
 			}
 		}
-		if v := meta.Get(keyBegan); len(v) == 8 {
-			began = decodeTime(v)
-			return nil
-		}
-		if !fresh {
-			return nil
-		}
-		began = now().Truncate(time.Microsecond) // links carry their issue time in µs
-		return meta.Put(keyBegan, encodeTime(began))
+		return nil
 	})
 	if err != nil {
 		_ = db.Close()
@@ -133,91 +118,104 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	// fsync; bbolt's default (10ms) favours throughput over latency more
 	// than a person clicking a link needs.
 	db.MaxBatchDelay = batchDelay
-	s := &Store{db: db, now: now, began: began}
+	s := &Store{db: db, now: now}
 	s.Scan = store.Scan{Scanner: s}
 	return s, nil
 }
 
-// Redeem implements store.Store.
-func (s *Store) Redeem(_ context.Context, l store.LinkUse, sess *store.Session) error {
-	v, err := json.Marshal(sess)
+// PutLink implements store.Store. Mints share fsyncs as redemptions do.
+func (s *Store) PutLink(_ context.Context, g store.Grant) error {
+	v, err := json.Marshal(&g)
 	if err != nil {
-		return fmt.Errorf("encoding session: %w", err)
+		return fmt.Errorf("encoding link: %w", err)
 	}
-	var refused error
 	err = s.db.Batch(func(tx *bbolt.Tx) error {
+		return s.putLink(tx, g.ID, 0, g.Expires, v)
+	})
+	if err != nil {
+		return fmt.Errorf("keeping link: %w", err)
+	}
+	return nil
+}
+
+// Redeem implements store.Store.
+func (s *Store) Redeem(_ context.Context, sp store.Spend, sess *store.Session) (store.Grant, error) {
+	var (
+		refused error
+		g       store.Grant
+	)
+	err := s.db.Batch(func(tx *bbolt.Tx) error {
 		// A refusal is a result, not an error: an error would make bbolt
 		// rerun this function alone, outside the batch.
 		refused = nil
 		// The clock is read once, here, where the spend is decided: a batch
-		// that waited past the link's end refuses it, and the use record
-		// is judged at the same instant (read again, a record could lapse
+		// that waited past the link's end refuses it, and the grant is
+		// judged at the same instant (read again, a grant could lapse
 		// between the two and a spent link be spent again).
 		now := s.now()
-		if !now.Before(l.Expires) {
+		if !now.Before(sp.Expires) {
 			refused = store.ErrLinkExpired
 			return nil
 		}
-		if l.IssuedAt.Before(s.began) {
-			refused = store.ErrLinkBeforeStore
-			return nil
-		}
-		if s.userCutOff(tx, l, now) {
-			refused = store.ErrLinkRevoked
-			return nil
-		}
-		count, exp := s.linkRecord(tx, l.ID, now)
+		l, ok := s.link(tx, sp.ID, now)
+		g = l.Grant
 		switch {
-		case count == revokedCount:
+		case !ok || g.User.ID != sp.UserID || g.App != sess.App:
+			g, refused = store.Grant{}, store.ErrLinkBeforeStore
+			return nil
+		case l.Revoked || s.userCutOff(tx, g.User.ID, g.IssuedAt, now):
 			refused = store.ErrLinkRevoked
 			return nil
-		case l.Uses < 1 || count >= uint64(l.Uses):
+		case l.Spent >= g.Uses:
 			refused = store.ErrLinkUsed
 			return nil
 		}
-		if exp.IsZero() {
-			exp = l.Expires
+		g.Starts(sess)
+		v, err := json.Marshal(sess)
+		if err != nil {
+			return fmt.Errorf("encoding session: %w", err)
 		}
-		if err := s.putLink(tx, l.ID, count+1, exp); err != nil {
+		if err := s.putLink(tx, g.ID, uint64(l.Spent+1), g.Expires, l.raw); err != nil { //nolint:gosec // at most the link's Uses, an int
 			return err
 		}
 		return putSession(tx, sess, v)
 	})
 	if err != nil {
-		return fmt.Errorf("redeeming link: %w", err)
+		return store.Grant{}, fmt.Errorf("redeeming link: %w", err)
 	}
-	return refused
+	return g, refused
 }
 
-// LinkUses implements store.Store.
-func (s *Store) LinkUses(_ context.Context, id string) (spent int, revoked bool, err error) {
-	err = s.db.View(func(tx *bbolt.Tx) error {
-		count, _ := s.linkRecord(tx, id, s.now())
-		if count == revokedCount {
-			revoked = true
-		} else {
-			spent = int(count) //nolint:gosec // at most the link's Uses, an int
-		}
+// Link implements store.Store.
+func (s *Store) Link(_ context.Context, id string) (store.LinkState, error) {
+	var l kept
+	var ok bool
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		l, ok = s.link(tx, id, s.now())
 		return nil
 	})
-	if err != nil {
-		return 0, false, fmt.Errorf("reading link: %w", err)
+	switch {
+	case err != nil:
+		return store.LinkState{}, fmt.Errorf("reading link: %w", err)
+	case !ok:
+		return store.LinkState{}, store.ErrNotFound
 	}
-	return spent, revoked, nil
+	return l.LinkState, nil
 }
 
 // RevokeLink implements store.Store.
-func (s *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
+func (s *Store) RevokeLink(_ context.Context, id string) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		if _, exp := s.linkRecord(tx, id, s.now()); exp.After(until) {
-			until = exp
+		l, ok := s.link(tx, id, s.now())
+		if !ok {
+			return store.ErrNotFound
 		}
-		return s.putLink(tx, id, revokedCount, until)
+		return s.putLink(tx, id, revokedCount, l.Expires, l.raw)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("revoking link: %w", err)
 	}
-	return nil
+	return err
 }
 
 // RevokeUser implements store.Store.
@@ -249,44 +247,81 @@ func (s *Store) RevokeUser(_ context.Context, userID string, at, until time.Time
 	return ids, nil
 }
 
-// userCutOff reports whether the link's user was revoked after it was issued.
-func (s *Store) userCutOff(tx *bbolt.Tx, l store.LinkUse, now time.Time) bool {
-	v := tx.Bucket(bucketCutoffs).Get([]byte(l.UserID))
+// userCutOff reports whether a link of userID issued at issued was
+// revoked with its user.
+func (s *Store) userCutOff(tx *bbolt.Tx, userID string, issued, now time.Time) bool {
+	v := tx.Bucket(bucketCutoffs).Get([]byte(userID))
 	if len(v) != 16 {
 		return false
 	}
 	at := decodeTime(v[:8])
 	until := decodeTime(v[8:])
-	return now.Before(until) && !l.IssuedAt.After(at)
+	return now.Before(until) && !issued.After(at)
 }
 
-// linkRecord returns a link's use count and record expiry; zero for none,
-// or for a record that has expired and awaits Purge.
-func (s *Store) linkRecord(tx *bbolt.Tx, id string, now time.Time) (count uint64, expires time.Time) {
+// kept is a link's record as the file keeps it: its state, and its grant's
+// JSON as written.
+type kept struct {
+	store.LinkState
+	raw []byte
+}
+
+// link reads link id's record: false for none, for one that has expired
+// and awaits Purge, or for one from before grants were kept.
+func (s *Store) link(tx *bbolt.Tx, id string, now time.Time) (kept, bool) {
+	v := s.linkValue(tx, id, now)
+	if v == nil {
+		return kept{}, false
+	}
+	l := kept{raw: slices.Clone(v[16:])}
+	if err := json.Unmarshal(l.raw, &l.Grant); err != nil {
+		return kept{}, false
+	}
+	l.Spent, l.Revoked = countOf(v)
+	return l, true
+}
+
+// uses reads how many uses of link id are spent and whether it is revoked,
+// without decoding its grant.
+func (s *Store) uses(tx *bbolt.Tx, id string, now time.Time) (spent int, revoked bool) {
+	if v := s.linkValue(tx, id, now); v != nil {
+		return countOf(v)
+	}
+	return 0, false
+}
+
+// linkValue is link id's live record as the file holds it, or nil.
+func (s *Store) linkValue(tx *bbolt.Tx, id string, now time.Time) []byte {
 	v := tx.Bucket(bucketLinks).Get([]byte(id))
-	if len(v) != 16 {
-		return 0, time.Time{}
+	if len(v) <= 16 || !now.Before(decodeTime(v[8:16])) {
+		return nil
 	}
-	expires = decodeTime(v[8:])
-	if !now.Before(expires) {
-		return 0, time.Time{}
-	}
-	return binary.BigEndian.Uint64(v[:8]), expires
+	return v
 }
 
-// putLink writes a link record and keeps the expiry index in step.
-func (s *Store) putLink(tx *bbolt.Tx, id string, count uint64, expires time.Time) error {
+// countOf reads a link record's count. A revoked link's record holds
+// revokedCount in its place: how many uses were spent before is not kept.
+func countOf(v []byte) (spent int, revoked bool) {
+	count := binary.BigEndian.Uint64(v[:8])
+	if count == revokedCount {
+		return 0, true
+	}
+	return int(count), false //nolint:gosec // at most the link's Uses, an int
+}
+
+// putLink writes a link's record and keeps the expiry index in step.
+func (s *Store) putLink(tx *bbolt.Tx, id string, count uint64, expires time.Time, grant []byte) error {
 	links, byExp := tx.Bucket(bucketLinks), tx.Bucket(bucketLinkBy)
-	if old := links.Get([]byte(id)); len(old) == 16 {
-		oldExp := decodeTime(old[8:])
+	if old := links.Get([]byte(id)); len(old) >= 16 {
+		oldExp := decodeTime(old[8:16])
 		if err := byExp.Delete(deadlineKey(oldExp, id)); err != nil {
 			return err
 		}
 	}
-	var v [16]byte
+	v := make([]byte, 16, 16+len(grant))
 	binary.BigEndian.PutUint64(v[:8], count)
 	binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
-	if err := links.Put([]byte(id), v[:]); err != nil {
+	if err := links.Put([]byte(id), append(v, grant...)); err != nil {
 		return err
 	}
 	return byExp.Put(deadlineKey(expires, id), nil)

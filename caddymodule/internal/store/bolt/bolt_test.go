@@ -56,8 +56,8 @@ func TestStateSurvivesReopen(t *testing.T) {
 	s := reopen(t, nil, path, clk)
 	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
-	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, l, sess); err != nil {
+	l := storetest.PutLink(t, s, "l1", identity.User{ID: "u1"}, 1, clk.Now(), clk.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, l, sess); err != nil {
 		t.Fatal(err)
 	}
 	s = reopen(t, s, path, clk)
@@ -65,7 +65,7 @@ func TestStateSurvivesReopen(t *testing.T) {
 	if _, err := s.GetSession(ctx, "s1"); err != nil {
 		t.Fatalf("session lost on reopen: %v", err)
 	}
-	if err := s.Redeem(ctx, l, sess); err != store.ErrLinkUsed {
+	if _, err := s.Redeem(ctx, l, sess); err != store.ErrLinkUsed {
 		t.Fatalf("consumed link forgotten on reopen: %v", err)
 	}
 }
@@ -86,8 +86,8 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	}
 	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses",
 		CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
-	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 2, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, l, sess); err != nil {
+	l := storetest.PutLink(t, s, "l1", identity.User{ID: "u1"}, 2, clk.Now(), clk.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, l, sess); err != nil {
 		t.Fatal(err)
 	}
 	items := []store.MenuItem{{ID: "m1", Title: "Help", URL: "https://example.com/help", Open: "new_tab", Roles: []identity.Type{identity.Contact}}}
@@ -113,7 +113,7 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 }
 
 // A bolt file emptied under the gateway (truncated to nothing, or a new
-// path) knows no spent link: the links issued before it began are refused.
+// path) holds no grant of the links minted before: they are refused.
 func TestOpen_EmptiedFileDoesNotReviveSpentLinks(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "portalgate.db")
 	clk := clock.NewFake()
@@ -123,8 +123,8 @@ func TestOpen_EmptiedFileDoesNotReviveSpentLinks(t *testing.T) {
 		return &store.Session{ID: id, User: identity.User{ID: "u1"}, App: "courses",
 			CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
 	}
-	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, l, sess("s1")); err != nil {
+	l := storetest.PutLink(t, s, "l1", identity.User{ID: "u1"}, 1, clk.Now(), clk.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, l, sess("s1")); err != nil {
 		t.Fatal(err)
 	}
 	if err := s.Close(); err != nil {
@@ -136,16 +136,16 @@ func TestOpen_EmptiedFileDoesNotReviveSpentLinks(t *testing.T) {
 	clk.Advance(time.Second)
 	s = reopen(t, nil, path, clk)
 	defer s.Close()
-	if err := s.Redeem(ctx, l, sess("s2")); !errors.Is(err, store.ErrLinkBeforeStore) {
+	if _, err := s.Redeem(ctx, l, sess("s2")); !errors.Is(err, store.ErrLinkBeforeStore) {
 		t.Fatalf("the spent link in the emptied file = %v, want ErrLinkBeforeStore", err)
 	}
 	s = reopen(t, s, path, clk)
-	if err := s.Redeem(ctx, l, sess("s3")); !errors.Is(err, store.ErrLinkBeforeStore) {
+	if _, err := s.Redeem(ctx, l, sess("s3")); !errors.Is(err, store.ErrLinkBeforeStore) {
 		t.Fatalf("the file forgot when it began on reopen: %v", err)
 	}
 	clk.Advance(time.Millisecond)
-	l2 := store.LinkUse{ID: "l2", UserID: "u1", Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, l2, sess("s4")); err != nil {
+	l2 := storetest.PutLink(t, s, "l2", identity.User{ID: "u1"}, 1, clk.Now(), clk.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, l2, sess("s4")); err != nil {
 		t.Fatalf("a link issued after the file began: %v", err)
 	}
 }
@@ -166,8 +166,8 @@ func filled(t *testing.T, n int) (string, []string) {
 				ids[i] = fmt.Sprintf("session-%06d-%s", i, strings.Repeat("x", 32))
 				sess := &store.Session{ID: ids[i], User: identity.User{ID: fmt.Sprintf("u%d", i%100), Name: "Ada Lovelace"}, App: "courses",
 					CreatedAt: clk.Now(), ExpiresAt: clk.Now().Add(time.Hour), IdleAt: clk.Now().Add(time.Hour)}
-				l := store.LinkUse{ID: fmt.Sprintf("l%d", i), UserID: sess.User.ID, Uses: 1, IssuedAt: clk.Now(), Expires: clk.Now().Add(time.Hour)}
-				if err := s.Redeem(context.Background(), l, sess); err != nil {
+				l := storetest.PutLink(t, s, fmt.Sprintf("l%d", i), sess.User, 1, clk.Now(), clk.Now().Add(time.Hour))
+				if _, err := s.Redeem(context.Background(), l, sess); err != nil {
 					t.Error(err)
 				}
 			}

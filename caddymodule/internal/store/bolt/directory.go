@@ -201,14 +201,8 @@ func (s *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 			if !now.Before(r.Keep) {
 				continue
 			}
-			// A revoked link's record holds revokedCount in place of its
-			// count: how many uses were spent before is not kept.
-			if count, _ := s.linkRecord(tx, r.ID, now); count == revokedCount {
-				r.Revoked = true
-			} else {
-				r.Spent = int(count) //nolint:gosec // at most the link's Uses, an int
-			}
-			if s.userCutOff(tx, store.LinkUse{UserID: r.User.ID, IssuedAt: r.IssuedAt}, now) {
+			r.Spent, r.Revoked = s.uses(tx, r.ID, now)
+			if s.userCutOff(tx, r.User.ID, r.IssuedAt, now) {
 				r.Revoked = true
 			}
 			rs = append(rs, r)

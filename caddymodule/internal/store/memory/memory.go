@@ -14,10 +14,11 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
-type linkUse struct {
+// link is a link's grant and its uses so far.
+type link struct {
+	store.Grant
 	count   int
 	revoked bool
-	expires time.Time
 }
 
 type cutoff struct{ at, until time.Time }
@@ -26,13 +27,11 @@ type cutoff struct{ at, until time.Time }
 type Store struct {
 	store.Local
 	store.Scan
-	now func() time.Time
-	// began is when the store's state began: it knows no link before it.
-	began    time.Time
+	now      func() time.Time
 	mu       sync.Mutex
 	sessions map[string]store.Session
 	byUser   map[string]map[string]struct{}
-	links    map[string]linkUse
+	links    map[string]*link
 	cutoffs  map[string]cutoff
 
 	contacts map[string]store.Contact
@@ -72,10 +71,9 @@ type addressSignIn struct {
 func New(now func() time.Time) *Store {
 	m := &Store{
 		now:      now,
-		began:    now().Truncate(time.Microsecond), // links carry their issue time in µs
 		sessions: make(map[string]store.Session),
 		byUser:   make(map[string]map[string]struct{}),
-		links:    make(map[string]linkUse),
+		links:    make(map[string]*link),
 		cutoffs:  make(map[string]cutoff),
 		contacts: make(map[string]store.Contact),
 		byEmail:  make(map[string]map[string]struct{}),
@@ -89,57 +87,74 @@ func New(now func() time.Time) *Store {
 	return m
 }
 
-// Redeem implements store.Store.
-func (m *Store) Redeem(_ context.Context, l store.LinkUse, s *store.Session) error {
+// PutLink implements store.Store.
+func (m *Store) PutLink(_ context.Context, g store.Grant) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	now := m.now()
-	if !now.Before(l.Expires) {
-		return store.ErrLinkExpired
-	}
-	if l.IssuedAt.Before(m.began) {
-		return store.ErrLinkBeforeStore
-	}
-	if c, ok := m.cutoffs[l.UserID]; ok && now.Before(c.until) && !l.IssuedAt.After(c.at) {
-		return store.ErrLinkRevoked
-	}
-	u, ok := m.links[l.ID]
-	if !ok || !now.Before(u.expires) {
-		u = linkUse{expires: l.Expires}
-	}
-	switch {
-	case u.revoked:
-		return store.ErrLinkRevoked
-	case u.count >= l.Uses:
-		return store.ErrLinkUsed
-	}
-	u.count++
-	m.links[l.ID] = u
-	m.createLocked(s)
+	g.Apps = slices.Clone(g.Apps)
+	m.links[g.ID] = &link{Grant: g}
 	return nil
 }
 
-// LinkUses implements store.Store.
-func (m *Store) LinkUses(_ context.Context, id string) (int, bool, error) {
+// grantLocked is the live grant of link id, or nil.
+func (m *Store) grantLocked(id string, now time.Time) *link {
+	l := m.links[id]
+	if l == nil || !now.Before(l.Expires) {
+		return nil
+	}
+	return l
+}
+
+// Redeem implements store.Store.
+func (m *Store) Redeem(_ context.Context, sp store.Spend, s *store.Session) (store.Grant, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u, ok := m.links[id]
-	if !ok || !m.now().Before(u.expires) {
-		return 0, false, nil
+	now := m.now()
+	if !now.Before(sp.Expires) {
+		return store.Grant{}, store.ErrLinkExpired
 	}
-	return u.count, u.revoked, nil
+	l := m.grantLocked(sp.ID, now)
+	switch {
+	case l == nil || l.User.ID != sp.UserID || l.App != s.App:
+		return store.Grant{}, store.ErrLinkBeforeStore
+	case m.cutOffLocked(l.User.ID, l.IssuedAt, now) || l.revoked:
+		return l.Grant, store.ErrLinkRevoked
+	case l.count >= l.Uses:
+		return l.Grant, store.ErrLinkUsed
+	}
+	l.count++
+	l.Starts(s)
+	m.createLocked(s)
+	return l.Grant, nil
+}
+
+// cutOffLocked reports whether a link of userID issued at issued was
+// revoked with its user.
+func (m *Store) cutOffLocked(userID string, issued, now time.Time) bool {
+	c, ok := m.cutoffs[userID]
+	return ok && now.Before(c.until) && !issued.After(c.at)
+}
+
+// Link implements store.Store.
+func (m *Store) Link(_ context.Context, id string) (store.LinkState, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.grantLocked(id, m.now())
+	if l == nil {
+		return store.LinkState{}, store.ErrNotFound
+	}
+	return store.LinkState{Grant: l.Grant, Spent: l.count, Revoked: l.revoked}, nil
 }
 
 // RevokeLink implements store.Store.
-func (m *Store) RevokeLink(_ context.Context, id string, until time.Time) error {
+func (m *Store) RevokeLink(_ context.Context, id string) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	u := m.links[id]
-	u.revoked = true
-	if until.After(u.expires) {
-		u.expires = until
+	l := m.grantLocked(id, m.now())
+	if l == nil {
+		return store.ErrNotFound
 	}
-	m.links[id] = u
+	l.revoked = true
 	return nil
 }
 
@@ -248,8 +263,8 @@ func (m *Store) Purge(context.Context) (int, error) {
 			n++
 		}
 	}
-	for id, u := range m.links {
-		if !now.Before(u.expires) {
+	for id, l := range m.links {
+		if !now.Before(l.Expires) {
 			delete(m.links, id)
 			n++
 		}
@@ -398,11 +413,11 @@ func (m *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 		if !now.Before(r.Keep) {
 			continue
 		}
-		// A use record that has expired awaits Purge: it says nothing.
-		if u, ok := m.links[r.ID]; ok && now.Before(u.expires) {
-			r.Spent, r.Revoked = u.count, u.revoked
+		// A grant that has expired awaits Purge: it says nothing.
+		if l := m.grantLocked(r.ID, now); l != nil {
+			r.Spent, r.Revoked = l.count, l.revoked
 		}
-		if c, ok := m.cutoffs[r.User.ID]; ok && now.Before(c.until) && !r.IssuedAt.After(c.at) {
+		if m.cutOffLocked(r.User.ID, r.IssuedAt, now) {
 			r.Revoked = true
 		}
 		rs = append(rs, r)

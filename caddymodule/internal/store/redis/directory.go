@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -20,7 +19,6 @@ import (
 // a beginning (KEYS[2]) begins at the link's issue (ARGV[4]): an empty Redis
 // knows no link before the first it records.
 var recordLink = goredis.NewScript(`
-redis.call('SET', KEYS[2], ARGV[4], 'NX')
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)
 if redis.call('PTTL', KEYS[1]) < tonumber(ARGV[3]) then
@@ -191,8 +189,8 @@ func (s *Store) RecordLink(ctx context.Context, r store.LinkRecord) error {
 	if err != nil {
 		return fmt.Errorf("encoding link record: %w", err)
 	}
-	err = recordLink.Run(ctx, s.rdb, []string{s.dirKey(keyRecords), s.dirKey(keyBegan)},
-		v, store.MaxLinkRecords, s.ttl(r.Keep).Milliseconds(), strconv.FormatInt(r.IssuedAt.UnixNano(), 10)).Err()
+	err = recordLink.Run(ctx, s.rdb, []string{s.dirKey(keyRecords)},
+		v, store.MaxLinkRecords, s.ttl(r.Keep).Milliseconds()).Err()
 	if err != nil {
 		return fmt.Errorf("recording link: %w", err)
 	}
@@ -223,12 +221,12 @@ func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 	if len(rs) == 0 {
 		return rs, nil
 	}
-	uses := make([]*goredis.StringCmd, len(rs))
+	uses := make([]*goredis.SliceCmd, len(rs))
 	cutoffs := make([]*goredis.StringCmd, len(rs))
 	deliveries := make([]*goredis.StringCmd, len(rs))
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		for i, r := range rs {
-			uses[i] = p.Get(ctx, s.key(keyLink, r.ID))
+			uses[i] = p.HMGet(ctx, s.key(keyLink, r.ID), "n", "exp")
 			cutoffs[i] = p.Get(ctx, s.userKey(keyCutoff, r.User.ID))
 			if r.Delivery != "" {
 				deliveries[i] = p.Get(ctx, s.deliveryKey(r.ID))
@@ -244,14 +242,16 @@ func (s *Store) ScanLinks(ctx context.Context) ([]store.LinkRecord, error) {
 		if err != nil {
 			return nil, err
 		}
-		v, err := uses[i].Result()
+		f, err := uses[i].Result()
 		if err != nil && !errors.Is(err, goredis.Nil) {
 			return nil, fmt.Errorf("reading link uses: %w", err)
 		}
-		if err == nil {
-			rs[i].Spent, rs[i].Revoked = linkUses(v, now)
+		if len(f) == 2 {
+			n, _ := f[0].(string)
+			exp, _ := f[1].(string)
+			rs[i].Spent, rs[i].Revoked, _ = linkUses(n, exp, now)
 		}
-		if cut(store.LinkUse{UserID: rs[i].User.ID, IssuedAt: rs[i].IssuedAt}) {
+		if cut(rs[i].IssuedAt) {
 			rs[i].Revoked = true
 		}
 		if deliveries[i] != nil {
@@ -275,21 +275,20 @@ func (s *Store) SetDelivery(ctx context.Context, id, delivery string, keep time.
 	return nil
 }
 
-// linkUses reads a link's use record, "<uses spent>:<expiry ms>" or
-// "-1:<expiry ms>" when revoked (which keeps no count). A record that has
-// expired by now, or that cannot be read, says nothing: the scripts that
-// spend links treat it the same.
-func linkUses(v string, now time.Time) (spent int, revoked bool) {
-	countStr, expStr, _ := strings.Cut(v, ":")
-	count, err1 := strconv.Atoi(countStr)
-	exp, err2 := strconv.ParseInt(expStr, 10, 64)
-	if err1 != nil || err2 != nil || exp <= now.UnixMilli() {
-		return 0, false
+// linkUses reads a link record's count ("n": the uses spent, or -1 when
+// revoked, which keeps no count) and end ("exp", in milliseconds). A
+// record that has ended by now, or that cannot be read, says nothing
+// (live is false): the scripts that spend links treat it the same.
+func linkUses(n, exp string, now time.Time) (spent int, revoked, live bool) {
+	count, err1 := strconv.Atoi(n)
+	end, err2 := strconv.ParseInt(exp, 10, 64)
+	switch {
+	case err1 != nil || err2 != nil || end <= now.UnixMilli():
+		return 0, false, false
+	case count == -1:
+		return 0, true, true
 	}
-	if count == -1 {
-		return 0, true
-	}
-	return count, false
+	return count, false, true
 }
 
 // Menu implements store.Directory.

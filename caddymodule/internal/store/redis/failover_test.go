@@ -36,8 +36,8 @@ func TestFailover_NoAnsweredRedemptionIsLostAndNoSpentLinkRedeemsAgain(t *testin
 	ctx := context.Background()
 
 	type redeemed struct {
-		link, session string
-		issued        time.Time
+		link    store.Spend
+		session string
 	}
 	var (
 		mu       sync.Mutex
@@ -50,15 +50,21 @@ func TestFailover_NoAnsweredRedemptionIsLostAndNoSpentLinkRedeemsAgain(t *testin
 	redeemOne := func() {
 		n := seq.Add(1)
 		now := time.Now()
-		l := store.LinkUse{ID: fmt.Sprintf("l%d", n), UserID: "u1", Uses: 1, IssuedAt: now, Expires: now.Add(time.Hour)}
+		g := store.Grant{ID: fmt.Sprintf("l%d", n), App: "courses", User: identity.User{ID: "u1"}, Path: "/", Uses: 1,
+			IssuedAt: now, Expires: now.Add(time.Hour)}
+		if err := s.PutLink(ctx, g); err != nil {
+			refused.Add(1)
+			return
+		}
+		l := store.Spend{ID: g.ID, UserID: "u1", Expires: g.Expires}
 		sess := &store.Session{ID: fmt.Sprintf("s%d", n), User: identity.User{ID: "u1"}, App: "courses",
 			CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
-		if err := s.Redeem(ctx, l, sess); err != nil {
+		if _, err := s.Redeem(ctx, l, sess); err != nil {
 			refused.Add(1)
 			return
 		}
 		mu.Lock()
-		answered = append(answered, redeemed{l.ID, sess.ID, l.IssuedAt})
+		answered = append(answered, redeemed{l, sess.ID})
 		mu.Unlock()
 	}
 	for range 8 {
@@ -98,14 +104,13 @@ func TestFailover_NoAnsweredRedemptionIsLostAndNoSpentLinkRedeemsAgain(t *testin
 			t.Fatalf("reading session %s: %v", r.session, err)
 		}
 		now := time.Now()
-		l := store.LinkUse{ID: r.link, UserID: "u1", Uses: 1, IssuedAt: r.issued, Expires: now.Add(time.Hour)}
 		again := &store.Session{ID: r.session + "-again", User: identity.User{ID: "u1"}, App: "courses",
 			CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
-		switch err := check.Redeem(ctx, l, again); {
+		switch _, err := check.Redeem(ctx, r.link, again); {
 		case err == nil:
 			replayed++
 		case !errors.Is(err, store.ErrLinkUsed):
-			t.Fatalf("redeeming link %s again: %v, want ErrLinkUsed", r.link, err)
+			t.Fatalf("redeeming link %s again: %v, want ErrLinkUsed", r.link.ID, err)
 		}
 	}
 	if lost > 0 || replayed > 0 {

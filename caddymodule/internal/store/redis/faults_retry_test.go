@@ -11,8 +11,10 @@ import (
 
 	goredis "github.com/redis/go-redis/v9"
 
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/store/redis"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/storetest"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
@@ -123,15 +125,16 @@ func TestFaults_RevokeUserSurvivesASlowReply(t *testing.T) {
 func TestFaults_FirstRedemptionAfterASlowReplyIsNotReportedUsed(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
-	p := newSlowOnce(t, srv.Addr, 400*time.Millisecond, func(b []byte) bool { return bytes.HasSuffix(b, []byte(":1\r\n")) && len(b) < 16 })
+	// The redemption's answer: the new count, 1, and the grant.
+	p := newSlowOnce(t, srv.Addr, 400*time.Millisecond, func(b []byte) bool { return bytes.HasPrefix(b, []byte("*2\r\n:1\r\n")) })
 	st := redis.New(slowClient(p.ln.Addr().String()), "r2:", time.Second, time.Now)
 	if err := st.Ping(ctx); err != nil { // the proxy is up; its Ping reply is not the one delayed
 		t.Fatal(err)
 	}
+	l := storetest.PutLink(t, st, "link1", identity.User{ID: "u"}, 1, time.Now(), time.Now().Add(time.Hour))
 	p.armed.Store(true)
-	l := store.LinkUse{ID: "link1", UserID: "u", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
 	id := "SESSIONredeemAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA"
-	if err := st.Redeem(ctx, l, mkSession(id, "u")); err != nil {
+	if _, err := st.Redeem(ctx, l, mkSession(id, "u")); err != nil {
 		t.Fatalf("first redemption of a fresh link, its answer late: %v", err)
 	}
 	if p.armed.Load() {
@@ -140,7 +143,7 @@ func TestFaults_FirstRedemptionAfterASlowReplyIsNotReportedUsed(t *testing.T) {
 	if _, err := st.GetSession(ctx, id); err != nil {
 		t.Fatalf("the session of the redemption: %v", err)
 	}
-	if err := st.Redeem(ctx, l, mkSession("SESSIONagainAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u")); !errors.Is(err, store.ErrLinkUsed) {
+	if _, err := st.Redeem(ctx, l, mkSession("SESSIONagainAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u")); !errors.Is(err, store.ErrLinkUsed) {
 		t.Fatalf("second redemption of a one-time link: %v, want ErrLinkUsed", err)
 	}
 }
@@ -155,8 +158,8 @@ func TestFaults_RedemptionWithRedisDownIsAStoreError(t *testing.T) {
 		t.Fatal(err)
 	}
 	srv.Stop()
-	l := store.LinkUse{ID: "link1", UserID: "u", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
-	err := st.Redeem(ctx, l, mkSession("SESSIONdownAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u"))
+	l := store.Spend{ID: "link1", UserID: "u", Expires: time.Now().Add(time.Hour)}
+	_, err := st.Redeem(ctx, l, mkSession("SESSIONdownAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "u"))
 	if err == nil || errors.Is(err, store.ErrLinkUsed) || errors.Is(err, store.ErrLinkRevoked) {
 		t.Fatalf("redemption with Redis down: %v, want a store error", err)
 	}

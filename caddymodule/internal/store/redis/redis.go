@@ -55,7 +55,6 @@ const (
 	keyIndexed = "dI:"
 	// keyDelivery is what became of a link's e-mail, beside its record.
 	keyDelivery = "dd"
-	keyBegan    = "began:"
 	channel     = "ended"
 )
 
@@ -147,94 +146,92 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 			st.pipe = ap
 		}
 	}
-	st.begin()
 	return st
 }
 
-// beginTimeout bounds how long New waits to mark the beginning of a store.
-const beginTimeout = 2 * time.Second
+// A link's record (keyLink) is a hash: its grant as JSON ("grant"), the
+// fields of it that the scripts judge by ("user", "app", "uses", "issued"
+// in nanoseconds), its end ("exp", milliseconds) and the uses spent ("n",
+// -1 once revoked). PutLink writes it; Redis forgets it clockSlack after
+// the link's end.
 
-// begin records when the store's state began (beginAt): now for an empty
-// Redis, before any link is minted, so none is refused for it. A Redis that
-// cannot be reached now begins at the first link it records (RecordLink)
-// or spends (the redemption scripts), and one that lost its state (a
-// restart without persistence, a flush) begins again there, refusing every
-// link from before.
-func (s *Store) begin() {
-	ctx, cancel := context.WithTimeout(context.Background(), beginTimeout)
-	defer cancel()
-	_ = beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan), s.dirKey(keyRecords)},
-		strconv.FormatInt(s.now().Truncate(time.Microsecond).UnixNano(), 10)).Err()
-}
+// putLink keeps a link's record (KEYS[1]: ARGV[1] the grant, ARGV[2] the
+// user id, ARGV[3] the app, ARGV[4] the uses, ARGV[5] the issue time in
+// nanoseconds, ARGV[6] the end in milliseconds, ARGV[7] its life in
+// milliseconds).
+var putLink = goredis.NewScript(`
+redis.call('HSET', KEYS[1], 'grant', ARGV[1], 'user', ARGV[2], 'app', ARGV[3], 'uses', ARGV[4],
+	'issued', ARGV[5], 'exp', ARGV[6], 'n', 0)
+redis.call('PEXPIRE', KEYS[1], ARGV[7])
+return 1
+`)
+
+// spendHead starts the scripts that spend a link (KEYS[1]; ARGV[1] the
+// user its token names, ARGV[2] its end, ARGV[3] the store's clock, ARGV[4]
+// clockSlack, all in milliseconds; ARGV[5] the app). A link is judged by
+// the store's clock, read just before the script is sent: refused from
+// its end on (-3). Redis forgets the link's record clockSlack after its
+// end, by Redis's own clock, so a request whose clock reading is at most
+// clockSlack old when the script runs always finds the record of every
+// use accepted before; an older one is refused (-4), for the caller to try
+// again. Then the record is read (f): without one for that user and app
+// the link is refused (-5); revoked, it is -2; spent, -1. A refusal comes
+// with the grant when there is one.
+const spendHead = `
+local now, slack = tonumber(ARGV[3]), tonumber(ARGV[4])
+if now >= tonumber(ARGV[2]) then return {-3} end
+local t = redis.call('TIME')
+local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+if server - now > slack then return {-4} end
+local f = redis.call('HMGET', KEYS[1], 'n', 'user', 'app', 'uses', 'issued', 'grant')
+if not f[6] or f[2] ~= ARGV[1] or f[3] ~= ARGV[5] or tonumber(f[1]) == nil then return {-5} end
+if f[1] == '-1' then return {-2, f[6]} end
+local count = tonumber(f[1])
+if count >= tonumber(f[4]) then return {-1, f[6]} end
+`
 
 // redeemAtOnce is a whole redemption in one script, where every key is on
-// one server: refuse an ended link (-3), a request whose clock reading is
-// too old (-4, see spendHead), a link issued before the store's state began
-// (-5: KEYS[5]; see beginAt when it is missing), a revoked user's older link (-2),
-// a revoked link (-2) or a spent one (-1); else spend it, store and index
-// the session. Times in nanoseconds are compared as decimal strings (Lua
-// numbers are doubles).
-var redeemAtOnce = goredis.NewScript(spendHead + beginning + `
+// one server: spendHead, then a revoked user's older link is refused (-2:
+// KEYS[2], the user's revocation); else one use is spent, and the session
+// (ARGV[6], without what it takes from the grant) stored (KEYS[4], for
+// ARGV[7] ms) and indexed (KEYS[3]: ARGV[8] its id, ARGV[9] the set's
+// life), taking the grant's user, apps, link and origin. It answers the
+// new count and the grant. Times in nanoseconds are compared as decimal
+// strings (Lua numbers are doubles).
+var redeemAtOnce = goredis.NewScript(spendHead + `
 local function le(a, b)
 	if #a ~= #b then return #a < #b end
 	return a <= b
 end
-if not le(beginning(KEYS[5], KEYS[6], ARGV[6]), ARGV[5]) then return -5 end
 local c = redis.call('GET', KEYS[2])
 if c then
 	local at, untl = string.match(c, '^(%d+):(%d+)$')
-	if at and not le(untl, ARGV[6]) and le(ARGV[5], at) then return -2 end
+	if at and not le(untl, ARGV[10]) and le(f[5], at) then return {-2, f[6]} end
 end
-local v = redis.call('GET', KEYS[1])
-local count, exp = 0, tonumber(ARGV[2])
-if v then
-	local n, e = string.match(v, '^(%-?%d+):(%d+)$')
-	if n and tonumber(e) > tonumber(ARGV[3]) then
-		if n == '-1' then return -2 end
-		count, exp = tonumber(n), tonumber(e)
-	end
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+local sess, g = cjson.decode(ARGV[6]), cjson.decode(f[6])
+sess.user, sess.apps, sess.link_id = g.user, g.apps, g.id
+if g.origin then sess.origin = g.origin end
+redis.call('SET', KEYS[4], cjson.encode(sess), 'PX', ARGV[7])
+redis.call('SADD', KEYS[3], ARGV[8])
+if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[9]) then
+	redis.call('PEXPIRE', KEYS[3], ARGV[9])
 end
-if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', string.format('%d', math.max(exp + slack - server, 1)))
-redis.call('SET', KEYS[4], ARGV[7], 'PX', ARGV[8])
-redis.call('SADD', KEYS[3], ARGV[9])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[10]) then
-	redis.call('PEXPIRE', KEYS[3], ARGV[10])
-end
-return count + 1
+return {count + 1, f[6]}
 `)
 
-// spendHead starts the scripts that spend a link (KEYS[1]; ARGV[2] its end,
-// ARGV[3] the store's clock, ARGV[4] clockSlack, all in milliseconds). A
-// link is judged by the store's clock, read just before the script is sent:
-// refused from its end on (-3). Redis forgets the link's record clockSlack
-// after its end, by Redis's own clock, so a request whose clock reading is
-// at most clockSlack old when the script runs always finds the record of
-// every use accepted before; an older one is refused (-4), for the caller
-// to try again.
-const spendHead = `
-local now, slack = tonumber(ARGV[3]), tonumber(ARGV[4])
-if now >= tonumber(ARGV[2]) then return -3 end
-local t = redis.call('TIME')
-local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-if server - now > slack then return -4 end
-`
-
-// spendLink spends one use of a link: -3 ended, -4 a clock reading too old,
-// -2 revoked, -1 all spent, else the new count.
+// spendLink spends one use of a link (spendHead), on Cluster, where the
+// session lives in another slot: the new count and the grant.
 var spendLink = goredis.NewScript(spendHead + `
-local v = redis.call('GET', KEYS[1])
-local count, exp = 0, tonumber(ARGV[2])
-if v then
-	local c, e = string.match(v, '^(%-?%d+):(%d+)$')
-	if c and tonumber(e) > tonumber(ARGV[3]) then
-		if c == '-1' then return -2 end
-		count, exp = tonumber(c), tonumber(e)
-	end
-end
-if count >= tonumber(ARGV[1]) then return -1 end
-redis.call('SET', KEYS[1], (count + 1) .. ':' .. exp, 'PX', string.format('%d', math.max(exp + slack - server, 1)))
-return count + 1
+redis.call('HINCRBY', KEYS[1], 'n', 1)
+return {count + 1, f[6]}
+`)
+
+// revokeLink marks a link's record (KEYS[1]) revoked: 0 when there is none.
+var revokeLink = goredis.NewScript(`
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'n', -1)
+return 1
 `)
 
 // indexSession adds a session to its user's set (KEYS[1]), keeps the set
@@ -275,21 +272,52 @@ const clockSlack = 30 * time.Second
 // refusalTTL is how long Redis keeps a record that refuses links until t.
 func (s *Store) refusalTTL(t time.Time) time.Duration { return s.ttl(t) + clockSlack }
 
-// spendResult turns a spend script's answer into the store's.
-func spendResult(n int) error {
+// spendResult turns a spend script's answer into the new count, the
+// grant when the link has one, and the store's refusal.
+func spendResult(v []any, err error) (int64, store.Grant, error) {
+	if err != nil {
+		return 0, store.Grant{}, err
+	}
+	if len(v) == 0 {
+		return 0, store.Grant{}, errors.New("redeeming link: an empty answer")
+	}
+	n, _ := v[0].(int64)
+	var g store.Grant
+	if len(v) > 1 {
+		raw, _ := v[1].(string)
+		if err := json.Unmarshal([]byte(raw), &g); err != nil {
+			return 0, store.Grant{}, fmt.Errorf("decoding link: %w", err)
+		}
+	}
 	switch n {
 	case -1:
-		return store.ErrLinkUsed
+		return n, g, store.ErrLinkUsed
 	case -2:
-		return store.ErrLinkRevoked
+		return n, g, store.ErrLinkRevoked
 	case -3:
-		return store.ErrLinkExpired
+		return n, g, store.ErrLinkExpired
 	case -5:
-		return store.ErrLinkBeforeStore
+		return n, g, store.ErrLinkBeforeStore
 	case -4:
-		return fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
+		return n, g, fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
 	}
-	return nil
+	return n, g, nil
+}
+
+// PutLink implements store.Store.
+func (s *Store) PutLink(ctx context.Context, g store.Grant) error {
+	v, err := json.Marshal(&g)
+	if err != nil {
+		return fmt.Errorf("encoding link: %w", err)
+	}
+	wait, err := s.written(ctx, func(p goredis.Pipeliner) {
+		putLink.Eval(ctx, p, []string{s.key(keyLink, g.ID)}, v, g.User.ID, g.App, g.Uses,
+			strconv.FormatInt(g.IssuedAt.UnixNano(), 10), g.Expires.UnixMilli(), s.refusalTTL(g.Expires).Milliseconds())
+	})
+	if err != nil {
+		return fmt.Errorf("keeping link: %w", err)
+	}
+	return s.acked(wait, "keeping link")
 }
 
 // Redeem implements store.Store. On one server (standalone, Sentinel) it is
@@ -299,57 +327,68 @@ func spendResult(n int) error {
 // revocation, atomically with any RevokeUser: a revocation that lands
 // first is seen here, one that lands after finds the session in the set.
 // Spending a link that then turns out to be revoked loses nothing.
-func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session) error {
-	v, err := json.Marshal(sess)
-	if err != nil {
-		return fmt.Errorf("encoding session: %w", err)
-	}
-	// In whole microseconds, as links carry their issue time: a store that
-	// begins now refuses no link issued now.
-	now := s.now().Truncate(time.Microsecond)
+func (s *Store) Redeem(ctx context.Context, l store.Spend, sess *store.Session) (store.Grant, error) {
+	now := s.now()
 	if !s.cluster {
-		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, sess.User.ID), s.key(keySession, sess.ID),
-			s.dirKey(keyBegan), s.dirKey(keyRecords)}
-		args := []any{l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(),
-			strconv.FormatInt(l.IssuedAt.UnixNano(), 10), strconv.FormatInt(now.UnixNano(), 10),
-			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds()}
+		// The script gives the session what it takes from the grant; so
+		// does Go, once the script has answered with the grant.
+		v, err := json.Marshal(sess)
+		if err != nil {
+			return store.Grant{}, fmt.Errorf("encoding session: %w", err)
+		}
+		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, l.UserID), s.key(keySession, sess.ID)}
+		args := []any{l.UserID, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(), sess.App,
+			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds(),
+			strconv.FormatInt(now.UnixNano(), 10)}
+		var g store.Grant
 		if s.replicas > 0 {
-			return s.redeemReplicated(ctx, keys, args, sess.ID)
+			g, err = s.redeemReplicated(ctx, keys, args, sess.ID)
+		} else {
+			var res []any
+			res, err = redeemAtOnce.Run(ctx, s.pipe, keys, args...).Slice()
+			switch {
+			case err != nil && s.ranDespiteLostAnswer(ctx, err, sess.ID):
+				g, err = s.grant(ctx, l.ID)
+			case err != nil:
+				err = redeemFailed(err)
+			default:
+				_, g, err = spendResult(res, nil)
+			}
 		}
-		n, err := redeemAtOnce.Run(ctx, s.pipe, keys, args...).Int()
-		switch {
-		case err != nil && s.ranDespiteLostAnswer(ctx, err, sess.ID):
-			return nil
-		case err != nil:
-			return redeemFailed(err)
+		if err == nil {
+			g.Starts(sess)
 		}
-		return spendResult(n)
-	}
-	if err := s.checkBegan(ctx, l, now); err != nil {
-		return err
+		return g, err
 	}
 	var cutoff *goredis.StringCmd
 	var spent *goredis.Cmd
-	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+	_, err := s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
 		cutoff = p.Get(ctx, s.userKey(keyCutoff, l.UserID))
 		// EVAL, not EVALSHA: a pipeline cannot fall back after NOSCRIPT
 		// (a restarted Redis has forgotten every script), and the scripts
 		// are short.
 		spent = spendLink.Eval(ctx, p, []string{s.key(keyLink, l.ID)},
-			l.Uses, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds())
+			l.UserID, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(), sess.App)
 		return nil
 	})
 	if err != nil && !errors.Is(err, goredis.Nil) {
-		return fmt.Errorf("spending link: %w", err)
+		return store.Grant{}, fmt.Errorf("spending link: %w", err)
 	}
-	if cut, err := s.cutOff(cutoff.Result()); err != nil || cut(l) {
-		return cmp.Or(err, store.ErrLinkRevoked)
+	res, err := spent.Slice()
+	if err != nil {
+		return store.Grant{}, redeemFailed(err)
 	}
-	switch n, err := spent.Int(); {
-	case err != nil:
-		return redeemFailed(err)
-	case n < 0:
-		return spendResult(n)
+	_, g, err := spendResult(res, nil)
+	if err != nil {
+		return g, err
+	}
+	if cut, err := s.cutOff(cutoff.Result()); err != nil || cut(g.IssuedAt) {
+		return g, cmp.Or(err, store.ErrLinkRevoked)
+	}
+	g.Starts(sess)
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return store.Grant{}, fmt.Errorf("encoding session: %w", err)
 	}
 	var indexed *goredis.Cmd
 	_, err = s.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
@@ -359,51 +398,23 @@ func (s *Store) Redeem(ctx context.Context, l store.LinkUse, sess *store.Session
 	if err != nil && !errors.Is(err, goredis.Nil) {
 		// The link is spent: its session is there or not, and only this
 		// redemption knows its id.
-		return fmt.Errorf("creating session: %w: %w", store.ErrOutcomeUnknown, err)
+		return store.Grant{}, fmt.Errorf("creating session: %w: %w", store.ErrOutcomeUnknown, err)
 	}
-	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(l) {
+	if cut, err := s.cutOff(indexed.Text()); err != nil || cut(g.IssuedAt) {
 		_ = s.DeleteSession(ctx, sess.ID)
-		return cmp.Or(err, store.ErrLinkRevoked)
+		return g, cmp.Or(err, store.ErrLinkRevoked)
 	}
-	return nil
+	return g, nil
 }
 
-// beginning is the Lua function that answers when the store began (the
-// key began). A Redis without that record either lost its state (a restart
-// without persistence, a flush), and begins now, or predates the record and
-// still holds the records of the links it knows (the key records), and has
-// always begun (0): an upgrade refuses no link.
-const beginning = `
-local function beginning(began, records, now)
-	local v = redis.call('GET', began)
-	if not v then
-		if redis.call('EXISTS', records) == 1 then v = '0' else v = now end
-		redis.call('SET', began, v)
-	end
-	return v
-end
-`
-
-// beginAt answers when the store began (KEYS[1]; KEYS[2] its link
-// records; ARGV[1] now): see beginning.
-var beginAt = goredis.NewScript(beginning + `return beginning(KEYS[1], KEYS[2], ARGV[1])`)
-
-// checkBegan refuses a link issued before the store's state began, on
-// Cluster, where the beginning lives in another slot than the link: one
-// round trip before the spend. A Redis that lost its beginning begins now.
-func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) error {
-	began, err := beginAt.Run(ctx, s.rdb, []string{s.dirKey(keyBegan), s.dirKey(keyRecords)}, strconv.FormatInt(now.UnixNano(), 10)).Text()
+// grant reads link id's grant after a redemption whose answer was lost
+// but whose session is there.
+func (s *Store) grant(ctx context.Context, id string) (store.Grant, error) {
+	l, err := s.Link(context.WithoutCancel(ctx), id)
 	if err != nil {
-		return fmt.Errorf("reading when the store began: %w", err)
+		return store.Grant{}, fmt.Errorf("redeeming link: %w: reading its grant: %w", store.ErrOutcomeUnknown, err)
 	}
-	at, err := strconv.ParseInt(began, 10, 64)
-	if err != nil {
-		return fmt.Errorf("reading when the store began: bad record %q", began)
-	}
-	if l.IssuedAt.Before(time.Unix(0, at)) {
-		return store.ErrLinkBeforeStore
-	}
-	return nil
+	return l.Grant, nil
 }
 
 // redeemReplicated runs the redemption script and WAIT on one connection
@@ -411,23 +422,25 @@ func (s *Store) checkBegan(ctx context.Context, l store.LinkUse, now time.Time) 
 // once the replicas hold it. Unacknowledged, it is an error whose outcome
 // is open: the write may yet reach the replicas, or be lost in a failover,
 // and then the link is unspent on the new master.
-func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any, sessionID string) error {
+func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any, sessionID string) (store.Grant, error) {
 	var spent *goredis.Cmd
 	wait, err := s.written(ctx, func(p goredis.Pipeliner) { spent = redeemAtOnce.Eval(ctx, p, keys, args...) })
-	n, spendErr := spent.Int()
+	res, spendErr := spent.Slice()
 	switch {
 	case spendErr != nil && s.ranDespiteLostAnswer(ctx, spendErr, sessionID):
 		// Ran, but its acknowledgement is as unknown as its answer was.
-		return fmt.Errorf("redeeming link: %w: %w", store.ErrOutcomeUnknown, cmp.Or(err, spendErr))
+		return store.Grant{}, fmt.Errorf("redeeming link: %w: %w", store.ErrOutcomeUnknown, cmp.Or(err, spendErr))
 	case spendErr != nil:
-		return redeemFailed(spendErr)
-	case n < 0:
-		return spendResult(n)
+		return store.Grant{}, redeemFailed(spendErr)
+	}
+	_, g, refused := spendResult(res, nil)
+	if refused != nil {
+		return g, refused
 	}
 	if err := s.acked(wait, "redeeming link"); err != nil {
-		return fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err)
+		return store.Grant{}, fmt.Errorf("%w: %w", store.ErrOutcomeUnknown, err)
 	}
-	return nil
+	return g, nil
 }
 
 // ranDespiteLostAnswer reports whether a redemption whose answer was lost (a broken
@@ -480,9 +493,9 @@ func (s *Store) putSession(ctx context.Context, p goredis.Pipeliner, sess *store
 
 // cutOff reads a user's revocation record (the answer to a GET of it) and
 // returns whether it refuses a given link: one issued at or before it.
-func (s *Store) cutOff(v string, err error) (func(store.LinkUse) bool, error) {
+func (s *Store) cutOff(v string, err error) (func(issued time.Time) bool, error) {
 	if errors.Is(err, goredis.Nil) || (err == nil && v == "") {
-		return func(store.LinkUse) bool { return false }, nil
+		return func(time.Time) bool { return false }, nil
 	}
 	if err != nil {
 		return nil, fmt.Errorf("reading revocations: %w", err)
@@ -494,38 +507,43 @@ func (s *Store) cutOff(v string, err error) (func(store.LinkUse) bool, error) {
 		return nil, fmt.Errorf("reading revocations: bad record %q", v)
 	}
 	live := s.now().Before(time.Unix(0, until))
-	return func(l store.LinkUse) bool { return live && !l.IssuedAt.After(time.Unix(0, at)) }, nil
+	return func(issued time.Time) bool { return live && !issued.After(time.Unix(0, at)) }, nil
 }
 
-// LinkUses implements store.Store.
-func (s *Store) LinkUses(ctx context.Context, id string) (int, bool, error) {
-	v, err := s.rdb.Get(ctx, s.key(keyLink, id)).Result()
-	if errors.Is(err, goredis.Nil) {
-		return 0, false, nil
-	}
+// Link implements store.Store.
+func (s *Store) Link(ctx context.Context, id string) (store.LinkState, error) {
+	f, err := s.rdb.HMGet(ctx, s.key(keyLink, id), "n", "exp", "grant").Result()
 	if err != nil {
-		return 0, false, fmt.Errorf("reading link: %w", err)
+		return store.LinkState{}, fmt.Errorf("reading link: %w", err)
 	}
-	n, e, _ := strings.Cut(v, ":")
-	count, err1 := strconv.Atoi(n)
-	exp, err2 := strconv.ParseInt(e, 10, 64)
-	switch {
-	case err1 != nil || err2 != nil:
-		return 0, false, fmt.Errorf("reading link: a record %q", v)
-	case !s.now().Before(time.UnixMilli(exp)):
-		return 0, false, nil
-	case count == -1:
-		return 0, true, nil
+	raw, _ := f[2].(string)
+	if raw == "" {
+		return store.LinkState{}, store.ErrNotFound
 	}
-	return count, false, nil
+	n, _ := f[0].(string)
+	exp, _ := f[1].(string)
+	spent, revoked, live := linkUses(n, exp, s.now())
+	if !live {
+		return store.LinkState{}, store.ErrNotFound
+	}
+	l := store.LinkState{Spent: spent, Revoked: revoked}
+	if err := json.Unmarshal([]byte(raw), &l.Grant); err != nil {
+		return store.LinkState{}, fmt.Errorf("decoding link: %w", err)
+	}
+	return l, nil
 }
 
 // RevokeLink implements store.Store.
-func (s *Store) RevokeLink(ctx context.Context, id string, until time.Time) error {
-	v := "-1:" + strconv.FormatInt(until.UnixMilli(), 10)
-	wait, err := s.written(ctx, func(p goredis.Pipeliner) { p.Set(ctx, s.key(keyLink, id), v, s.refusalTTL(until)) })
+func (s *Store) RevokeLink(ctx context.Context, id string) error {
+	var revoked *goredis.Cmd
+	wait, err := s.written(ctx, func(p goredis.Pipeliner) {
+		revoked = revokeLink.Eval(ctx, p, []string{s.key(keyLink, id)})
+	})
 	if err != nil {
 		return fmt.Errorf("revoking link: %w", err)
+	}
+	if n, err := revoked.Int(); err != nil || n == 0 {
+		return cmp.Or(err, store.ErrNotFound)
 	}
 	return s.acked(wait, "revoking link")
 }

@@ -118,27 +118,28 @@ func TestRedeem_StaleClockReadingCannotReplayAForgottenLink(t *testing.T) {
 				return path(redis.New(goredis.NewClient(&goredis.Options{Addr: srv.Addr}), "stale-"+name+":", time.Second, now))
 			}
 			stale, good := open(behind), open(time.Now)
-			l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: behind(), Expires: time.Now().Add(time.Hour)}
+			l := storetest.PutLink(t, good, "l1", identity.User{ID: "u1"}, 1, behind(), time.Now().Add(time.Hour))
 			sess := func(id string) *store.Session {
 				now := time.Now()
 				return &store.Session{ID: id, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
 			}
-			err := stale.Redeem(ctx, l, sess("s-stale"))
+			_, err := stale.Redeem(ctx, l, sess("s-stale"))
 			if err == nil || errors.Is(err, store.ErrLinkUsed) || !strings.Contains(err.Error(), "try again") {
 				t.Fatalf("a spend a minute behind Redis's clock = %v, want a refusal to try again", err)
 			}
 			if _, err := good.GetSession(ctx, "s-stale"); !errors.Is(err, store.ErrNotFound) {
 				t.Fatalf("the refused spend stored its session: %v", err)
 			}
-			if err := good.Redeem(ctx, l, sess("s-good")); err != nil {
+			if _, err := good.Redeem(ctx, l, sess("s-good")); err != nil {
 				t.Fatalf("the link after the refusal: %v (the refusal spent it)", err)
 			}
 		})
 	}
 }
 
-// A Redis restarted without persistence has forgotten every spent link: it
-// must refuse the links issued before it came back, not spend them again.
+// A Redis restarted without persistence has forgotten every link it
+// granted: it must refuse the links minted before it came back, not spend
+// them again.
 func TestRedeem_RedisRestartedEmptyDoesNotReviveSpentLinks(t *testing.T) {
 	srv := redistest.Start(t)
 	ctx := context.Background()
@@ -148,22 +149,22 @@ func TestRedeem_RedisRestartedEmptyDoesNotReviveSpentLinks(t *testing.T) {
 		now := time.Now()
 		return &store.Session{ID: id, User: identity.User{ID: "u1"}, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
 	}
-	l := store.LinkUse{ID: "l1", UserID: "u1", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, l, sess("s1")); err != nil {
+	l := storetest.PutLink(t, s, "l1", identity.User{ID: "u1"}, 1, time.Now(), time.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, l, sess("s1")); err != nil {
 		t.Fatal(err)
 	}
 	srv.RestartEmpty()
 	var err error
 	testkit.Eventually(t, 10*time.Second, "Redis to answer after its restart", func() bool {
-		err = s.Redeem(ctx, l, sess("s2"))
+		_, err = s.Redeem(ctx, l, sess("s2"))
 		return err == nil || errors.Is(err, store.ErrLinkBeforeStore) || errors.Is(err, store.ErrLinkUsed)
 	})
 	if !errors.Is(err, store.ErrLinkBeforeStore) {
 		t.Fatalf("the spent link after Redis came back empty = %v, want ErrLinkBeforeStore", err)
 	}
-	fresh := store.LinkUse{ID: "l2", UserID: "u1", Uses: 1, IssuedAt: time.Now(), Expires: time.Now().Add(time.Hour)}
-	if err := s.Redeem(ctx, fresh, sess("s3")); err != nil {
-		t.Fatalf("a link issued after the restart: %v", err)
+	fresh := storetest.PutLink(t, s, "l2", identity.User{ID: "u1"}, 1, time.Now(), time.Now().Add(time.Hour))
+	if _, err := s.Redeem(ctx, fresh, sess("s3")); err != nil {
+		t.Fatalf("a link minted after the restart: %v", err)
 	}
 }
 
@@ -179,25 +180,6 @@ func TestPing_RedisThatTakesNoWritesIsUnhealthy(t *testing.T) {
 	}
 	if err := redis.New(goredis.NewClient(&goredis.Options{Addr: master.Addr}), "ro:", time.Second, time.Now).Ping(context.Background()); err != nil {
 		t.Fatalf("Ping of the master: %v", err)
-	}
-}
-
-// A Redis written before stores kept their beginning still holds the
-// records of the links it knows: upgrading must refuse none of them.
-func TestNew_UpgradedRedisRefusesNoLinkOfBefore(t *testing.T) {
-	srv := redistest.Start(t)
-	ctx := context.Background()
-	rdb := goredis.NewClient(&goredis.Options{Addr: srv.Addr})
-	if err := rdb.LPush(ctx, "up:dl:{dir}", `{"id":"older"}`).Err(); err != nil {
-		t.Fatal(err)
-	}
-	s := redis.New(rdb, "up:", time.Second, time.Now)
-	t.Cleanup(func() { _ = s.Close() })
-	now := time.Now()
-	l := store.LinkUse{ID: "older", UserID: "u1", Uses: 1, IssuedAt: now.Add(-time.Hour), Expires: now.Add(time.Hour)}
-	sess := &store.Session{ID: "s1", User: identity.User{ID: "u1"}, App: "courses", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Hour)}
-	if err := s.Redeem(ctx, l, sess); err != nil {
-		t.Fatalf("a link sent before the upgrade: %v", err)
 	}
 }
 
@@ -234,7 +216,7 @@ func TestPutSignIn_AddressWithBracesStaysInTheDirectorysSlot(t *testing.T) {
 	s := redis.New(rdb, "br:", time.Second, time.Now)
 	t.Cleanup(func() { _ = s.Close() })
 	now := time.Now()
-	si := store.SignIn{Browser: "b1", Address: "a{b}@example.com", Link: store.LinkUse{ID: "l1", Expires: now.Add(time.Minute)}}
+	si := store.SignIn{Browser: "b1", Address: "a{b}@example.com", Link: store.Grant{ID: "l1", Expires: now.Add(time.Minute)}}
 	if _, err := s.PutSignIn(ctx, si); err != nil {
 		t.Fatal(err)
 	}

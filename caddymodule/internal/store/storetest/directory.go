@@ -209,17 +209,17 @@ func testLinkRecordUses(t *testing.T, s store.Store, clk *clock.Fake) {
 	for _, r := range []store.LinkRecord{linkRecord(clk, "spent", 3), linkRecord(clk, "revoked", 2), linkRecord(clk, "unused", 1)} {
 		mustRecord(t, s, r)
 	}
-	spent := linkUse(clk, "spent", "u1", 3)
+	spent := granted(t, s, clk, "spent", "u1", 3)
 	for range 2 {
 		if err := redeem(s, clk, spent); err != nil {
 			t.Fatal(err)
 		}
 	}
-	revoked := linkUse(clk, "revoked", "u1", 2)
+	revoked := granted(t, s, clk, "revoked", "u1", 2)
 	if err := redeem(s, clk, revoked); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeLink(context.Background(), "revoked", revoked.Expires); err != nil {
+	if err := s.RevokeLink(context.Background(), "revoked"); err != nil {
 		t.Fatal(err)
 	}
 	type uses struct {

@@ -8,7 +8,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/clock"
 )
@@ -17,8 +16,7 @@ import (
 func signIn(clk *clock.Fake, browser, address, linkID string) store.SignIn {
 	return store.SignIn{
 		Browser: browser, Address: address, CodeHash: []byte("hash-of-" + linkID),
-		Link: linkUse(clk, linkID, "c_"+address, 1),
-		User: identity.User{ID: "c_" + address, Email: address}, Path: "/", Apps: []string{"courses"},
+		Link: grantOf(clk, linkID, "c_"+address, 1),
 	}
 }
 
@@ -43,7 +41,7 @@ func testSignInTries(t *testing.T, s store.Store, clk *clock.Fake) {
 		if err != nil {
 			t.Fatalf("try %d: %v", n, err)
 		}
-		if got.Tries != n || got.Link.ID != "l1" || got.User.ID != want.User.ID || string(got.CodeHash) != string(want.CodeHash) || got.Path != "/" {
+		if got.Tries != n || got.Link.ID != "l1" || !sameGrant(got.Link, want.Link) || string(got.CodeHash) != string(want.CodeHash) {
 			t.Fatalf("try %d answered %+v", n, got)
 		}
 	}

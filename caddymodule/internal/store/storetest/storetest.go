@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -38,7 +39,8 @@ func Run(t *testing.T, open Factory) {
 		{"RevokeUserRemovesOnlyThatUser", testRevokeUserSessions},
 		{"RevokeUserRefusesOlderLinksOnly", testRevokeUserLinks},
 		{"RevokedLinkIsRefused", testRevokeLink},
-		{"LinkUsesAreReadByID", testLinkUses},
+		{"LinkStateIsReadByID", testLinkState},
+		{"GrantIsWhatARedemptionStarts", testGrantStartsTheSession},
 		{"OneTimeLinkIsRedeemedOnce", testRedeemOnce},
 		{"MultiUseLinkCountsUses", testRedeemMulti},
 		{"UsedLinkIsRememberedUntilItExpires", testLinkRecordExpiry},
@@ -82,13 +84,13 @@ func Run(t *testing.T, open Factory) {
 }
 
 // testEmptyStore: a store that starts empty (new, emptied, or put in the
-// place of another) cannot know which links were spent before it, so it
-// refuses every link issued before its state began, and only those.
+// place of another) holds no grant of the links minted before it, so it
+// cannot know which were spent: it refuses them, and only them.
 func testEmptyStore(t *testing.T, open Factory) {
 	clk := clock.NewFakeAt(time.Now())
 	first := open(t, clk.Now)
 	t.Cleanup(func() { _ = first.Close() })
-	l := linkUse(clk, "spent", "u1", 1)
+	l := granted(t, first, clk, "spent", "u1", 1)
 	if err := redeem(first, clk, l); err != nil {
 		t.Fatal(err)
 	}
@@ -98,15 +100,8 @@ func testEmptyStore(t *testing.T, open Factory) {
 	if err := redeem(empty, clk, l); !errors.Is(err, store.ErrLinkBeforeStore) {
 		t.Fatalf("a spent link in an empty store = %v, want ErrLinkBeforeStore", err)
 	}
-	// Issued the moment the store began, as a link carries it (in µs).
-	now := linkUse(clk, "now", "u1", 1)
-	now.IssuedAt = now.IssuedAt.Truncate(time.Microsecond)
-	if err := redeem(empty, clk, now); err != nil {
-		t.Fatalf("a link issued as the store began: %v", err)
-	}
-	clk.Advance(time.Millisecond)
-	if err := redeem(empty, clk, linkUse(clk, "new", "u1", 1)); err != nil {
-		t.Fatalf("a link issued after the store began: %v", err)
+	if err := redeem(empty, clk, granted(t, empty, clk, "new", "u1", 1)); err != nil {
+		t.Fatalf("a link granted by the new store: %v", err)
 	}
 }
 
@@ -206,15 +201,48 @@ func testTouch(t *testing.T, s store.Store, clk *clock.Fake) {
 	wantPurged(t, s, 1, "after idle expiry")
 }
 
-func linkUse(clk *clock.Fake, id, user string, uses int) store.LinkUse {
-	return store.LinkUse{ID: id, UserID: user, Uses: uses, IssuedAt: clk.Now(), Expires: clk.Now().Add(15 * time.Minute)}
+// grantOf is the grant of a link for user to courses, living 15 minutes.
+func grantOf(clk *clock.Fake, id, user string, uses int) store.Grant {
+	return store.Grant{
+		ID: id, App: "courses", Path: "/lesson/1", Uses: uses, Apps: []string{"courses", "communities"},
+		User:     identity.User{ID: user, Email: user + "@example.com", Name: "Ada Lovelace", Type: identity.Contact, Location: "loc_1"},
+		IssuedAt: clk.Now(), Expires: clk.Now().Add(15 * time.Minute),
+	}
+}
+
+// putLink keeps g in s.
+func putLink(t *testing.T, s store.Store, g store.Grant) store.Grant {
+	t.Helper()
+	if err := s.PutLink(context.Background(), g); err != nil {
+		t.Fatalf("PutLink: %v", err)
+	}
+	return g
+}
+
+// granted keeps the grant of a link in s, as a mint does.
+func granted(t *testing.T, s store.Store, clk *clock.Fake, id, user string, uses int) store.Grant {
+	t.Helper()
+	return putLink(t, s, grantOf(clk, id, user, uses))
+}
+
+// spendOf is how a token names the link of g.
+func spendOf(g store.Grant) store.Spend {
+	return store.Spend{ID: g.ID, UserID: g.User.ID, Expires: g.Expires}
 }
 
 var sessionSeq atomic.Int64
 
-// redeem redeems a link for user with a fresh session and returns the error.
-func redeem(s store.Store, clk *clock.Fake, l store.LinkUse) error {
-	return s.Redeem(context.Background(), l, newSession(clk, fmt.Sprintf("r%d", sessionSeq.Add(1)), l.UserID))
+// redeem redeems link g with a fresh session and returns the error.
+func redeem(s store.Store, clk *clock.Fake, g store.Grant) error {
+	_, err := s.Redeem(context.Background(), spendOf(g), bareSession(clk, fmt.Sprintf("r%d", sessionSeq.Add(1))))
+	return err
+}
+
+// bareSession is a session as a redemption asks the store to start it:
+// without what it takes from the link's grant.
+func bareSession(clk *clock.Fake, id string) *store.Session {
+	now := clk.Now()
+	return &store.Session{ID: id, App: "courses", Origin: "own-" + id, CreatedAt: now, ExpiresAt: now.Add(12 * time.Hour), IdleAt: now.Add(2 * time.Hour)}
 }
 
 func revokeUser(t *testing.T, s store.Store, clk *clock.Fake, user string) []string {
@@ -297,13 +325,14 @@ func testRevokeUserSessions(t *testing.T, s store.Store, clk *clock.Fake) {
 }
 
 func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
-	old := linkUse(clk, "old", "u1", 1)
+	old := granted(t, s, clk, "old", "u1", 1)
 	// Issued before the revocation too, tried only after its hold, and
 	// outliving it, so that the hold's end can be seen (the gateway holds a
 	// revocation past every link's end).
-	later := linkUse(clk, "later", "u1", 1)
+	later := grantOf(clk, "later", "u1", 1)
 	later.Expires = clk.Now().Add(2 * time.Hour)
-	other := linkUse(clk, "other", "u2", 1)
+	putLink(t, s, later)
+	other := granted(t, s, clk, "other", "u2", 1)
 	clk.Advance(time.Second)
 	revokeUser(t, s, clk, "u1")
 	if err := redeem(s, clk, old); !errors.Is(err, store.ErrLinkRevoked) {
@@ -313,7 +342,7 @@ func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
 		t.Fatalf("another user's link: %v", err)
 	}
 	clk.Advance(time.Second)
-	if err := redeem(s, clk, linkUse(clk, "new", "u1", 1)); err != nil {
+	if err := redeem(s, clk, granted(t, s, clk, "new", "u1", 1)); err != nil {
 		t.Fatalf("link issued after the revocation: %v", err)
 	}
 	// The refusal ends when it expires (after every older link has).
@@ -324,72 +353,144 @@ func testRevokeUserLinks(t *testing.T, s store.Store, clk *clock.Fake) {
 }
 
 func testRevokeLink(t *testing.T, s store.Store, clk *clock.Fake) {
-	l := linkUse(clk, "l1", "u1", 3)
-	if err := s.RevokeLink(context.Background(), "l1", l.Expires); err != nil {
+	ctx := context.Background()
+	l := granted(t, s, clk, "l1", "u1", 3)
+	if err := s.RevokeLink(ctx, "l1"); err != nil {
 		t.Fatalf("RevokeLink: %v", err)
 	}
 	if err := redeem(s, clk, l); !errors.Is(err, store.ErrLinkRevoked) {
 		t.Fatalf("revoked link = %v, want ErrLinkRevoked", err)
 	}
-	used := linkUse(clk, "l2", "u1", 2)
+	used := granted(t, s, clk, "l2", "u1", 2)
 	if err := redeem(s, clk, used); err != nil {
 		t.Fatal(err)
 	}
-	if err := s.RevokeLink(context.Background(), "l2", used.Expires); err != nil {
+	if err := s.RevokeLink(ctx, "l2"); err != nil {
 		t.Fatal(err)
 	}
 	if err := redeem(s, clk, used); !errors.Is(err, store.ErrLinkRevoked) {
 		t.Fatalf("link revoked after one of two uses = %v, want ErrLinkRevoked", err)
 	}
+	if err := s.RevokeLink(ctx, "never"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("revoking a link never granted = %v, want ErrNotFound", err)
+	}
 }
 
-func testLinkUses(t *testing.T, s store.Store, clk *clock.Fake) {
+func testLinkState(t *testing.T, s store.Store, clk *clock.Fake) {
 	ctx := context.Background()
 	want := func(id string, spent int, revoked bool) {
 		t.Helper()
-		if n, r, err := s.LinkUses(ctx, id); err != nil || n != spent || r != revoked {
-			t.Fatalf("LinkUses(%s) = %d, %v, %v; want %d, %v", id, n, r, err, spent, revoked)
+		l, err := s.Link(ctx, id)
+		if err != nil || l.Spent != spent || l.Revoked != revoked {
+			t.Fatalf("Link(%s) = %+v, %v; want %d spent, revoked %v", id, l, err, spent, revoked)
 		}
 	}
-	want("none", 0, false)
-	l := linkUse(clk, "l1", "u1", 3)
+	if _, err := s.Link(ctx, "none"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Link of a link never granted = %v, want ErrNotFound", err)
+	}
+	g := granted(t, s, clk, "l1", "u1", 3)
+	want("l1", 0, false)
 	for range 2 {
-		if err := redeem(s, clk, l); err != nil {
+		if err := redeem(s, clk, g); err != nil {
 			t.Fatal(err)
 		}
 	}
 	want("l1", 2, false)
-	if err := s.RevokeLink(ctx, "l1", l.Expires); err != nil {
+	if l, _ := s.Link(ctx, "l1"); !sameGrant(l.Grant, g) {
+		t.Fatalf("Link(l1) = %+v, want the grant %+v", l.Grant, g)
+	}
+	if err := s.RevokeLink(ctx, "l1"); err != nil {
 		t.Fatal(err)
 	}
 	// A revoked link's spent uses may be forgotten: revoked is what counts.
-	if _, revoked, err := s.LinkUses(ctx, "l1"); err != nil || !revoked {
-		t.Fatalf("LinkUses of a revoked link = revoked %v, %v", revoked, err)
+	if l, err := s.Link(ctx, "l1"); err != nil || !l.Revoked {
+		t.Fatalf("Link of a revoked link = %+v, %v", l, err)
 	}
 	clk.Advance(16 * time.Minute)
-	want("l1", 0, false)
+	if _, err := s.Link(ctx, "l1"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Link after its end = %v, want ErrNotFound", err)
+	}
+}
+
+// sameGrant compares grants as a store keeps them (times to the
+// microsecond, through JSON or not).
+func sameGrant(a, b store.Grant) bool {
+	return a.ID == b.ID && a.App == b.App && a.User == b.User && a.Path == b.Path && a.Uses == b.Uses &&
+		slices.Equal(a.Apps, b.Apps) && a.Origin == b.Origin &&
+		a.IssuedAt.Equal(b.IssuedAt) && a.Expires.Equal(b.Expires)
+}
+
+// testGrantStartsTheSession: the token names the link and its user only;
+// the session a redemption starts takes who it is for, what it may launch
+// and (for a launch) its origin from the grant, in the store and in the
+// caller's hands. A token naming another user, or used on another app,
+// finds no grant.
+func testGrantStartsTheSession(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	g := granted(t, s, clk, "l1", "u1", 3)
+	forged := spendOf(g)
+	forged.UserID = "u2"
+	if _, err := s.Redeem(ctx, forged, bareSession(clk, "s0")); !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("a token naming another user = %v, want ErrLinkBeforeStore", err)
+	}
+	elsewhere := bareSession(clk, "s0")
+	elsewhere.App = "communities"
+	if _, err := s.Redeem(ctx, spendOf(g), elsewhere); !errors.Is(err, store.ErrLinkBeforeStore) {
+		t.Fatalf("a link used on another app = %v, want ErrLinkBeforeStore", err)
+	}
+	wantNotFound(t, s, "s0")
+	sess := bareSession(clk, "s1")
+	got, err := s.Redeem(ctx, spendOf(g), sess)
+	if err != nil {
+		t.Fatalf("Redeem: %v", err)
+	}
+	if !sameGrant(got, g) {
+		t.Fatalf("Redeem answered the grant %+v, want %+v", got, g)
+	}
+	stored, err := s.GetSession(ctx, "s1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range []*store.Session{sess, stored} {
+		if x.User != g.User || !slices.Equal(x.Apps, g.Apps) || x.LinkID != "l1" || x.Origin != "own-s1" || x.App != "courses" {
+			t.Fatalf("session %+v does not hold what the grant gives", x)
+		}
+	}
+	launch := grantOf(clk, "l2", "u1", 1)
+	launch.Origin, launch.Apps = "l0/portal-origin", nil
+	putLink(t, s, launch)
+	sess = bareSession(clk, "s2")
+	if _, err := s.Redeem(ctx, spendOf(launch), sess); err != nil {
+		t.Fatal(err)
+	}
+	if stored, err = s.GetSession(ctx, "s2"); err != nil || stored.Origin != launch.Origin || sess.Origin != launch.Origin || len(stored.Apps) != 0 {
+		t.Fatalf("a launch's session = %+v, %v; want the origin %q", stored, err, launch.Origin)
+	}
+	if got, err := s.Redeem(ctx, spendOf(launch), bareSession(clk, "s3")); !errors.Is(err, store.ErrLinkUsed) || got.ID != "l2" {
+		t.Fatalf("a spent link = %+v, %v; want its grant and ErrLinkUsed", got, err)
+	}
 }
 
 func testRedeemOnce(t *testing.T, s store.Store, clk *clock.Fake) {
 	ctx := context.Background()
-	l := linkUse(clk, "l1", "u1", 1)
-	if err := s.Redeem(ctx, l, newSession(clk, "s1", "u1")); err != nil {
+	l := granted(t, s, clk, "l1", "u1", 1)
+	if _, err := s.Redeem(ctx, spendOf(l), bareSession(clk, "s1")); err != nil {
 		t.Fatalf("Redeem: %v", err)
 	}
 	if _, err := s.GetSession(ctx, "s1"); err != nil {
 		t.Fatalf("session of a redemption: %v", err)
 	}
-	if err := s.Redeem(ctx, l, newSession(clk, "s2", "u1")); !errors.Is(err, store.ErrLinkUsed) {
+	if _, err := s.Redeem(ctx, spendOf(l), bareSession(clk, "s2")); !errors.Is(err, store.ErrLinkUsed) {
 		t.Fatalf("second Redeem = %v, want ErrLinkUsed", err)
 	}
 	wantNotFound(t, s, "s2")
-	if err := redeem(s, clk, linkUse(clk, "l2", "u1", 1)); err != nil {
+	if err := redeem(s, clk, granted(t, s, clk, "l2", "u1", 1)); err != nil {
 		t.Fatalf("another link: %v", err)
 	}
 }
 
 func testRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
-	l := linkUse(clk, "l1", "u1", 3)
+	l := granted(t, s, clk, "l1", "u1", 3)
 	for i := range 3 {
 		if err := redeem(s, clk, l); err != nil {
 			t.Fatalf("use %d: %v", i+1, err)
@@ -403,7 +504,7 @@ func testRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
 // testLinkRecordExpiry: a used link's record is kept until the link itself
 // expires, so it can never be replayed while its token is still valid.
 func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
-	l := linkUse(clk, "l1", "u1", 1)
+	l := granted(t, s, clk, "l1", "u1", 1)
 	if err := redeem(s, clk, l); err != nil {
 		t.Fatal(err)
 	}
@@ -424,7 +525,7 @@ func testLinkRecordExpiry(t *testing.T, s store.Store, clk *clock.Fake) {
 // clock, and the record of a use it accepted just before the end is there
 // at every instant it would still accept the link.
 func testRedeemAtTheEnd(t *testing.T, s store.Store, clk *clock.Fake) {
-	l := linkUse(clk, "edge", "u1", 1)
+	l := granted(t, s, clk, "edge", "u1", 1)
 	clk.Advance(15*time.Minute - 2*time.Millisecond)
 	if err := redeem(s, clk, l); err != nil {
 		t.Fatalf("redeem 2ms before the end: %v", err)
@@ -439,9 +540,11 @@ func testRedeemAtTheEnd(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	// A link never spent is refused from its end on, too, and nothing is
 	// stored for it.
-	fresh := linkUse(clk, "fresh", "u2", 1)
-	fresh.Expires = clk.Now()
-	if err := s.Redeem(context.Background(), fresh, newSession(clk, "late", "u2")); !errors.Is(err, store.ErrLinkExpired) {
+	fresh := grantOf(clk, "fresh", "u2", 1)
+	fresh.Expires = clk.Now().Add(time.Millisecond)
+	putLink(t, s, fresh)
+	clk.Advance(time.Millisecond)
+	if _, err := s.Redeem(context.Background(), spendOf(fresh), bareSession(clk, "late")); !errors.Is(err, store.ErrLinkExpired) {
 		t.Fatalf("unspent link at its end = %v, want ErrLinkExpired", err)
 	}
 	wantNotFound(t, s, "late")
@@ -453,7 +556,7 @@ func testRedeemAtTheEnd(t *testing.T, s store.Store, clk *clock.Fake) {
 
 // redeemConcurrently redeems l from 50 goroutines at once and returns how
 // many succeeded; any failure but ErrLinkUsed fails the test.
-func redeemConcurrently(t *testing.T, s store.Store, clk *clock.Fake, l store.LinkUse) int32 {
+func redeemConcurrently(t *testing.T, s store.Store, clk *clock.Fake, l store.Grant) int32 {
 	var wg sync.WaitGroup
 	var wins atomic.Int32
 	for range concurrentWorkers {
@@ -473,7 +576,7 @@ func redeemConcurrently(t *testing.T, s store.Store, clk *clock.Fake, l store.Li
 const concurrentWorkers = 50
 
 func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
-	wins := redeemConcurrently(t, s, clk, linkUse(clk, "race", "racer", 1))
+	wins := redeemConcurrently(t, s, clk, granted(t, s, clk, "race", "racer", 1))
 	ids := revokeUser(t, s, clk, "racer")
 	if wins != 1 || len(ids) != 1 {
 		t.Fatalf("%d wins, %d sessions from %d concurrent redemptions of a one-time link; want 1 and 1", wins, len(ids), concurrentWorkers)
@@ -481,7 +584,7 @@ func testConcurrentRedeem(t *testing.T, s store.Store, clk *clock.Fake) {
 }
 
 func testConcurrentRedeemMulti(t *testing.T, s store.Store, clk *clock.Fake) {
-	if wins := redeemConcurrently(t, s, clk, linkUse(clk, "race", "racer", 5)); wins != 5 {
+	if wins := redeemConcurrently(t, s, clk, granted(t, s, clk, "race", "racer", 5)); wins != 5 {
 		t.Fatalf("%d wins for a 5-use link", wins)
 	}
 }
@@ -491,9 +594,10 @@ func testPurge(t *testing.T, s store.Store, clk *clock.Fake) {
 	short.IdleAt = clk.Now().Add(time.Minute)
 	mustCreate(t, s, short)
 	mustCreate(t, s, newSession(clk, "long", "u1"))
-	l := linkUse(clk, "l1", "u3", 1)
+	l := grantOf(clk, "l1", "u3", 1)
 	l.Expires = clk.Now().Add(time.Minute)
-	if err := s.Redeem(context.Background(), l, newSession(clk, "fromlink", "u3")); err != nil {
+	putLink(t, s, l)
+	if _, err := s.Redeem(context.Background(), spendOf(l), bareSession(clk, "fromlink")); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := s.RevokeUser(context.Background(), "u2", clk.Now(), clk.Now().Add(time.Minute)); err != nil {
@@ -530,4 +634,15 @@ func testPing(t *testing.T, s store.Store, _ *clock.Fake) {
 	if err := s.Ping(context.Background()); err != nil {
 		t.Fatalf("Ping of a working store: %v", err)
 	}
+}
+
+// PutLink keeps in s the grant of link id for user to courses, as a mint
+// does, and returns how its token names it: for tests of one store.
+func PutLink(t testing.TB, s store.Sessions, id string, user identity.User, uses int, issued, expires time.Time) store.Spend {
+	t.Helper()
+	g := store.Grant{ID: id, App: "courses", User: user, Path: "/", Uses: uses, IssuedAt: issued, Expires: expires}
+	if err := s.PutLink(context.Background(), g); err != nil {
+		t.Fatalf("PutLink: %v", err)
+	}
+	return spendOf(g)
 }
