@@ -77,6 +77,56 @@ func (g *Grant) Starts(s *Session) {
 	}
 }
 
+// A store that builds a session's JSON where the spend is decided, from
+// the grant it holds there (Redis, in its script), joins two pieces that
+// encoding/json wrote, without decoding either: the session's own members
+// (OwnJSON), then those the grant gives (StartsJSON), then "}". The two
+// types below spell those members as Session does.
+
+// startsJSON is what a session takes from its grant, as Session spells it.
+type startsJSON struct {
+	User   identity.User `json:"user"`
+	Apps   []string      `json:"apps,omitempty"`
+	LinkID string        `json:"link_id"`
+	Origin string        `json:"origin,omitempty"`
+}
+
+// ownJSON is what a session has of its own, as Session spells it.
+type ownJSON struct {
+	ID        string    `json:"id"`
+	App       string    `json:"app"`
+	Origin    string    `json:"origin,omitempty"`
+	CreatedAt time.Time `json:"created_at"`
+	ExpiresAt time.Time `json:"expires_at"`
+	IdleAt    time.Time `json:"idle_at"`
+}
+
+// StartsJSON is the members of a session's JSON that g gives it (see
+// Starts), without braces.
+func (g *Grant) StartsJSON() ([]byte, error) {
+	b, err := json.Marshal(startsJSON{User: g.User, Apps: g.Apps, LinkID: g.ID, Origin: g.Origin})
+	if err != nil {
+		return nil, fmt.Errorf("encoding a grant's session: %w", err)
+	}
+	return b[1 : len(b)-1], nil
+}
+
+// OwnJSON is the opening of s's JSON with the members it has of its own,
+// up to a trailing comma; withOrigin adds its own origin (for a grant
+// without one).
+func (s *Session) OwnJSON(withOrigin bool) ([]byte, error) {
+	own := ownJSON{ID: s.ID, App: s.App, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, IdleAt: s.IdleAt}
+	if withOrigin {
+		own.Origin = s.Origin
+	}
+	b, err := json.Marshal(own)
+	if err != nil {
+		return nil, fmt.Errorf("encoding session: %w", err)
+	}
+	b[len(b)-1] = ','
+	return b, nil
+}
+
 // Spend names the link a redemption spends, as its token does.
 type Spend struct {
 	ID, UserID string

@@ -138,50 +138,64 @@ func (s *Store) PutLink(_ context.Context, g store.Grant) error {
 	return nil
 }
 
-// Redeem implements store.Store.
-func (s *Store) Redeem(_ context.Context, sp store.Spend, sess *store.Session) (store.Grant, error) {
-	var (
-		refused error
-		g       store.Grant
-	)
-	err := s.db.Batch(func(tx *bbolt.Tx) error {
+// Redeem implements store.Store. A grant never changes once kept, only
+// its count: it is read, and the session it starts encoded, outside the
+// write, which bbolt runs one at a time; the write judges the count.
+func (s *Store) Redeem(ctx context.Context, sp store.Spend, sess *store.Session) (store.Grant, error) {
+	l, err := s.Link(ctx, sp.ID)
+	switch {
+	case errors.Is(err, store.ErrNotFound) && !s.now().Before(sp.Expires):
+		return store.Grant{}, store.ErrLinkExpired
+	case errors.Is(err, store.ErrNotFound) || (err == nil && (l.User.ID != sp.UserID || l.App != sess.App)):
+		return store.Grant{}, store.ErrLinkBeforeStore
+	case err != nil:
+		return store.Grant{}, fmt.Errorf("redeeming link: %w", err)
+	}
+	g := l.Grant
+	g.Starts(sess)
+	v, err := json.Marshal(sess)
+	if err != nil {
+		return store.Grant{}, fmt.Errorf("encoding session: %w", err)
+	}
+	var refused error
+	err = s.db.Batch(func(tx *bbolt.Tx) error {
 		// A refusal is a result, not an error: an error would make bbolt
 		// rerun this function alone, outside the batch.
 		refused = nil
 		// The clock is read once, here, where the spend is decided: a batch
-		// that waited past the link's end refuses it, and the grant is
-		// judged at the same instant (read again, a grant could lapse
+		// that waited past the link's end refuses it, and the record is
+		// judged at the same instant (read again, a record could lapse
 		// between the two and a spent link be spent again).
 		now := s.now()
 		if !now.Before(sp.Expires) {
 			refused = store.ErrLinkExpired
 			return nil
 		}
-		l, ok := s.link(tx, sp.ID, now)
-		g = l.Grant
-		switch {
-		case !ok || g.User.ID != sp.UserID || g.App != sess.App:
-			g, refused = store.Grant{}, store.ErrLinkBeforeStore
+		rec := s.linkValue(tx, g.ID, now)
+		if rec == nil {
+			refused = store.ErrLinkBeforeStore
 			return nil
-		case l.Revoked || s.userCutOff(tx, g.User.ID, g.IssuedAt, now):
+		}
+		spent, revoked := countOf(rec)
+		switch {
+		case revoked || s.userCutOff(tx, g.User.ID, g.IssuedAt, now):
 			refused = store.ErrLinkRevoked
 			return nil
-		case l.Spent >= g.Uses:
+		case spent >= g.Uses:
 			refused = store.ErrLinkUsed
 			return nil
 		}
-		g.Starts(sess)
-		v, err := json.Marshal(sess)
-		if err != nil {
-			return fmt.Errorf("encoding session: %w", err)
-		}
-		if err := s.putLink(tx, g.ID, uint64(l.Spent+1), g.Expires, l.raw); err != nil { //nolint:gosec // at most the link's Uses, an int
+		// The record is bbolt's memory, good only until the next write: copied.
+		if err := s.putLink(tx, g.ID, uint64(spent+1), g.Expires, slices.Clone(rec[16:])); err != nil { //nolint:gosec // at most the link's Uses, an int
 			return err
 		}
 		return putSession(tx, sess, v)
 	})
-	if err != nil {
+	switch {
+	case err != nil:
 		return store.Grant{}, fmt.Errorf("redeeming link: %w", err)
+	case errors.Is(refused, store.ErrLinkBeforeStore):
+		return store.Grant{}, refused
 	}
 	return g, refused
 }

@@ -151,17 +151,20 @@ func New(rdb goredis.UniversalClient, prefix string, check time.Duration, now fu
 
 // A link's record (keyLink) is a hash: its grant as JSON ("grant"), the
 // fields of it that the scripts judge by ("user", "app", "uses", "issued"
-// in nanoseconds), its end ("exp", milliseconds) and the uses spent ("n",
-// -1 once revoked). PutLink writes it; Redis forgets it clockSlack after
-// the link's end.
+// in nanoseconds), what the session it starts takes from it ("starts",
+// store.Grant.StartsJSON, and "origin" when that holds an origin), its end
+// ("exp", milliseconds) and the uses spent ("n", -1 once revoked).
+// PutLink writes it; Redis forgets it clockSlack after the link's end.
 
 // putLink keeps a link's record (KEYS[1]: ARGV[1] the grant, ARGV[2] the
 // user id, ARGV[3] the app, ARGV[4] the uses, ARGV[5] the issue time in
 // nanoseconds, ARGV[6] the end in milliseconds, ARGV[7] its life in
-// milliseconds).
+// milliseconds, ARGV[8] what a session takes from it, ARGV[9] "1" when
+// that has an origin).
 var putLink = goredis.NewScript(`
 redis.call('HSET', KEYS[1], 'grant', ARGV[1], 'user', ARGV[2], 'app', ARGV[3], 'uses', ARGV[4],
-	'issued', ARGV[5], 'exp', ARGV[6], 'n', 0)
+	'issued', ARGV[5], 'exp', ARGV[6], 'n', 0, 'starts', ARGV[8])
+if ARGV[9] == '1' then redis.call('HSET', KEYS[1], 'origin', 1) end
 redis.call('PEXPIRE', KEYS[1], ARGV[7])
 return 1
 `)
@@ -183,8 +186,8 @@ if now >= tonumber(ARGV[2]) then return {-3} end
 local t = redis.call('TIME')
 local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if server - now > slack then return {-4} end
-local f = redis.call('HMGET', KEYS[1], 'n', 'user', 'app', 'uses', 'issued', 'grant')
-if not f[6] or f[2] ~= ARGV[1] or f[3] ~= ARGV[5] or tonumber(f[1]) == nil then return {-5} end
+local f = redis.call('HMGET', KEYS[1], 'n', 'user', 'app', 'uses', 'issued', 'grant', 'starts', 'origin')
+if not f[7] or f[2] ~= ARGV[1] or f[3] ~= ARGV[5] or tonumber(f[1]) == nil then return {-5} end
 if f[1] == '-1' then return {-2, f[6]} end
 local count = tonumber(f[1])
 if count >= tonumber(f[4]) then return {-1, f[6]} end
@@ -193,11 +196,12 @@ if count >= tonumber(f[4]) then return {-1, f[6]} end
 // redeemAtOnce is a whole redemption in one script, where every key is on
 // one server: spendHead, then a revoked user's older link is refused (-2:
 // KEYS[2], the user's revocation); else one use is spent, and the session
-// (ARGV[6], without what it takes from the grant) stored (KEYS[4], for
-// ARGV[7] ms) and indexed (KEYS[3]: ARGV[8] its id, ARGV[9] the set's
-// life), taking the grant's user, apps, link and origin. It answers the
-// new count and the grant. Times in nanoseconds are compared as decimal
-// strings (Lua numbers are doubles).
+// stored (KEYS[4], for ARGV[7] ms) and indexed (KEYS[3]: ARGV[8] its id,
+// ARGV[9] the set's life). Its JSON is its own members (ARGV[6], with its
+// own origin; ARGV[11], without, for a grant that has one: see
+// store.Session.OwnJSON), then what it takes from the grant, joined as
+// written. It answers the new count and the grant. Times in nanoseconds
+// are compared as decimal strings (Lua numbers are doubles).
 var redeemAtOnce = goredis.NewScript(spendHead + `
 local function le(a, b)
 	if #a ~= #b then return #a < #b end
@@ -209,10 +213,9 @@ if c then
 	if at and not le(untl, ARGV[10]) and le(f[5], at) then return {-2, f[6]} end
 end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
-local sess, g = cjson.decode(ARGV[6]), cjson.decode(f[6])
-sess.user, sess.apps, sess.link_id = g.user, g.apps, g.id
-if g.origin then sess.origin = g.origin end
-redis.call('SET', KEYS[4], cjson.encode(sess), 'PX', ARGV[7])
+local own = ARGV[6]
+if f[8] then own = ARGV[11] end
+redis.call('SET', KEYS[4], own .. f[7] .. '}', 'PX', ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[8])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[9]) then
 	redis.call('PEXPIRE', KEYS[3], ARGV[9])
@@ -310,9 +313,18 @@ func (s *Store) PutLink(ctx context.Context, g store.Grant) error {
 	if err != nil {
 		return fmt.Errorf("encoding link: %w", err)
 	}
+	starts, err := g.StartsJSON()
+	if err != nil {
+		return err
+	}
+	origin := "0"
+	if g.Origin != "" {
+		origin = "1"
+	}
 	wait, err := s.written(ctx, func(p goredis.Pipeliner) {
 		putLink.Eval(ctx, p, []string{s.key(keyLink, g.ID)}, v, g.User.ID, g.App, g.Uses,
-			strconv.FormatInt(g.IssuedAt.UnixNano(), 10), g.Expires.UnixMilli(), s.refusalTTL(g.Expires).Milliseconds())
+			strconv.FormatInt(g.IssuedAt.UnixNano(), 10), g.Expires.UnixMilli(), s.refusalTTL(g.Expires).Milliseconds(),
+			starts, origin)
 	})
 	if err != nil {
 		return fmt.Errorf("keeping link: %w", err)
@@ -332,14 +344,18 @@ func (s *Store) Redeem(ctx context.Context, l store.Spend, sess *store.Session) 
 	if !s.cluster {
 		// The script gives the session what it takes from the grant; so
 		// does Go, once the script has answered with the grant.
-		v, err := json.Marshal(sess)
+		own, err := sess.OwnJSON(true)
 		if err != nil {
-			return store.Grant{}, fmt.Errorf("encoding session: %w", err)
+			return store.Grant{}, err
+		}
+		ownOnly, err := sess.OwnJSON(false)
+		if err != nil {
+			return store.Grant{}, err
 		}
 		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, l.UserID), s.key(keySession, sess.ID)}
 		args := []any{l.UserID, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(), sess.App,
-			v, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds(),
-			strconv.FormatInt(now.UnixNano(), 10)}
+			own, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds(),
+			strconv.FormatInt(now.UnixNano(), 10), ownOnly}
 		var g store.Grant
 		if s.replicas > 0 {
 			g, err = s.redeemReplicated(ctx, keys, args, sess.ID)
