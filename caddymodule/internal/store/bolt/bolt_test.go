@@ -194,14 +194,17 @@ func TestOpen_DamagedFileIsRefusedWithWhatToDo(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(orig) < 2<<20 {
-		t.Fatalf("the file is %d bytes, too small to damage as a big one", len(orig))
+	// A bbolt file grows ahead of its pages: the damage goes where the
+	// pages are, not into the room past them, which holds nothing.
+	used := usedSize(t, path)
+	if used < 2<<20 {
+		t.Fatalf("the file's pages take %d bytes, too few to damage as a big one", used)
 	}
 	for name, damage := range map[string]func([]byte) []byte{
 		"cut to 8 KiB":        func(b []byte) []byte { return b[:8<<10] },
 		"cut to 1 MiB":        func(b []byte) []byte { return b[:1<<20] },
-		"cut to half":         func(b []byte) []byte { return b[:len(b)/2] },
-		"overwritten midfile": overwrite,
+		"cut to half":         func(b []byte) []byte { return b[:used/2] },
+		"overwritten midfile": func(b []byte) []byte { return overwrite(b, used) },
 	} {
 		t.Run(name, func(t *testing.T) {
 			damaged := filepath.Join(t.TempDir(), "damaged.db")
@@ -220,19 +223,35 @@ func TestOpen_DamagedFileIsRefusedWithWhatToDo(t *testing.T) {
 	}
 }
 
-// overwrite puts garbage over 64 KiB in the middle of a file, as a bad
-// disk or a stray write does.
-func overwrite(b []byte) []byte {
-	for i := len(b) / 3; i < len(b)/3+64<<10; i++ {
+// overwrite puts garbage over 64 KiB in the middle of a file's pages (the
+// first used bytes of b), as a bad disk or a stray write does.
+func overwrite(b []byte, used int64) []byte {
+	for i := used / 3; i < used/3+64<<10; i++ {
 		b[i] = byte(i*7919 + 13)
 	}
 	return b
+}
+
+// usedSize is how many bytes of the bbolt file at path its pages take.
+func usedSize(t *testing.T, path string) int64 {
+	t.Helper()
+	db, err := bbolt.Open(path, 0o600, &bbolt.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var n int64
+	if err := db.View(func(tx *bbolt.Tx) error { n = tx.Size(); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	return n
 }
 
 // A file damaged while the store runs never crashes a request: the reads
 // that meet the damage fail, and the store reports itself damaged.
 func TestStore_DamageWhileRunningFailsRequestsNotTheProcess(t *testing.T) {
 	path, ids := filled(t, 6000)
+	used := usedSize(t, path)
 	s, err := bolt.Open(path, time.Now)
 	if err != nil {
 		t.Fatal(err)
@@ -251,8 +270,8 @@ func TestStore_DamageWhileRunningFailsRequestsNotTheProcess(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	off := int64(len(b) / 3)
-	if _, err := f.WriteAt(overwrite(b)[off:off+64<<10], off); err != nil {
+	off := used / 3
+	if _, err := f.WriteAt(overwrite(b, used)[off:off+64<<10], off); err != nil {
 		t.Fatal(err)
 	}
 	_ = f.Close()

@@ -3,6 +3,7 @@ package bolt
 import (
 	"errors"
 	"fmt"
+	"os"
 	"runtime/debug"
 	"sync/atomic"
 
@@ -70,6 +71,16 @@ func (g *guarded) damaged(why any) error {
 // it: damage is found here, not by a request.
 func (g *guarded) check() error {
 	return g.View(func(tx *bbolt.Tx) error {
+		// A file cut shorter than its pages faults where a page past its
+		// end is read, and bbolt's checker reads on a goroutine of its own,
+		// where no fault is contained: the size is checked first.
+		info, err := os.Stat(g.path)
+		if err != nil {
+			return err
+		}
+		if info.Size() < tx.Size() {
+			return g.damaged(fmt.Sprintf("the file is %d bytes, its pages need %d: it was cut short", info.Size(), tx.Size()))
+		}
 		// Read to the end: the checker walks the pages on its own
 		// goroutine, which must be done before the transaction is.
 		var first error
