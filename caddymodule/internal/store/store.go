@@ -5,6 +5,7 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -91,14 +92,16 @@ type startsJSON struct {
 	Origin string        `json:"origin,omitempty"`
 }
 
-// ownJSON is what a session has of its own, as Session spells it.
+// ownJSON is what a session has of its own, as Session spells it; its
+// origin last, so that the members before it are the session's own without
+// one.
 type ownJSON struct {
 	ID        string    `json:"id"`
 	App       string    `json:"app"`
-	Origin    string    `json:"origin,omitempty"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
 	IdleAt    time.Time `json:"idle_at"`
+	Origin    string    `json:"origin"`
 }
 
 // StartsJSON is the members of a session's JSON that g gives it (see
@@ -112,19 +115,15 @@ func (g *Grant) StartsJSON() ([]byte, error) {
 }
 
 // OwnJSON is the opening of s's JSON with the members it has of its own,
-// up to a trailing comma; withOrigin adds its own origin (for a grant
-// without one).
-func (s *Session) OwnJSON(withOrigin bool) ([]byte, error) {
-	own := ownJSON{ID: s.ID, App: s.App, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, IdleAt: s.IdleAt}
-	if withOrigin {
-		own.Origin = s.Origin
-	}
-	b, err := json.Marshal(own)
+// each followed by a comma; its origin is the last of them, from byte
+// withoutOrigin on, to be left out for a grant that has one.
+func (s *Session) OwnJSON() (own []byte, withoutOrigin int, err error) {
+	b, err := json.Marshal(ownJSON{ID: s.ID, App: s.App, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, IdleAt: s.IdleAt, Origin: s.Origin})
 	if err != nil {
-		return nil, fmt.Errorf("encoding session: %w", err)
+		return nil, 0, fmt.Errorf("encoding session: %w", err)
 	}
 	b[len(b)-1] = ','
-	return b, nil
+	return b, bytes.LastIndex(b, []byte(`"origin":`)), nil
 }
 
 // Spend names the link a redemption spends, as its token does.

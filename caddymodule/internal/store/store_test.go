@@ -19,9 +19,12 @@ func TestSessionJSON_JoinedPiecesAreTheSessionGrantStarts(t *testing.T) {
 		"a launch": {ID: "l2", App: "courses", User: identity.User{ID: "c_1"}, Origin: "l0/origin"},
 	} {
 		s := Session{ID: "s1", App: "courses", Origin: "l1/own", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Minute)}
-		own, err := s.OwnJSON(g.Origin == "")
+		own, withoutOrigin, err := s.OwnJSON()
 		if err != nil {
 			t.Fatal(err)
+		}
+		if g.Origin != "" {
+			own = own[:withoutOrigin]
 		}
 		starts, err := g.StartsJSON()
 		if err != nil {

@@ -13,7 +13,6 @@ import (
 	"math"
 	"os"
 	"path/filepath"
-	"slices"
 	"time"
 
 	bbolt "go.etcd.io/bbolt"
@@ -26,8 +25,9 @@ var (
 	bucketSessions   = []byte("sessions")             // id -> JSON session
 	bucketSessionBy  = []byte("session_expiry")       // deadline|id -> nil, for Purge
 	bucketUsers      = []byte("user_sessions")        // user id|0|session id -> nil
-	bucketLinks      = []byte("links")                // id -> count|expires|JSON grant
-	bucketLinkBy     = []byte("link_expiry")          // expires|id -> nil, for Purge
+	bucketGrants     = []byte("link_grants")          // id -> JSON grant, as minted
+	bucketLinks      = []byte("links")                // id -> count|expires, once spent or revoked
+	bucketLinkBy     = []byte("link_expiry")          // expires|id -> nil, for Purge of both
 	bucketCutoffs    = []byte("user_cutoffs")         // user id -> at|until
 	bucketContacts   = []byte("contacts")             // id -> JSON contact
 	bucketRecords    = []byte("link_records")         // issued at|id -> JSON link record, oldest first
@@ -87,7 +87,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	err = db.Update(func(tx *bbolt.Tx) error {
 		unindexed := tx.Bucket(bucketByEmail) == nil
 		for _, b := range [][]byte{
-			bucketSessions, bucketSessionBy, bucketUsers, bucketLinks, bucketLinkBy, bucketCutoffs,
+			bucketSessions, bucketSessionBy, bucketUsers, bucketGrants, bucketLinks, bucketLinkBy, bucketCutoffs,
 			bucketContacts, bucketRecords, bucketMenu, bucketHolders, bucketMeta,
 			bucketSignIns, bucketLastSignIn, bucketByEmail, bucketCodeFails,
 		} {
@@ -123,14 +123,19 @@ func Open(path string, now func() time.Time) (*Store, error) {
 	return s, nil
 }
 
-// PutLink implements store.Store. Mints share fsyncs as redemptions do.
+// PutLink implements store.Store. Mints share fsyncs as redemptions do. A
+// grant is written once and never again: what a redemption changes is the
+// link's small use record beside it, so a spend rewrites no grant's page.
 func (s *Store) PutLink(_ context.Context, g store.Grant) error {
 	v, err := json.Marshal(&g)
 	if err != nil {
 		return fmt.Errorf("encoding link: %w", err)
 	}
 	err = s.db.Batch(func(tx *bbolt.Tx) error {
-		return s.putLink(tx, g.ID, 0, g.Expires, v)
+		if err := tx.Bucket(bucketGrants).Put([]byte(g.ID), v); err != nil {
+			return err
+		}
+		return tx.Bucket(bucketLinkBy).Put(deadlineKey(g.Expires, g.ID), nil)
 	})
 	if err != nil {
 		return fmt.Errorf("keeping link: %w", err)
@@ -171,12 +176,7 @@ func (s *Store) Redeem(ctx context.Context, sp store.Spend, sess *store.Session)
 			refused = store.ErrLinkExpired
 			return nil
 		}
-		rec := s.linkValue(tx, g.ID, now)
-		if rec == nil {
-			refused = store.ErrLinkBeforeStore
-			return nil
-		}
-		spent, revoked := countOf(rec)
+		spent, revoked := s.uses(tx, g.ID, now)
 		switch {
 		case revoked || s.userCutOff(tx, g.User.ID, g.IssuedAt, now):
 			refused = store.ErrLinkRevoked
@@ -185,27 +185,26 @@ func (s *Store) Redeem(ctx context.Context, sp store.Spend, sess *store.Session)
 			refused = store.ErrLinkUsed
 			return nil
 		}
-		// The record is bbolt's memory, good only until the next write: copied.
-		if err := s.putLink(tx, g.ID, uint64(spent+1), g.Expires, slices.Clone(rec[16:])); err != nil { //nolint:gosec // at most the link's Uses, an int
+		if err := s.setUses(tx, g.ID, uint64(spent+1), g.Expires); err != nil { //nolint:gosec // at most the link's Uses, an int
 			return err
 		}
 		return putSession(tx, sess, v)
 	})
-	switch {
-	case err != nil:
+	if err != nil {
 		return store.Grant{}, fmt.Errorf("redeeming link: %w", err)
-	case errors.Is(refused, store.ErrLinkBeforeStore):
-		return store.Grant{}, refused
 	}
 	return g, refused
 }
 
 // Link implements store.Store.
 func (s *Store) Link(_ context.Context, id string) (store.LinkState, error) {
-	var l kept
+	var l store.LinkState
 	var ok bool
 	err := s.db.View(func(tx *bbolt.Tx) error {
-		l, ok = s.link(tx, id, s.now())
+		now := s.now()
+		if l.Grant, ok = s.grant(tx, id, now); ok {
+			l.Spent, l.Revoked = s.uses(tx, id, now)
+		}
 		return nil
 	})
 	switch {
@@ -214,17 +213,17 @@ func (s *Store) Link(_ context.Context, id string) (store.LinkState, error) {
 	case !ok:
 		return store.LinkState{}, store.ErrNotFound
 	}
-	return l.LinkState, nil
+	return l, nil
 }
 
 // RevokeLink implements store.Store.
 func (s *Store) RevokeLink(_ context.Context, id string) error {
 	err := s.db.Update(func(tx *bbolt.Tx) error {
-		l, ok := s.link(tx, id, s.now())
+		g, ok := s.grant(tx, id, s.now())
 		if !ok {
 			return store.ErrNotFound
 		}
-		return s.putLink(tx, id, revokedCount, l.Expires, l.raw)
+		return s.setUses(tx, id, revokedCount, g.Expires)
 	})
 	if err != nil && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("revoking link: %w", err)
@@ -273,49 +272,26 @@ func (s *Store) userCutOff(tx *bbolt.Tx, userID string, issued, now time.Time) b
 	return now.Before(until) && !issued.After(at)
 }
 
-// kept is a link's record as the file keeps it: its state, and its grant's
-// JSON as written.
-type kept struct {
-	store.LinkState
-	raw []byte
+// grant reads link id's grant: false for none, for one that has ended and
+// awaits Purge, or for one that cannot be read.
+func (s *Store) grant(tx *bbolt.Tx, id string, now time.Time) (store.Grant, bool) {
+	v := tx.Bucket(bucketGrants).Get([]byte(id))
+	var g store.Grant
+	if v == nil || json.Unmarshal(v, &g) != nil || !now.Before(g.Expires) {
+		return store.Grant{}, false
+	}
+	return g, true
 }
 
-// link reads link id's record: false for none, for one that has expired
-// and awaits Purge, or for one from before grants were kept.
-func (s *Store) link(tx *bbolt.Tx, id string, now time.Time) (kept, bool) {
-	v := s.linkValue(tx, id, now)
-	if v == nil {
-		return kept{}, false
-	}
-	l := kept{raw: slices.Clone(v[16:])}
-	if err := json.Unmarshal(l.raw, &l.Grant); err != nil {
-		return kept{}, false
-	}
-	l.Spent, l.Revoked = countOf(v)
-	return l, true
-}
-
-// uses reads how many uses of link id are spent and whether it is revoked,
-// without decoding its grant.
+// uses reads how many uses of link id are spent and whether it is revoked:
+// none for a link without a record, or whose record has ended.
 func (s *Store) uses(tx *bbolt.Tx, id string, now time.Time) (spent int, revoked bool) {
-	if v := s.linkValue(tx, id, now); v != nil {
-		return countOf(v)
-	}
-	return 0, false
-}
-
-// linkValue is link id's live record as the file holds it, or nil.
-func (s *Store) linkValue(tx *bbolt.Tx, id string, now time.Time) []byte {
 	v := tx.Bucket(bucketLinks).Get([]byte(id))
-	if len(v) <= 16 || !now.Before(decodeTime(v[8:16])) {
-		return nil
+	if len(v) != 16 || !now.Before(decodeTime(v[8:])) {
+		return 0, false
 	}
-	return v
-}
-
-// countOf reads a link record's count. A revoked link's record holds
-// revokedCount in its place: how many uses were spent before is not kept.
-func countOf(v []byte) (spent int, revoked bool) {
+	// A revoked link's record holds revokedCount in place of its count:
+	// how many uses were spent before is not kept.
 	count := binary.BigEndian.Uint64(v[:8])
 	if count == revokedCount {
 		return 0, true
@@ -323,22 +299,13 @@ func countOf(v []byte) (spent int, revoked bool) {
 	return int(count), false //nolint:gosec // at most the link's Uses, an int
 }
 
-// putLink writes a link's record and keeps the expiry index in step.
-func (s *Store) putLink(tx *bbolt.Tx, id string, count uint64, expires time.Time, grant []byte) error {
-	links, byExp := tx.Bucket(bucketLinks), tx.Bucket(bucketLinkBy)
-	if old := links.Get([]byte(id)); len(old) >= 16 {
-		oldExp := decodeTime(old[8:16])
-		if err := byExp.Delete(deadlineKey(oldExp, id)); err != nil {
-			return err
-		}
-	}
-	v := make([]byte, 16, 16+len(grant))
+// setUses writes link id's use record, kept as long as its grant (which
+// the expiry index already holds).
+func (s *Store) setUses(tx *bbolt.Tx, id string, count uint64, expires time.Time) error {
+	var v [16]byte
 	binary.BigEndian.PutUint64(v[:8], count)
 	binary.BigEndian.PutUint64(v[8:], uint64(expires.UnixNano()))
-	if err := links.Put([]byte(id), append(v, grant...)); err != nil {
-		return err
-	}
-	return byExp.Put(deadlineKey(expires, id), nil)
+	return tx.Bucket(bucketLinks).Put([]byte(id), v[:])
 }
 
 // CreateSessions stores many sessions in few transactions: seeding a store
@@ -533,6 +500,9 @@ func (s *Store) Purge(context.Context) (int, error) {
 			n++
 		}
 		for _, k := range expired(bucketLinkBy) {
+			if err := tx.Bucket(bucketGrants).Delete(k[8:]); err != nil {
+				return err
+			}
 			if err := tx.Bucket(bucketLinks).Delete(k[8:]); err != nil {
 				return err
 			}

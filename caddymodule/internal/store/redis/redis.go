@@ -197,10 +197,10 @@ if count >= tonumber(f[4]) then return {-1, f[6]} end
 // one server: spendHead, then a revoked user's older link is refused (-2:
 // KEYS[2], the user's revocation); else one use is spent, and the session
 // stored (KEYS[4], for ARGV[7] ms) and indexed (KEYS[3]: ARGV[8] its id,
-// ARGV[9] the set's life). Its JSON is its own members (ARGV[6], with its
-// own origin; ARGV[11], without, for a grant that has one: see
-// store.Session.OwnJSON), then what it takes from the grant, joined as
-// written. It answers the new count and the grant. Times in nanoseconds
+// ARGV[9] the set's life). Its JSON is its own members (ARGV[6]; for a
+// grant with an origin, without its own origin, the members before byte
+// ARGV[11]: see store.Session.OwnJSON), then what it takes from the grant,
+// joined as written. It answers the new count and the grant. Times in nanoseconds
 // are compared as decimal strings (Lua numbers are doubles).
 var redeemAtOnce = goredis.NewScript(spendHead + `
 local function le(a, b)
@@ -214,7 +214,7 @@ if c then
 end
 redis.call('HINCRBY', KEYS[1], 'n', 1)
 local own = ARGV[6]
-if f[8] then own = ARGV[11] end
+if f[8] then own = string.sub(own, 1, tonumber(ARGV[11])) end
 redis.call('SET', KEYS[4], own .. f[7] .. '}', 'PX', ARGV[7])
 redis.call('SADD', KEYS[3], ARGV[8])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[9]) then
@@ -344,18 +344,14 @@ func (s *Store) Redeem(ctx context.Context, l store.Spend, sess *store.Session) 
 	if !s.cluster {
 		// The script gives the session what it takes from the grant; so
 		// does Go, once the script has answered with the grant.
-		own, err := sess.OwnJSON(true)
-		if err != nil {
-			return store.Grant{}, err
-		}
-		ownOnly, err := sess.OwnJSON(false)
+		own, withoutOrigin, err := sess.OwnJSON()
 		if err != nil {
 			return store.Grant{}, err
 		}
 		keys := []string{s.key(keyLink, l.ID), s.userKey(keyCutoff, l.UserID), s.userKey(keyUser, l.UserID), s.key(keySession, sess.ID)}
 		args := []any{l.UserID, l.Expires.UnixMilli(), now.UnixMilli(), clockSlack.Milliseconds(), sess.App,
 			own, s.ttl(sess.Deadline()).Milliseconds(), sess.ID, s.ttl(sess.ExpiresAt).Milliseconds(),
-			strconv.FormatInt(now.UnixNano(), 10), ownOnly}
+			strconv.FormatInt(now.UnixNano(), 10), withoutOrigin}
 		var g store.Grant
 		if s.replicas > 0 {
 			g, err = s.redeemReplicated(ctx, keys, args, sess.ID)
