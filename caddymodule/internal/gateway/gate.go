@@ -52,6 +52,12 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 	} else {
 		s.gatedStoreError.Inc()
 	}
+	if r.URL.Path == faviconPath && errors.Is(err, session.ErrNoSession) && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+		// Every browser asks for it, signed in or not: the portal's icon,
+		// not a 401 in the console (a signed-in browser gets the app's own).
+		s.icon(w)
+		return nil
+	}
 	if s.isPortal() || !errors.Is(err, session.ErrNoSession) || !wantsHTML(r) {
 		s.answer(w, r, noSession(err))
 		return nil

@@ -150,6 +150,8 @@ type Gateway struct {
 	api table[apiHandler]
 	// launches bounds the launches of each portal session.
 	launches *ratelimit.Limiter
+	// icon is the portal's icon (Site.icon).
+	icon []byte
 	// mail sends behind the requests that ask; nil without a mailer.
 	mail *mail.Queue
 	// signIns works on asked-for sign-in e-mails; nil when there is no
@@ -214,6 +216,7 @@ func New(cfg Config) (*Gateway, error) {
 			return nil, err
 		}
 	}
+	g.icon = portal.Icon(g.cfg.Mails.Brand().Color)
 	if cfg.Mailer != nil {
 		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered, Now: g.now})
 	}

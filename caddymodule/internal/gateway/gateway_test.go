@@ -49,7 +49,9 @@ type testGateway struct {
 	sessions                   *session.Manager
 	clock                      *clock.Fake
 	portal, courses, community string // host:port
-	upstreamHits               atomic.Int32
+	// sites are the handlers of the portal and the apps, by app name.
+	sites        map[string]*Site
+	upstreamHits atomic.Int32
 	// outbox holds what the gateway mailed (withOutbox).
 	outbox *mail.Outbox
 }
@@ -119,7 +121,7 @@ func withoutAPIKeys() option { return func(s *setup) { s.cfg.APIKeys = nil } }
 // newTestGateway starts a gateway and its sites; the test ends them.
 func newTestGateway(t testing.TB, opts ...option) *testGateway {
 	t.Helper()
-	g := &testGateway{t: t, clock: clock.NewFake()}
+	g := &testGateway{t: t, clock: clock.NewFake(), sites: map[string]*Site{}}
 	servers := map[string]*httptest.Server{}
 	for _, app := range []string{PortalName, "courses", "communities"} {
 		srv := httptest.NewUnstartedServer(nil)
@@ -203,6 +205,7 @@ func newTestGateway(t testing.TB, opts ...option) *testGateway {
 		if err != nil {
 			t.Fatal(err)
 		}
+		g.sites[app] = site
 		srv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			if err := site.ServeHTTP(w, r, upstream); err != nil {
 				t.Errorf("%s %s: %v", r.Method, r.URL, err)

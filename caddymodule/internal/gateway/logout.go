@@ -64,7 +64,7 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 		return nil
 	}
 	if wantsHTML(r) {
-		s.signedOutPage(w, "Your session has ended here, and in the portal and every app this sign-in opened in this browser.")
+		s.signedOutPage(w, r, "Your session has ended here, and in the portal and every app this sign-in opened in this browser.")
 		return nil
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "signed_out"})
@@ -102,11 +102,17 @@ func (s *Site) endOrigin(ctx context.Context, cur *store.Session) error {
 }
 
 // signedOutPage tells a person they are signed out, and how to come back.
-func (s *Site) signedOutPage(w http.ResponseWriter, message string) {
+func (s *Site) signedOutPage(w http.ResponseWriter, r *http.Request, message string) {
+	hint := "To come back, open a new sign-in link."
+	if s.g.signIns != nil {
+		hint = "To come back, sign in with your e-mail, or open a new sign-in link."
+	}
 	s.page(w, http.StatusOK, "notice.html", portal.Notice{
 		Title:   "You are signed out",
 		Message: message,
-		Hint:    "To come back, open a new sign-in link.",
+		Hint:    hint,
+		Actions: s.waysOn(r, signInAgain),
+		Support: s.g.cfg.Mails.Brand().Support,
 	})
 }
 
@@ -137,7 +143,7 @@ func (s *Site) signedOutOfApp(w http.ResponseWriter, r *http.Request, ticket str
 		}
 	}
 	noStore(w)
-	s.signedOutPage(w, "Your session has ended in "+s.signedOutOf(r.URL.Query().Get("app"))+
+	s.signedOutPage(w, r, "Your session has ended in "+s.signedOutOf(r.URL.Query().Get("app"))+
 		", in the portal and in every app you opened from it, in this browser.")
 	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,6 +29,27 @@ type Problem struct {
 	Reason string
 	// allow is the Allow header of a 405.
 	allow string
+	// way is the way on a page offers first, besides the portal.
+	way wayOn
+}
+
+// wayOn is what a failure's page offers a person to do next.
+type wayOn int
+
+const (
+	// toPortal: go to the portal (its home, or its sign-in form).
+	toPortal wayOn = iota
+	// signInAgain: a link or a session that does not work any more; a
+	// new sign-in is the way on.
+	signInAgain
+	// tryAgain: the same page again, in a moment.
+	tryAgain
+)
+
+// then is p with the way on its page offers first.
+func (p *Problem) then(way wayOn) *Problem {
+	p.way = way
+	return p
 }
 
 func (p *Problem) Error() string { return p.Code + ": " + p.Detail }
@@ -58,19 +80,19 @@ func newProblem(status int, code, title, detail, hint, reason string) *Problem {
 var (
 	problemNotFound         = newProblem(http.StatusNotFound, "not_found", "Not found", "There is nothing at this address.", "", "")
 	problemMethod           = newProblem(http.StatusMethodNotAllowed, "method_not_allowed", "Method not allowed", "This address does not take that kind of request.", "", "")
-	problemMalformed        = newProblem(http.StatusBadRequest, "invalid_link", "This link is not valid", "The sign-in link is incomplete or damaged.", "Copy the whole link from your message, or ask for a new one.", "malformed")
-	problemSignature        = newProblem(http.StatusBadRequest, "invalid_link", "This link is not valid", "The sign-in link could not be verified.", "Ask for a new link.", "bad_signature")
-	problemWrongApp         = newProblem(http.StatusForbidden, "wrong_app", "This link is for another app", "The sign-in link you opened belongs to a different app than this one.", "Open the link exactly as you received it.", "")
-	problemExpired          = newProblem(http.StatusGone, "link_expired", "This link has expired", "Sign-in links work for a short time only, and this one is past it.", "Ask for a new link.", "expired")
-	problemUsed             = newProblem(http.StatusGone, "link_used", "This link has already been used", "Each sign-in link works only once, and this one has been used.", "If you did not use it yourself, tell whoever sent it. Ask for a new link to sign in.", "used")
-	problemBeforeStore      = newProblem(http.StatusGone, "link_predates_store", "This link can no longer be used", "The sign-in service has no record of this link: its records began again after the link was sent, so it cannot tell whether the link was used.", "Ask for a new link.", "before_store")
-	problemCodeGone         = newProblem(http.StatusGone, "code_expired", "This code cannot be used", "The code is past its time, was typed wrong too often, or a newer e-mail replaced it.", "Ask for a new sign-in e-mail.", "code_gone")
-	problemRevoked          = newProblem(http.StatusGone, "link_revoked", "This link has been revoked", "Whoever sent this sign-in link has withdrawn it.", "Ask for a new link.", "revoked")
-	problemNoSession        = newProblem(http.StatusUnauthorized, "no_session", "You are not signed in", "You need to sign in before you can open this page.", "Open the sign-in link you were sent, or ask for a new one.", "")
+	problemMalformed        = newProblem(http.StatusBadRequest, "invalid_link", "This link is not valid", "The sign-in link is incomplete or damaged.", "Copy the whole link from your message, or ask for a new one.", "malformed").then(signInAgain)
+	problemSignature        = newProblem(http.StatusBadRequest, "invalid_link", "This link is not valid", "The sign-in link could not be verified.", "Ask for a new link.", "bad_signature").then(signInAgain)
+	problemWrongApp         = newProblem(http.StatusForbidden, "wrong_app", "This link is for another app", "The sign-in link you opened belongs to a different app than this one.", "Open the link exactly as you received it.", "").then(signInAgain)
+	problemExpired          = newProblem(http.StatusGone, "link_expired", "This link has expired", "Sign-in links work for a short time only, and this one is past it.", "Ask for a new link.", "expired").then(signInAgain)
+	problemUsed             = newProblem(http.StatusGone, "link_used", "This link has already been used", "Each sign-in link works only once, and this one has been used.", "If you did not use it yourself, tell whoever sent it. Ask for a new link to sign in.", "used").then(signInAgain)
+	problemBeforeStore      = newProblem(http.StatusGone, "link_predates_store", "This link can no longer be used", "The sign-in service has no record of this link: its records began again after the link was sent, so it cannot tell whether the link was used.", "Ask for a new link.", "before_store").then(signInAgain)
+	problemCodeGone         = newProblem(http.StatusGone, "code_expired", "This code cannot be used", "The code is past its time, was typed wrong too often, or a newer e-mail replaced it.", "Ask for a new sign-in e-mail.", "code_gone").then(signInAgain)
+	problemRevoked          = newProblem(http.StatusGone, "link_revoked", "This link has been revoked", "Whoever sent this sign-in link has withdrawn it.", "Ask for a new link.", "revoked").then(signInAgain)
+	problemNoSession        = newProblem(http.StatusUnauthorized, "no_session", "You are not signed in", "You need to sign in before you can open this page.", "Open the sign-in link you were sent, or ask for a new one.", "").then(signInAgain)
 	problemNotAllowed       = newProblem(http.StatusForbidden, "app_not_allowed", "You cannot open this app", "Your sign-in does not include this app.", "Ask whoever sent your link for access.", "")
-	problemStore            = newProblem(http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable", "The sign-in service cannot reach its session store right now.", "Try again in a minute.", "")
-	problemCSRF             = newProblem(http.StatusForbidden, "csrf_failed", "This form has expired", "The page you sent this from is not valid any more.", "Go back, reload the page and try again.", "")
-	problemRateLimit        = newProblem(http.StatusTooManyRequests, "rate_limited", "Too many attempts", "There have been too many failed attempts from your network.", "Wait a minute and try again.", "")
+	problemStore            = newProblem(http.StatusServiceUnavailable, "store_unavailable", "Sign-in is unavailable", "The sign-in service cannot reach its session store right now.", "Try again in a minute.", "").then(tryAgain)
+	problemCSRF             = newProblem(http.StatusForbidden, "csrf_failed", "This form has expired", "The page you sent this from is not valid any more.", "Go back, reload the page and try again.", "").then(tryAgain)
+	problemRateLimit        = newProblem(http.StatusTooManyRequests, "rate_limited", "Too many attempts", "There have been too many failed attempts from your network.", "Wait a minute and try again.", "").then(tryAgain)
 	problemBadHeaders       = newProblem(http.StatusBadRequest, "bad_request", "Bad request", "The request declares identity headers as trailers.", "", "")
 	problemAPIOff           = newProblem(http.StatusNotFound, "api_disabled", "Not found", "The link API is off: no api_key_hash is configured.", "", "")
 	problemNoStaffAuth      = newProblem(http.StatusUnauthorized, "staff_sign_in_required", "Staff sign-in required", "The dashboard is for staff, and no staff sign-in came with this request.", "The site must put a sign-in such as basic_auth in front of /dashboard.", "")
@@ -126,10 +148,40 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, p *Problem) {
 		w.Header().Set("Allow", p.allow)
 	}
 	if wantsHTML(r) {
-		s.page(w, p.Status, "notice.html", portal.Notice{Title: p.Title, Message: p.Detail, Hint: p.Hint})
+		s.page(w, p.Status, "notice.html", portal.Notice{Title: p.Title, Message: p.Detail, Hint: p.Hint,
+			Actions: s.waysOn(r, p.way), Support: s.g.cfg.Mails.Brand().Support})
 		return
 	}
 	writeJSON(w, p.Status, map[string]string{"error": p.Detail, "code": p.Code})
+}
+
+// waysOn are the links a page about a failure offers, so that none is a
+// dead end: first what way names (a new sign-in, the same page again), then
+// the portal, which shows its home to a signed-in person and its sign-in
+// form to anyone else. Never a link that holds a token, and never one back
+// to the page itself.
+func (s *Site) waysOn(r *http.Request, way wayOn) []portal.Action {
+	var out []portal.Action
+	switch {
+	case way == signInAgain && s.g.signIns != nil:
+		to := s.g.portal.origin + signInPath
+		if !s.isPortal() {
+			to += "?" + url.Values{"app": {s.app.name}}.Encode()
+		}
+		out = append(out, portal.Action{URL: to, Text: "Sign in with your e-mail"})
+	case way == tryAgain && (r.Method == http.MethodGet || r.URL.Path == signInPath) && !r.URL.Query().Has("token"):
+		// A form's address shows the form again; a GET is the page itself.
+		out = append(out, portal.Action{URL: r.URL.RequestURI(), Text: "Try again"})
+	}
+	if strings.HasPrefix(r.URL.Path, DashboardPath) && r.Method != http.MethodGet {
+		out = append(out, portal.Action{URL: DashboardPath, Text: "Back to the dashboard"})
+	}
+	// The portal's home signed out, without sign-in by e-mail, has no way
+	// on but the support address: a link to itself would be none.
+	if !s.isPortal() || r.URL.Path != "/" || way != signInAgain || len(out) > 0 {
+		out = append(out, portal.Action{URL: s.g.portal.origin + "/", Text: "Go to your portal"})
+	}
+	return out
 }
 
 // page renders a template as a complete HTML response.

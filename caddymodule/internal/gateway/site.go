@@ -217,6 +217,17 @@ func (s *Site) options(w http.ResponseWriter, _ *http.Request, hit routeHit) err
 }
 
 // jwks serves the public keys of identity assertions (RFC 7517).
+// faviconPath is where browsers look for a site's icon.
+const faviconPath = "/favicon.ico"
+
+// icon answers with the portal's icon: its brand colour behind a keyhole.
+func (s *Site) icon(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "image/svg+xml")
+	w.Header().Set("Cache-Control", "public, max-age=86400")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = w.Write(s.g.icon)
+}
+
 func (s *Site) jwks(w http.ResponseWriter, _ *http.Request, _ routeHit) error {
 	w.Header().Set("Content-Type", "application/jwk-set+json")
 	w.Header().Set("Cache-Control", "public, max-age=300")

@@ -131,8 +131,27 @@ type Notice struct {
 	Message string
 	// Hint says what to do next, when there is something to do.
 	Hint string
-	// LinkURL and LinkText, when set, offer a way on.
-	LinkURL, LinkText string
+	// Actions are the ways on, the first the one most people want.
+	Actions []Action
+	// Support is the address to write to for help, when one is configured.
+	Support string
+}
+
+// Action is a way on from a page: a link a person can follow next.
+type Action struct {
+	URL, Text string
+}
+
+// Icon is the portal's icon, an SVG image in color (a hex colour that
+// Brand.Check accepts; DefaultColor when empty): a rounded square behind a
+// keyhole.
+func Icon(color string) []byte {
+	if color == "" {
+		color = DefaultColor
+	}
+	return []byte(`<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32">` +
+		`<rect width="32" height="32" rx="7" fill="` + color + `"/>` +
+		`<circle cx="16" cy="13" r="5" fill="#fff"/><path d="M13.5 16h5l1.5 9h-8z" fill="#fff"/></svg>`)
 }
 
 // Render writes the named page. It renders to a buffer first so a template
