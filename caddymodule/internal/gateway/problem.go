@@ -29,7 +29,8 @@ type Problem struct {
 	Reason string
 	// allow is the Allow header of a 405.
 	allow string
-	// way is the way on a page offers first, besides the portal.
+	// way is the way on a page offers first, besides the portal (none:
+	// the portal alone).
 	way wayOn
 }
 
@@ -37,8 +38,9 @@ type Problem struct {
 type wayOn int
 
 const (
-	// toPortal: go to the portal (its home, or its sign-in form).
-	toPortal wayOn = iota
+	// toPortal, the default: go to the portal (its home, or its sign-in
+	// form).
+	_ wayOn = iota
 	// signInAgain: a link or a session that does not work any more; a
 	// new sign-in is the way on.
 	signInAgain
