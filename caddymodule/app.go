@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -502,7 +503,23 @@ func (a *App) Start() error {
 	}
 	go a.purgeLoop()
 	a.sessions.Watch(a.ctx)
+	startedOnce.Do(a.logWhereToStart)
 	return nil
+}
+
+// startedOnce logs where to start once a process, not at every reload.
+var startedOnce sync.Once
+
+// logWhereToStart tells whoever started Caddy which addresses to open: the
+// portal and the dashboard, and who may sign in to the dashboard.
+func (a *App) logWhereToStart() {
+	portal := strings.TrimSuffix(a.Portal, "/")
+	names := make([]string, 0, len(a.Staff))
+	for _, st := range a.Staff {
+		names = append(names, st.Username+" ("+string(st.Role)+")")
+	}
+	a.logger.Info("portalgate is ready: contacts sign in at "+portal+"/, staff open "+portal+gateway.DashboardPath,
+		zap.String("portal", portal+"/"), zap.String("dashboard", portal+gateway.DashboardPath), zap.Strings("staff", names))
 }
 
 // Stop is a no-op: the purge loop ends with the app's context.

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"os"
 	"strings"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	caddycmd "github.com/caddyserver/caddy/v2/cmd"
@@ -51,14 +52,16 @@ func linkCommand() *cobra.Command {
 		userTyp string
 		address string
 		send    bool
+		asJSON  bool
 	)
 	c := &cobra.Command{
 		Use:   "link --app <app|portal> --id <user-id> [flags]",
 		Short: "Mints a magic link and prints it",
 		Long: `Mints a magic link through the admin API of the running Caddy, so no
-secret is needed on the command line. Prints the link on one line; with
---send the mailer also e-mails it to --email, and the delivery is said on
-stderr.`,
+secret is needed on the command line. Prints the link on one line, and on
+stderr its id (what revoke --link takes) and end; --json prints the whole
+answer (url, id, expires_at, delivery) instead. With --send the mailer also
+e-mails it to --email, and the delivery is said on stderr.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			req.User.Type = identity.Type(userTyp)
@@ -69,7 +72,12 @@ stderr.`,
 			if err != nil {
 				return err
 			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(resp)
+			}
 			fmt.Fprintln(cmd.OutOrStdout(), resp.URL)
+			fmt.Fprintf(cmd.ErrOrStderr(), "link %s, valid until %s; to withdraw it: caddy portalgate revoke --link %s\n",
+				resp.ID, resp.ExpiresAt.Local().Format(time.DateTime), resp.ID)
 			if send {
 				fmt.Fprintf(cmd.ErrOrStderr(), "e-mail to %s: %s\n", req.User.Email, resp.Delivery)
 			}
@@ -87,6 +95,7 @@ stderr.`,
 	f.StringVar(&req.TTL, "ttl", "", "how long the link is valid, e.g. 10m (default: the configured link_ttl)")
 	f.IntVar(&req.Uses, "uses", 1, "how many times the link can be used")
 	f.BoolVar(&send, "send", false, "also e-mail the link to --email through the configured mailer")
+	f.BoolVar(&asJSON, "json", false, "print the answer as JSON: url, id, expires_at, delivery")
 	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
 	_ = c.MarkFlagRequired("app")
 	_ = c.MarkFlagRequired("id")
@@ -108,13 +117,33 @@ func mintViaAdmin(address string, req MintRequest) (MintResponse, error) {
 func adminCall(address, method, route string, body io.Reader, out any) error {
 	resp, err := caddycmd.AdminAPIRequest(address, method, adminPrefix+route, nil, body)
 	if err != nil {
-		return fmt.Errorf("calling the admin API (is Caddy running with admin at %s?): %w", address, err)
+		return adminError(address, err)
 	}
 	defer resp.Body.Close()
 	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
 		return fmt.Errorf("reading the admin API's answer: %w", err)
 	}
 	return nil
+}
+
+// adminError says why an admin API call failed: what the API answered when
+// it did (Caddy reports a status of 400 or more as "caddy responded with
+// error: HTTP <status>: <body>"), and that Caddy may not be running only
+// when nothing answered.
+func adminError(address string, err error) error {
+	msg := err.Error()
+	_, answer, refused := strings.Cut(msg, "caddy responded with error: ")
+	if !refused {
+		return fmt.Errorf("calling the admin API at %s (is Caddy running, with its admin endpoint there?): %w", address, err)
+	}
+	status, body, _ := strings.Cut(answer, ": ")
+	var problem struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal([]byte(body), &problem) == nil && problem.Error != "" {
+		return fmt.Errorf("the admin API refused (%s): %s", status, problem.Error)
+	}
+	return fmt.Errorf("the admin API refused: %s", answer)
 }
 
 func revokeCommand() *cobra.Command {

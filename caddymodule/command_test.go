@@ -3,7 +3,9 @@ package caddymodule
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"net/http"
+	"slices"
 	"strings"
 	"testing"
 
@@ -106,11 +108,59 @@ func TestCLI_LinkSendMailsTheLink(t *testing.T) {
 	if err := cmd.Execute(); err != nil {
 		t.Fatal(err)
 	}
-	if got := errOut.String(); got != "e-mail to lin@example.com: queued\n" {
+	if got := errOut.String(); !strings.HasSuffix(got, "\ne-mail to lin@example.com: queued\n") {
 		t.Fatalf("stderr %q", got)
 	}
 	m := srv.WaitFor("lin@example.com", 1)[0]
 	if !strings.Contains(m.Text, strings.TrimSpace(out.String())) {
 		t.Fatalf("the e-mail lacks the printed link %q:\n%s", out.String(), m.Text)
+	}
+}
+
+// `revoke --link` asked for an id that `link` never printed. `link` now
+// says the id on stderr (and all of its answer with --json), and revoking
+// it works; an id that names no link is said to be unknown, not "revoked",
+// and an admin API that answers is never taken for a Caddy that is down.
+func TestCLI_RevokeTheLinkThatLinkPrinted(t *testing.T) {
+	g := newGateway(t, "store memory")
+	run := func(cmd *cobra.Command, args ...string) (stdout, stderr string, err error) {
+		root := &cobra.Command{Use: "portalgate", SilenceUsage: true, SilenceErrors: true}
+		root.AddCommand(cmd)
+		var out, errOut bytes.Buffer
+		root.SetOut(&out)
+		root.SetErr(&errOut)
+		if !slices.Contains(args, "--address") {
+			args = append(args, "--address", g.admin)
+		}
+		root.SetArgs(args)
+		err = root.Execute()
+		return out.String(), errOut.String(), err
+	}
+	link, said, err := run(linkCommand(), "link", "--app", "courses", "--id", "c_cli")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := strings.TrimSuffix(strings.Fields(said + " x x")[1], ",")
+	if len(id) != 22 || !strings.Contains(said, "revoke --link "+id) {
+		t.Fatalf("link said %q on stderr", said)
+	}
+	if out, _, err := run(revokeCommand(), "revoke", "--link", id); err != nil || !strings.Contains(out, "revoked link "+id) {
+		t.Fatalf("revoke --link %s: %v %q", id, err, out)
+	}
+	if r := g.do(g.client(), http.MethodGet, strings.TrimSpace(link), browser); r.StatusCode != http.StatusGone {
+		t.Fatalf("the revoked link: %d", r.StatusCode)
+	}
+	_, _, err = run(revokeCommand(), "revoke", "--link", "AAAAAAAAAAAAAAAAAAAAAA")
+	if err == nil || !strings.Contains(err.Error(), "no link with id") || strings.Contains(err.Error(), "is Caddy running") {
+		t.Fatalf("revoking an unknown link: %v", err)
+	}
+	out, _, err := run(linkCommand(), "link", "--app", "courses", "--id", "c_cli", "--json")
+	var answer MintResponse
+	if err != nil || json.Unmarshal([]byte(out), &answer) != nil || len(answer.ID) != 22 || !strings.HasPrefix(answer.URL, "http://") {
+		t.Fatalf("link --json: %v %q", err, out)
+	}
+	_, _, err = run(revokeCommand(), "revoke", "--link", "x", "--address", "127.0.0.1:1")
+	if err == nil || !strings.Contains(err.Error(), "is Caddy running") {
+		t.Fatalf("with nothing at the address: %v", err)
 	}
 }

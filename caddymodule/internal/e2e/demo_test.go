@@ -196,6 +196,10 @@ func TestDemo(t *testing.T) {
 	// No link token, of any link minted above, ever reached the log; nor a
 	// session cookie's value, nor the signing key.
 	log := d.log.String()
+	// Whoever starts the demo is told where to begin, once.
+	if n := strings.Count(log, "portalgate is ready: contacts sign in at http://localhost:8080/, staff open http://localhost:8080/dashboard/"); n != 1 {
+		t.Errorf("the start-up line is in the log %d times, want once", n)
+	}
 	if tok := jwtPattern.FindString(log); tok != "" {
 		t.Fatalf("a link token is in Caddy's log: %s", tok)
 	}

@@ -204,32 +204,49 @@ func (g *Gateway) remember(ctx context.Context, by string, l link.Link, delivery
 	return nil
 }
 
-// RevokeLink makes a link unusable before it is used (or before its last use).
+// RevokeLink makes a link unusable before it is used (or before its last
+// use), and ends the sessions it started, and those launched from them,
+// however long ago: sessions outlive links, and "this link reached the
+// wrong person" is asked after the link's end too. An id the gateway knows
+// nothing of is a 404 Problem.
 func (g *Gateway) RevokeLink(ctx context.Context, by, id string) error {
 	if len(id) != 22 || strings.Trim(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") != "" {
 		return badRequest("a link id is the 22-character id the mint returned")
 	}
-	switch err := g.cfg.Store.RevokeLink(ctx, id); {
-	case errors.Is(err, store.ErrNotFound):
-		return &Problem{Status: http.StatusNotFound, Code: "link_not_found", Title: "No such link",
-			Detail: "no live link has id " + id + ": it never was, or it has ended and can no longer be used anyway"}
-	case err != nil:
+	if err := g.cfg.Store.RevokeLink(ctx, id); err != nil && !errors.Is(err, store.ErrNotFound) {
 		return err
 	}
-	g.audit.linkRevoked(by, id)
-	// A revoked link signs no one in any more: the sessions it started, and
-	// those launched from them, end too.
-	l, err := g.cfg.Store.Link(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
-		return nil // it ended in between, with its sessions' origin
-	}
+	userID, err := g.linkUser(ctx, id)
 	if err != nil {
 		return err
 	}
-	_, err = g.cfg.Sessions.EndWhere(ctx, l.User.ID, func(s *store.Session) bool {
+	if userID == "" {
+		return &Problem{Status: http.StatusNotFound, Code: "link_not_found", Title: "No such link",
+			Detail: "no link with id " + id + " is known: it was never minted here, or so long ago that its record is gone"}
+	}
+	g.audit.linkRevoked(by, id)
+	_, err = g.cfg.Sessions.EndWhere(ctx, userID, func(s *store.Session) bool {
 		return s.LinkID == id || strings.HasPrefix(s.Origin, id+"/")
 	})
 	return err
+}
+
+// linkUser is the user of link id: from its grant while the link lives,
+// else from the dashboard's record of it (kept days longer); "" when the
+// gateway has neither.
+func (g *Gateway) linkUser(ctx context.Context, id string) (string, error) {
+	l, err := g.cfg.Store.Link(ctx, id)
+	if err == nil {
+		return l.User.ID, nil
+	}
+	if !errors.Is(err, store.ErrNotFound) {
+		return "", err
+	}
+	rec, err := g.cfg.Directory.LinkRecord(ctx, id)
+	if errors.Is(err, store.ErrNotFound) {
+		return "", nil
+	}
+	return rec.User.ID, err
 }
 
 // RevokeUser ends every session of a user and refuses their links issued

@@ -117,3 +117,23 @@ func TestRevoke_RevokedLinkEndsTheSessionsItStarted(t *testing.T) {
 		t.Fatal("revoking one link ended a session another link started")
 	}
 }
+
+// Sessions outlive links (12 hours against 15 minutes): a link that reached
+// the wrong person is revoked after its end too, and the sessions it
+// started end then.
+func TestRevoke_LinkPastItsEndStillEndsItsSessions(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	l := g.mint(MintRequest{App: "courses", User: userOf("c_wrong_person")})
+	c := web.SignIn(t, l.URL)
+	g.clock.Advance(20 * time.Minute)
+	if r := g.do(c, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusOK {
+		t.Fatalf("the session before the revocation: %d", r.StatusCode)
+	}
+	if r := g.api(http.MethodDelete, "links/"+l.ID, ""); r.StatusCode != http.StatusOK {
+		t.Fatalf("revoking a link past its end: %d %s", r.StatusCode, r.Body)
+	}
+	if r := g.do(c, http.MethodGet, "http://"+g.courses+"/"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("the session of a link revoked after its end: %d", r.StatusCode)
+	}
+}

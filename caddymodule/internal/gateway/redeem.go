@@ -147,7 +147,11 @@ func (s *Site) land(w http.ResponseWriter, r *http.Request, path string) error {
 	}
 	noStore(w)
 	// The grant's path was checked to be a path inside the app when the
-	// link was minted; the origin comes from configuration.
+	// link was minted, and is again, as the store hands it back; the origin
+	// comes from configuration.
+	if link.CheckPath(path) != nil {
+		path = "/"
+	}
 	http.Redirect(w, r, s.app.origin+path, http.StatusSeeOther) //nolint:gosec // origin from config, path checked
 	return nil
 }

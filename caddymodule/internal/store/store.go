@@ -15,7 +15,8 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 )
 
-// ErrNotFound means the session does not exist or has expired.
+// ErrNotFound means what was asked for (a session, a link's grant, a
+// contact, a record) does not exist, or has ended.
 var ErrNotFound = errors.New("not found")
 
 // ErrLinkUsed means every use of a link has been spent.
@@ -32,7 +33,7 @@ var ErrLinkExpired = errors.New("link expired")
 // minted before the store's state began (the store was created, emptied or
 // replaced since) or into another store. A link is only ever what its
 // grant says, so the store refuses it rather than guess.
-var ErrLinkBeforeStore = errors.New("link issued before the store's state began")
+var ErrLinkBeforeStore = errors.New("the store holds no grant of the link")
 
 // ErrOutcomeUnknown means a write may or may not have happened: it was sent
 // and its answer lost (a timeout, a broken connection), or the replicas did

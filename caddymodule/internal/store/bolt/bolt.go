@@ -172,7 +172,7 @@ func (s *Store) Redeem(ctx context.Context, sp store.Spend, sess *store.Session)
 		// judged at the same instant (read again, a record could lapse
 		// between the two and a spent link be spent again).
 		now := s.now()
-		if !now.Before(sp.Expires) {
+		if !now.Before(sp.Expires) || !now.Before(g.Expires) {
 			refused = store.ErrLinkExpired
 			return nil
 		}

@@ -114,18 +114,21 @@ func (m *Store) Redeem(_ context.Context, sp store.Spend, s *store.Session) (sto
 		return store.Grant{}, store.ErrLinkExpired
 	}
 	l := m.grantLocked(sp.ID, now)
-	switch {
-	case l == nil || l.User.ID != sp.UserID || l.App != s.App:
+	if l == nil || l.User.ID != sp.UserID || l.App != s.App {
 		return store.Grant{}, store.ErrLinkBeforeStore
+	}
+	g := l.Grant
+	g.Apps = slices.Clone(g.Apps)
+	switch {
 	case m.cutOffLocked(l.User.ID, l.IssuedAt, now) || l.revoked:
-		return l.Grant, store.ErrLinkRevoked
+		return g, store.ErrLinkRevoked
 	case l.count >= l.Uses:
-		return l.Grant, store.ErrLinkUsed
+		return g, store.ErrLinkUsed
 	}
 	l.count++
-	l.Starts(s)
+	g.Starts(s)
 	m.createLocked(s)
-	return l.Grant, nil
+	return g, nil
 }
 
 // cutOffLocked reports whether a link of userID issued at issued was
@@ -143,7 +146,9 @@ func (m *Store) Link(_ context.Context, id string) (store.LinkState, error) {
 	if l == nil {
 		return store.LinkState{}, store.ErrNotFound
 	}
-	return store.LinkState{Grant: l.Grant, Spent: l.count, Revoked: l.revoked}, nil
+	st := store.LinkState{Grant: l.Grant, Spent: l.count, Revoked: l.revoked}
+	st.Apps = slices.Clone(st.Apps)
+	return st, nil
 }
 
 // RevokeLink implements store.Store.

@@ -15,9 +15,7 @@ import (
 
 // recordLink pushes a link record (ARGV[1]) onto the list (KEYS[1]), keeps
 // only the newest ARGV[2], and keeps the list alive at least ARGV[3]
-// milliseconds: as long as the longest-kept record in it. A store without
-// a beginning (KEYS[2]) begins at the link's issue (ARGV[4]): an empty Redis
-// knows no link before the first it records.
+// milliseconds: as long as the longest-kept record in it.
 var recordLink = goredis.NewScript(`
 redis.call('LPUSH', KEYS[1], ARGV[1])
 redis.call('LTRIM', KEYS[1], 0, tonumber(ARGV[2]) - 1)

@@ -27,7 +27,8 @@ import (
 //	s:<session id>   session JSON, expiring at its deadline
 //	u:{<user id>}    set of the user's session ids (revocation without SCAN)
 //	c:{<user id>}    "<revoked at ns>:<until ns>": the user's older links are refused
-//	l:<link id>      "<uses spent>:<record expiry ms>", or "-1:<ms>" when revoked
+//	lg:<link id>     hash: the link's grant and its uses spent (see putLink),
+//	                 expiring 30 s after the link's end
 //	dc:{dir}         hash of contact id -> contact JSON
 //	dl:{dir}         list of minted-link record JSON, newest first, expiring
 //	                 with the last record's Keep
@@ -39,9 +40,11 @@ import (
 // atomic with respect to each other. The directory's keys share the tag
 // {dir} for the same reason, should a script ever need two of them.
 const (
-	keySession  = "s:"
-	keyUser     = "u:"
-	keyLink     = "l:"
+	keySession = "s:"
+	keyUser    = "u:"
+	// keyLink is a link's record, a hash (see putLink). The string use
+	// records of versions before grants were kept ("l:") are left to expire.
+	keyLink     = "lg:"
 	keyCutoff   = "c:"
 	keyContacts = "dc:"
 	keyRecords  = "dl:"
@@ -178,16 +181,18 @@ return 1
 // clockSlack old when the script runs always finds the record of every
 // use accepted before; an older one is refused (-4), for the caller to try
 // again. Then the record is read (f): without one for that user and app
-// the link is refused (-5); revoked, it is -2; spent, -1. A refusal comes
-// with the grant when there is one.
+// the link is refused (-5); past the grant's own end, -3 too (a token's
+// end is the grant's, unless the token was signed elsewhere); revoked, it
+// is -2; spent, -1. A refusal comes with the grant when there is one.
 const spendHead = `
 local now, slack = tonumber(ARGV[3]), tonumber(ARGV[4])
 if now >= tonumber(ARGV[2]) then return {-3} end
 local t = redis.call('TIME')
 local server = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 if server - now > slack then return {-4} end
-local f = redis.call('HMGET', KEYS[1], 'n', 'user', 'app', 'uses', 'issued', 'grant', 'starts', 'origin')
+local f = redis.call('HMGET', KEYS[1], 'n', 'user', 'app', 'uses', 'issued', 'grant', 'starts', 'origin', 'exp')
 if not f[7] or f[2] ~= ARGV[1] or f[3] ~= ARGV[5] or tonumber(f[1]) == nil then return {-5} end
+if now >= tonumber(f[9]) then return {-3} end
 if f[1] == '-1' then return {-2, f[6]} end
 local count = tonumber(f[1])
 if count >= tonumber(f[4]) then return {-1, f[6]} end
