@@ -69,10 +69,12 @@ func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 		page("generate"),
 		// No contacts yet: a new one, for Courses.
 		chromedp.Click(chromedp.CSS("#who-new")),
-		chromedp.SendKeys(chromedp.CSS("#new_id"), "c_ada"),
-		chromedp.SendKeys(chromedp.CSS("#new_email"), "ada@example.com"),
 		chromedp.SendKeys(chromedp.CSS("#new_name"), "Ada Lovelace"),
+		chromedp.SendKeys(chromedp.CSS("#new_email"), "ada@example.com"),
 		chromedp.SendKeys(chromedp.CSS("#new_location"), "loc_demo"),
+		// The CRM's id, under Advanced (without it, one is made up).
+		chromedp.Click(chromedp.CSS("details.advanced summary")),
+		chromedp.SendKeys(chromedp.CSS("#new_id"), "c_ada"),
 		chromedp.SetValue(chromedp.CSS("#app"), "courses"),
 		chromedp.Click(chromedp.CSS("#generate-submit")),
 		chromedp.WaitVisible(chromedp.CSS("#magic-link")),

@@ -3,8 +3,11 @@ package gateway
 import (
 	"cmp"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +17,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
@@ -26,7 +30,7 @@ const (
 
 // linkTTLChoices are the expiries the generate form offers (up to link_max_ttl).
 var linkTTLChoices = []struct{ value, label string }{
-	{"15m", "15 minutes"}, {"1h", "1 hour"}, {"8h", "8 hours"}, {"24h", "24 hours"}, {"7d", "7 days"},
+	{"15m", "15 minutes (to sign in now)"}, {"1h", "1 hour"}, {"8h", "8 hours (today)"}, {"24h", "24 hours"}, {"7d", "7 days (to come back to)"},
 }
 
 // dashboardRoutes adds the staff dashboard to the portal's table: Actions →
@@ -224,6 +228,10 @@ func (s *Site) renderGenerate(ctx context.Context, w http.ResponseWriter, status
 		Staff: s.staffInfo(st), Query: in.query, Who: in.who, Result: result, Errors: errs,
 		NewID: in.newID, NewEmail: in.newEmail, NewName: in.newName, NewLocation: in.newLocation,
 		Path: in.path, Uses: in.uses, LockedLocation: st.Location, Mailer: s.g.mail != nil,
+		Locations: s.g.knownLocations(contacts), InviteFor: humanDuration(s.g.inviteTTL()),
+	}
+	if s.g.signIns != nil {
+		data.SignInFor = humanDuration(s.g.signIns.ttl)
 	}
 	for _, c := range contacts {
 		label := displayName(identity.User{ID: c.ID, Name: c.Name, Email: c.Email})
@@ -276,10 +284,17 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 			}
 			loc = st.Location
 		}
+		if in.newID == "" {
+			// Staff name people, not records: the id is made up, and may be
+			// given under "advanced" (a CRM's id).
+			id, err := newContactID()
+			if err != nil {
+				return err
+			}
+			in.newID = id
+		}
 		user = identity.User{ID: in.newID, Email: in.newEmail, Name: in.newName, Location: loc, Type: identity.Contact}
 		switch _, err := s.g.cfg.Directory.Contact(ctx, in.newID); {
-		case in.newID == "":
-			errs["new_id"] = "A contact id is required."
 		case err == nil:
 			// A new contact never takes over a known one (nor its location).
 			errs["new_id"] = "A contact with this id exists already: search for it and choose it."
@@ -290,8 +305,17 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 				errs["new_id"] = "This contact cannot be used: " + err.Error() + "."
 			}
 		}
-		if in.newEmail != "" && !strings.Contains(in.newEmail, "@") {
+		switch same, err := s.sameEmailHere(ctx, in.newEmail, loc); {
+		case in.newEmail == "":
+			errs["new_email"] = "Enter the contact's e-mail address."
+		case !validEmail(in.newEmail):
 			errs["new_email"] = "This is not an e-mail address."
+		case err != nil:
+			return err
+		case same != nil:
+			// One person, one contact: the one there is, offered as chosen.
+			errs["new_email"] = "A contact with this e-mail exists in this location already: " + displayName(contactUser(*same)) + "."
+			errs["existing"] = DashboardPath + "generate?" + url.Values{"who": {"contact"}, "contact": {same.ID}, "q": {same.Email}}.Encode()
 		}
 	default:
 		errs["who"] = "Choose who the link is for."
@@ -338,6 +362,36 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 		in.who, in.contact, in.newID, in.newEmail, in.newName, in.newLocation = "contact", user.ID, "", "", "", ""
 	}
 	return s.renderGenerate(ctx, w, http.StatusOK, st, in, nil, result)
+}
+
+// validEmail reports whether s is one plain e-mail address.
+func validEmail(s string) bool {
+	_, err := mail.ParseEmail(s)
+	return err == nil
+}
+
+// sameEmailHere is the contact with email in location, if there is one.
+func (s *Site) sameEmailHere(ctx context.Context, email, location string) (*store.Contact, error) {
+	if email == "" {
+		return nil, nil
+	}
+	cs, err := s.g.cfg.Directory.ContactsByEmail(ctx, email)
+	for _, c := range cs {
+		if c.Location == location {
+			return &c, err
+		}
+	}
+	return nil, err
+}
+
+// newContactID makes up the id of a contact staff entered by name and
+// e-mail: "c_" and 16 random hex digits.
+func newContactID() (string, error) {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		return "", err
+	}
+	return "c_" + hex.EncodeToString(b[:]), nil
 }
 
 // refusedOnTheForm shows the Generate form again with a refusal of the
@@ -562,4 +616,40 @@ func (s *Site) editMenu(w http.ResponseWriter, r *http.Request, st Staff) error 
 	s.g.audit.menuChanged("staff:"+st.Username, action)
 	http.Redirect(w, r, DashboardPath+"settings/links", http.StatusSeeOther)
 	return nil
+}
+
+// knownLocations are the locations an agency user may choose for a new
+// contact: those of the staff configuration and of the contacts listed.
+func (g *Gateway) knownLocations(listed []store.Contact) []string {
+	seen := map[string]bool{}
+	var out []string
+	add := func(loc string) {
+		if loc != "" && !seen[loc] {
+			seen[loc] = true
+			out = append(out, loc)
+		}
+	}
+	for _, st := range g.staff {
+		add(st.Location)
+	}
+	for _, c := range listed {
+		add(c.Location)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// humanDuration says d as a person would: "10 minutes", "7 days".
+func humanDuration(d time.Duration) string {
+	n, unit := int(d/time.Minute), "minute"
+	switch {
+	case d >= 24*time.Hour && d%(24*time.Hour) == 0:
+		n, unit = int(d/(24*time.Hour)), "day"
+	case d >= time.Hour && d%time.Hour == 0:
+		n, unit = int(d/time.Hour), "hour"
+	}
+	if n == 1 {
+		return "1 " + unit
+	}
+	return strconv.Itoa(n) + " " + unit + "s"
 }

@@ -152,7 +152,7 @@ func TestDashboard_GenerateShowsErrorsNextToTheirFields(t *testing.T) {
 	if r.StatusCode != http.StatusUnprocessableEntity {
 		t.Fatalf("bad form: %d", r.StatusCode)
 	}
-	for _, id := range []string{"new_id-err", "new_email-err", "app-err", "path-err", "ttl-err", "uses-err"} {
+	for _, id := range []string{"new_email-err", "app-err", "path-err", "ttl-err", "uses-err"} {
 		if !strings.Contains(r.Body, `id="`+id+`"`) {
 			t.Errorf("no error %s on the page", id)
 		}
@@ -233,7 +233,7 @@ func TestDashboard_RevokeStopsAnUnusedLink(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withStaff())
 	ag := g.staff("agency")
-	link := ag.generate(url.Values{"who": {"new"}, "new_id": {"c_rev"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	link := ag.generate(url.Values{"who": {"new"}, "new_id": {"c_rev"}, "new_email": {"rev@example.com"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 	row := regexp.MustCompile(`<tr data-link="([^"]+)">`).FindStringSubmatch(ag.get(DashboardPath).Body)
 	if row == nil {
 		t.Fatal("no link row")
@@ -277,7 +277,7 @@ func TestDashboard_NewContactCannotTakeOverAKnownOne(t *testing.T) {
 	g.apiCall(http.MethodPost, "contacts", `{"id":"c_b","name":"Bob B","email":"bob@example.com","location":"loc_b"}`, http.StatusOK)
 	sub := g.staff("sub")
 	for _, id := range []string{"c_b", "agency"} {
-		r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {id}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+		r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {id}, "new_email": {"new@example.com"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 		if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="new_id-err"`) || strings.Contains(r.Body, "magic-link") {
 			t.Fatalf("a new contact with the id %q of someone else: %d", id, r.StatusCode)
 		}
@@ -296,7 +296,7 @@ func TestDashboard_SubaccountUserCannotMintAContactWithAnotherLocationsUserID(t 
 	// The CRM signs in a sub-account user of loc_b who is not dashboard staff.
 	g.apiCall(http.MethodPost, "links", `{"app":"courses","user":{"id":"u_b","type":"subaccount_user","location":"loc_b"}}`, http.StatusCreated)
 	sub := g.staff("sub")
-	r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"u_b"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	r := sub.post("/dashboard/generate", url.Values{"who": {"new"}, "new_id": {"u_b"}, "new_email": {"ub@example.com"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 	if r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="new_id-err"`) || strings.Contains(r.Body, "magic-link") {
 		t.Fatalf("a new contact with a sub-account user's id: %d\n%s", r.StatusCode, r.Body)
 	}
@@ -368,10 +368,43 @@ func TestDashboard_LinksOfARevokedUserShowRevoked(t *testing.T) {
 	t.Parallel()
 	g := newTestGateway(t, withStaff())
 	ag := g.staff("agency")
-	ag.generate(url.Values{"who": {"new"}, "new_id": {"c_gone"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
+	ag.generate(url.Values{"who": {"new"}, "new_id": {"c_gone"}, "new_email": {"gone@example.com"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}})
 	g.apiCall(http.MethodPost, "users/c_gone/revoke", "", http.StatusOK)
 	page := ag.get(DashboardPath).Body
 	if !strings.Contains(page, "status-revoked") || strings.Contains(page, ">Revoke</button>") {
 		t.Fatalf("a revoked user's link:\n%s", page)
+	}
+}
+
+// "A new contact" asked for a contact id and a location id: records, not
+// people. It asks for a name and an e-mail; the id is made up (or given
+// under "advanced"), the location is the staff member's own or one an
+// agency user picks; and a second contact with the same e-mail in one
+// location is refused with a way to the one there is.
+func TestDashboard_NewContactByNameAndEmail(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	sub := g.staff("sub")
+	form := url.Values{"who": {"new"}, "new_name": {"Grace Hopper"}, "new_email": {"Grace@Example.com"}, "app": {"courses"}, "ttl": {"15m"}, "uses": {"1"}}
+	if link := sub.generate(form); link == "" {
+		t.Fatal("no link for a contact with a name and an e-mail")
+	}
+	cs, err := g.store.ContactsByEmail(context.Background(), "grace@example.com")
+	if err != nil || len(cs) != 1 || !strings.HasPrefix(cs[0].ID, "c_") || len(cs[0].ID) != 18 || cs[0].Location != "loc_a" || cs[0].Name != "Grace Hopper" {
+		t.Fatalf("the new contact: %+v, %v", cs, err)
+	}
+	again := sub.post("/dashboard/generate", form)
+	if again.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(again.Body, "exists in this location already") ||
+		!strings.Contains(again.Body, `id="existing-contact"`) || !strings.Contains(again.Body, "contact="+cs[0].ID) || strings.Contains(again.Body, "magic-link") {
+		t.Fatalf("a second contact with the same e-mail: %d\n%s", again.StatusCode, again.Body)
+	}
+	// Another location may know the same person as a contact of its own.
+	form.Set("new_location", "loc_b")
+	if link := g.staff("agency").generate(form); link == "" {
+		t.Fatal("the same e-mail in another location was refused")
+	}
+	page := g.staff("agency").get("/dashboard/generate").Body
+	if !strings.Contains(page, `<datalist id="locations"><option value="loc_a">`) {
+		t.Fatalf("the agency user is offered no known locations:\n%s", page)
 	}
 }

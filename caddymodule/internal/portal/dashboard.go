@@ -72,6 +72,11 @@ type Generate struct {
 	NewID, NewEmail, NewName, NewLocation string
 	// LockedLocation is a sub-account user's location: new contacts get it.
 	LockedLocation string
+	// Locations are the known locations an agency user may choose from.
+	Locations []string
+	// InviteFor and SignInFor say how long an invitation's link and a
+	// sign-in e-mail's work ("" without sign-in by e-mail).
+	InviteFor, SignInFor string
 	Targets        []Option
 	Path, Uses     string
 	TTLs           []Option
