@@ -77,9 +77,9 @@ type Generate struct {
 	// InviteFor and SignInFor say how long an invitation's link and a
 	// sign-in e-mail's work ("" without sign-in by e-mail).
 	InviteFor, SignInFor string
-	Targets        []Option
-	Path, Uses     string
-	TTLs           []Option
+	Targets              []Option
+	Path, Uses           string
+	TTLs                 []Option
 	// Errors are by field name; "form" is about the whole form.
 	Errors map[string]string
 	// Result is the link just generated, shown once.
