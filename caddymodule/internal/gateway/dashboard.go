@@ -48,6 +48,9 @@ func (s *Site) dashboardRoutes(t *table[siteHandler]) {
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).menuSettingsPage), get, head)
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).editMenu), post)
 	t.on(DashboardPath+"outbox", staffOnly((*Site).outboxPage), get, head)
+	t.on(DashboardPath+"contacts", staffOnly((*Site).contactsPage), get, head)
+	t.on(DashboardPath+"contacts/{id}", staffOnly((*Site).contactPage), get, head)
+	t.on(DashboardPath+"contacts/{id}/signout", staffOnly((*Site).signOutEverywhere), get, head, post)
 	t.on(DashboardPath+"{page...}", staffOnly((*Site).dashboardNotFound), get, head, post)
 }
 
@@ -133,19 +136,30 @@ func (s *Site) overview(w http.ResponseWriter, r *http.Request, st Staff) error 
 	}
 	now := s.g.now()
 	for _, l := range links {
-		state, status := linkStatus(l, now)
-		data.Links = append(data.Links, portal.LinkRow{
-			ID: l.ID, For: displayName(l.User), Type: string(l.User.Type), Target: s.g.appTitle(l.App),
-			Path: l.Path, State: state, Status: status, Issued: formatTime(l.IssuedAt), Expires: formatTime(l.ExpiresAt),
-			Revocable: state == "unused" || state == "partly_used", Delivery: l.Delivery,
-		})
+		data.Links = append(data.Links, s.g.linkRow(l, now))
 	}
 	return s.dashboardPage(w, http.StatusOK, "dashboard.html", data)
+}
+
+// linkRow is a minted link as the dashboard lists it.
+func (g *Gateway) linkRow(l store.LinkRecord, now time.Time) portal.LinkRow {
+	state, status := linkStatus(l, now)
+	return portal.LinkRow{
+		ID: l.ID, For: displayName(l.User), Type: string(l.User.Type), Target: g.appTitle(l.App),
+		Path: l.Path, State: state, Status: status, Issued: formatTime(l.IssuedAt), Expires: formatTime(l.ExpiresAt),
+		Revocable: state == "unused" || state == "partly_used", Delivery: l.Delivery,
+	}
 }
 
 var dashboardNotices = map[string]string{
 	"revoked": "The link is revoked: it no longer signs anyone in.",
 }
+
+// openLabels and roleLabels say a custom link's settings as people do.
+var (
+	openLabels = map[string]string{OpenCurrentTab: "The same tab", OpenNewTab: "A new tab", OpenIframe: "Inside the portal"}
+	roleLabels = map[identity.Type]string{identity.Contact: "contacts", identity.SubaccountUser: "sub-account users", identity.AgencyUser: "agency users"}
+)
 
 // linkStatus says what became of a link: its state, and how to say it.
 func linkStatus(l store.LinkRecord, now time.Time) (state, label string) {
@@ -540,19 +554,19 @@ func (s *Site) menuSettings(w http.ResponseWriter, r *http.Request, st Staff, fo
 	for _, name := range s.g.appNames {
 		data.Form.Apps = append(data.Form.Apps, portal.Option{Value: name, Label: s.g.apps[name].title, Selected: f.App == name})
 	}
-	for _, o := range []struct{ value, label string }{{OpenCurrentTab, "Current tab"}, {OpenNewTab, "New tab"}, {OpenIframe, "Inside the portal (iframe)"}} {
-		data.Form.Opens = append(data.Form.Opens, portal.Option{Value: o.value, Label: o.label, Selected: o.value == cmp.Or(f.Open, OpenCurrentTab)})
+	for _, o := range []string{OpenCurrentTab, OpenNewTab, OpenIframe} {
+		data.Form.Opens = append(data.Form.Opens, portal.Option{Value: o, Label: openLabels[o], Selected: o == cmp.Or(f.Open, OpenCurrentTab)})
 	}
 	return s.dashboardPage(w, cmp.Or(form.status, http.StatusOK), "settings.html", data)
 }
 
 func (g *Gateway) menuRow(it store.MenuItem) portal.MenuRow {
-	row := portal.MenuRow{ID: it.ID, Title: it.Title, Target: it.URL, Open: it.Open}
+	row := portal.MenuRow{ID: it.ID, Title: it.Title, Target: it.URL, Open: openLabels[it.Open]}
 	if it.App != "" {
-		row.Target = "app: " + g.appTitle(it.App) + " (signed in)"
+		row.Target = g.appTitle(it.App) + ", signed in"
 	}
 	for _, role := range it.Roles {
-		row.Roles = append(row.Roles, string(role))
+		row.Roles = append(row.Roles, roleLabels[role])
 	}
 	return row
 }

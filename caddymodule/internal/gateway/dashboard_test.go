@@ -189,7 +189,7 @@ func TestDashboard_SubaccountUserSeesOnlyItsLocation(t *testing.T) {
 		t.Fatalf("agency recent links:\n%s", agLinks)
 	}
 	// Revoking another location's link: as if it did not exist.
-	bobLink := regexp.MustCompile(`<tr data-link="([^"]+)"><td>Bob B`).FindStringSubmatch(agLinks)
+	bobLink := regexp.MustCompile(`<tr data-link="([^"]+)"><td data-label="For">Bob B`).FindStringSubmatch(agLinks)
 	if bobLink == nil {
 		t.Fatal("no row for Bob's link")
 	}

@@ -43,7 +43,7 @@ func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
 	}
 }
 
-var menuRow = regexp.MustCompile(`<tr data-item="([^"]+)"><td>([^<]+)</td>`)
+var menuRow = regexp.MustCompile(`<tr data-item="([^"]+)"><td data-label="Title">([^<]+)</td>`)
 
 // menuTitles lists the stored custom links in order, by id and title.
 func (s *staff) menuItems() [][2]string {

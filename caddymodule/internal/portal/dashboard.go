@@ -143,3 +143,50 @@ func QR(text string) (template.HTML, error) {
 		n, n, n*4, n*4, n, n, d.String())
 	return template.HTML(svg), nil //nolint:gosec // numbers only, see above
 }
+
+// Contacts is the data of the Contacts page: a search and a page of its
+// matches.
+type Contacts struct {
+	Staff StaffInfo
+	// Query is the search; Contacts its matches on this page.
+	Query    string
+	Contacts []ContactRow
+	// Page is this page's number (1 first); PrevURL and NextURL lead to
+	// the pages around it, when there are.
+	Page             int
+	PrevURL, NextURL string
+}
+
+// ContactRow is one contact as the Contacts page lists it.
+type ContactRow struct {
+	ID, Name, Email, Location string
+	// URL is the contact's own page; GenerateURL opens Generate for it.
+	URL, GenerateURL string
+}
+
+// Contact is the data of a contact's page: who, the links sent to them
+// and the sessions they have, and what staff may do.
+type Contact struct {
+	Staff StaffInfo
+	ContactRow
+	Notice   string
+	Links    []LinkRow
+	Sessions []SessionRow
+	// SignOutURL asks to sign the contact out everywhere.
+	SignOutURL string
+}
+
+// SessionRow is one live session of a contact.
+type SessionRow struct {
+	App, Started, IdleUntil string
+}
+
+// SignOutEverywhere is the data of the page that asks before a contact is
+// signed out of every app.
+type SignOutEverywhere struct {
+	Staff    StaffInfo
+	Name     string
+	Sessions int
+	// BackURL is the contact's page.
+	BackURL string
+}
