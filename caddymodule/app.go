@@ -191,6 +191,12 @@ type AppURL struct {
 	// URL is the app's public origin, e.g. https://courses.example.com.
 	// Required.
 	URL string `json:"url"`
+	// Title, Description and Icon are how the portal home shows the app:
+	// its name (default: from Name), a line about it, and an https URL of
+	// an image. Optional.
+	Title       string `json:"title,omitempty"`
+	Description string `json:"description,omitempty"`
+	Icon        string `json:"icon,omitempty"`
 }
 
 // SigningKey is one named HMAC secret of at least 32 bytes.
@@ -316,7 +322,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		return err
 	}
 	for _, app := range a.Apps {
-		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL})
+		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL, Title: app.Title, Description: app.Description, Icon: app.Icon})
 	}
 	for _, s := range a.Staff {
 		cfg.Staff = append(cfg.Staff, gateway.Staff{Username: s.Username, Role: s.Role, Location: s.Location})

@@ -95,7 +95,18 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			if len(args) != 2 {
 				return d.Errf("app takes a name and a URL: app courses https://courses.example.com")
 			}
-			a.Apps = append(a.Apps, AppURL{Name: args[0], URL: args[1]})
+			app := AppURL{Name: args[0], URL: args[1]}
+			for nesting := d.Nesting(); d.NextBlock(nesting); {
+				field := map[string]*string{"title": &app.Title, "description": &app.Description, "icon": &app.Icon}[d.Val()]
+				if field == nil || !d.NextArg() {
+					return d.Errf("an app's block takes title, description and icon, each with a value, not %q", d.Val())
+				}
+				*field = d.Val()
+				if d.NextArg() {
+					return d.ArgErr()
+				}
+			}
+			a.Apps = append(a.Apps, app)
 		case "signing_key":
 			if len(args) != 2 {
 				return d.Errf("signing_key takes a key id and a secret: signing_key k1 {env.PORTALGATE_KEY}")

@@ -512,7 +512,12 @@ type menuForm struct {
 	kind   string
 	errs   map[string]string
 	status int
+	// deleting is the id of the item a Delete asks about.
+	deleting string
 }
+
+// menuDone says what a change of the custom links did.
+var menuDone = map[string]string{"save": "Saved: the portal home shows it now.", "delete": "Deleted.", "up": "Moved up.", "down": "Moved down."}
 
 // menuSettings shows Settings → Custom Links.
 func (s *Site) menuSettingsPage(w http.ResponseWriter, r *http.Request, st Staff) error {
@@ -531,12 +536,19 @@ func (s *Site) menuSettings(w http.ResponseWriter, r *http.Request, st Staff, fo
 			}
 		}
 	}
-	data := portal.Settings{Staff: s.staffInfo(st), Errors: form.errs}
+	data := portal.Settings{Staff: s.staffInfo(st), Errors: form.errs, Notice: menuDone[r.URL.Query().Get("done")]}
 	for _, it := range s.g.fixedMenu {
 		data.Fixed = append(data.Fixed, s.g.menuRow(it))
 	}
 	for _, it := range menu.Items {
-		data.Items = append(data.Items, s.g.menuRow(it))
+		row := s.g.menuRow(it)
+		data.Items = append(data.Items, row)
+		if it.ID == form.deleting {
+			data.Deleting = &row
+		}
+	}
+	if form.deleting != "" && data.Deleting == nil {
+		return problemNotFound
 	}
 	f := form.item
 	kind := cmp.Or(form.kind, "app")
@@ -602,6 +614,10 @@ func (s *Site) editMenu(w http.ResponseWriter, r *http.Request, st Staff) error 
 		}
 		change = saveMenuItem(it)
 	case "delete", "up", "down":
+		if action == "delete" && r.PostFormValue("confirm") != "yes" {
+			// A Delete asks first, on the page it came from.
+			return s.menuSettings(w, r, st, menuForm{deleting: id})
+		}
 		change = func(items []store.MenuItem) ([]store.MenuItem, error) {
 			i := slices.IndexFunc(items, func(x store.MenuItem) bool { return x.ID == id })
 			if i < 0 {
@@ -628,7 +644,7 @@ func (s *Site) editMenu(w http.ResponseWriter, r *http.Request, st Staff) error 
 		return err
 	}
 	s.g.audit.menuChanged("staff:"+st.Username, action)
-	http.Redirect(w, r, DashboardPath+"settings/links", http.StatusSeeOther)
+	http.Redirect(w, r, DashboardPath+"settings/links?done="+action, http.StatusSeeOther)
 	return nil
 }
 

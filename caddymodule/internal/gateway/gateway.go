@@ -6,6 +6,7 @@
 package gateway
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"errors"
@@ -127,6 +128,9 @@ type Config struct {
 // AppURL declares one child app: its name and public origin.
 type AppURL struct {
 	Name, URL string
+	// Title, Description and Icon show the app on the portal home (see
+	// caddymodule.AppURL).
+	Title, Description, Icon string
 }
 
 // Gateway is the state every site shares: one per configuration.
@@ -166,6 +170,8 @@ type Gateway struct {
 // servedApp is an app (or the portal) as the gateway serves it.
 type servedApp struct {
 	name, title string
+	// description and icon are how the portal home shows the app.
+	description, icon string
 	// origin is the configured public origin, without a trailing slash.
 	origin string
 	cookie string
@@ -284,6 +290,18 @@ func (g *Gateway) buildApps() error {
 		if err := add(app.Name, app.URL); err != nil {
 			return err
 		}
+		t := g.apps[app.Name]
+		t.title = cmp.Or(app.Title, t.title)
+		t.description = app.Description
+		if app.Icon != "" {
+			if err := portal.CheckImageURL(app.Icon); err != nil {
+				return fmt.Errorf("portalgate: app %q: icon: %w", app.Name, err)
+			}
+			t.icon = app.Icon
+		}
+		if len(t.title) > 80 || len(t.description) > 200 {
+			return fmt.Errorf("portalgate: app %q: a title is at most 80 bytes and a description 200", app.Name)
+		}
 		g.appNames = append(g.appNames, app.Name)
 	}
 	return nil
@@ -327,6 +345,23 @@ func newServedApp(name, raw string) (*servedApp, error) {
 		t.cookie = "__Host-" + t.cookie
 	}
 	return t, nil
+}
+
+// iconSources are the origins of the apps' icons, each after a space, for
+// the portal home's img-src.
+func (g *Gateway) iconSources() string {
+	var out string
+	seen := map[string]bool{}
+	for _, name := range g.appNames {
+		if icon := g.apps[name].icon; icon != "" {
+			u, _ := url.Parse(icon) // checked when the app was built
+			if o := u.Scheme + "://" + u.Host; !seen[o] {
+				seen[o] = true
+				out += " " + o
+			}
+		}
+	}
+	return out
 }
 
 func (t *servedApp) magicURL(token string) string {

@@ -37,10 +37,12 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	if err != nil {
 		return err
 	}
-	data := portal.Home{UserName: e.User.Name, UserEmail: e.User.Email, UserID: e.User.ID,
+	data := portal.Home{PortalTitle: s.g.portalTitle(), UserName: e.User.Name, UserEmail: e.User.Email, UserID: e.User.ID,
 		CSRF: s.g.csrfToken("logout", id)}
 	for _, a := range m.Apps {
-		data.Apps = append(data.Apps, portal.AppEntry{Name: a.Name, Title: a.Title, LaunchURL: launchPrefix + a.Name})
+		t := s.g.apps[a.Name]
+		data.Apps = append(data.Apps, portal.AppEntry{Name: a.Name, Title: a.Title, LaunchURL: launchPrefix + a.Name,
+			Description: t.description, Icon: t.icon})
 	}
 	csp := s.csp
 	view := q.Get("view")

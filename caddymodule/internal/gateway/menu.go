@@ -66,6 +66,10 @@ func (g *Gateway) checkMenuItem(it *store.MenuItem) map[string]string {
 	if it.Open != OpenIframe && it.Open != OpenNewTab && it.Open != OpenCurrentTab {
 		errs["open"] = "Open in must be iframe, new_tab or current_tab."
 	}
+	if u, err := url.Parse(it.URL); it.Open == OpenIframe && it.URL != "" && err == nil && u.Scheme+"://"+u.Host == g.portal.origin {
+		// The portal inside its own page, inside its own page...
+		errs["open"] = "A page of the portal cannot open inside the portal: choose the same tab or a new tab."
+	}
 	if len(it.Roles) == 0 {
 		it.Roles = slices.Clone(allRoles)
 	}

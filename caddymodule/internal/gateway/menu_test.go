@@ -86,12 +86,20 @@ func TestCustomLinks_AddEditReorderDelete(t *testing.T) {
 		"url": {"https://wiki.example.com/"}, "open": {"new_tab"}, "roles": {"agency_user"}}); r.StatusCode != http.StatusSeeOther {
 		t.Fatalf("edit: %d %s", r.StatusCode, r.Body)
 	}
-	ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}})
+	// A Delete asks first; only the confirmation deletes.
+	ask := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}})
+	if ask.StatusCode != http.StatusOK || !strings.Contains(ask.Body, "Delete “Community”?") || len(ag.menuItems()) != 3 {
+		t.Fatalf("a Delete did not ask first: %d", ask.StatusCode)
+	}
+	done := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {items[1][0]}, "confirm": {"yes"}})
+	if done.StatusCode != http.StatusSeeOther || !strings.Contains(ag.get(done.Header.Get("Location")).Body, "Deleted.") {
+		t.Fatalf("the confirmed Delete: %d %s", done.StatusCode, done.Header.Get("Location"))
+	}
 	got := ag.menuItems()
 	if len(got) != 2 || got[0] != [2]string{items[2][0], "Wiki"} || got[1][1] != "My courses" {
 		t.Fatalf("after up, up, edit, delete: %v", got)
 	}
-	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {"gone"}}); r.StatusCode != http.StatusNotFound {
+	if r := ag.post("/dashboard/settings/links", url.Values{"action": {"delete"}, "id": {"gone"}, "confirm": {"yes"}}); r.StatusCode != http.StatusNotFound {
 		t.Fatalf("deleting a missing item: %d", r.StatusCode)
 	}
 	// The edit form is filled from the item.
@@ -124,5 +132,22 @@ func TestCustomLinks_InvalidItemShowsErrorsByField(t *testing.T) {
 	}
 	if items := ag.menuItems(); len(items) != 0 {
 		t.Fatalf("invalid items were stored: %v", items)
+	}
+}
+
+// A custom link to a page of the portal, opened inside the portal, showed
+// the portal inside itself. It is refused; a new tab is fine.
+func TestCustomLinks_PortalNeverFramesItself(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	ag := g.staff("agency")
+	form := url.Values{"action": {"save"}, "title": {"Home again"}, "kind": {"url"}, "url": {"http://" + g.portal + "/?view=x"},
+		"open": {"iframe"}, "roles": {"contact"}}
+	if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, "cannot open inside the portal") {
+		t.Fatalf("the portal framed inside itself: %d", r.StatusCode)
+	}
+	form.Set("open", "new_tab")
+	if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("the portal in a new tab: %d %s", r.StatusCode, r.Body)
 	}
 }

@@ -127,7 +127,12 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 			formAction += " " + g.apps[name].origin
 		}
 	}
-	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src 'self' data:; form-action " + formAction +
+	imgSrc := "'self' data:"
+	if s.isPortal() {
+		// The portal home shows the apps' icons.
+		imgSrc += g.iconSources()
+	}
+	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src " + imgSrc + "; form-action " + formAction +
 		"; base-uri 'none'; frame-ancestors " + g.portal.origin
 	s.frameAncestors = "frame-ancestors 'self' " + g.portal.origin
 	if s.isPortal() {

@@ -106,6 +106,10 @@ type Settings struct {
 	Fixed, Items []MenuRow
 	Form         MenuForm
 	Errors       map[string]string
+	// Notice says what the last change did.
+	Notice string
+	// Deleting, when set, is the item a Delete asks about first.
+	Deleting *MenuRow
 }
 
 // MenuRow is one custom link as the settings list it.

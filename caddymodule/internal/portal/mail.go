@@ -6,6 +6,7 @@ import (
 	"fmt"
 	htmltemplate "html/template"
 	"io/fs"
+	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -39,6 +40,17 @@ type Brand struct {
 	Support string
 }
 
+// CheckImageURL says what is wrong with raw as the address of an image a
+// page or an e-mail shows: an https URL with a host, nothing that could
+// leave an attribute.
+func CheckImageURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil || u.Scheme != "https" || u.Host == "" || strings.ContainsAny(raw, " \"'<>\\") {
+		return fmt.Errorf("%q is not an https URL of an image", raw)
+	}
+	return nil
+}
+
 // DefaultColor is the brand colour when none is configured.
 const DefaultColor = "#1d4ed8"
 
@@ -49,7 +61,7 @@ func (b Brand) Check() error {
 	if b.Color != "" && !hexColor.MatchString(b.Color) {
 		return fmt.Errorf("brand color %q is not a hex colour such as #0f766e", b.Color)
 	}
-	if b.Logo != "" && (!strings.HasPrefix(b.Logo, "https://") || strings.ContainsAny(b.Logo, " \"'<>\\")) {
+	if b.Logo != "" && CheckImageURL(b.Logo) != nil {
 		return fmt.Errorf("brand logo %q is not an https URL", b.Logo)
 	}
 	if b.Support != "" {

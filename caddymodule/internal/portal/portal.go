@@ -64,10 +64,23 @@ func cspHash(s string) string {
 // AppEntry is one app on the portal home.
 type AppEntry struct {
 	Name, Title, LaunchURL string
+	// Description is a line about the app; Icon an https URL of its image
+	// (without one, the tile shows the title's first letter).
+	Description, Icon string
+}
+
+// Initial is the first letter of the app's title, for a tile without an
+// icon.
+func (a AppEntry) Initial() string {
+	for _, r := range a.Title {
+		return strings.ToUpper(string(r))
+	}
+	return ""
 }
 
 // Home is the data of the portal home page.
 type Home struct {
+	PortalTitle                 string
 	UserName, UserEmail, UserID string
 	Apps                        []AppEntry
 	// Links are the custom menu items for the user.
