@@ -56,7 +56,7 @@ func TestCaddyfileAdapt_Golden(t *testing.T) {
 // parseErrors are the cases the Caddyfile parser itself refuses.
 var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
 	"zero session ttl": true, "handler no app": true, "staff without location": true, "staff bad role": true,
-	"menu link bad mode": true, "menu link no target": true, "session ttl too short": true, "global block twice": true}
+	"menu link bad mode": true, "menu link no target": true, "app block field": true, "session ttl too short": true, "global block twice": true}
 
 func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 	g := newGateway(t, "store memory")
@@ -104,6 +104,8 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"smtp bad port":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom a@b.example\n\t\t\tport 99999\n\t\t}", "is not a port number"},
 		"smtp bad from":          {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost h\n\t\t\tfrom \"Acme Portal\"\n\t\t}", "is not an address"},
 		"brand colour":           {"store memory", "store memory\n\t\tbrand color red", "not a hex colour"},
+		"app icon over http":     {"app courses http://" + g.courses, "app courses http://" + g.courses + " {\n\t\t\ticon http://cdn.example.com/a.png\n\t\t}", "is not an https URL of an image"},
+		"app block field":        {"app courses http://" + g.courses, "app courses http://" + g.courses + " {\n\t\t\tcolour blue\n\t\t}", "takes title, description and icon"},
 		"brand field":            {"store memory", "store memory\n\t\tbrand font Comic", "brand takes title, color, logo or support"},
 		"mail templates missing": {"store memory", "store memory\n\t\tmailer outbox\n\t\tmail_templates " + brokenTemplates(t), `must define "link.text"`},
 		"smtp password in clear": {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost mail.example.com\n\t\t\tfrom a@b.example\n\t\t\ttls none\n\t\t\tusername u\n\t\t\tpassword p\n\t\t}", "in the clear"},
