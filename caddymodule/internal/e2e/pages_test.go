@@ -3,6 +3,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 	"testing"
 
@@ -14,7 +15,8 @@ import (
 // pageCheck finds what makes a page hard to use, in the page itself:
 // anything that scrolls it sideways, a form control without a label, an
 // action off the screen's edge (one inside a closed menu counts once its
-// menu opens), and a focused control that does not show it has focus.
+// menu opens), a focused control that does not show it has focus, and
+// text with less contrast than WCAG AA asks.
 const pageCheck = `(() => {
 	const out = [], w = window.innerWidth;
 	if (document.documentElement.scrollWidth > w + 1) {
@@ -45,6 +47,33 @@ const pageCheck = `(() => {
 			}
 			el.blur();
 		}
+	}
+	// Text against what is behind it: WCAG AA, 4.5:1 (3:1 for large text).
+	const lum = c => {
+		const [r, g, b] = c.match(/[\d.]+/g).slice(0, 3).map(v => {
+			v = v / 255;
+			return v <= 0.03928 ? v / 12.92 : Math.pow((v + 0.055) / 1.055, 2.4);
+		});
+		return 0.2126 * r + 0.7152 * g + 0.0722 * b;
+	};
+	const behind = el => {
+		for (let e = el; e; e = e.parentElement) {
+			const bg = getComputedStyle(e).backgroundColor;
+			const m = bg.match(/[\d.]+/g);
+			if (m && (m.length < 4 || +m[3] > 0)) return bg;
+		}
+		return "rgb(255, 255, 255)";
+	};
+	for (const el of document.querySelectorAll("body *")) {
+		if (![...el.childNodes].some(n => n.nodeType === 3 && n.textContent.trim())) continue;
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 || el.closest(".sr") || el.closest("details:not([open]) > :not(summary)")) continue;
+		const s = getComputedStyle(el);
+		const [a, b] = [lum(s.color), lum(behind(el))];
+		const ratio = (Math.max(a, b) + 0.05) / (Math.min(a, b) + 0.05);
+		const size = parseFloat(s.fontSize), bold = +s.fontWeight >= 700;
+		const need = size >= 24 || (bold && size >= 18.66) ? 3 : 4.5;
+		if (ratio < need) out.push("contrast " + ratio.toFixed(2) + " < " + need + ": " + el.textContent.trim().slice(0, 40));
 	}
 	return out;
 })()`
@@ -102,6 +131,26 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 		{ctx: visitor, name: "bad-link", url: "http://localhost:8081/_portalgate/magic?token=not.a.link", id: "notice", errorPage: true},
 		{ctx: visitor, name: "not-signed-in", url: "http://localhost:8080/_portalgate/launch/courses", id: "notice", errorPage: true},
 	}
+	// A contact signs in with the keyboard alone: the form has the focus,
+	// the address and Enter send it, the code and Enter sign in.
+	keyboard := b.NewContext(t)
+	browsertest.Run(keyboard, t,
+		chromedp.EmulateViewport(390, 844),
+		chromedp.Navigate("http://localhost:8080/_portalgate/signin"),
+		page("signin"),
+		chromedp.KeyEvent("ada@example.com\r"),
+		page("signin-code"),
+	)
+	browsertest.Run(staff, t, chromedp.Navigate("http://localhost:8080/dashboard/outbox"), page("outbox"))
+	code := regexp.MustCompile(`\b\d{6}\b`).FindString(browsertest.Get(staff, t, chromedp.Text(chromedp.CSS("article.mail pre"))))
+	if code == "" {
+		t.Fatal("no code in the sign-in e-mail")
+	}
+	shoot(keyboard, "signin-code-phone.png")
+	// The code page gone first: a wait begun on it may hold on to its
+	// document while the browser leaves it.
+	browsertest.Run(keyboard, t, chromedp.KeyEvent(code+"\r"), page("home"))
+
 	for _, size := range []struct {
 		name          string
 		width, height int64
