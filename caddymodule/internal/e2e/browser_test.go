@@ -37,22 +37,27 @@ func shooter(t *testing.T) func(ctx context.Context, name string) {
 	}
 }
 
+// After every navigation or click the browser tests wait for a marker that
+// only the next page has: a gateway page's data-page, a stand-in app's
+// data-app. An element the previous page also had would let a slow machine
+// read the old page.
+
+// page waits for the gateway page id.
+func page(id string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
+}
+
+// app waits for the stand-in app name.
+func app(name string) chromedp.Action[chromedp.Void] {
+	return chromedp.WaitVisible(chromedp.CSS(`body[data-app="` + name + `"]`))
+}
+
 // The seed flow of the README, clicked through in a real Chromium against
 // the demo exactly as `go run ./cmd/caddy run` serves it.
 func TestBrowser_SeedFlowFromTheDashboardToSignedInApps(t *testing.T) {
 	startDemo(t)
 	b := browsertest.Start(t)
 	shoot := shooter(t)
-	// After every navigation or click the test waits for a marker that only
-	// the next page has: a gateway page's data-page, a stand-in app's
-	// data-app. An element the previous page also had would let a slow
-	// machine read the old page.
-	page := func(id string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
-	}
-	app := func(name string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.CSS(`body[data-app="` + name + `"]`))
-	}
 	text := func(ctx context.Context, sel string) string {
 		t.Helper()
 		return browsertest.Get(ctx, t, chromedp.Text(chromedp.CSS(sel)))

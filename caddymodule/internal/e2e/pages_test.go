@@ -89,9 +89,6 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 	startDemo(t)
 	b := browsertest.Start(t)
 	shoot := shooter(t)
-	page := func(id string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
-	}
 	staff, contact, visitor := b.NewContext(t), b.NewContext(t), b.NewContext(t)
 
 	// A contact to show: Ada, with a portal link she opens.

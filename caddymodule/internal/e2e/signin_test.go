@@ -38,9 +38,6 @@ func TestBrowser_ContactSignsInWithTheCodeOfARealEmail(t *testing.T) {
 	res.Body.Close()
 
 	b := browsertest.Start(t)
-	page := func(id string) chromedp.Action[chromedp.Void] {
-		return chromedp.WaitVisible(chromedp.CSS(`body[data-page="` + id + `"]`))
-	}
 	shoot := shooter(t)
 	grace := b.NewContext(t)
 	browsertest.Run(grace, t,
