@@ -555,7 +555,7 @@ func (s *Site) menuSettings(w http.ResponseWriter, r *http.Request, st Staff, fo
 	if f.URL != "" {
 		kind = "url"
 	}
-	data.Form = portal.MenuForm{ID: f.ID, Title: f.Title, Kind: kind, URL: f.URL, Roles: map[string]bool{}}
+	data.Form = portal.MenuForm{ID: f.ID, Title: f.Title, Kind: kind, URL: f.URL, Icon: f.Icon, Roles: map[string]bool{}}
 	roles := f.Roles
 	if roles == nil {
 		roles = allRoles
@@ -595,7 +595,7 @@ func (s *Site) editMenu(w http.ResponseWriter, r *http.Request, st Staff) error 
 	var change func([]store.MenuItem) ([]store.MenuItem, error)
 	switch action {
 	case "save":
-		it := store.MenuItem{ID: id, Title: r.PostFormValue("title"), Open: r.PostFormValue("open")}
+		it := store.MenuItem{ID: id, Title: r.PostFormValue("title"), Open: r.PostFormValue("open"), Icon: r.PostFormValue("icon")}
 		kind := r.PostFormValue("kind")
 		if kind == "url" {
 			it.URL = strings.TrimSpace(r.PostFormValue("url"))

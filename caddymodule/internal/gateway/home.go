@@ -2,8 +2,10 @@ package gateway
 
 import (
 	"errors"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/session"
@@ -44,10 +46,13 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 		data.Apps = append(data.Apps, portal.AppEntry{Name: a.Name, Title: a.Title, LaunchURL: launchPrefix + a.Name,
 			Description: t.description, Icon: t.icon})
 	}
-	csp := s.csp
+	frameSrc, icons := "", map[string]bool{}
 	view := q.Get("view")
 	for _, l := range m.Links {
-		item := portal.MenuLink{ID: l.ID, Title: l.Title, Href: l.URL, Src: l.URL, Open: l.Open}
+		item := portal.MenuLink{ID: l.ID, Title: l.Title, Href: l.URL, Src: l.URL, Open: l.Open, Icon: l.Icon}
+		if l.Icon != "" {
+			icons[originOf(l.Icon)] = true
+		}
 		if l.App != "" {
 			item.Href = launchPrefix + l.App
 			item.Src = item.Href
@@ -57,11 +62,16 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 			item.Href = "/?" + url.Values{"view": {l.ID}}.Encode()
 			if l.ID == view {
 				data.Frame = &item
-				csp += "; frame-src " + s.g.frameSources(l)
+				frameSrc = "; frame-src " + s.g.frameSources(l)
 			}
 		}
 		data.Links = append(data.Links, item)
 	}
+	var more string
+	for _, o := range slices.Sorted(maps.Keys(icons)) {
+		more += " " + o
+	}
+	csp := s.cspWithImages(more) + frameSrc
 	noStore(w)
 	s.pageWithCSP(w, http.StatusOK, "home.html", data, csp)
 	return nil

@@ -14,6 +14,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
@@ -62,6 +63,10 @@ func (g *Gateway) checkMenuItem(it *store.MenuItem) map[string]string {
 	}
 	if it.Open == "" {
 		it.Open = OpenCurrentTab
+	}
+	it.Icon = strings.TrimSpace(it.Icon)
+	if it.Icon != "" && portal.CheckImageURL(it.Icon) != nil {
+		errs["icon"] = "An icon is the https address of an image, or nothing."
 	}
 	if it.Open != OpenIframe && it.Open != OpenNewTab && it.Open != OpenCurrentTab {
 		errs["open"] = "Open in must be iframe, new_tab or current_tab."
@@ -147,6 +152,8 @@ type menuLink struct {
 	Open  string `json:"open"`
 	// App is set for a magic item: URL launches it signed in.
 	App string `json:"app,omitempty"`
+	// Icon is the https URL of the item's image, when it has one.
+	Icon string `json:"icon,omitempty"`
 }
 
 // menuFor builds the menu of a session's user. A magic item's URL is the
@@ -168,7 +175,7 @@ func (g *Gateway) menuFor(ctx context.Context, u identity.User, apps []string) (
 		if !slices.Contains(it.Roles, role) {
 			continue
 		}
-		l := menuLink{ID: it.ID, Title: it.Title, URL: it.URL, Open: it.Open}
+		l := menuLink{ID: it.ID, Title: it.Title, URL: it.URL, Open: it.Open, Icon: it.Icon}
 		if it.App != "" {
 			t := g.apps[it.App]
 			if t == nil || !t.allowed(apps) {

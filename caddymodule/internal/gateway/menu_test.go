@@ -151,3 +151,25 @@ func TestCustomLinks_PortalNeverFramesItself(t *testing.T) {
 		t.Fatalf("the portal in a new tab: %d %s", r.StatusCode, r.Body)
 	}
 }
+
+// Custom links may have an icon: an https image beside the title on the
+// portal home, its origin, and nothing else, allowed in the page's CSP.
+func TestCustomLinks_IconIsAnHTTPSImageTheHomeMayLoad(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	ag := g.staff("agency")
+	form := url.Values{"action": {"save"}, "title": {"Help"}, "kind": {"url"}, "url": {"https://help.example.com/"},
+		"open": {"new_tab"}, "roles": {"contact"}, "icon": {"http://cdn.example.com/help.png"}}
+	if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusUnprocessableEntity || !strings.Contains(r.Body, `id="icon-err"`) {
+		t.Fatalf("an icon over http: %d", r.StatusCode)
+	}
+	form.Set("icon", "https://cdn.example.com/help.png")
+	if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("an https icon: %d %s", r.StatusCode, r.Body)
+	}
+	home := g.do(g.signInPortal("c_icons"), http.MethodGet, "http://"+g.portal+"/", browser)
+	if !strings.Contains(home.Body, `<img src="https://cdn.example.com/help.png" alt=""`) ||
+		!strings.Contains(home.Header.Get("Content-Security-Policy"), "img-src 'self' data: https://cdn.example.com;") {
+		t.Fatalf("the home: %s\n%s", home.Header.Get("Content-Security-Policy"), home.Body)
+	}
+}

@@ -68,6 +68,8 @@ type Site struct {
 	// The gate's counters, resolved once: the hot path only adds.
 	gatedOK, gatedNoSession, gatedStoreError prometheus.Counter
 	csp, dashboardCSP                        string
+	// imgSrc and cspRest build csp (cspWithImages).
+	imgSrc, cspRest string
 	// frameAncestors is added to every response of the app: it may be
 	// framed by the portal (menu items open in an iframe) and itself only.
 	frameAncestors string
@@ -127,13 +129,13 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 			formAction += " " + g.apps[name].origin
 		}
 	}
-	imgSrc := "'self' data:"
+	s.imgSrc = "'self' data:"
 	if s.isPortal() {
 		// The portal home shows the apps' icons.
-		imgSrc += g.iconSources()
+		s.imgSrc += g.iconSources()
 	}
-	s.csp = "default-src 'none'; style-src " + portal.StyleHash + "; img-src " + imgSrc + "; form-action " + formAction +
-		"; base-uri 'none'; frame-ancestors " + g.portal.origin
+	s.cspRest = "; form-action " + formAction + "; base-uri 'none'; frame-ancestors " + g.portal.origin
+	s.csp = s.cspWithImages("")
 	s.frameAncestors = "frame-ancestors 'self' " + g.portal.origin
 	if s.isPortal() {
 		// The dashboard runs its one script (Copy), and its Open buttons post
@@ -150,6 +152,12 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 }
 
 func (s *Site) isPortal() bool { return s.app.name == PortalName }
+
+// cspWithImages is the pages' Content-Security-Policy, with more image
+// sources (each after a space): the custom links' icons on the portal home.
+func (s *Site) cspWithImages(more string) string {
+	return "default-src 'none'; style-src " + portal.StyleHash + "; img-src " + s.imgSrc + more + s.cspRest
+}
 
 // routeTable is what this kind of site serves. Every site: redemption,
 // sign-out, the assertion keys. The portal also: its home, launches, the

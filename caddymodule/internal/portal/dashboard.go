@@ -121,8 +121,10 @@ type MenuRow struct {
 // MenuForm is the add/edit form of a custom link.
 type MenuForm struct {
 	ID, Title, Kind, URL string
-	Apps, Opens          []Option
-	Roles                map[string]bool
+	// Icon is the https URL of the item's image, or "".
+	Icon        string
+	Apps, Opens []Option
+	Roles       map[string]bool
 }
 
 // QR draws text as a QR code in inline SVG: one path of dark modules, no

@@ -99,6 +99,8 @@ type MenuLink struct {
 	// Magic is true for an item that launches a child app; another site
 	// shown in an iframe gets a sandbox.
 	Magic bool
+	// Icon is an https URL of the item's image, or "".
+	Icon string
 }
 
 // Form is the data of a one-button page that posts back to itself: the

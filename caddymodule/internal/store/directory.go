@@ -94,6 +94,8 @@ type MenuItem struct {
 	Open string `json:"open"`
 	// Roles are the user types who see the item.
 	Roles []identity.Type `json:"roles"`
+	// Icon is an https URL of an image shown beside the title. Optional.
+	Icon string `json:"icon,omitempty"`
 }
 
 // Menu is the custom menu, in order, and its version for SetMenu. Stores
