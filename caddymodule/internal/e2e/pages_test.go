@@ -104,9 +104,21 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
 	)
 	portalLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+
 	browsertest.Run(contact, t, chromedp.Navigate(portalLink), page("home"))
 	browsertest.Run(staff, t, chromedp.Navigate("http://localhost:8080/dashboard/contacts?q=ada"), page("contacts"))
 	adaPage := browsertest.Get(staff, t, chromedp.AttributeValue(chromedp.CSS(`tr[data-contact] a`), "href")).Value
+	// And a Communities link (redeem confirm) for her, from her Generate:
+	// its Continue page, opened as often as need be, spends nothing.
+	generate := browsertest.Get(staff, t, chromedp.AttributeValue(chromedp.CSS(`tr[data-contact] a.button`), "href")).Value
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://localhost:8080"+generate),
+		page("generate"),
+		chromedp.SetValue(chromedp.CSS("#app"), "communities"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+	)
+	communitiesLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
 
 	type visit struct {
 		ctx        context.Context
@@ -125,6 +137,8 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 		{ctx: staff, name: "outbox", url: "http://localhost:8080/dashboard/outbox", id: "outbox"},
 		{ctx: contact, name: "portal-home", url: "http://localhost:8080/", id: "home"},
 		{ctx: visitor, name: "signin", url: "http://localhost:8080/_portalgate/signin", id: "signin"},
+		{ctx: visitor, name: "confirm", url: communitiesLink, id: "confirm"},
+		{ctx: visitor, name: "signout", url: "http://localhost:8081/_portalgate/logout", id: "signout"},
 		{ctx: visitor, name: "bad-link", url: "http://localhost:8081/_portalgate/magic?token=not.a.link", id: "notice", errorPage: true},
 		{ctx: visitor, name: "not-signed-in", url: "http://localhost:8080/_portalgate/launch/courses", id: "notice", errorPage: true},
 	}

@@ -424,7 +424,7 @@ func (s *Site) codeData(nonce, app, next, problem string) portal.SignInCode {
 	if app != "" {
 		again += "?" + url.Values{"app": {app}, "next": {next}}.Encode()
 	}
-	return portal.SignInCode{Action: signInCodePath, CSRF: s.g.csrfToken("signin-code", nonce), Again: again,
+	return portal.SignInCode{PortalTitle: s.g.portalTitle(), Action: signInCodePath, CSRF: s.g.csrfToken("signin-code", nonce), Again: again,
 		Error: problem, Minutes: int(s.g.signIns.ttl / time.Minute)}
 }
 

@@ -106,12 +106,14 @@ type MenuLink struct {
 // Form is the data of a one-button page that posts back to itself: the
 // confirmation before a link is used, and sign-out.
 type Form struct {
-	AppTitle string
-	CSRF     string
+	PortalTitle string
+	AppTitle    string
+	CSRF        string
 }
 
 // Confirm is the data of the page that asks before a link is spent.
 type Confirm struct {
+	PortalTitle    string
 	AppTitle, CSRF string
 	// Account names whom the link signs in.
 	Account string
@@ -131,6 +133,7 @@ type SignIn struct {
 
 // SignInCode is the data of the page that asks for the code.
 type SignInCode struct {
+	PortalTitle  string
 	Action, CSRF string
 	// Again is the address of the sign-in form, to ask again.
 	Again string
@@ -142,8 +145,10 @@ type SignInCode struct {
 // Notice is the data of a page that tells a person what happened and what
 // to do next: errors, signed out, not signed in.
 type Notice struct {
-	Title   string
-	Message string
+	// PortalTitle names the portal at the top of the page.
+	PortalTitle string
+	Title       string
+	Message     string
 	// Hint says what to do next, when there is something to do.
 	Hint string
 	// Actions are the ways on, the first the one most people want.
