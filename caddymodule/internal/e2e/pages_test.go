@@ -138,7 +138,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 		{ctx: contact, name: "portal-home", url: "http://localhost:8080/", id: "home"},
 		{ctx: visitor, name: "signin", url: "http://localhost:8080/_portalgate/signin", id: "signin"},
 		{ctx: visitor, name: "confirm", url: communitiesLink, id: "confirm"},
-		{ctx: visitor, name: "signout", url: "http://localhost:8081/_portalgate/logout", id: "signout"},
+		{ctx: visitor, name: "logout-not-signed-in", url: "http://localhost:8081/_portalgate/logout", id: "notice", errorPage: true},
 		{ctx: visitor, name: "bad-link", url: "http://localhost:8081/_portalgate/magic?token=not.a.link", id: "notice", errorPage: true},
 		{ctx: visitor, name: "not-signed-in", url: "http://localhost:8080/_portalgate/launch/courses", id: "notice", errorPage: true},
 	}
