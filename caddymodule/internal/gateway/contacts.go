@@ -72,7 +72,13 @@ func contactRow(c store.Contact) portal.ContactRow {
 // seenContact is the contact a dashboard address names, when st may see
 // it; a 404 Problem otherwise (another location's contact is not there).
 func (s *Site) seenContact(ctx context.Context, r *http.Request, st Staff) (store.Contact, error) {
-	id, _, _ := strings.Cut(strings.TrimPrefix(r.URL.Path, contactsPath+"/"), "/")
+	// The id is the segment after contacts/, unescaped on its own: an id
+	// may hold "/" (escaped %2F), which must not reach another route.
+	seg, _, _ := strings.Cut(strings.TrimPrefix(r.URL.EscapedPath(), contactsPath+"/"), "/")
+	id, err := url.PathUnescape(seg)
+	if err != nil {
+		return store.Contact{}, problemNotFound
+	}
 	c, err := s.g.cfg.Directory.Contact(ctx, id)
 	switch {
 	case errors.Is(err, store.ErrNotFound) || (err == nil && !st.sees(c.Location)):
@@ -116,7 +122,11 @@ func (s *Site) contactPage(w http.ResponseWriter, r *http.Request, st Staff) err
 	}
 	for _, l := range links {
 		if l.User.ID == c.ID && l.User.Type == identity.Contact && len(data.Links) < dashboardLinks {
-			data.Links = append(data.Links, s.g.linkRow(l, now))
+			row := s.g.linkRow(l, now)
+			// A link minted under another location is shown, not revoked
+			// from here (the dashboard's Revoke is by location).
+			row.Revocable = row.Revocable && st.sees(l.User.Location)
+			data.Links = append(data.Links, row)
 		}
 	}
 	return s.dashboardPage(w, http.StatusOK, "contact.html", data)

@@ -84,3 +84,20 @@ func TestContacts_SearchPagesAndSignOutEverywhere(t *testing.T) {
 		t.Fatalf("Bob after a refused sign-out: %d", r.StatusCode)
 	}
 }
+
+// A contact id may hold "/": its page used to be a 404, and an id such as
+// "x/signout" named the sign-out of contact "x".
+func TestContacts_IDWithASlashNamesThatContactOnly(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	g.apiCall(http.MethodPost, "contacts", `[{"id":"x","name":"Xavier","email":"x@example.com","location":"loc_a"},`+
+		`{"id":"x/signout","name":"Slashed","email":"s@example.com","location":"loc_a"}]`, http.StatusOK)
+	sub := g.staff("sub")
+	list := sub.get(contactsPath + "?q=slashed").Body
+	if !strings.Contains(list, `href="/dashboard/contacts/x%2Fsignout"`) {
+		t.Fatalf("the list's link:\n%s", list)
+	}
+	if page := sub.get(contactsPath + "/x%2Fsignout"); page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "<h1>Slashed</h1>") {
+		t.Fatalf("the page of contact x/signout: %d\n%s", page.StatusCode, page.Body)
+	}
+}

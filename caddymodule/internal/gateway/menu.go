@@ -71,7 +71,8 @@ func (g *Gateway) checkMenuItem(it *store.MenuItem) map[string]string {
 	if it.Open != OpenIframe && it.Open != OpenNewTab && it.Open != OpenCurrentTab {
 		errs["open"] = "Open in must be iframe, new_tab or current_tab."
 	}
-	if u, err := url.Parse(it.URL); it.Open == OpenIframe && it.URL != "" && err == nil && u.Scheme+"://"+u.Host == g.portal.origin {
+	portalURL, _ := url.Parse(g.portal.origin) // checked when the gateway was built
+	if u, err := url.Parse(it.URL); it.Open == OpenIframe && it.URL != "" && err == nil && originOfURL(u) == originOfURL(portalURL) {
 		// The portal inside its own page, inside its own page...
 		errs["open"] = "A page of the portal cannot open inside the portal: choose the same tab or a new tab."
 	}
@@ -205,4 +206,14 @@ func (s *Site) menuAPI(w http.ResponseWriter, r *http.Request, _ routeHit) error
 		portalMenu
 	}{e.User, m})
 	return nil
+}
+
+// originOfURL is u's origin as a browser compares it: scheme and host in
+// lower case, a default port left out.
+func originOfURL(u *url.URL) string {
+	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
+	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+		host += ":" + p
+	}
+	return scheme + "://" + host
 }

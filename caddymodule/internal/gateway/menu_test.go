@@ -173,3 +173,25 @@ func TestCustomLinks_IconIsAnHTTPSImageTheHomeMayLoad(t *testing.T) {
 		t.Fatalf("the home: %s\n%s", home.Header.Get("Content-Security-Policy"), home.Body)
 	}
 }
+
+// An icon's host went into the portal home's CSP as it was typed: a ";"
+// added a directive, a "," a second policy, a "*" any host. Host
+// characters only now; and the portal is known in any spelling.
+func TestCustomLinks_IconCannotWriteIntoTheCSP(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withStaff())
+	ag := g.staff("agency")
+	for _, icon := range []string{"https://a.com;sandbox/x.png", "https://a.com,frame-src/x.png", "https://*/x.png",
+		"https://user@cdn.example.com/x.png", "https://bücher.example/x.png"} {
+		form := url.Values{"action": {"save"}, "title": {"Help"}, "kind": {"url"}, "url": {"https://help.example.com/"},
+			"open": {"new_tab"}, "roles": {"contact"}, "icon": {icon}}
+		if r := ag.post("/dashboard/settings/links", form); r.StatusCode != http.StatusUnprocessableEntity {
+			t.Errorf("icon %q: %d", icon, r.StatusCode)
+		}
+	}
+	framed := url.Values{"action": {"save"}, "title": {"Home"}, "kind": {"url"}, "url": {"http://" + strings.ToUpper(g.portal) + "/"},
+		"open": {"iframe"}, "roles": {"contact"}}
+	if r := ag.post("/dashboard/settings/links", framed); r.StatusCode != http.StatusUnprocessableEntity {
+		t.Errorf("the portal in capitals, in an iframe: %d", r.StatusCode)
+	}
+}

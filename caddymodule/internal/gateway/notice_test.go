@@ -88,3 +88,26 @@ func TestFavicon_SignedOutBrowserGetsThePortalsIcon(t *testing.T) {
 		t.Fatalf("a signed-in browser's favicon did not reach the app: %d %q", r.StatusCode, r.Body)
 	}
 }
+
+// "Try again" linked to the request's address as it came: a path such as
+// //evil.example/x made it a link to another site, and a sign-out ticket in
+// the query was written into the page.
+func TestErrorPages_TryAgainStaysOnTheSiteAndKeepsNoSecret(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	for path, want := range map[string]string{
+		"//evil.example/x":                  "Try again -> http://" + g.courses + "//evil.example/x",
+		logoutPath + "?ticket=SECRET&app=x": "Try again -> http://" + g.courses + logoutPath,
+		"/lessons/1?page=2":                 "Try again -> http://" + g.courses + "/lessons/1?page=2",
+	} {
+		r := httptest.NewRequest(http.MethodGet, "http://"+g.courses+"/", nil)
+		r.URL, _ = url.ParseRequestURI(path) // as the server reads a request line
+		r.RequestURI = path
+		r.Header.Set("Accept", "text/html")
+		w := httptest.NewRecorder()
+		g.sites["courses"].fail(w, r, problemStore)
+		if got := ways(w.Body.String()); len(got) == 0 || got[0] != want {
+			t.Errorf("%s: ways %q, want first %q", path, got, want)
+		}
+	}
+}

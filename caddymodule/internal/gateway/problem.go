@@ -171,9 +171,15 @@ func (s *Site) waysOn(r *http.Request, way wayOn) []portal.Action {
 			to += "?" + url.Values{"app": {s.app.name}}.Encode()
 		}
 		out = append(out, portal.Action{URL: to, Text: "Sign in with your e-mail"})
-	case way == tryAgain && (r.Method == http.MethodGet || r.URL.Path == signInPath) && !r.URL.Query().Has("token"):
-		// A form's address shows the form again; a GET is the page itself.
-		out = append(out, portal.Action{URL: r.URL.RequestURI(), Text: "Try again"})
+	case way == tryAgain && (r.Method == http.MethodGet || r.URL.Path == signInPath):
+		// A form's address shows the form again; a GET is the page itself,
+		// on this site's own origin (a path such as //evil.example stays
+		// here), and without its query when that holds a secret.
+		again := s.app.origin + r.URL.EscapedPath()
+		if q := r.URL.Query(); r.URL.RawQuery != "" && !q.Has("token") && !q.Has("ticket") {
+			again += "?" + r.URL.RawQuery
+		}
+		out = append(out, portal.Action{URL: again, Text: "Try again"})
 	}
 	if strings.HasPrefix(r.URL.Path, DashboardPath) && r.Method != http.MethodGet {
 		out = append(out, portal.Action{URL: DashboardPath, Text: "Back to the dashboard"})
