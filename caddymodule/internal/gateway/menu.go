@@ -212,7 +212,8 @@ func (s *Site) menuAPI(w http.ResponseWriter, r *http.Request, _ routeHit) error
 // lower case, a default port left out.
 func originOfURL(u *url.URL) string {
 	scheme, host := strings.ToLower(u.Scheme), strings.ToLower(u.Hostname())
-	if p := u.Port(); p != "" && !(scheme == "https" && p == "443") && !(scheme == "http" && p == "80") {
+	defaultPort := map[string]string{"https": "443", "http": "80"}[scheme]
+	if p := u.Port(); p != "" && p != defaultPort {
 		host += ":" + p
 	}
 	return scheme + "://" + host
