@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/browsertest"
@@ -16,7 +18,8 @@ import (
 // anything that scrolls it sideways, a form control without a label, an
 // action off the screen's edge (one inside a closed menu counts once its
 // menu opens), a focused control that does not show it has focus, and
-// text with less contrast than WCAG AA asks.
+// text with less contrast than WCAG AA asks. At a desktop's size the test
+// also presses Tab through each page (unreachedByTab).
 const pageCheck = `(() => {
 	const out = [], w = window.innerWidth;
 	if (document.documentElement.scrollWidth > w + 1) {
@@ -168,6 +171,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 	}{{"desktop", 1280, 900}, {"phone", 390, 844}} {
 		for _, v := range visits {
 			browsertest.Run(v.ctx, t,
+				focused,
 				chromedp.EmulateViewport(size.width, size.height),
 				chromedp.Navigate(v.url),
 				page(v.id),
@@ -178,6 +182,9 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 					chromedp.WaitVisible(chromedp.CSS("#action-generate")))
 			}
 			problems := browsertest.Get(v.ctx, t, chromedp.Evaluate[[]string](pageCheck))
+			if size.name == "desktop" {
+				problems = append(problems, unreachedByTab(t, v.ctx)...)
+			}
 			if len(problems) > 0 {
 				t.Errorf("%s at %dx%d:\n  %s", v.name, size.width, size.height, strings.Join(problems, "\n  "))
 			}
@@ -190,4 +197,61 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 			shoot(v.ctx, fmt.Sprintf("%s-%s.png", v.name, size.name))
 		}
 	}
+}
+
+// focused makes the tab behave as the one window a person looks at: only
+// one of the test's tabs has the browser's focus, and without it no page
+// shows focus (:focus matches in a focused page alone).
+var focused = chromedp.Func(func(ctx context.Context, t *chromedp.Target) error {
+	_, err := cdp.Call(ctx, t, emulation.SetFocusEmulationEnabled, emulation.SetFocusEmulationEnabledParams{Enabled: true})
+	return err
+})
+
+// tabbable marks every action a person can see (one inside a closed menu
+// once its menu is open) and says how many there are.
+const tabbable = `(() => {
+	let n = 0;
+	for (const el of document.querySelectorAll("a[href],button,input,select,textarea,summary")) {
+		if (el.type === "hidden" || el.closest(".sr") || el.disabled) continue;
+		if (el.closest("details:not([open])") && el.tagName !== "SUMMARY") continue;
+		if (el.type === "radio") {
+			// Tab reaches a radio group once (its checked choice, or its
+			// first); the arrow keys move within it.
+			const group = [...document.querySelectorAll('input[type=radio][name="' + el.name + '"]')];
+			if (el !== (group.find(g => g.checked) || group[0])) continue;
+		}
+		const r = el.getBoundingClientRect();
+		if (r.width === 0 && r.height === 0) continue;
+		el.dataset.kb = n++;
+	}
+	// Tab goes on from where focus last was: from the top, then, as on a
+	// page just opened.
+	const start = document.createElement("span");
+	start.tabIndex = -1;
+	document.body.prepend(start);
+	start.focus();
+	return n;
+})()`
+
+// unreachedByTab presses Tab through the page, as a person with a
+// keyboard alone does, and names the actions it never reaches.
+func unreachedByTab(t *testing.T, ctx context.Context) []string {
+	t.Helper()
+	n := browsertest.Get(ctx, t, chromedp.Evaluate[int](tabbable))
+	// n presses reach n actions in order, and never leave the page: past
+	// its last, the focus would go to the browser, and no page of this
+	// tab would show focus again.
+	reached := map[string]bool{}
+	for range n {
+		browsertest.Run(ctx, t, chromedp.KeyEvent("\t"))
+		reached[browsertest.Get(ctx, t, chromedp.Evaluate[string](`(document.activeElement && document.activeElement.dataset.kb) || ""`))] = true
+	}
+	var out []string
+	for i := range n {
+		if !reached[fmt.Sprint(i)] {
+			what := browsertest.Get(ctx, t, chromedp.Evaluate[string](fmt.Sprintf(`(e => e.id || e.textContent.trim().slice(0, 40) || e.outerHTML.slice(0, 60))(document.querySelector('[data-kb="%d"]'))`, i)))
+			out = append(out, "not reached by Tab: "+what)
+		}
+	}
+	return out
 }
