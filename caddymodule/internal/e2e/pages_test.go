@@ -183,7 +183,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 			}
 			problems := browsertest.Get(v.ctx, t, chromedp.Evaluate[[]string](pageCheck))
 			if size.name == "desktop" {
-				problems = append(problems, unreachedByTab(t, v.ctx)...)
+				problems = append(problems, unreachedByTab(v.ctx, t)...)
 			}
 			if len(problems) > 0 {
 				t.Errorf("%s at %dx%d:\n  %s", v.name, size.width, size.height, strings.Join(problems, "\n  "))
@@ -235,7 +235,7 @@ const tabbable = `(() => {
 
 // unreachedByTab presses Tab through the page, as a person with a
 // keyboard alone does, and names the actions it never reaches.
-func unreachedByTab(t *testing.T, ctx context.Context) []string {
+func unreachedByTab(ctx context.Context, t *testing.T) []string {
 	t.Helper()
 	n := browsertest.Get(ctx, t, chromedp.Evaluate[int](tabbable))
 	// n presses reach n actions in order, and never leave the page: past
