@@ -27,7 +27,8 @@ import (
 const PortalApp = "portal"
 
 // Tenant is one sub-account: its id (the location id), its name, and the
-// hosts of its portal and apps, as Normalize spells them.
+// hosts of its portal and apps, as Normalize spells them ("" for a site
+// that only a host pattern names).
 type Tenant struct {
 	ID   string
 	Name string
@@ -48,6 +49,8 @@ type Host struct {
 // Lookup never waits for a change.
 type Registry struct {
 	snap atomic.Pointer[snapshot]
+	// patterns name the sites of tenants without hosts of their own.
+	patterns []Pattern
 	// mu orders changes: each builds on the snapshot before it.
 	mu sync.Mutex
 }
@@ -57,9 +60,10 @@ type snapshot struct {
 	tenants map[string]*Tenant
 }
 
-// NewRegistry returns an empty registry.
-func NewRegistry() *Registry {
-	r := &Registry{}
+// NewRegistry returns an empty registry, whose tenants' sites are also
+// found by the host patterns.
+func NewRegistry(patterns ...Pattern) *Registry {
+	r := &Registry{patterns: patterns}
 	r.snap.Store(&snapshot{hosts: map[string]Host{}, tenants: map[string]*Tenant{}})
 	return r
 }
@@ -71,15 +75,39 @@ func (r *Registry) Lookup(host string) (Host, bool) {
 	if h, ok := s.hosts[host]; ok {
 		return h, true
 	}
-	if canonical(host) {
-		return Host{}, false
+	name := host
+	if !canonical(host) {
+		var err error
+		if name, err = Normalize(host); err != nil {
+			return Host{}, false
+		}
+		if h, ok := s.hosts[name]; ok {
+			return h, true
+		}
 	}
-	name, err := Normalize(host)
-	if err != nil {
-		return Host{}, false
+	return s.byPattern(r.patterns, name)
+}
+
+// byPattern finds the tenant site a host pattern names: a tenant that is
+// there, and an app it has (the portal when the pattern names none).
+func (s *snapshot) byPattern(patterns []Pattern, name string) (Host, bool) {
+	for _, p := range patterns {
+		app, id, ok := p.match(name)
+		if !ok {
+			continue
+		}
+		t := s.tenants[id]
+		switch {
+		case t == nil:
+		case app == "" && p.app < 0:
+			return Host{Tenant: t, App: PortalApp}, true
+		case app != "" && app != PortalApp:
+			if _, has := t.Apps[app]; has {
+				return Host{Tenant: t, App: app}, true
+			}
+		}
 	}
-	h, ok := s.hosts[name]
-	return h, ok
+	return Host{}, false
 }
 
 // Tenant returns the tenant with id.
@@ -147,6 +175,9 @@ func prepare(t Tenant, hosts map[string]Host) (*Tenant, error) {
 	}
 	nt := &Tenant{ID: t.ID, Name: t.Name, Apps: make(map[string]string, len(t.Apps))}
 	add := func(raw, app string) (string, error) {
+		if raw == "" {
+			return "", nil // served by a host pattern alone
+		}
 		name, err := Normalize(raw)
 		if err != nil {
 			return "", fmt.Errorf("tenant %s, %s: %w", t.ID, app, err)

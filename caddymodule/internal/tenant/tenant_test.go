@@ -105,7 +105,6 @@ func TestPut_AnotherTenantsHostIsRefused(t *testing.T) {
 		"an IP address":   {ID: "ip", Portal: "10.0.0.5"},
 		"a bad id":        {ID: "a b", Portal: "b.example"},
 		"an app 'portal'": {ID: "p", Portal: "c.example", Apps: map[string]string{"portal": "d.example"}},
-		"no portal":       {ID: "none"},
 	} {
 		if err := r.Put(bad); err == nil {
 			t.Errorf("%s: accepted", name)
@@ -152,6 +151,19 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
+	b.Run("pattern", func(b *testing.B) {
+		p, _ := tenant.ParsePattern("{app}.{tenant}.portals.agency.example")
+		pr := tenant.NewRegistry(p)
+		if err := pr.PutAll(ts); err != nil {
+			b.Fatal(err)
+		}
+		b.ReportAllocs()
+		for b.Loop() {
+			if h, ok := pr.Lookup("courses.t7777.portals.agency.example"); !ok || h.App != "courses" {
+				b.Fatal("not found")
+			}
+		}
+	})
 	b.Run("unknown", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -173,5 +185,45 @@ func TestPutAll_AllOrNone(t *testing.T) {
 	}
 	if err := r.PutAll([]tenant.Tenant{{ID: "a", Portal: "portal.a.example"}, {ID: "b", Portal: "portal.b.example"}}); err != nil || r.Len() != 3 {
 		t.Fatalf("two tenants: %v, %d tenants", err, r.Len())
+	}
+}
+
+// An operator's host pattern names the sites of every tenant: the app and
+// the tenant by one label each. A host names a tenant that is there and an
+// app it has, in any spelling, or nothing.
+func TestLookup_HostPatternNamesTenantsAndTheirApps(t *testing.T) {
+	t.Parallel()
+	apps, err := tenant.ParsePattern("{app}.{tenant}.portals.agency.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	portals, err := tenant.ParsePattern("{tenant}.portals.agency.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := tenant.NewRegistry(apps, portals)
+	if err := r.Put(tenant.Tenant{ID: "acme", Apps: map[string]string{"courses": ""}}); err != nil {
+		t.Fatal(err)
+	}
+	for host, app := range map[string]string{
+		"courses.acme.portals.agency.example":      "courses",
+		"COURSES.Acme.Portals.Agency.Example.:443": "courses",
+		"acme.portals.agency.example":              tenant.PortalApp,
+	} {
+		if h, ok := r.Lookup(host); !ok || h.Tenant.ID != "acme" || h.App != app {
+			t.Errorf("Lookup(%q) = %+v, %v; want acme's %s", host, h, ok, app)
+		}
+	}
+	for _, host := range []string{"shop.acme.portals.agency.example", "courses.beta.portals.agency.example",
+		"portal.acme.portals.agency.example", "courses.acme.portals.agency.example.evil.example",
+		"x.courses.acme.portals.agency.example", "portals.agency.example", "courses..portals.agency.example"} {
+		if h, ok := r.Lookup(host); ok {
+			t.Errorf("Lookup(%q) = %+v; want none", host, h)
+		}
+	}
+	for _, bad := range []string{"{app}.portals.example", "{tenant}.example", "{tenant}.{tenant}.example.com", "{app}.{app}.{tenant}.example.com", "{tenant}.a_b.example"} {
+		if _, err := tenant.ParsePattern(bad); err == nil {
+			t.Errorf("ParsePattern(%q) accepted it", bad)
+		}
 	}
 }
