@@ -98,8 +98,8 @@ func (s *Site) contactPage(w http.ResponseWriter, r *http.Request, st Staff) err
 	if err != nil {
 		return err
 	}
-	data := portal.Contact{Staff: s.staffInfo(st), ContactRow: contactRow(c),
-		SignOutURL: contactsPath + "/" + url.PathEscape(c.ID) + "/signout"}
+	data := portal.Contact{Staff: s.staffInfo(st), ContactRow: contactRow(c)}
+	data.SignOutURL = data.URL + "/signout"
 	if r.URL.Query().Get("done") == "signedout" {
 		data.Notice = displayName(contactUser(c)) + " is signed out everywhere."
 	}
@@ -107,13 +107,11 @@ func (s *Site) contactPage(w http.ResponseWriter, r *http.Request, st Staff) err
 	if err != nil {
 		return err
 	}
-	now := s.g.now()
 	for _, ss := range sessions {
-		if now.Before(ss.Deadline()) {
-			data.Sessions = append(data.Sessions, portal.SessionRow{App: s.g.appTitle(ss.App),
-				Started: formatTime(ss.CreatedAt), IdleUntil: formatTime(ss.Deadline())})
-		}
+		data.Sessions = append(data.Sessions, portal.SessionRow{App: s.g.appTitle(ss.App),
+			Started: formatTime(ss.CreatedAt), IdleUntil: formatTime(ss.Deadline())})
 	}
+	now := s.g.now()
 	// The contact is st's to see, and one id is one person: all of its
 	// links are, whatever location a link's request named.
 	links, err := s.g.cfg.Directory.Links(ctx, store.LinkQuery{Limit: store.MaxLinkRecords})
@@ -140,20 +138,14 @@ func (s *Site) signOutEverywhere(w http.ResponseWriter, r *http.Request, st Staf
 	if err != nil {
 		return err
 	}
-	back := contactsPath + "/" + url.PathEscape(c.ID)
+	back := contactRow(c).URL
 	if r.Method != http.MethodPost {
 		sessions, err := s.g.cfg.Store.UserSessions(ctx, c.ID)
 		if err != nil {
 			return err
 		}
-		live := 0
-		for _, ss := range sessions {
-			if s.g.now().Before(ss.Deadline()) {
-				live++
-			}
-		}
 		return s.dashboardPage(w, http.StatusOK, "signout_everywhere.html", portal.SignOutEverywhere{
-			Staff: s.staffInfo(st), Name: displayName(contactUser(c)), Sessions: live, BackURL: back})
+			Staff: s.staffInfo(st), Name: displayName(contactUser(c)), Sessions: len(sessions), BackURL: back})
 	}
 	if _, err := s.g.RevokeUser(ctx, "staff:"+st.Username, c.ID); err != nil {
 		return err

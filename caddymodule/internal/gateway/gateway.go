@@ -354,8 +354,7 @@ func (g *Gateway) iconSources() string {
 	seen := map[string]bool{}
 	for _, name := range g.appNames {
 		if icon := g.apps[name].icon; icon != "" {
-			u, _ := url.Parse(icon) // checked when the app was built
-			if o := u.Scheme + "://" + u.Host; !seen[o] {
+			if o := originOf(icon); !seen[o] {
 				seen[o] = true
 				out += " " + o
 			}

@@ -280,36 +280,34 @@ const clockSlack = 30 * time.Second
 // refusalTTL is how long Redis keeps a record that refuses links until t.
 func (s *Store) refusalTTL(t time.Time) time.Duration { return s.ttl(t) + clockSlack }
 
-// spendResult turns a spend script's answer into the new count, the
-// grant when the link has one, and the store's refusal.
-func spendResult(v []any, err error) (int64, store.Grant, error) {
-	if err != nil {
-		return 0, store.Grant{}, err
-	}
+// spendResult turns a spend script's answer (the new count, or a
+// refusal's negative code, then the grant) into the grant when the link
+// has one, and the store's refusal.
+func spendResult(v []any) (store.Grant, error) {
 	if len(v) == 0 {
-		return 0, store.Grant{}, errors.New("redeeming link: an empty answer")
+		return store.Grant{}, errors.New("redeeming link: an empty answer")
 	}
 	n, _ := v[0].(int64)
 	var g store.Grant
 	if len(v) > 1 {
 		raw, _ := v[1].(string)
 		if err := json.Unmarshal([]byte(raw), &g); err != nil {
-			return 0, store.Grant{}, fmt.Errorf("decoding link: %w", err)
+			return store.Grant{}, fmt.Errorf("decoding link: %w", err)
 		}
 	}
 	switch n {
 	case -1:
-		return n, g, store.ErrLinkUsed
+		return g, store.ErrLinkUsed
 	case -2:
-		return n, g, store.ErrLinkRevoked
+		return g, store.ErrLinkRevoked
 	case -3:
-		return n, g, store.ErrLinkExpired
+		return g, store.ErrLinkExpired
 	case -5:
-		return n, g, store.ErrLinkBeforeStore
+		return g, store.ErrLinkBeforeStore
 	case -4:
-		return n, g, fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
+		return g, fmt.Errorf("redeeming link: the request reached Redis more than %v after this instance read its clock (a slow Redis, or this clock behind Redis's): try again", clockSlack)
 	}
-	return n, g, nil
+	return g, nil
 }
 
 // PutLink implements store.Store.
@@ -369,7 +367,7 @@ func (s *Store) Redeem(ctx context.Context, l store.Spend, sess *store.Session) 
 			case err != nil:
 				err = redeemFailed(err)
 			default:
-				_, g, err = spendResult(res, nil)
+				g, err = spendResult(res)
 			}
 		}
 		if err == nil {
@@ -395,7 +393,7 @@ func (s *Store) Redeem(ctx context.Context, l store.Spend, sess *store.Session) 
 	if err != nil {
 		return store.Grant{}, redeemFailed(err)
 	}
-	_, g, err := spendResult(res, nil)
+	g, err := spendResult(res)
 	if err != nil {
 		return g, err
 	}
@@ -450,7 +448,7 @@ func (s *Store) redeemReplicated(ctx context.Context, keys []string, args []any,
 	case spendErr != nil:
 		return store.Grant{}, redeemFailed(spendErr)
 	}
-	_, g, refused := spendResult(res, nil)
+	g, refused := spendResult(res)
 	if refused != nil {
 		return g, refused
 	}
