@@ -66,6 +66,15 @@ type App struct {
 	// Default: none (the portal alone).
 	Apps []AppURL `json:"apps,omitempty"`
 
+	// Tenants are the sub-accounts served besides the default portal, each
+	// on hosts of its own, by sites whose portalgate directive names no
+	// app. Default: none.
+	Tenants []TenantConfig `json:"tenants,omitempty"`
+
+	// HostPattern, such as https://{app}.{tenant}.portals.example.com,
+	// gives the URLs of the tenants' sites that name none. Default: none.
+	HostPattern string `json:"host_pattern,omitempty"`
+
 	// SigningKeys sign and verify link tokens: the first signs, all verify.
 	// Secrets may be placeholders such as {env.PORTALGATE_KEY}. Default: one
 	// key generated once and kept in Caddy's storage.
@@ -167,6 +176,37 @@ type Brand struct {
 	Logo string `json:"logo,omitempty"`
 	// Support is an address people may write to with questions.
 	Support string `json:"support,omitempty"`
+	// SenderName names the sender of the e-mails (the address is the
+	// mailer's). Default: the mailer's sender name.
+	SenderName string `json:"sender_name,omitempty"`
+}
+
+// portal is b as the gateway takes it.
+func (b *Brand) portal() portal.Brand {
+	if b == nil {
+		return portal.Brand{}
+	}
+	return portal.Brand{Title: b.Title, Color: b.Color, Logo: b.Logo, Support: b.Support, Sender: b.SenderName}
+}
+
+// TenantConfig is a sub-account of the configuration: its portal and apps
+// on hosts of their own, served by a site with a portalgate directive
+// that names no app. More come from the tenants API at run time.
+type TenantConfig struct {
+	// ID is the sub-account's location id: its contacts and sub-account
+	// users are those of this location. Required.
+	ID string `json:"id"`
+	// Name is the portal's name on its pages and e-mails. Default: the id.
+	Name string `json:"name,omitempty"`
+	// Portal is the public origin of its portal. Default: from
+	// host_pattern.
+	Portal string `json:"portal,omitempty"`
+	// Apps are its apps; one without a URL is at host_pattern's host, one
+	// named as a configured app shows as it does. Default: the configured
+	// apps, at host_pattern's hosts.
+	Apps []AppURL `json:"apps,omitempty"`
+	// Brand is its brand. Default: the portal's colours, under its name.
+	Brand *Brand `json:"brand,omitempty"`
 }
 
 // RateLimit is a budget of failures per client IP; past it the client gets
@@ -324,6 +364,14 @@ func (a *App) Provision(ctx caddy.Context) error {
 	for _, app := range a.Apps {
 		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL, Title: app.Title, Description: app.Description, Icon: app.Icon})
 	}
+	cfg.HostPattern = a.HostPattern
+	for _, t := range a.Tenants {
+		gt := gateway.Tenant{ID: t.ID, Name: t.Name, Portal: t.Portal, Brand: t.Brand.portal()}
+		for _, app := range t.Apps {
+			gt.Apps = append(gt.Apps, gateway.AppURL{Name: app.Name, URL: app.URL, Title: app.Title, Description: app.Description, Icon: app.Icon})
+		}
+		cfg.Tenants = append(cfg.Tenants, gt)
+	}
 	for _, s := range a.Staff {
 		cfg.Staff = append(cfg.Staff, gateway.Staff{Username: s.Username, Role: s.Role, Location: s.Location})
 	}
@@ -346,7 +394,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 func (a *App) loadMailer(ctx caddy.Context, cfg *gateway.Config) error {
 	var brand portal.Brand
 	if a.Brand != nil {
-		brand = portal.Brand{Title: a.Brand.Title, Color: a.Brand.Color, Logo: a.Brand.Logo, Support: a.Brand.Support}
+		brand = a.Brand.portal()
 	}
 	if a.MailerRaw != nil {
 		mod, err := ctx.LoadModule(a, "MailerRaw")

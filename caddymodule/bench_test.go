@@ -74,7 +74,7 @@ func (d *discard) WriteHeader(int)             {}
 func BenchmarkGate_SessionHit(b *testing.B) {
 	h := newBenchHandler(b, `{"backend":"memory"}`)
 	sessions := benchApps[h].sessions
-	s, err := sessions.Create(context.Background(), userOf("c_bench"), "courses", nil, "l")
+	s, err := sessions.Create(context.Background(), userOf("c_bench"), "", "courses", nil, "l")
 	if err != nil {
 		b.Fatal(err)
 	}

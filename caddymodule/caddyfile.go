@@ -48,7 +48,14 @@ func parseGlobalOption(d *caddyfile.Dispenser, existing any) (any, error) {
 //		assertion_key <kid> <seed>      # repeatable; Ed25519, base64url
 //		store bolt [<path>] | memory | redis ...
 //		mailer smtp { host … from … } | outbox
-//		brand title|color|logo|support <value>  # repeatable; color 0f766e or "#0f766e"
+//		brand title|color|logo|support|sender_name <value>  # repeatable; color 0f766e or "#0f766e"
+//		tenant <id> {                   # repeatable: a sub-account with hosts of its own
+//			name <name>
+//			portal <url>
+//			app <name> [<url>]          # no URL: the host pattern's
+//			brand color|logo|support|sender_name <value>
+//		}
+//		host_pattern <url pattern>      # https://{app}.{tenant}.portals.example.com
 //		mail_templates <dir>
 //		signin directory|open|off
 //		signin_ttl <duration>
@@ -92,21 +99,22 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Portal = args[0]
 		case "app":
-			if len(args) != 2 {
-				return d.Errf("app takes a name and a URL: app courses https://courses.example.com")
-			}
-			app := AppURL{Name: args[0], URL: args[1]}
-			for nesting := d.Nesting(); d.NextBlock(nesting); {
-				field := map[string]*string{"title": &app.Title, "description": &app.Description, "icon": &app.Icon}[d.Val()]
-				if field == nil || !d.NextArg() {
-					return d.Errf("an app's block takes title, description and icon, each with a value, not %q", d.Val())
-				}
-				*field = d.Val()
-				if d.NextArg() {
-					return d.ArgErr()
-				}
+			app, err := parseApp(d, args)
+			if err != nil {
+				return err
 			}
 			a.Apps = append(a.Apps, app)
+		case "tenant":
+			t, err := parseTenant(d, args)
+			if err != nil {
+				return err
+			}
+			a.Tenants = append(a.Tenants, t)
+		case "host_pattern":
+			if len(args) != 1 {
+				return d.Errf("host_pattern takes one URL pattern: host_pattern https://{app}.{tenant}.portals.example.com")
+			}
+			a.HostPattern = args[0]
 		case "signing_key":
 			if len(args) != 2 {
 				return d.Errf("signing_key takes a key id and a secret: signing_key k1 {env.PORTALGATE_KEY}")
@@ -118,20 +126,11 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 			}
 			a.Issuer = args[0]
 		case "brand":
-			if len(args) != 2 {
-				return d.Errf("brand takes a field and a value: brand title|color|logo|support <value>")
-			}
 			if a.Brand == nil {
 				a.Brand = new(Brand)
 			}
-			field := map[string]*string{"title": &a.Brand.Title, "color": &a.Brand.Color, "logo": &a.Brand.Logo, "support": &a.Brand.Support}[args[0]]
-			if field == nil {
-				return d.Errf("brand takes title, color, logo or support, not %q", args[0])
-			}
-			*field = args[1]
-			if args[0] == "color" && !strings.HasPrefix(args[1], "#") {
-				// A bare # starts a Caddyfile comment: 0f766e is #0f766e.
-				*field = "#" + args[1]
+			if err := parseBrand(d, args, a.Brand); err != nil {
+				return err
 			}
 		case "mail_templates":
 			if len(args) != 1 {
@@ -217,6 +216,82 @@ func (a *App) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	return nil
 }
 
+// parseApp reads app <name> <url> [{ title, description, icon }].
+func parseApp(d *caddyfile.Dispenser, args []string) (AppURL, error) {
+	if len(args) != 2 {
+		return AppURL{}, d.Errf("app takes a name and a URL: app courses https://courses.example.com")
+	}
+	app := AppURL{Name: args[0], URL: args[1]}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		field := map[string]*string{"title": &app.Title, "description": &app.Description, "icon": &app.Icon}[d.Val()]
+		if field == nil || !d.NextArg() {
+			return AppURL{}, d.Errf("an app's block takes title, description and icon, each with a value, not %q", d.Val())
+		}
+		*field = d.Val()
+		if d.NextArg() {
+			return AppURL{}, d.ArgErr()
+		}
+	}
+	return app, nil
+}
+
+// parseBrand reads brand <field> <value> into b.
+func parseBrand(d *caddyfile.Dispenser, args []string, b *Brand) error {
+	if len(args) != 2 {
+		return d.Errf("brand takes a field and a value: brand title|color|logo|support|sender_name <value>")
+	}
+	field := map[string]*string{"title": &b.Title, "color": &b.Color, "logo": &b.Logo, "support": &b.Support,
+		"support_email": &b.Support, "sender_name": &b.SenderName}[args[0]]
+	if field == nil {
+		return d.Errf("brand takes title, color, logo, support or sender_name, not %q", args[0])
+	}
+	*field = args[1]
+	if args[0] == "color" && !strings.HasPrefix(args[1], "#") {
+		// A bare # starts a Caddyfile comment: 0f766e is #0f766e.
+		*field = "#" + args[1]
+	}
+	return nil
+}
+
+// parseTenant reads a tenant <id> { name, portal, app, brand } block.
+func parseTenant(d *caddyfile.Dispenser, args []string) (TenantConfig, error) {
+	if len(args) != 1 {
+		return TenantConfig{}, d.Errf("tenant takes its id (the sub-account's location id) and a block: tenant acme { portal https://... }")
+	}
+	t := TenantConfig{ID: args[0]}
+	for nesting := d.Nesting(); d.NextBlock(nesting); {
+		opt := d.Val()
+		args := d.RemainingArgs()
+		switch opt {
+		case "name", "portal":
+			if len(args) != 1 {
+				return t, d.Errf("a tenant's %s takes one value", opt)
+			}
+			*map[string]*string{"name": &t.Name, "portal": &t.Portal}[opt] = args[0]
+		case "app":
+			if len(args) == 1 {
+				// app courses: at the host pattern's host.
+				args = append(args, "")
+			}
+			app, err := parseApp(d, args)
+			if err != nil {
+				return t, err
+			}
+			t.Apps = append(t.Apps, app)
+		case "brand":
+			if t.Brand == nil {
+				t.Brand = new(Brand)
+			}
+			if err := parseBrand(d, args, t.Brand); err != nil {
+				return t, err
+			}
+		default:
+			return t, d.Errf("a tenant's block takes name, portal, app and brand, not %q", opt)
+		}
+	}
+	return t, nil
+}
+
 func parseStaff(args []string) (Staff, error) {
 	const usage = "staff takes a username and a role: staff <username> agency_user, or staff <username> subaccount_user location <id>"
 	switch {
@@ -297,16 +372,16 @@ func parseHandlerDirective(h httpcaddyfile.Helper) ([]httpcaddyfile.ConfigValue,
 //
 // Syntax:
 //
-//	portalgate <app> {
+//	portalgate [<app>] {            # no app: every tenant's sites, by host
 //		redeem auto|confirm
 //		assertion on|off
 //	}
 func (h *Handler) UnmarshalCaddyfile(d *caddyfile.Dispenser) error {
 	d.Next() // directive name
-	if !d.NextArg() {
-		return d.Errf("portalgate needs the app this site serves: portalgate <app> (or portalgate portal)")
+	if d.NextArg() {
+		// Without an app, the site is the tenants' catch-all.
+		h.AppName = d.Val()
 	}
-	h.AppName = d.Val()
 	if d.NextArg() {
 		return d.ArgErr()
 	}

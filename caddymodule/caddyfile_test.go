@@ -55,7 +55,7 @@ func TestCaddyfileAdapt_Golden(t *testing.T) {
 
 // parseErrors are the cases the Caddyfile parser itself refuses.
 var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
-	"zero session ttl": true, "handler no app": true, "staff without location": true, "staff bad role": true,
+	"zero session ttl": true, "staff without location": true, "staff bad role": true,
 	"menu link bad mode": true, "menu link no target": true, "app block field": true, "session ttl too short": true, "global block twice": true}
 
 func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
@@ -77,7 +77,6 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"link ttl above max":     {"store memory", "store memory\n\t\tlink_ttl 2h\n\t\tlink_max_ttl 1h", "above link_max_ttl"},
 		"bad api key hash":       {"api_key_hash ", "api_key_hash nothex\n\t\t# ", "api_key_hash must be a SHA-256"},
 		"handler app":            {"portalgate courses", "portalgate nope", "portalgate nope: no such app"},
-		"handler no app":         {"portalgate courses", "portalgate", "needs the app this site serves"},
 		"no portal":              {"portal http://" + g.portal + "\n", "", "the portal URL is required"},
 		"staff without location": {"store memory", "store memory\n\t\tstaff ann subaccount_user", "staff takes a username and a role"},
 		"staff bad role":         {"store memory", "store memory\n\t\tstaff ann root", "staff takes a username and a role"},
@@ -106,7 +105,7 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"brand colour":           {"store memory", "store memory\n\t\tbrand color red", "not a hex colour"},
 		"app icon over http":     {"app courses http://" + g.courses, "app courses http://" + g.courses + " {\n\t\t\ticon http://cdn.example.com/a.png\n\t\t}", "is not an https URL of an image"},
 		"app block field":        {"app courses http://" + g.courses, "app courses http://" + g.courses + " {\n\t\t\tcolour blue\n\t\t}", "takes title, description and icon"},
-		"brand field":            {"store memory", "store memory\n\t\tbrand font Comic", "brand takes title, color, logo or support"},
+		"brand field":            {"store memory", "store memory\n\t\tbrand font Comic", "brand takes title, color, logo, support or sender_name"},
 		"mail templates missing": {"store memory", "store memory\n\t\tmailer outbox\n\t\tmail_templates " + brokenTemplates(t), `must define "link.text"`},
 		"smtp password in clear": {"store memory", "store memory\n\t\tmailer smtp {\n\t\t\thost mail.example.com\n\t\t\tfrom a@b.example\n\t\t\ttls none\n\t\t\tusername u\n\t\t\tpassword p\n\t\t}", "in the clear"},
 	} {

@@ -29,8 +29,10 @@ const (
 // and the dashboard. The work is the gateway's; the handler is its config.
 type Handler struct {
 	// AppName is the app this site serves: a name declared in the
-	// portalgate app, or "portal". Required.
-	AppName string `json:"app"`
+	// portalgate app, or "portal". Empty: the site serves every tenant's
+	// sites, by host, and sets the vars portalgate_tenant and
+	// portalgate_app for the matchers that route each app to its upstream.
+	AppName string `json:"app,omitempty"`
 
 	// RedeemMode is when opening a link spends it: "auto" on GET, or
 	// "confirm" only after the person presses Continue on a page (safe from
@@ -43,7 +45,21 @@ type Handler struct {
 	Assertion bool `json:"assertion,omitempty"`
 
 	site     *gateway.Site
+	router   *gateway.Router
 	requests *inFlight
+}
+
+// The vars a catch-all site sets: {http.vars.portalgate_app} and the vars
+// matcher route each app to its upstream.
+const (
+	VarApp    = "portalgate_app"
+	VarTenant = "portalgate_tenant"
+)
+
+// setVars tells Caddy's matchers whose site a request is.
+func setVars(r *http.Request, tenantID, app string) {
+	caddyhttp.SetVar(r.Context(), VarTenant, tenantID)
+	caddyhttp.SetVar(r.Context(), VarApp, app)
 }
 
 // CaddyModule returns the Caddy module information.
@@ -67,7 +83,12 @@ func (h *Handler) Provision(ctx caddy.Context) error {
 // join builds this site's part of app's gateway.
 func (h *Handler) join(app *App) (err error) {
 	h.requests = app.requests
-	h.site, err = app.gateway.Site(h.AppName, gateway.SiteConfig{RedeemMode: h.RedeemMode, Assertion: h.Assertion})
+	cfg := gateway.SiteConfig{RedeemMode: h.RedeemMode, Assertion: h.Assertion}
+	if h.AppName == "" {
+		h.router, err = app.gateway.Router(cfg, setVars)
+		return err
+	}
+	h.site, err = app.gateway.Site(h.AppName, cfg)
 	return err
 }
 
@@ -76,6 +97,9 @@ func (h *Handler) join(app *App) (err error) {
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request, next caddyhttp.Handler) error {
 	h.requests.enter()
 	defer h.requests.leave()
+	if h.router != nil {
+		return h.router.ServeHTTP(w, r, next)
+	}
 	return h.site.ServeHTTP(w, r, next)
 }
 

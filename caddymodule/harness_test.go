@@ -67,6 +67,8 @@ type testCaddy struct {
 	// portalSite into the portal's site block (before the gate), coursesSite
 	// into the courses site block.
 	globalExtra, caddyOptions, communityBlock, portalSite, coursesSite string
+	// sites are more site blocks.
+	sites string
 }
 
 // freeAddrs returns n distinct free loopback addresses.
@@ -140,8 +142,9 @@ http://%[4]s {
 	}
 	reverse_proxy %[8]s
 }
+%[13]s
 `, g.admin, g.portal, g.courses, g.community, testKey, hex.EncodeToString(sum[:]), g.globalExtra,
-		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock, g.portalSite, g.coursesSite)
+		strings.TrimPrefix(g.upstream.URL, "http://"), g.caddyOptions, g.communityBlock, g.portalSite, g.coursesSite, g.sites)
 }
 
 // load (re)loads the Caddyfile into the running Caddy.

@@ -117,6 +117,16 @@ func (g *Gateway) apiContacts(ctx context.Context, c apiCall) (int, any, error) 
 	if err != nil {
 		return 0, nil, err
 	}
+	for i := range cs {
+		// A tenant's portal syncs its own contacts; the default one (and
+		// the admin API) every tenant's, each of its location's tenant.
+		switch loc := &cs[i].Location; {
+		case g.tenant != "" && *loc == "":
+			*loc = g.tenant
+		case g.tenant != "" && *loc != g.tenant:
+			return 0, nil, problemOtherTenant
+		}
+	}
 	for _, c := range cs {
 		if st, ok := g.staff[c.ID]; ok {
 			return 0, nil, idTaken(c.ID, store.HolderOf(st.user()))

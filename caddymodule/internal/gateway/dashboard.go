@@ -66,6 +66,13 @@ func staffOnly(h staffHandler) siteHandler {
 		if err != nil {
 			return err
 		}
+		if s.g.tenant != "" {
+			// A tenant's dashboard is its staff's and the agency's.
+			if st.Role == identity.SubaccountUser && st.Location != s.g.tenant {
+				return problemOtherTenant
+			}
+			st.within = s.g.tenant
+		}
 		noStore(w)
 		if r.Method == http.MethodPost && (!s.sameOrigin(r) || !s.g.checkCSRF("dashboard", st.Username, formValue(w, r, "csrf"))) {
 			return problemCSRF
@@ -85,12 +92,7 @@ func (s *Site) dashboardNotFound(http.ResponseWriter, *http.Request, Staff) erro
 }
 
 // scope is the location whose records st may see; "" for every location.
-func (st Staff) scope() string {
-	if st.Role == identity.AgencyUser {
-		return ""
-	}
-	return st.Location
-}
+func (st Staff) scope() string { return st.home() }
 
 // dashboardPage renders a dashboard page: it may run the dashboard's one
 // script, and its forms may lead on to the apps (Open redirects there).
@@ -241,7 +243,7 @@ func (s *Site) renderGenerate(ctx context.Context, w http.ResponseWriter, status
 	data := portal.Generate{
 		Staff: s.staffInfo(st), Query: in.query, Who: in.who, Result: result, Errors: errs,
 		NewID: in.newID, NewEmail: in.newEmail, NewName: in.newName, NewLocation: in.newLocation,
-		Path: in.path, Uses: in.uses, LockedLocation: st.Location, Mailer: s.g.mail != nil,
+		Path: in.path, Uses: in.uses, LockedLocation: st.home(), Mailer: s.g.mail != nil,
 		Locations: s.g.knownLocations(contacts), InviteFor: humanDuration(s.g.inviteTTL()),
 	}
 	if s.g.signIns != nil {
@@ -292,11 +294,11 @@ func (s *Site) generate(w http.ResponseWriter, r *http.Request, st Staff) error 
 		user = contactUser(c)
 	case "new":
 		loc := in.newLocation
-		if st.Role == identity.SubaccountUser {
-			if loc != "" && loc != st.Location {
-				errs["new_location"] = "You can add contacts to your own location only (" + st.Location + ")."
+		if home := st.home(); home != "" {
+			if loc != "" && loc != home {
+				errs["new_location"] = "You can add contacts to your own location only (" + home + ")."
 			}
-			loc = st.Location
+			loc = home
 		}
 		if in.newID == "" {
 			// Staff name people, not records: the id is made up, and may be

@@ -25,7 +25,7 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 		// The identity and the answer's frame-ancestors in one allocation:
 		// this runs on every gated request.
 		vals := new(gatedValues)
-		vals.identity.Set(r.Header, &e.User, e.App)
+		vals.identity.Set(r.Header, &e.User, s.g.tenant, e.App)
 		resp := w.Header()
 		if csp := resp[headerCSP]; len(csp) > 0 {
 			resp[headerCSP] = append(csp, s.frameAncestors)
@@ -111,7 +111,11 @@ func (s *Site) session(r *http.Request) (string, *session.Entry, error) {
 	if id == "" {
 		return "", nil, session.ErrNoSession
 	}
-	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.app.name)
+	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.g.tenant, s.app.name)
+	if err == nil && e.CreatedAt().Before(s.g.since) {
+		// A session of an earlier tenant of this id, removed since.
+		return id, nil, session.ErrNoSession
+	}
 	return id, e, err
 }
 

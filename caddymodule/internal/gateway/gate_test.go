@@ -35,7 +35,7 @@ func BenchmarkIdentity_Set(b *testing.B) {
 		resp["Server"] = server
 		identity.StripHeaders(r.Header)
 		vals := new(gatedValues)
-		vals.identity.Set(r.Header, u, "courses")
+		vals.identity.Set(r.Header, u, "", "courses")
 		vals.csp[0] = frameAncestors
 		resp[headerCSP] = vals.csp[:]
 	}

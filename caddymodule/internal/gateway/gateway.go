@@ -17,7 +17,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -104,6 +103,13 @@ type Config struct {
 	// LinkMaxTTL. Default: DefaultInviteTTL.
 	InviteTTL time.Duration
 
+	// Tenants are the sub-accounts of the configuration, served besides
+	// the default one (Portal and Apps) by the catch-all sites (Router).
+	Tenants []Tenant
+	// HostPattern, such as https://{app}.{tenant}.portals.example.com,
+	// gives the URLs of the tenants' sites that name none of their own.
+	HostPattern string
+
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
 	// Logger logs failures; Audit gets one event per security fact.
@@ -161,10 +167,14 @@ type Gateway struct {
 	// signIns works on asked-for sign-in e-mails; nil when there is no
 	// sign-in by e-mail.
 	signIns *signIns
-	// served are the apps a site of this config serves, so that none is
-	// served twice (two sites, or two handlers in one site).
-	servedMu sync.Mutex
-	served   map[string]bool
+	// tenant is the id of the tenant this gateway serves ("" for the
+	// default one); since is when that tenant was added (zero: it was
+	// always there).
+	tenant string
+	since  time.Time
+	// tenants are every tenant's views, shared by the root gateway (the
+	// default tenant's) and the views.
+	tenants *tenants
 }
 
 // servedApp is an app (or the portal) as the gateway serves it.
@@ -185,8 +195,7 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.Codec == nil || cfg.Sessions == nil || cfg.Store == nil || cfg.Directory == nil || cfg.Asserter == nil || len(cfg.CSRFKey) == 0 {
 		return nil, errors.New("portalgate: the gateway needs a codec, sessions, a store, a directory, an asserter and a CSRF key")
 	}
-	g := &Gateway{cfg: cfg, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics, clientIP: cfg.ClientIP, authUser: cfg.AuthUser,
-		served: make(map[string]bool)}
+	g := &Gateway{cfg: cfg, now: cfg.Now, log: cfg.Logger, metrics: cfg.Metrics, clientIP: cfg.ClientIP, authUser: cfg.AuthUser}
 	if g.now == nil {
 		g.now = time.Now
 	}
@@ -227,6 +236,11 @@ func New(cfg Config) (*Gateway, error) {
 		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered, Now: g.now})
 	}
 	if err := g.startSignIns(); err != nil {
+		g.Close(context.Background())
+		return nil, err
+	}
+	// The tenants' gateways share the default one's parts: it is whole.
+	if err := g.startTenants(); err != nil {
 		g.Close(context.Background())
 		return nil, err
 	}

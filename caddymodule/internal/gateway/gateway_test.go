@@ -39,7 +39,7 @@ const (
 // Staff of the dashboard tests: name → password. The authenticator in front
 // (basic auth, as Caddy's basic_auth would) signs them in; "stranger" passes
 // it but is not staff.
-var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stranger": "stranger-pw"}
+var testStaff = map[string]string{"agency": "agency-pw", "sub": "sub-pw", "stranger": "stranger-pw", "acme-staff": "acme-pw"}
 
 // testGateway is a running gateway with its three sites.
 type testGateway struct {
@@ -54,6 +54,11 @@ type testGateway struct {
 	upstreamHits atomic.Int32
 	// outbox holds what the gateway mailed (withOutbox).
 	outbox *mail.Outbox
+	// router is the catch-all site of the tenants (withTenants): the
+	// address every tenant host is served at, and what it told Caddy's
+	// vars last.
+	router   string
+	lastVars atomic.Pointer[[2]string]
 }
 
 // setup is what a test changes before the gateway starts.
@@ -69,6 +74,10 @@ type setup struct {
 	authenticator bool
 	// outbox is the mailer when set: sign-in by e-mail is on.
 	outbox bool
+	// router is the address of the tenants' catch-all site; routed starts
+	// it (withTenants).
+	router string
+	routed bool
 }
 
 type option func(*setup)
@@ -131,6 +140,9 @@ func newTestGateway(t testing.TB, opts ...option) *testGateway {
 	g.portal = servers[PortalName].Listener.Addr().String()
 	g.courses = servers["courses"].Listener.Addr().String()
 	g.community = servers["communities"].Listener.Addr().String()
+	routerSrv := httptest.NewUnstartedServer(nil)
+	t.Cleanup(routerSrv.Close)
+	g.router = routerSrv.Listener.Addr().String()
 
 	ring, err := link.NewRing(link.Key{ID: "test", Secret: []byte(testKey)})
 	if err != nil {
@@ -142,7 +154,7 @@ func newTestGateway(t testing.TB, opts ...option) *testGateway {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := &setup{limit: 10, sites: map[string]*SiteConfig{}}
+	s := &setup{limit: 10, sites: map[string]*SiteConfig{}, router: g.router}
 	s.cfg = Config{
 		Portal: issuer,
 		Apps:   []AppURL{{Name: "courses", URL: "http://" + g.courses}, {Name: "communities", URL: "http://" + g.community}},
@@ -212,6 +224,18 @@ func newTestGateway(t testing.TB, opts ...option) *testGateway {
 			}
 		})
 		srv.Start()
+	}
+	if s.routed {
+		rt, err := g.gw.Router(SiteConfig{}, func(_ *http.Request, tenantID, app string) { g.lastVars.Store(&[2]string{tenantID, app}) })
+		if err != nil {
+			t.Fatal(err)
+		}
+		routerSrv.Config.Handler = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if err := rt.ServeHTTP(w, r, upstream); err != nil {
+				t.Errorf("%s %s: %v", r.Method, r.URL, err)
+			}
+		})
+		routerSrv.Start()
 	}
 	return g
 }

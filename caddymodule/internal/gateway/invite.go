@@ -30,6 +30,34 @@ func (g *Gateway) inviteTTL() time.Duration {
 // Invite mails contact id a welcome e-mail with a one-time link into the
 // portal that lives invite_ttl; by names who asked.
 func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, error) {
+	t, err := g.contactsTenant(ctx, id)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	return t.invite(ctx, id, by)
+}
+
+// contactsTenant is the gateway of contact id's tenant: on the default
+// tenant's gateway, the tenant of its location when that names one; on a
+// tenant's, that tenant's own, whose contact it must be.
+func (g *Gateway) contactsTenant(ctx context.Context, id string) (*Gateway, error) {
+	if g.tenant != "" {
+		return g, nil
+	}
+	c, err := g.cfg.Directory.Contact(ctx, id)
+	switch {
+	case errors.Is(err, store.ErrNotFound):
+		return nil, problemNoContact
+	case err != nil:
+		return nil, err
+	}
+	if t, ok := g.viewOf(c.Location); ok && c.Location != "" {
+		return t, nil
+	}
+	return g, nil
+}
+
+func (g *Gateway) invite(ctx context.Context, id, by string) (MintResponse, error) {
 	c, user, err := g.mailableContact(ctx, id)
 	if err != nil {
 		return MintResponse{}, err
@@ -61,7 +89,8 @@ func (g *Gateway) Invite(ctx context.Context, id, by string) (MintResponse, erro
 // address.
 func (g *Gateway) mailableContact(ctx context.Context, id string) (store.Contact, identity.User, error) {
 	c, err := g.cfg.Directory.Contact(ctx, id)
-	if errors.Is(err, store.ErrNotFound) {
+	if errors.Is(err, store.ErrNotFound) || (err == nil && !g.ownsLocation(c.Location)) {
+		// Another tenant's contact is not there.
 		return c, identity.User{}, problemNoContact
 	}
 	if err != nil {

@@ -15,6 +15,10 @@ import (
 
 // MintRequest is the JSON the link API and the admin API take.
 type MintRequest struct {
+	// Tenant is the sub-account whose app the link opens. Default: the
+	// tenant of the portal the request came to or, on the default one,
+	// the tenant of user.location when that names one.
+	Tenant string `json:"tenant,omitempty"`
 	// App is the target: an app name or "portal". Required.
 	App string `json:"app"`
 	// User is who the link signs in; user.id is required.
@@ -47,6 +51,54 @@ type MintResponse struct {
 // for joins the contacts directory. A request that cannot be minted is a
 // 400 Problem saying why.
 func (g *Gateway) Mint(ctx context.Context, req MintRequest, by string) (MintResponse, error) {
+	target, err := g.mintTarget(&req)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	return target.mint(ctx, req, by)
+}
+
+// mintTarget is the gateway of the tenant a link of req is for, with
+// req.User's location made the tenant's when it named none. A tenant's
+// portal mints for that tenant alone, and a tenant's links are for its
+// own people.
+func (g *Gateway) mintTarget(req *MintRequest) (*Gateway, error) {
+	id := req.Tenant
+	switch {
+	case g.tenant != "" && id != "" && id != g.tenant:
+		return nil, problemOtherTenant
+	case g.tenant != "":
+		id = g.tenant
+	case id == "" && req.User.Location != "":
+		if _, ok := g.tenants.registry.Tenant(req.User.Location); ok {
+			id = req.User.Location
+		}
+	}
+	if id == "" {
+		if !g.ownsLocation(req.User.Location) {
+			return nil, badRequest(fmt.Sprintf("user.location %q is a tenant's: its links are that tenant's (tenant %q)", req.User.Location, req.User.Location))
+		}
+		return g, nil
+	}
+	target, ok := g.viewOf(id)
+	if !ok {
+		return nil, &Problem{Status: http.StatusNotFound, Code: "tenant_not_found", Title: "No such sub-account",
+			Detail: fmt.Sprintf("no tenant %q is registered", id)}
+	}
+	switch req.User.Location {
+	case id:
+	case "":
+		if req.User.Type != identity.AgencyUser {
+			req.User.Location = id
+		}
+	default:
+		return nil, badRequest(fmt.Sprintf("user.location %q is not tenant %q: a tenant's links are for its own people", req.User.Location, id))
+	}
+	return target, nil
+}
+
+// mint is Mint on the gateway of the link's tenant.
+func (g *Gateway) mint(ctx context.Context, req MintRequest, by string) (MintResponse, error) {
 	in := func(format string, args ...any) (MintResponse, error) {
 		return MintResponse{}, badRequest(fmt.Sprintf(format, args...))
 	}
@@ -154,6 +206,8 @@ func (g *Gateway) issue(ctx context.Context, by string, req link.Request) (link.
 // issueWith is issue with a codec of its own (an invitation's, which
 // outlives link_max_ttl).
 func (g *Gateway) issueWith(ctx context.Context, codec *link.Codec, by string, req link.Request) (link.Link, error) {
+	// A link is for the tenant whose gateway mints it.
+	req.Tenant = g.tenant
 	l, err := codec.Mint(req)
 	if err != nil {
 		return link.Link{}, badRequest(err.Error())
@@ -172,7 +226,7 @@ func (g *Gateway) issueWith(ctx context.Context, codec *link.Codec, by string, r
 // link's end (its token's, with the leeway every verification allows).
 func GrantOf(l link.Link) store.Grant {
 	return store.Grant{
-		ID: l.ID, App: l.App, User: l.User, Path: l.Path, Uses: l.Uses, Apps: l.Apps, Origin: l.Origin,
+		ID: l.ID, Tenant: l.Tenant, App: l.App, User: l.User, Path: l.Path, Uses: l.Uses, Apps: l.Apps, Origin: l.Origin,
 		IssuedAt: l.IssuedAt, Expires: l.ExpiresAt.Add(link.Leeway),
 	}
 }

@@ -99,6 +99,7 @@ var (
 	problemAPIOff           = newProblem(http.StatusNotFound, "api_disabled", "Not found", "The link API is off: no api_key_hash is configured.", "", "")
 	problemNoStaffAuth      = newProblem(http.StatusUnauthorized, "staff_sign_in_required", "Staff sign-in required", "The dashboard is for staff, and no staff sign-in came with this request.", "The site must put a sign-in such as basic_auth in front of /dashboard.", "")
 	problemNotStaff         = newProblem(http.StatusForbidden, "not_staff", "Not a staff member", "You are signed in, but not listed as staff of this portal.", "Ask an agency admin to add you.", "")
+	problemOtherTenant      = newProblem(http.StatusForbidden, "other_tenant", "Another sub-account's", "This portal acts for its own sub-account only.", "Use that sub-account's portal.", "")
 	problemOutboxAgencyOnly = newProblem(http.StatusForbidden, "agency_only", "Agency users only", "The outbox holds every location's e-mail: only agency users can read it.", "Ask an agency user.", "")
 	problemAgencyOnly       = newProblem(http.StatusForbidden, "agency_only", "Agency users only", "Only agency users can change the custom links.", "Ask an agency user to make the change.", "")
 	problemBadForm          = newProblem(http.StatusBadRequest, "bad_request", "Bad request", "The form sent does not ask for anything this page does.", "Go back, reload the page and try again.", "")

@@ -32,6 +32,9 @@ const maxSessionsPerApp = 10
 func (s *Site) redeem(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	ip := s.g.clientIP(r)
 	claims, err := s.g.cfg.Codec.Verify(r.URL.Query().Get("token"), s.app.name)
+	if err == nil && !s.g.opens(claims) {
+		err = link.ErrWrongApp
+	}
 	if err != nil {
 		if guessed(err) {
 			return s.rejectGuess(ip, linkProblem(err))
@@ -76,7 +79,7 @@ func (s *Site) signedInAs(r *http.Request, userID string) (current string, known
 	if id == "" {
 		return "", true
 	}
-	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.app.name)
+	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.g.tenant, s.app.name)
 	switch {
 	case errors.Is(err, session.ErrNoSession):
 		return "", true
@@ -98,7 +101,7 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	// spent without its session): state changes outlive the request.
 	ctx := context.WithoutCancel(r.Context())
 	sessions := s.g.cfg.Sessions
-	created, grant, err := sessions.Redeem(ctx, spendOf(claims), s.app.name)
+	created, grant, err := sessions.Redeem(ctx, spendOf(claims), s.g.tenant, s.app.name)
 	var unsettled *session.Unsettled
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):
@@ -133,6 +136,14 @@ func (s *Site) spend(w http.ResponseWriter, r *http.Request, ip string, claims *
 	s.g.audit.linkRedeemed(s.app.name, created.User.ID, claims.ID, created.ID, ip)
 	http.SetCookie(w, s.cookie(s.app.cookie, created.ID, s.g.cfg.SessionTTL))
 	return s.land(w, r, grant.Path)
+}
+
+// opens reports whether a link of claims is for this tenant: of its id,
+// and minted since the tenant was added (not for an earlier tenant of its
+// id, removed since). Whatever its app, a link of one tenant opens nothing
+// of another.
+func (g *Gateway) opens(claims *link.Claims) bool {
+	return claims.Tenant == g.tenant && !time.Unix(claims.IssuedAt, 0).Before(g.since.Truncate(time.Second))
 }
 
 // spendOf is how a link's token names what a redemption spends.

@@ -219,7 +219,7 @@ func TestRedeem_FixationPlantedSessionIsReplaced(t *testing.T) {
 		t.Fatalf("redemption kept the planted session id")
 	}
 	// The planted session is ended, so the attacker cannot ride the victim's.
-	if _, err := g.sessions.Lookup(context.Background(), planted.Value, "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := g.sessions.Lookup(context.Background(), planted.Value, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("planted session still live: %v", err)
 	}
 	if h := web.Echoed(t, g.do(victim, http.MethodGet, "http://"+g.courses+"/")); h.Get("X-Portal-User-Id") != "victim" {

@@ -63,7 +63,7 @@ func (g *Gateway) sendLink(t *servedApp, l link.Link, url string) string {
 // mailLink queues the rendered e-mail of kind that carries link l to name
 // <email>: named by the link, and not delivered past its end.
 func (g *Gateway) mailLink(kind string, l link.Link, name, email string, r portal.Rendered) error {
-	return g.mail.Enqueue(mail.Message{ID: l.ID, Kind: kind, To: mail.Address{Name: name, Email: email},
+	return g.mail.Enqueue(mail.Message{ID: l.ID, Kind: kind, FromName: g.cfg.Mails.Brand().Sender, To: mail.Address{Name: name, Email: email},
 		Subject: r.Subject, Text: r.Text, HTML: r.HTML, Expires: l.ExpiresAt})
 }
 

@@ -14,6 +14,7 @@ import (
 	"mime"
 	"net/http"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -74,6 +75,8 @@ type signInRequest struct {
 	// whose e-mail then has no code.
 	browser   string
 	app, next string
+	// g is the gateway of the portal it was asked on (a tenant's).
+	g *Gateway
 }
 
 // signIns works on the asked-for sign-ins.
@@ -134,6 +137,7 @@ func (g *Gateway) closeSignIns(ctx context.Context) {
 // askSignIn queues a sign-in; a full backlog, or a closing config, drops
 // it (counted), as a full mail queue would.
 func (g *Gateway) askSignIn(req signInRequest) {
+	req.g = g
 	if g.signIns.backlog.Add(req, nil) != nil {
 		g.metrics.SignIns.WithLabelValues("dropped").Inc()
 	}
@@ -150,7 +154,7 @@ func (g *Gateway) startSignIn(stop context.Context, req signInRequest) {
 	}
 	ctx, cancel := context.WithTimeout(stop, 30*time.Second)
 	defer cancel()
-	result, err := g.signInFor(ctx, req)
+	result, err := req.g.signInFor(ctx, req)
 	if err != nil {
 		g.log.Error("starting a sign-in", zap.Error(err))
 		result = "store_error"
@@ -168,6 +172,9 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 	if err != nil {
 		return "", err
 	}
+	// The same address may be a contact of two tenants, as two people:
+	// this portal signs in its own.
+	contacts = slices.DeleteFunc(contacts, func(c store.Contact) bool { return !g.ownsLocation(c.Location) })
 	var c store.Contact
 	switch {
 	case len(contacts) > 0:
@@ -177,7 +184,7 @@ func (g *Gateway) signInFor(ctx context.Context, req signInRequest) (string, err
 		if err != nil {
 			return "", err
 		}
-		c = store.Contact{ID: "c_" + id[:16], Email: req.address}
+		c = store.Contact{ID: "c_" + id[:16], Email: req.address, Location: g.tenant}
 	default:
 		return "unknown", g.decoySignIn(ctx, req.browser, key)
 	}
@@ -258,6 +265,14 @@ func (g *Gateway) sendSignIn(ctx context.Context, c store.Contact, browser, app,
 // LoginEmail mails contact id a sign-in e-mail now (staff's Login e-mail):
 // its link signs in from any browser, and voids the last one.
 func (g *Gateway) LoginEmail(ctx context.Context, id, by string) (MintResponse, error) {
+	t, err := g.contactsTenant(ctx, id)
+	if err != nil {
+		return MintResponse{}, err
+	}
+	return t.loginEmail(ctx, id, by)
+}
+
+func (g *Gateway) loginEmail(ctx context.Context, id, by string) (MintResponse, error) {
 	c, _, err := g.mailableContact(ctx, id)
 	if err != nil {
 		return MintResponse{}, err
@@ -462,6 +477,10 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	if failures >= codeFailuresPerAddress {
 		return s.g.endGuessedSignIn(ctx, browser)
 	}
+	if si.Link.Tenant != s.g.tenant {
+		// A sign-in asked on another tenant's portal is not this one's.
+		return problemCodeGone
+	}
 	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 {
 		s.g.metrics.SignIns.WithLabelValues("code_wrong").Inc()
 		s.g.audit.codeRejected(si.Link.User.ID, si.Link.ID, ip, si.Tries)
@@ -485,7 +504,7 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 		return nil
 	}
 	spend := store.Spend{ID: si.Link.ID, UserID: si.Link.User.ID, Expires: si.Link.Expires}
-	created, _, err := s.g.cfg.Sessions.Redeem(ctx, spend, PortalName)
+	created, _, err := s.g.cfg.Sessions.Redeem(ctx, spend, s.g.tenant, PortalName)
 	var unsettled *session.Unsettled
 	switch {
 	case errors.Is(err, store.ErrLinkUsed):

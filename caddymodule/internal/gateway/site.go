@@ -87,29 +87,43 @@ func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 	if t == nil {
 		return nil, fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", app, app)
 	}
-	g.servedMu.Lock()
-	twice := g.served[app]
-	g.served[app] = true
-	g.servedMu.Unlock()
+	ts := g.tenants
+	ts.mu.Lock()
+	twice := ts.served[app]
+	ts.served[app] = true
+	ts.mu.Unlock()
 	if twice {
 		// Two handlers of one app would split its routes and gate twice,
 		// or gate one site and leave the other open.
 		return nil, fmt.Errorf("portalgate %s: the app is served by two portalgate handlers; serve each app from one site, with one portalgate directive", app)
 	}
-	s := &Site{g: g, app: t, redeemMode: cfg.RedeemMode, setUser: g.cfg.SetUser}
-	switch s.redeemMode {
+	return g.newSite(app, cfg)
+}
+
+// siteMode is cfg's redeem mode, its default filled in.
+func siteMode(cfg SiteConfig) (string, error) {
+	switch cfg.RedeemMode {
 	case "":
-		s.redeemMode = RedeemAuto
+		return RedeemAuto, nil
 	case RedeemAuto, RedeemConfirm:
-	default:
-		return nil, fmt.Errorf("portalgate %s: redeem must be auto or confirm, not %q", app, cfg.RedeemMode)
+		return cfg.RedeemMode, nil
 	}
+	return "", fmt.Errorf("portalgate: redeem must be auto or confirm, not %q", cfg.RedeemMode)
+}
+
+// newSite builds the site of app, one of g's.
+func (g *Gateway) newSite(app string, cfg SiteConfig) (*Site, error) {
+	t := g.apps[app]
+	mode, err := siteMode(cfg)
+	if err != nil {
+		return nil, err
+	}
+	s := &Site{g: g, app: t, redeemMode: mode, setUser: g.cfg.SetUser}
 	gated := g.metrics.Gated
 	s.gatedOK = gated.WithLabelValues(app, "ok")
 	s.gatedNoSession = gated.WithLabelValues(app, "no_session")
 	s.gatedStoreError = gated.WithLabelValues(app, "store_error")
 	if cfg.Assertion {
-		var err error
 		if s.assertions, err = lru.New[string, cachedAssertion](assertionCacheSize); err != nil {
 			return nil, err
 		}

@@ -19,6 +19,10 @@ type Staff struct {
 	Username string
 	Role     identity.Type
 	Location string
+	// within is the tenant whose dashboard they are on (a tenant's
+	// dashboard shows that tenant's records alone, to agency users too);
+	// "" on the default tenant's.
+	within string
 }
 
 // MenuLink is a custom menu item fixed by the configuration: Target is an
@@ -76,9 +80,23 @@ func (s Staff) user() identity.User {
 }
 
 // sees reports whether s may see things of a location: an agency user sees
-// every location, a sub-account user only its own.
+// every location, a sub-account user only its own, and on a tenant's
+// dashboard everyone only the tenant's.
 func (s Staff) sees(location string) bool {
-	return s.Role == identity.AgencyUser || location == s.Location
+	return s.home() == "" || location == s.home()
+}
+
+// home is the location whose records s works on: the tenant's on a
+// tenant's dashboard, else a sub-account user's own; "" for an agency user
+// on the default dashboard, who sees every location.
+func (s Staff) home() string {
+	switch {
+	case s.within != "":
+		return s.within
+	case s.Role == identity.SubaccountUser:
+		return s.Location
+	}
+	return ""
 }
 
 // staffOf returns the staff member the authenticator in front of the

@@ -15,6 +15,9 @@ const (
 	HeaderType     = "X-Portal-User-Type"
 	HeaderLocation = "X-Portal-Location-Id"
 	HeaderApp      = "X-Portal-App"
+	// HeaderTenant names the sub-account whose app the request is for,
+	// when the gateway serves tenants.
+	HeaderTenant = "X-Portal-Tenant"
 	// HeaderAssertion carries the signed identity assertion, when on.
 	HeaderAssertion = "X-Portal-Assertion"
 )
@@ -105,19 +108,20 @@ func IsHeader(name string) bool {
 	return true
 }
 
-// SetHeaders hands u to an app as headers, as the user of app. Run it after
-// StripHeaders: it sets, and never merges with what a client sent.
-func SetHeaders(h http.Header, u *User, app string) { new(HeaderValues).Set(h, u, app) }
+// SetHeaders hands u to an app as headers, as the user of app of tenant
+// ("" for none). Run it after StripHeaders: it sets, and never merges with
+// what a client sent.
+func SetHeaders(h http.Header, u *User, tenant, app string) { new(HeaderValues).Set(h, u, tenant, app) }
 
 // HeaderValues holds the values of one request's identity headers. Set
 // points the headers at its slots, so all of them cost one allocation (or
 // none more, inside a caller's own). The headers share it: they must not
 // outlive a reuse of it.
-type HeaderValues [6]string
+type HeaderValues [7]string
 
 // Set is SetHeaders with v holding the values.
-func (v *HeaderValues) Set(h http.Header, u *User, app string) {
-	*v = HeaderValues{u.ID, u.Email, u.Name, string(u.Type), app, u.Location}
+func (v *HeaderValues) Set(h http.Header, u *User, tenant, app string) {
+	*v = HeaderValues{u.ID, u.Email, u.Name, string(u.Type), app, u.Location, tenant}
 	h[HeaderUserID] = v[0:1:1]
 	h[HeaderEmail] = v[1:2:2]
 	h[HeaderName] = v[2:3:3]
@@ -125,5 +129,8 @@ func (v *HeaderValues) Set(h http.Header, u *User, app string) {
 	h[HeaderApp] = v[4:5:5]
 	if u.Location != "" {
 		h[HeaderLocation] = v[5:6:6]
+	}
+	if tenant != "" {
+		h[HeaderTenant] = v[6:7:7]
 	}
 }

@@ -22,8 +22,12 @@ func FuzzVerify(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
+	tenant, err := c.Mint(link.Request{Tenant: "acme", App: "courses", User: ada})
+	if err != nil {
+		f.Fatal(err)
+	}
 	for _, seed := range []string{
-		good.Token, "", ".", "..", "a.b.c", "eyJhbGciOiJub25lIn0.e30.",
+		good.Token, tenant.Token, "", ".", "..", "a.b.c", "eyJhbGciOiJub25lIn0.e30.",
 		good.Token[:len(good.Token)-1], good.Token + "AAAA", strings.Replace(good.Token, ".", "..", 1),
 		"eyJhbGciOiJIUzI1NiIsImtpZCI6ImEiLCJ0eXAiOiJwb3J0YWxnYXRlLWxpbmsrand0In0.e30.AAAA",
 	} {

@@ -58,6 +58,9 @@ type Claims struct {
 	// redirected it to at once (a portal launch, a staff Open): no mail
 	// scanner ever sees one, so it needs no Continue.
 	Launch bool `json:"launch,omitempty"`
+	// Tenant is the sub-account whose portal and apps the link opens ("" for
+	// the default one): a link of one tenant opens nothing of another.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Expires is the link's end as the token says it.
@@ -87,8 +90,10 @@ func (c *Claims) GetAudience() (jwt.ClaimStrings, error) { return jwt.ClaimStrin
 
 // Request is what a caller asks to mint.
 type Request struct {
-	App  string
-	User identity.User
+	// Tenant is the sub-account the link is for ("" for the default one).
+	Tenant string
+	App    string
+	User   identity.User
 	// Path is where the link lands inside App. Default: "/".
 	Path string
 	// TTL is how long the link stays valid. Default: the codec's default TTL.
@@ -183,6 +188,7 @@ func (c *Codec) Mint(req Request) (Link, error) {
 		IssuedAt:  now.Unix(),
 		ID:        id,
 		Launch:    req.Launch,
+		Tenant:    req.Tenant,
 	})
 	if err != nil {
 		return Link{}, fmt.Errorf("signing link: %w", err)

@@ -349,6 +349,7 @@ func TestVerify_AgreesWithGolangJWT(t *testing.T) {
 		{App: "courses", User: ada},
 		{App: "communities", User: identity.User{ID: "ünïcode-<&>"}, TTL: time.Hour, Launch: true},
 		{App: "portal", User: ada, TTL: time.Second},
+		{Tenant: "acme", App: "courses", User: ada},
 	} {
 		tokens = append(tokens, mint(t, c, req).Token, mint(t, other, req).Token)
 	}

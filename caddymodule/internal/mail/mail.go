@@ -32,9 +32,13 @@ type Message struct {
 	ID string
 	// Kind is what the message is for (a metric's label): link, signin,
 	// invite.
-	Kind    string
-	To      Address
-	Subject string
+	Kind string
+	// FromName, when set, names the sender (a sub-account's own name) in
+	// place of the configured sender's name; the address stays the
+	// configured one.
+	FromName string
+	To       Address
+	Subject  string
 	// Text is the plain-text body; HTML, when set, its alternative.
 	Text, HTML string
 	// Expires, when set, is when what the message carries (a link, a

@@ -80,7 +80,11 @@ func (s *SMTP) From() *mail.Address { return s.from }
 // Permanent.
 func (s *SMTP) Send(ctx context.Context, m Message) error {
 	msg := gomail.NewMsg(gomail.WithNoDefaultUserAgent())
-	msg.FromMailAddress(s.from)
+	from := s.from
+	if m.FromName != "" {
+		from = &mail.Address{Name: m.FromName, Address: s.from.Address}
+	}
+	msg.FromMailAddress(from)
 	if err := msg.AddToFormat(m.To.Name, m.To.Email); err != nil {
 		return Permanent(fmt.Errorf("recipient: %w", err))
 	}

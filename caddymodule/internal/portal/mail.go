@@ -2,6 +2,7 @@ package portal
 
 import (
 	"bytes"
+	"cmp"
 	"errors"
 	"fmt"
 	htmltemplate "html/template"
@@ -12,6 +13,7 @@ import (
 	"regexp"
 	"strings"
 	texttemplate "text/template"
+	"unicode"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 )
@@ -38,6 +40,9 @@ type Brand struct {
 	Logo string
 	// Support is an e-mail address.
 	Support string
+	// Sender, when set, names the sender of the e-mails (the address is
+	// the mailer's).
+	Sender string
 }
 
 // CheckImageURL says what is wrong with raw as the address of an image a
@@ -70,6 +75,9 @@ func (b Brand) Check() error {
 	}
 	if b.Logo != "" && CheckImageURL(b.Logo) != nil {
 		return fmt.Errorf("brand logo %q is not an https URL", b.Logo)
+	}
+	if len(b.Title) > 100 || len(b.Sender) > 100 || strings.ContainsFunc(b.Title+b.Sender, unicode.IsControl) {
+		return errors.New("a brand's name and sender name are at most 100 bytes, on one line")
 	}
 	if b.Support != "" {
 		if _, err := mail.ParseEmail(b.Support); err != nil {
@@ -140,6 +148,17 @@ func (m *Mails) override(fsys fs.FS, dir, kind string) error {
 		return err
 	}
 	return nil
+}
+
+// WithBrand is m under another brand (a sub-account's), with the same
+// templates.
+func (m *Mails) WithBrand(brand Brand) (*Mails, error) {
+	if err := brand.Check(); err != nil {
+		return nil, err
+	}
+	brand.Title = cmp.Or(brand.Title, m.brand.Title)
+	brand.Color = cmp.Or(brand.Color, DefaultColor)
+	return &Mails{brand: brand, text: m.text, html: m.html}, nil
 }
 
 // Brand is the brand the e-mails carry.

@@ -24,7 +24,7 @@ func BenchmarkL1_BytesPerSession(b *testing.B) {
 	const n = 10_000
 	for i := range n {
 		u := identity.User{ID: fmt.Sprintf("c_%06d", i), Email: fmt.Sprintf("contact%06d@example.com", i), Name: "Ada Lovelace", Type: identity.Contact}
-		if _, err := m.Create(context.Background(), u, "courses", nil, "AAAAAAAAAAAAAAAAAAAAAA"); err != nil {
+		if _, err := m.Create(context.Background(), u, "", "courses", nil, "AAAAAAAAAAAAAAAAAAAAAA"); err != nil {
 			b.Fatal(err)
 		}
 	}

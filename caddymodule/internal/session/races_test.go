@@ -55,7 +55,7 @@ func TestWatch_AReadBeforeAResyncDoesNotRefillL1(t *testing.T) {
 	m.Watch(ctx)
 	synced := <-ws.synced // untrusted: subscription not up yet
 
-	s, err := m.Create(ctx, ada, "courses", nil, "l")
+	s, err := m.Create(ctx, ada, "", "courses", nil, "l")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -63,7 +63,7 @@ func TestWatch_AReadBeforeAResyncDoesNotRefillL1(t *testing.T) {
 	resume := make(chan struct{})
 	ws.pause <- resume
 	done := make(chan error)
-	go func() { _, err := m.Lookup(ctx, s.ID, "courses"); done <- err }()
+	go func() { _, err := m.Lookup(ctx, s.ID, "", "courses"); done <- err }()
 	<-ws.read // the lookup has read the live session
 	// Another instance ends it; the announcement is lost (subscription down).
 	if err := ws.DeleteSession(ctx, s.ID); err != nil {
@@ -75,7 +75,7 @@ func TestWatch_AReadBeforeAResyncDoesNotRefillL1(t *testing.T) {
 		t.Fatal(err)
 	}
 	m.Wait()
-	if _, err := m.Lookup(ctx, s.ID, "courses"); err == nil {
+	if _, err := m.Lookup(ctx, s.ID, "", "courses"); err == nil {
 		t.Fatal("an ended session is served from L1 after the resync")
 	}
 }
@@ -118,7 +118,7 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	m.Watch(ctx)
 	(<-rs.synced)(true)
 	l := storetest.PutLink(t, rs, "l1", ada, 1, clk.Now().Add(-time.Second), clk.Now().Add(time.Hour))
-	s, _, err := m.Redeem(ctx, l, "courses")
+	s, _, err := m.Redeem(ctx, l, "", "courses")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestRedeem_RevocationRacingARedemptionHoldsInL1(t *testing.T) {
 	if _, err := rs.GetSession(ctx, s.ID); err == nil {
 		t.Fatal("setup: session should be gone from the store")
 	}
-	if _, err := m.Lookup(ctx, s.ID, "courses"); err == nil {
+	if _, err := m.Lookup(ctx, s.ID, "", "courses"); err == nil {
 		t.Fatal("a session revoked (and announced) during its redemption is served from L1")
 	}
 }
@@ -143,7 +143,7 @@ func TestClose_ReleasesTheCacheWhileTheManagerIsStillHeld(t *testing.T) {
 		t.Fatal("a closed manager still holds its cache")
 	}
 	// A request still running on the old config misses L1 and reads the store.
-	if _, err := m.Lookup(context.Background(), "no-such-session", "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), "no-such-session", "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("lookup on a closed manager: %v", err)
 	}
 	runtime.KeepAlive(m)
@@ -208,12 +208,12 @@ func TestLookup_SlowStoreReadHoldsUpNoOtherSession(t *testing.T) {
 	failed := make(chan error, 3)
 	for range 3 {
 		go func() {
-			_, err := m.Lookup(context.Background(), slow, "courses")
+			_, err := m.Lookup(context.Background(), slow, "", "courses")
 			failed <- err
 		}()
 	}
 	<-st.entered
-	if _, err := m.Lookup(context.Background(), other, "courses"); err != nil {
+	if _, err := m.Lookup(context.Background(), other, "", "courses"); err != nil {
 		t.Fatalf("the other session, while the slow read hangs: %v", err)
 	}
 	close(st.release)
@@ -243,7 +243,7 @@ func TestLookup_AfterALogoutNeverTakesAReadFromBeforeIt(t *testing.T) {
 	m := managerOn(t, st, clk)
 	before := make(chan error, 1)
 	go func() {
-		_, err := m.Lookup(context.Background(), id, "courses")
+		_, err := m.Lookup(context.Background(), id, "", "courses")
 		before <- err
 	}()
 	<-st.entered // the read has the session and hangs
@@ -252,7 +252,7 @@ func TestLookup_AfterALogoutNeverTakesAReadFromBeforeIt(t *testing.T) {
 	}
 	after := make(chan error, 1)
 	go func() {
-		_, err := m.Lookup(context.Background(), id, "courses")
+		_, err := m.Lookup(context.Background(), id, "", "courses")
 		after <- err
 	}()
 	close(st.release)
@@ -263,7 +263,7 @@ func TestLookup_AfterALogoutNeverTakesAReadFromBeforeIt(t *testing.T) {
 		t.Fatalf("the lookup that began before the logout: %v", err)
 	}
 	m.Wait()
-	if _, err := m.Lookup(context.Background(), id, "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), id, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("the ended session came back into L1: %v", err)
 	}
 }

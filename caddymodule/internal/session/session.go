@@ -188,9 +188,10 @@ func (m *Manager) Close() {
 // treat a nil cache as an empty one).
 func (m *Manager) l1() *ristretto.Cache[string, *Entry] { return m.cache.Load() }
 
-// Create starts a session for user in app, with a new random id.
-func (m *Manager) Create(ctx context.Context, user identity.User, app string, apps []string, linkID string) (*store.Session, error) {
-	s, err := m.newSession(user, app, apps, linkID, "")
+// Create starts a session for user in app of tenant, with a new random
+// id.
+func (m *Manager) Create(ctx context.Context, user identity.User, tenant, app string, apps []string, linkID string) (*store.Session, error) {
+	s, err := m.newSession(user, tenant, app, apps, linkID, "")
 	if err != nil {
 		return nil, err
 	}
@@ -203,12 +204,12 @@ func (m *Manager) Create(ctx context.Context, user identity.User, app string, ap
 }
 
 // Redeem spends one of a link's uses and starts the session it grants on
-// app, in one atomic store step, and returns the session and the grant. It
+// app of tenant, in one atomic store step, and returns the session and the grant. It
 // returns store.ErrLinkUsed, store.ErrLinkRevoked, store.ErrLinkExpired or
 // store.ErrLinkBeforeStore when the link may not be used (the grant comes
 // back with the first two).
-func (m *Manager) Redeem(ctx context.Context, l store.Spend, app string) (*store.Session, store.Grant, error) {
-	s, err := m.newSession(identity.User{}, app, nil, l.ID, "")
+func (m *Manager) Redeem(ctx context.Context, l store.Spend, tenant, app string) (*store.Session, store.Grant, error) {
+	s, err := m.newSession(identity.User{}, tenant, app, nil, l.ID, "")
 	if err != nil {
 		return nil, store.Grant{}, err
 	}
@@ -239,7 +240,7 @@ func (u *Unsettled) Error() string { return u.Err.Error() }
 
 func (u *Unsettled) Unwrap() error { return u.Err }
 
-func (m *Manager) newSession(user identity.User, app string, apps []string, linkID, origin string) (*store.Session, error) {
+func (m *Manager) newSession(user identity.User, tenant, app string, apps []string, linkID, origin string) (*store.Session, error) {
 	id, err := NewID()
 	if err != nil {
 		return nil, err
@@ -252,6 +253,7 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 	return &store.Session{
 		ID:     id,
 		User:   user,
+		Tenant: tenant,
 		App:    app,
 		Apps:   apps,
 		LinkID: linkID,
@@ -270,17 +272,22 @@ func (m *Manager) newSession(user identity.User, app string, apps []string, link
 // deadlines are Unix nanoseconds). It is shared and must not be modified.
 type Entry struct {
 	User identity.User
-	// App is the app the session opens.
-	App string
+	// Tenant and App are the sub-account and the app the session opens.
+	Tenant, App string
 	// Apps lists the apps a portal session may launch.
 	Apps []string
-	// expires and idle are the absolute and idle deadlines.
-	expires, idle int64
+	// created, expires and idle are when the session began and its
+	// absolute and idle deadlines.
+	created, expires, idle int64
 }
 
 func entryOf(s *store.Session) *Entry {
-	return &Entry{User: s.User, App: s.App, Apps: s.Apps, expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano()}
+	return &Entry{User: s.User, Tenant: s.Tenant, App: s.App, Apps: s.Apps,
+		created: s.CreatedAt.UnixNano(), expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano()}
 }
+
+// CreatedAt is when the session began.
+func (e *Entry) CreatedAt() time.Time { return time.Unix(0, e.created) }
 
 // Deadline is when the session ends if nothing changes.
 func (e *Entry) Deadline() time.Time { return time.Unix(0, min(e.expires, e.idle)) }
@@ -288,8 +295,9 @@ func (e *Entry) Deadline() time.Time { return time.Unix(0, min(e.expires, e.idle
 // IdleAt is when the session ends unless it is used again.
 func (e *Entry) IdleAt() time.Time { return time.Unix(0, e.idle) }
 
-// Lookup returns the live session id bound to app, from L1 or the store.
-func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
+// Lookup returns the live session id bound to app of tenant, from L1 or
+// the store.
+func (m *Manager) Lookup(ctx context.Context, id, tenant, app string) (*Entry, error) {
 	if !ValidID(id) {
 		return nil, ErrNoSession
 	}
@@ -318,8 +326,8 @@ func (m *Manager) Lookup(ctx context.Context, id, app string) (*Entry, error) {
 		return nil, ErrNoSession
 	}
 	// A session opens only the app it was created for: a cookie copied from
-	// one app's host to another's is worthless.
-	if s.App != app {
+	// one app's host to another's, or to another tenant's, is worthless.
+	if s.App != app || s.Tenant != tenant {
 		return nil, ErrNoSession
 	}
 	if now.Sub(s.IdleAt().Add(-m.cfg.Idle)) >= m.slide {
@@ -482,7 +490,7 @@ const costFloor = int64(unsafe.Sizeof(Entry{}))
 // and every string it points to (ristretto adds its own bookkeeping).
 func Cost(e *Entry) int64 {
 	u := &e.User
-	n := costFloor + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.App))
+	n := costFloor + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.Tenant)+len(e.App))
 	for _, a := range e.Apps {
 		n += int64(unsafe.Sizeof(a)) + int64(len(a))
 	}

@@ -52,7 +52,7 @@ func managerOn(t *testing.T, st store.Store, clk *clock.Fake) *session.Manager {
 
 func create(t *testing.T, m *session.Manager) *store.Session {
 	t.Helper()
-	s, err := m.Create(context.Background(), ada, "courses", nil, "link1")
+	s, err := m.Create(context.Background(), ada, "", "courses", nil, "link1")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +72,7 @@ func TestLookup_ServesFromL1(t *testing.T) {
 	m, st, _ := newManager(t)
 	s := create(t, m)
 	for range 3 {
-		got, err := m.Lookup(context.Background(), s.ID, "courses")
+		got, err := m.Lookup(context.Background(), s.ID, "", "courses")
 		if err != nil || got.User != ada {
 			t.Fatalf("Lookup = %+v, %v", got, err)
 		}
@@ -90,7 +90,7 @@ func TestLookup_MissFallsBackToStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer other.Close()
-	if _, err := other.Lookup(context.Background(), s.ID, "courses"); err != nil {
+	if _, err := other.Lookup(context.Background(), s.ID, "", "courses"); err != nil {
 		t.Fatalf("Lookup on a cold cache: %v", err)
 	}
 	if st.gets != 1 {
@@ -101,7 +101,7 @@ func TestLookup_MissFallsBackToStore(t *testing.T) {
 func TestLookup_CookieFromAnotherAppIsRefused(t *testing.T) {
 	m, _, _ := newManager(t)
 	s := create(t, m)
-	if _, err := m.Lookup(context.Background(), s.ID, "communities"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), s.ID, "", "communities"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("Lookup for another app = %v, want ErrNoSession", err)
 	}
 }
@@ -109,7 +109,7 @@ func TestLookup_CookieFromAnotherAppIsRefused(t *testing.T) {
 func TestLookup_GarbageIDNeverReachesStore(t *testing.T) {
 	m, st, _ := newManager(t)
 	for _, id := range []string{"", "short", "../../../../etc/passwd/aaaaaaaaaaaaaaaaaaaaaaaaaaaaa", string(make([]byte, session.IDLen))} {
-		if _, err := m.Lookup(context.Background(), id, "courses"); !errors.Is(err, session.ErrNoSession) {
+		if _, err := m.Lookup(context.Background(), id, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 			t.Fatalf("Lookup(%q) = %v", id, err)
 		}
 	}
@@ -122,7 +122,7 @@ func TestLookup_IdleSessionEnds(t *testing.T) {
 	m, _, clk := newManager(t)
 	s := create(t, m)
 	clk.Advance(2 * time.Hour)
-	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("Lookup after idle timeout = %v, want ErrNoSession", err)
 	}
 }
@@ -132,7 +132,7 @@ func TestLookup_UseSlidesIdleDeadlineAtMostOncePerMinute(t *testing.T) {
 	s := create(t, m)
 	for range 10 {
 		clk.Advance(5 * time.Second)
-		if _, err := m.Lookup(context.Background(), s.ID, "courses"); err != nil {
+		if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -142,7 +142,7 @@ func TestLookup_UseSlidesIdleDeadlineAtMostOncePerMinute(t *testing.T) {
 	// Keep using it every 90 minutes: it outlives the 2h idle timeout.
 	for range 4 {
 		clk.Advance(90 * time.Minute)
-		if _, err := m.Lookup(context.Background(), s.ID, "courses"); err != nil {
+		if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); err != nil {
 			t.Fatalf("active session ended: %v", err)
 		}
 		m.Wait()
@@ -157,10 +157,10 @@ func TestLookup_AbsoluteExpiryEndsEvenActiveSessions(t *testing.T) {
 	s := create(t, m)
 	for range 12 {
 		clk.Advance(time.Hour)
-		_, _ = m.Lookup(context.Background(), s.ID, "courses")
+		_, _ = m.Lookup(context.Background(), s.ID, "", "courses")
 		m.Wait()
 	}
-	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("Lookup after 12h = %v, want ErrNoSession", err)
 	}
 }
@@ -171,7 +171,7 @@ func TestEnd_RemovesFromL1AndStore(t *testing.T) {
 	if err := m.End(context.Background(), s.ID); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+	if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 		t.Fatalf("Lookup after End = %v", err)
 	}
 	if _, err := st.Store.GetSession(context.Background(), s.ID); !errors.Is(err, store.ErrNotFound) {
@@ -182,7 +182,7 @@ func TestEnd_RemovesFromL1AndStore(t *testing.T) {
 func TestRevokeUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
 	m, _, _ := newManager(t)
 	a, b := create(t, m), create(t, m)
-	if _, err := m.Lookup(context.Background(), a.ID, "courses"); err != nil {
+	if _, err := m.Lookup(context.Background(), a.ID, "", "courses"); err != nil {
 		t.Fatal(err)
 	}
 	n, err := m.RevokeUser(context.Background(), ada.ID, time.Now().Add(time.Hour))
@@ -190,7 +190,7 @@ func TestRevokeUser_EndsEverySessionOfTheUserAtOnce(t *testing.T) {
 		t.Fatalf("RevokeUser = %d, %v; want 2", n, err)
 	}
 	for _, s := range []*store.Session{a, b} {
-		if _, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+		if _, err := m.Lookup(context.Background(), s.ID, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 			t.Fatalf("session %s survives RevokeUser (L1 kept it?): %v", s.ID, err)
 		}
 	}
@@ -258,10 +258,10 @@ func TestLookup_LogoutDuringAStoreReadIsNotUndoneByL1(t *testing.T) {
 				other.Close()
 			}
 			st.m = m
-			_, _ = m.Lookup(context.Background(), s.ID, "courses")
+			_, _ = m.Lookup(context.Background(), s.ID, "", "courses")
 			<-st.done
 			m.Wait()
-			if got, err := m.Lookup(context.Background(), s.ID, "courses"); !errors.Is(err, session.ErrNoSession) {
+			if got, err := m.Lookup(context.Background(), s.ID, "", "courses"); !errors.Is(err, session.ErrNoSession) {
 				t.Fatalf("a session ended during a lookup is back from L1: %+v, %v", got, err)
 			}
 		})

@@ -47,6 +47,9 @@ var ErrOutcomeUnknown = errors.New("the store's answer was lost")
 // e-mail address, name or session id travels in a URL.
 type Grant struct {
 	ID string `json:"id"`
+	// Tenant is the sub-account whose sites the link opens ("" for the
+	// default one).
+	Tenant string `json:"tenant,omitempty"`
 	// App is the app the link signs in to.
 	App  string        `json:"app"`
 	User identity.User `json:"user"`
@@ -98,6 +101,7 @@ type startsJSON struct {
 // one.
 type ownJSON struct {
 	ID        string    `json:"id"`
+	Tenant    string    `json:"tenant,omitempty"`
 	App       string    `json:"app"`
 	CreatedAt time.Time `json:"created_at"`
 	ExpiresAt time.Time `json:"expires_at"`
@@ -119,7 +123,7 @@ func (g *Grant) StartsJSON() ([]byte, error) {
 // each followed by a comma; its origin is the last of them, from byte
 // withoutOrigin on, to be left out for a grant that has one.
 func (s *Session) OwnJSON() (own []byte, withoutOrigin int, err error) {
-	b, err := json.Marshal(ownJSON{ID: s.ID, App: s.App, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, IdleAt: s.IdleAt, Origin: s.Origin})
+	b, err := json.Marshal(ownJSON{ID: s.ID, Tenant: s.Tenant, App: s.App, CreatedAt: s.CreatedAt, ExpiresAt: s.ExpiresAt, IdleAt: s.IdleAt, Origin: s.Origin})
 	if err != nil {
 		return nil, 0, fmt.Errorf("encoding session: %w", err)
 	}
@@ -146,8 +150,10 @@ type LinkState struct {
 type Session struct {
 	ID   string        `json:"id"`
 	User identity.User `json:"user"`
-	// App is the app the session was created for; it opens nothing else.
-	App string `json:"app"`
+	// Tenant is the sub-account whose app the session opens ("" for the
+	// default one), App that app: it opens nothing else.
+	Tenant string `json:"tenant,omitempty"`
+	App    string `json:"app"`
 	// Apps lists the apps this session may launch (portal sessions).
 	Apps []string `json:"apps,omitempty"`
 	// LinkID is the id of the link that created the session.

@@ -18,7 +18,7 @@ func TestSessionJSON_JoinedPiecesAreTheSessionGrantStarts(t *testing.T) {
 		"a link":   {ID: "l1", App: "courses", User: identity.User{ID: "c_1", Email: "ada@example.com", Name: "Ada \"<&>\"", Type: identity.Contact, Location: "loc_1"}, Apps: []string{"courses"}},
 		"a launch": {ID: "l2", App: "courses", User: identity.User{ID: "c_1"}, Origin: "l0/origin"},
 	} {
-		s := Session{ID: "s1", App: "courses", Origin: "l1/own", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Minute)}
+		s := Session{ID: "s1", Tenant: "acme", App: "courses", Origin: "l1/own", CreatedAt: now, ExpiresAt: now.Add(time.Hour), IdleAt: now.Add(time.Minute)}
 		own, withoutOrigin, err := s.OwnJSON()
 		if err != nil {
 			t.Fatal(err)

@@ -2,13 +2,16 @@ package tenant
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
 // Pattern is an operator's host pattern, such as
-// {app}.{tenant}.portals.agency.example: every tenant's sites without a
-// host of their own, one label naming the app (none: the portal) and one
-// the tenant. The other labels are literal.
+// {app}.{tenant}.portals.agency.example: the hosts of every tenant's sites
+// that have none of their own, one label naming the app (none: the portal)
+// and one the tenant. The other labels are literal. A pattern fills in
+// hosts when a tenant is put: every host the registry holds is then found
+// by one map lookup.
 type Pattern struct {
 	labels []string
 	// app and tenant are the indexes of their labels; app is -1 when the
@@ -47,31 +50,35 @@ func ParsePattern(raw string) (Pattern, error) {
 	return p, nil
 }
 
-// match reads host (as Normalize spells it) against the pattern: the app
-// ("" for the portal) and the tenant id it names. It allocates nothing.
-func (p Pattern) match(host string) (app, tenantID string, ok bool) {
-	rest := host
-	for i, want := range p.labels {
-		label := rest
-		if i < len(p.labels)-1 {
-			dot := strings.IndexByte(rest, '.')
-			if dot <= 0 {
-				return "", "", false
-			}
-			label, rest = rest[:dot], rest[dot+1:]
-		} else if strings.IndexByte(rest, '.') >= 0 || rest == "" {
-			return "", "", false
-		}
-		switch i {
-		case p.app:
-			app = label
-		case p.tenant:
-			tenantID = label
-		default:
-			if label != want {
-				return "", "", false
-			}
-		}
+// Host is the host the pattern gives app ("" or PortalApp for the
+// portal) of tenant id, as Normalize spells it; an error when the pattern
+// names no such site (an app, in a pattern of portals) or the id cannot be
+// a label of a host name (an underscore: give the tenant hosts of its own).
+func (p Pattern) Host(id, app string) (string, error) {
+	if app == PortalApp {
+		app = ""
 	}
-	return app, tenantID, true
+	if (app == "") != (p.app < 0) {
+		return "", fmt.Errorf("host pattern %s names no site of app %q", p, app)
+	}
+	labels := slices.Clone(p.labels)
+	labels[p.tenant] = id
+	if p.app >= 0 {
+		labels[p.app] = app
+	}
+	host, err := Normalize(strings.Join(labels, "."))
+	if err != nil || strings.Count(host, ".") != len(labels)-1 {
+		return "", fmt.Errorf("host pattern %s: tenant %q and app %q name no host: give the tenant hosts of its own", p, id, app)
+	}
+	return host, nil
+}
+
+// String is the pattern as written, in lower case.
+func (p Pattern) String() string {
+	labels := slices.Clone(p.labels)
+	labels[p.tenant] = "{tenant}"
+	if p.app >= 0 {
+		labels[p.app] = "{app}"
+	}
+	return strings.Join(labels, ".")
 }

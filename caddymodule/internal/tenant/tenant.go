@@ -16,6 +16,7 @@ import (
 	"maps"
 	"net"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -27,8 +28,7 @@ import (
 const PortalApp = "portal"
 
 // Tenant is one sub-account: its id (the location id), its name, and the
-// hosts of its portal and apps, as Normalize spells them ("" for a site
-// that only a host pattern names).
+// hosts of its portal and apps, as Normalize spells them.
 type Tenant struct {
 	ID   string
 	Name string
@@ -36,6 +36,9 @@ type Tenant struct {
 	Portal string
 	// Apps are the hosts of its apps, by app name.
 	Apps map[string]string
+	// Value is what the registry's user serves the tenant with: a lookup
+	// hands it back with the tenant, without a second map.
+	Value any
 }
 
 // Host is what a host resolves to: the tenant, and which of its sites it
@@ -49,8 +52,6 @@ type Host struct {
 // Lookup never waits for a change.
 type Registry struct {
 	snap atomic.Pointer[snapshot]
-	// patterns name the sites of tenants without hosts of their own.
-	patterns []Pattern
 	// mu orders changes: each builds on the snapshot before it.
 	mu sync.Mutex
 }
@@ -60,10 +61,9 @@ type snapshot struct {
 	tenants map[string]*Tenant
 }
 
-// NewRegistry returns an empty registry, whose tenants' sites are also
-// found by the host patterns.
-func NewRegistry(patterns ...Pattern) *Registry {
-	r := &Registry{patterns: patterns}
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	r := &Registry{}
 	r.snap.Store(&snapshot{hosts: map[string]Host{}, tenants: map[string]*Tenant{}})
 	return r
 }
@@ -75,39 +75,15 @@ func (r *Registry) Lookup(host string) (Host, bool) {
 	if h, ok := s.hosts[host]; ok {
 		return h, true
 	}
-	name := host
-	if !canonical(host) {
-		var err error
-		if name, err = Normalize(host); err != nil {
-			return Host{}, false
-		}
-		if h, ok := s.hosts[name]; ok {
-			return h, true
-		}
+	if canonical(host) {
+		return Host{}, false
 	}
-	return s.byPattern(r.patterns, name)
-}
-
-// byPattern finds the tenant site a host pattern names: a tenant that is
-// there, and an app it has (the portal when the pattern names none).
-func (s *snapshot) byPattern(patterns []Pattern, name string) (Host, bool) {
-	for _, p := range patterns {
-		app, id, ok := p.match(name)
-		if !ok {
-			continue
-		}
-		t := s.tenants[id]
-		switch {
-		case t == nil:
-		case app == "" && p.app < 0:
-			return Host{Tenant: t, App: PortalApp}, true
-		case app != "" && app != PortalApp:
-			if _, has := t.Apps[app]; has {
-				return Host{Tenant: t, App: app}, true
-			}
-		}
+	name, err := Normalize(host)
+	if err != nil {
+		return Host{}, false
 	}
-	return Host{}, false
+	h, ok := s.hosts[name]
+	return h, ok
 }
 
 // Tenant returns the tenant with id.
@@ -115,6 +91,9 @@ func (r *Registry) Tenant(id string) (*Tenant, bool) {
 	t, ok := r.snap.Load().tenants[id]
 	return t, ok
 }
+
+// IDs are the ids of the tenants the registry holds, sorted.
+func (r *Registry) IDs() []string { return slices.Sorted(maps.Keys(r.snap.Load().tenants)) }
 
 // Len is how many tenants the registry holds.
 func (r *Registry) Len() int { return len(r.snap.Load().tenants) }
@@ -173,11 +152,8 @@ func prepare(t Tenant, hosts map[string]Host) (*Tenant, error) {
 	if !validID.MatchString(t.ID) {
 		return nil, fmt.Errorf("tenant id %q must be letters, digits, dashes and underscores, at most 64", t.ID)
 	}
-	nt := &Tenant{ID: t.ID, Name: t.Name, Apps: make(map[string]string, len(t.Apps))}
+	nt := &Tenant{ID: t.ID, Name: t.Name, Apps: make(map[string]string, len(t.Apps)), Value: t.Value}
 	add := func(raw, app string) (string, error) {
-		if raw == "" {
-			return "", nil // served by a host pattern alone
-		}
 		name, err := Normalize(raw)
 		if err != nil {
 			return "", fmt.Errorf("tenant %s, %s: %w", t.ID, app, err)
@@ -190,6 +166,9 @@ func prepare(t Tenant, hosts map[string]Host) (*Tenant, error) {
 		}
 		hosts[name] = Host{Tenant: nt, App: app}
 		return name, nil
+	}
+	if t.Portal == "" {
+		return nil, fmt.Errorf("tenant %s needs the host of its portal", t.ID)
 	}
 	var err error
 	if nt.Portal, err = add(t.Portal, PortalApp); err != nil {

@@ -3,6 +3,7 @@ package tenant_test
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/tenant"
@@ -151,19 +152,6 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
-	b.Run("pattern", func(b *testing.B) {
-		p, _ := tenant.ParsePattern("{app}.{tenant}.portals.agency.example")
-		pr := tenant.NewRegistry(p)
-		if err := pr.PutAll(ts); err != nil {
-			b.Fatal(err)
-		}
-		b.ReportAllocs()
-		for b.Loop() {
-			if h, ok := pr.Lookup("courses.t7777.portals.agency.example"); !ok || h.App != "courses" {
-				b.Fatal("not found")
-			}
-		}
-	})
 	b.Run("unknown", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
@@ -188,12 +176,12 @@ func TestPutAll_AllOrNone(t *testing.T) {
 	}
 }
 
-// An operator's host pattern names the sites of every tenant: the app and
-// the tenant by one label each. A host names a tenant that is there and an
-// app it has, in any spelling, or nothing.
-func TestLookup_HostPatternNamesTenantsAndTheirApps(t *testing.T) {
+// An operator's host pattern gives the hosts of every tenant's sites: the
+// app and the tenant by one label each, spelled as Normalize spells hosts.
+// A tenant id that cannot be a label names no host.
+func TestPattern_GivesEachTenantsSitesTheirHosts(t *testing.T) {
 	t.Parallel()
-	apps, err := tenant.ParsePattern("{app}.{tenant}.portals.agency.example")
+	apps, err := tenant.ParsePattern("{app}.{tenant}.Portals.agency.example")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -201,25 +189,32 @@ func TestLookup_HostPatternNamesTenantsAndTheirApps(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := tenant.NewRegistry(apps, portals)
-	if err := r.Put(tenant.Tenant{ID: "acme", Apps: map[string]string{"courses": ""}}); err != nil {
-		t.Fatal(err)
-	}
-	for host, app := range map[string]string{
-		"courses.acme.portals.agency.example":      "courses",
-		"COURSES.Acme.Portals.Agency.Example.:443": "courses",
-		"acme.portals.agency.example":              tenant.PortalApp,
+	for _, c := range []struct {
+		p          tenant.Pattern
+		id, app    string
+		host, fail string
+	}{
+		{p: apps, id: "acme", app: "courses", host: "courses.acme.portals.agency.example"},
+		{p: apps, id: "Acme", app: tenant.PortalApp, fail: "names no site"},
+		{p: apps, id: "ACME", app: "courses", host: "courses.acme.portals.agency.example"},
+		{p: apps, id: "loc_1", app: "courses", fail: "name no host"},
+		{p: apps, id: "a.b", app: "courses", fail: "name no host"},
+		{p: portals, id: "acme", app: tenant.PortalApp, host: "acme.portals.agency.example"},
+		{p: portals, id: "acme", app: "courses", fail: "names no site"},
 	} {
-		if h, ok := r.Lookup(host); !ok || h.Tenant.ID != "acme" || h.App != app {
-			t.Errorf("Lookup(%q) = %+v, %v; want acme's %s", host, h, ok, app)
+		host, err := c.p.Host(c.id, c.app)
+		if c.fail != "" {
+			if err == nil || !strings.Contains(err.Error(), c.fail) {
+				t.Errorf("%s.Host(%q, %q) = %q, %v; want an error of %q", c.p, c.id, c.app, host, err, c.fail)
+			}
+			continue
+		}
+		if err != nil || host != c.host {
+			t.Errorf("%s.Host(%q, %q) = %q, %v; want %q", c.p, c.id, c.app, host, err, c.host)
 		}
 	}
-	for _, host := range []string{"shop.acme.portals.agency.example", "courses.beta.portals.agency.example",
-		"portal.acme.portals.agency.example", "courses.acme.portals.agency.example.evil.example",
-		"x.courses.acme.portals.agency.example", "portals.agency.example", "courses..portals.agency.example"} {
-		if h, ok := r.Lookup(host); ok {
-			t.Errorf("Lookup(%q) = %+v; want none", host, h)
-		}
+	if apps.String() != "{app}.{tenant}.portals.agency.example" {
+		t.Errorf("String = %q", apps.String())
 	}
 	for _, bad := range []string{"{app}.portals.example", "{tenant}.example", "{tenant}.{tenant}.example.com", "{app}.{app}.{tenant}.example.com", "{tenant}.a_b.example"} {
 		if _, err := tenant.ParsePattern(bad); err == nil {

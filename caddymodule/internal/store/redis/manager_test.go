@@ -28,7 +28,7 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	b, _ := session.NewManager(sb, cfg)
 	a.Watch(ctx)
 	b.Watch(ctx)
-	s, err := a.Create(ctx, identity.User{ID: "u"}, "courses", nil, "l")
+	s, err := a.Create(ctx, identity.User{ID: "u"}, "", "courses", nil, "l")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -36,7 +36,7 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	// lookup reads Redis. Wait until B serves the session from L1, so that
 	// what follows tests the cache, not the store.
 	testkit.Eventually(t, 10*time.Second, "instance B to serve the session from its L1", func() bool {
-		if _, err := b.Lookup(ctx, s.ID, "courses"); err != nil {
+		if _, err := b.Lookup(ctx, s.ID, "", "courses"); err != nil {
 			t.Fatal(err)
 		}
 		b.Wait()
@@ -52,7 +52,7 @@ func TestWatch_LogoutHoldsWhileTheSubscriptionIsSilent(t *testing.T) {
 	// B's next lookup then reads Redis over the dark link, and fails only
 	// when the client gives up on it (read timeout and retries: seconds).
 	testkit.Eventually(t, 50*check, fmt.Sprintf("instance B to stop serving the logged-out session (pubsub_check %v)", check), func() bool {
-		_, err := b.Lookup(ctx, s.ID, "courses")
+		_, err := b.Lookup(ctx, s.ID, "", "courses")
 		return err != nil
 	})
 }

@@ -5,8 +5,10 @@
 package web
 
 import (
+	"context"
 	"encoding/json"
 	"io"
+	"net"
 	"net/http"
 	"net/http/cookiejar"
 	"regexp"
@@ -29,6 +31,19 @@ func Client() *http.Client {
 	jar, _ := cookiejar.New(nil)
 	return &http.Client{Transport: transport, Jar: jar,
 		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+}
+
+// ClientVia is Client with every connection made to addr (host:port),
+// whatever host a URL names: the sites of many hosts (tenants' names under
+// .localhost) served by one loopback server.
+func ClientVia(addr string) *http.Client {
+	c := Client()
+	t := transport.Clone()
+	t.DialContext = func(ctx context.Context, network, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, network, addr)
+	}
+	c.Transport = t
+	return c
 }
 
 // transport is the clients' own: closing an httptest server closes the idle

@@ -1,0 +1,325 @@
+package gateway
+
+import (
+	"cmp"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/tenant"
+)
+
+// Tenant is a sub-account as the configuration or the tenants API declares
+// it: its own portal and apps on hosts of their own, its own brand, its own
+// contacts, links, staff and custom links. Its id is the location id of its
+// people: a contact or sub-account user of location acme is tenant acme's.
+type Tenant struct {
+	ID, Name string
+	// Portal is the public origin of the tenant's portal; "" takes it from
+	// the host pattern.
+	Portal string
+	// Apps are its apps. An app without a URL takes it from the host
+	// pattern; one named as a configured app shows as that one does. No
+	// apps at all: the configured apps, at the host pattern's hosts.
+	Apps  []AppURL
+	Brand portal.Brand
+	// Since is when the tenant was added: the sessions and links of an
+	// earlier tenant of its id, removed since, open nothing of this one.
+	Since time.Time
+	// Static marks a tenant of the configuration, which only a new
+	// configuration changes.
+	Static bool
+}
+
+// tenants are the sub-accounts the gateway serves besides the default
+// one, and the catch-all sites that serve them.
+type tenants struct {
+	registry *tenant.Registry
+	// pattern and scheme give the URLs of sites a tenant names no URL of.
+	pattern *tenant.Pattern
+	scheme  string
+	// mu orders the changes of tenants and of routers.
+	mu      sync.Mutex
+	routers []*Router
+	// served are the default tenant's apps a site serves by name, so that
+	// none is served twice (two sites, or two handlers in one site).
+	served map[string]bool
+	// root is the default tenant's gateway, which holds the rest.
+	root *Gateway
+}
+
+// view is one tenant as the gateway serves it: its gateway (the root's
+// shared parts, its own apps and brand) and the sites each catch-all
+// router serves it with, by app name. It never changes once the registry
+// holds it; a change of the tenant is a new view.
+type view struct {
+	g     *Gateway
+	t     Tenant
+	sites []map[string]*Site
+}
+
+func (g *Gateway) startTenants() error {
+	ts := &tenants{registry: tenant.NewRegistry(), served: make(map[string]bool), root: g}
+	g.tenants = ts
+	if g.cfg.HostPattern != "" {
+		u, err := url.Parse(g.cfg.HostPattern)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" || u.RawQuery != "" || u.User != nil {
+			return fmt.Errorf("portalgate: host_pattern %q must be a URL such as https://{app}.{tenant}.portals.example.com", g.cfg.HostPattern)
+		}
+		// url.Parse escapes the braces of a host it reads; the pattern is
+		// what follows the scheme.
+		p, err := tenant.ParsePattern(strings.TrimPrefix(g.cfg.HostPattern, u.Scheme+"://"))
+		if err != nil {
+			return fmt.Errorf("portalgate: %w", err)
+		}
+		ts.pattern, ts.scheme = &p, u.Scheme
+	}
+	for _, t := range g.cfg.Tenants {
+		t.Static = true
+		if err := g.serveTenant(t); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// root is the default tenant's gateway.
+func (g *Gateway) root() *Gateway { return g.tenants.root }
+
+// viewOf is the gateway of tenant id, "" naming the default tenant.
+func (g *Gateway) viewOf(id string) (*Gateway, bool) {
+	if id == "" {
+		return g.root(), true
+	}
+	t, ok := g.tenants.registry.Tenant(id)
+	if !ok {
+		return nil, false
+	}
+	return t.Value.(*view).g, true
+}
+
+// TenantID is the id of the tenant g serves ("" for the default one).
+func (g *Gateway) TenantID() string { return g.tenant }
+
+// ownsLocation reports whether people of location are this tenant's: a
+// named tenant's are those of its id; the default tenant's all the others.
+func (g *Gateway) ownsLocation(location string) bool {
+	if g.tenant != "" {
+		return location == g.tenant
+	}
+	_, other := g.tenants.registry.Tenant(location)
+	return location == "" || !other
+}
+
+// serveTenant builds t's view, with a site of every router for each of
+// its apps, and puts it in the registry: from then on its hosts resolve to
+// it. A change of a tenant replaces its view whole.
+func (g *Gateway) serveTenant(t Tenant) error {
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	v, err := g.root().newView(t)
+	if err != nil {
+		return err
+	}
+	for _, rt := range ts.routers {
+		if err := v.serveWith(rt); err != nil {
+			return err
+		}
+	}
+	return ts.registry.Put(v.registered())
+}
+
+// forgetTenant stops serving tenant id: its hosts resolve to nothing.
+func (g *Gateway) forgetTenant(id string) bool {
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.registry.Remove(id)
+}
+
+// newView is root's view of t: root's shared parts, t's apps and brand.
+func (g *Gateway) newView(t Tenant) (*view, error) {
+	if t.ID == "" {
+		return nil, errors.New("portalgate: a tenant needs an id (its location id)")
+	}
+	where := func(err error) error { return fmt.Errorf("portalgate: tenant %s: %w", t.ID, err) }
+	var err error
+	if t.Portal, err = g.tenants.siteURL(t.ID, PortalName, t.Portal); err != nil {
+		return nil, where(err)
+	}
+	apps := t.Apps
+	if len(apps) == 0 {
+		// No apps of its own: the configured ones, at the pattern's hosts.
+		for _, name := range g.appNames {
+			apps = append(apps, AppURL{Name: name})
+		}
+	}
+	t.Apps = make([]AppURL, 0, len(apps))
+	for _, a := range apps {
+		if known := g.apps[a.Name]; known != nil && a.Name != PortalName {
+			// An app of the configuration's name shows as it does.
+			a.Title, a.Description, a.Icon = cmp.Or(a.Title, known.title), cmp.Or(a.Description, known.description), cmp.Or(a.Icon, known.icon)
+		}
+		if a.URL, err = g.tenants.siteURL(t.ID, a.Name, a.URL); err != nil {
+			return nil, where(err)
+		}
+		t.Apps = append(t.Apps, a)
+	}
+	brand := t.Brand
+	brand.Title = cmp.Or(t.Name, brand.Title, t.ID)
+	mails, err := g.cfg.Mails.WithBrand(brand)
+	if err != nil {
+		return nil, where(err)
+	}
+	v := *g
+	v.cfg.Portal, v.cfg.Apps, v.cfg.MenuLinks, v.cfg.Mails = t.Portal, t.Apps, nil, mails
+	v.tenant, v.since = t.ID, t.Since
+	v.appNames = nil
+	if err := v.buildApps(); err != nil {
+		return nil, where(err)
+	}
+	v.fixedMenu = nil
+	v.icon = portal.Icon(mails.Brand().Color)
+	// No tenant takes a host of the default tenant's sites.
+	for _, name := range append([]string{PortalName}, v.appNames...) {
+		host := hostOf(v.apps[name].origin)
+		for _, own := range g.apps {
+			if hostOf(own.origin) == host {
+				return nil, where(fmt.Errorf("%w: %s is a host of the configuration's own sites", tenant.ErrHostTaken, host))
+			}
+		}
+	}
+	return &view{g: &v, t: t}, nil
+}
+
+// siteURL is the URL of app's site of tenant id: raw when given, else the
+// host pattern's.
+func (ts *tenants) siteURL(id, app, raw string) (string, error) {
+	if raw != "" {
+		return raw, nil
+	}
+	if ts.pattern == nil {
+		return "", fmt.Errorf("%s needs a URL (or the configuration a host_pattern)", app)
+	}
+	host, err := ts.pattern.Host(id, app)
+	if err != nil {
+		return "", err
+	}
+	return ts.scheme + "://" + host, nil
+}
+
+// hostOf is the host of an origin, normalised ("" when it has none).
+func hostOf(origin string) string {
+	u, err := url.Parse(origin)
+	if err != nil {
+		return ""
+	}
+	host, err := tenant.Normalize(u.Host)
+	if err != nil {
+		return strings.ToLower(u.Hostname())
+	}
+	return host
+}
+
+// registered is v as the registry holds it: its hosts, and v itself.
+func (v *view) registered() tenant.Tenant {
+	t := tenant.Tenant{ID: v.t.ID, Name: v.t.Name, Portal: hostOf(v.g.portal.origin), Apps: make(map[string]string, len(v.g.appNames)), Value: v}
+	for _, name := range v.g.appNames {
+		t.Apps[name] = hostOf(v.g.apps[name].origin)
+	}
+	return t
+}
+
+// serveWith builds rt's sites of v.
+func (v *view) serveWith(rt *Router) error {
+	sites := make(map[string]*Site, len(v.g.apps))
+	for name := range v.g.apps {
+		s, err := v.g.newSite(name, rt.cfg)
+		if err != nil {
+			return err
+		}
+		sites[name] = s
+	}
+	v.sites = append(v.sites, sites)
+	return nil
+}
+
+// Router is the catch-all site of the tenants: it resolves a request's
+// host to its tenant and app and hands the request to that site, after
+// vars learns which it is (Caddy's placeholders, for the matchers that
+// route each app to its upstream). A host of no tenant is a plain 404,
+// and a request whose TLS server name is another site's a 421.
+type Router struct {
+	tenants *tenants
+	index   int
+	cfg     SiteConfig
+	vars    func(r *http.Request, tenantID, app string)
+}
+
+// Router builds a catch-all site serving every tenant with cfg; vars, when
+// set, learns each request's tenant and app before it is served.
+func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, app string)) (*Router, error) {
+	if _, err := siteMode(cfg); err != nil {
+		return nil, err
+	}
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	rt := &Router{tenants: ts, index: len(ts.routers), cfg: cfg, vars: vars}
+	// Every view gains this router's sites: the registry is rebuilt with
+	// the same tenants, each a view with one more set of sites.
+	var views []tenant.Tenant
+	for _, id := range ts.registry.IDs() {
+		t, _ := ts.registry.Tenant(id)
+		old := t.Value.(*view)
+		v := &view{g: old.g, t: old.t, sites: slices.Clone(old.sites)}
+		if err := v.serveWith(rt); err != nil {
+			return nil, err
+		}
+		views = append(views, v.registered())
+	}
+	if err := ts.registry.PutAll(views); err != nil {
+		return nil, err
+	}
+	ts.routers = append(ts.routers, rt)
+	return rt, nil
+}
+
+// ServeHTTP serves the request as its host's tenant site does.
+func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	h, ok := rt.tenants.registry.Lookup(r.Host)
+	if !ok {
+		identity.StripHeaders(r.Header)
+		plain(w, http.StatusNotFound)
+		return nil
+	}
+	if r.TLS != nil {
+		// The certificate was chosen for the server name: a Host of
+		// another site on that connection is misdirected (RFC 9110 15.5.20).
+		if sni, ok := rt.tenants.registry.Lookup(r.TLS.ServerName); !ok || sni != h {
+			plain(w, http.StatusMisdirectedRequest)
+			return nil
+		}
+	}
+	site := h.Tenant.Value.(*view).sites[rt.index][h.App]
+	if rt.vars != nil {
+		rt.vars(r, h.Tenant.ID, h.App)
+	}
+	return site.ServeHTTP(w, r, next)
+}
+
+// plain answers with status and its text, nothing else.
+func plain(w http.ResponseWriter, status int) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(status)
+	_, _ = fmt.Fprintln(w, http.StatusText(status))
+}

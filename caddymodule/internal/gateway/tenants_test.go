@@ -1,0 +1,302 @@
+package gateway
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/base64"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/portal"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
+)
+
+// withTenants serves two tenants besides the default one, acme and beta,
+// each with a portal and a courses app on hosts of their own under
+// .localhost, all at one catch-all site (g.router).
+func withTenants() option {
+	return func(s *setup) {
+		s.routed = true
+		at := tenantAt(s.router)
+		s.cfg.Tenants = append(s.cfg.Tenants,
+			Tenant{ID: "acme", Name: "Acme Coaching", Portal: at("portal.acme"), Apps: []AppURL{{Name: "courses", URL: at("courses.acme")}},
+				Brand: portal.Brand{Color: "#0f766e", Support: "help@acme.example"}},
+			Tenant{ID: "beta", Name: "Beta Fitness", Portal: at("portal.beta"), Apps: []AppURL{{Name: "courses", URL: at("courses.beta")}}},
+		)
+	}
+}
+
+// tenantAt gives the URL of a tenant's site named host (.localhost) at the
+// catch-all site's port.
+func tenantAt(router string) func(host string) string {
+	_, port, _ := net.SplitHostPort(router)
+	return func(host string) string { return "http://" + host + ".localhost:" + port }
+}
+
+// view is the gateway of tenant id.
+func (g *testGateway) view(id string) *Gateway {
+	g.t.Helper()
+	v, ok := g.gw.viewOf(id)
+	if !ok {
+		g.t.Fatalf("no tenant %s", id)
+	}
+	return v
+}
+
+// basicAuth is the header that signs staff name in, as the authenticator
+// in front of the dashboard takes it.
+func basicAuth(name, password string) string {
+	return "Authorization: Basic " + base64.StdEncoding.EncodeToString([]byte(name+":"+password))
+}
+
+// at is the URL of the tenant site named host.
+func (g *testGateway) at(host string) string { return tenantAt(g.router)(host) }
+
+// via is a fresh browser that reaches every tenant host at the catch-all
+// site.
+func (g *testGateway) via() *http.Client { return web.ClientVia(g.router) }
+
+// signInVia opens a tenant's magic link in a fresh browser and returns it.
+func (g *testGateway) signInVia(magicURL string) *http.Client {
+	g.t.Helper()
+	c := g.via()
+	if r := g.do(c, http.MethodGet, magicURL, browser); r.StatusCode != http.StatusSeeOther {
+		g.t.Fatalf("redeeming %s: %d %s", magicURL, r.StatusCode, r.Body)
+	}
+	return c
+}
+
+// The catch-all site serves each tenant's sites by host: the gated request
+// reaches the upstream with the tenant named (X-Portal-Tenant, and Caddy's
+// vars for the matchers routing to its upstream); a client's own
+// X-Portal-Tenant never passes.
+func TestTenants_CatchAllServesEachTenantsAppsByHost(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	l := g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_ada")})
+	if !strings.HasPrefix(l.URL, g.at("courses.acme")+"/") {
+		t.Fatalf("acme's link is at %s", l.URL)
+	}
+	c := g.signInVia(l.URL)
+	h := web.Echoed(t, g.do(c, http.MethodGet, g.at("courses.acme")+"/lesson", "X-Portal-Tenant: beta", "X-Portal-User-Id: admin"))
+	if h.Get(identity.HeaderTenant) != "acme" || h.Get(identity.HeaderUserID) != "c_ada" || h.Get(identity.HeaderLocation) != "acme" || h.Get(identity.HeaderApp) != "courses" {
+		t.Fatalf("acme's app got %v", h)
+	}
+	if v := g.lastVars.Load(); v == nil || *v != [2]string{"acme", "courses"} {
+		t.Fatalf("vars = %v, want acme courses", v)
+	}
+	// The default tenant's sites name no tenant.
+	d := web.Echoed(t, g.do(g.signIn("courses", "c_dee"), http.MethodGet, "http://"+g.courses+"/", "X-Portal-Tenant: acme"))
+	if _, ok := d[identity.HeaderTenant]; ok {
+		t.Fatalf("the default tenant's app got %v", d)
+	}
+	// Each portal under its own brand.
+	home := g.do(g.via(), http.MethodGet, g.at("portal.beta")+"/", browser)
+	if home.StatusCode != http.StatusUnauthorized || !strings.Contains(home.Body, "Beta Fitness") || strings.Contains(home.Body, "Acme") {
+		t.Fatalf("beta's sign-in page: %d %s", home.StatusCode, home.Body)
+	}
+}
+
+// A host no tenant has is a plain 404 that reaches nothing; a request
+// whose TLS server name is another site's than its Host is a 421.
+func TestTenants_UnknownHostIsAPlain404AndAMisdirectedOneA421(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	for _, host := range []string{"portal.nobody.localhost", "127.0.0.1", "courses.acme.localhost.evil.example", "[::1]"} {
+		r := g.do(g.via(), http.MethodGet, "http://"+host+"/", browser)
+		if r.StatusCode != http.StatusNotFound || r.Header.Get("Content-Type") != "text/plain; charset=utf-8" || strings.TrimSpace(r.Body) != "Not Found" {
+			t.Fatalf("%s: %d %q %q", host, r.StatusCode, r.Header.Get("Content-Type"), r.Body)
+		}
+	}
+	// Every spelling of a tenant's host is its host.
+	for _, host := range []string{"PORTAL.Acme.LOCALHOST", "portal.acme.localhost."} {
+		r := g.do(g.via(), http.MethodGet, "http://"+host+"/", browser)
+		if r.StatusCode != http.StatusUnauthorized || !strings.Contains(r.Body, "Acme Coaching") {
+			t.Fatalf("%s: %d", host, r.StatusCode)
+		}
+	}
+	if g.upstreamHits.Load() != 0 {
+		t.Fatal("an unknown host reached the upstream")
+	}
+
+	rt, err := g.gw.Router(SiteConfig{}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_ = rt.ServeHTTP(w, r, nextFunc(func(w http.ResponseWriter, r *http.Request) error { web.Echo(w, r); return nil }))
+	}))
+	srv.StartTLS()
+	t.Cleanup(srv.Close)
+	tlsTo := func(serverName, host string) int {
+		tr := &http.Transport{TLSClientConfig: &tls.Config{ServerName: serverName, InsecureSkipVerify: true}} //nolint:gosec // the test server's own certificate
+		defer tr.CloseIdleConnections()
+		req, _ := http.NewRequest(http.MethodGet, srv.URL+jwksPath, nil)
+		req.Host = host
+		res, err := tr.RoundTrip(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		return res.StatusCode
+	}
+	if got := tlsTo("portal.acme.localhost", "portal.acme.localhost"); got != http.StatusOK {
+		t.Fatalf("matching server name: %d", got)
+	}
+	if got := tlsTo("portal.acme.localhost", "portal.beta.localhost"); got != http.StatusMisdirectedRequest {
+		t.Fatalf("acme's server name, beta's host: %d, want 421", got)
+	}
+}
+
+// A link minted for tenant A opens nothing of tenant B, even for an app of
+// the same name and a user of the same id: the token names its tenant, and
+// the host's tenant is checked at redemption, before anything is spent.
+func TestTenants_LinkOfOneTenantIsRefusedOnEveryHostOfAnother(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	l := g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_same")})
+	_, query, _ := strings.Cut(l.URL, "?")
+	token := "?" + query
+	for _, site := range []string{g.at("courses.beta"), g.at("portal.beta"), "http://" + g.courses} {
+		r := g.do(g.via(), http.MethodGet, site+magicPath+token, browser)
+		if r.StatusCode < 400 || web.Cookie(r, "portalgate-courses") != nil {
+			t.Fatalf("acme's link on %s: %d %s", site, r.StatusCode, r.Body)
+		}
+	}
+	// Nothing was spent: it still works where it belongs.
+	g.signInVia(l.URL)
+}
+
+// A session cookie of tenant A replayed with B's Host opens nothing, under
+// any cookie name of B's sites.
+func TestTenants_SessionCookieReplayedOnAnotherTenantsHostOpensNothing(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	c := g.signInVia(g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_same")}).URL)
+	u, _ := url.Parse(g.at("courses.acme"))
+	var id string
+	for _, k := range c.Jar.Cookies(u) {
+		if k.Name == "portalgate-courses" {
+			id = k.Value
+		}
+	}
+	if id == "" {
+		t.Fatal("no session cookie")
+	}
+	for _, site := range []string{g.at("courses.beta"), g.at("portal.beta")} {
+		for _, name := range []string{"portalgate-courses", "portalgate-portal"} {
+			r := g.do(g.via(), http.MethodGet, site+"/", "Accept: application/json", "Cookie: "+name+"="+id)
+			if r.StatusCode != http.StatusUnauthorized {
+				t.Fatalf("acme's session as %s on %s: %d %s", name, site, r.StatusCode, r.Body)
+			}
+		}
+	}
+	if g.upstreamHits.Load() != 0 {
+		t.Fatal("a replayed session reached an upstream")
+	}
+}
+
+// Contacts of one tenant are invisible and unusable in another: the same
+// e-mail address may be a contact of both, as two people, and each portal
+// signs in its own; one tenant's dashboard lists its own contacts only,
+// and its sub-account users open no other tenant's dashboard.
+func TestTenants_ContactOfOneTenantIsInvisibleInAnother(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants(), withOutbox(), withStaff(), func(s *setup) {
+		s.cfg.Staff = append(s.cfg.Staff, Staff{Username: "acme-staff", Role: identity.SubaccountUser, Location: "acme"})
+	})
+	ctx := context.Background()
+	if err := g.store.PutContacts(ctx, []store.Contact{
+		{ID: "c_acme_pat", Email: "pat@example.com", Name: "Pat of Acme", Location: "acme"},
+		{ID: "c_beta_pat", Email: "Pat@Example.com", Name: "Pat of Beta", Location: "beta"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	beta := g.view("beta")
+	// Beta's portal mails beta's Pat, and not acme's.
+	resp, err := beta.LoginEmail(ctx, "c_beta_pat", "test")
+	if err != nil || resp.URL == "" || !strings.HasPrefix(resp.URL, g.at("portal.beta")) {
+		t.Fatalf("beta's login e-mail: %+v, %v", resp, err)
+	}
+	if _, err := beta.LoginEmail(ctx, "c_acme_pat", "test"); err == nil {
+		t.Fatal("beta's portal mailed acme's contact")
+	}
+	// Asked on acme's portal, the address signs in acme's Pat, under
+	// acme's brand and name.
+	acmeGW := g.view("acme")
+	if result, err := acmeGW.signInFor(ctx, signInRequest{address: "PAT@example.com", g: acmeGW}); err != nil || result != "sent" {
+		t.Fatalf("acme's sign-in: %s, %v", result, err)
+	}
+	m := g.mails("pat@example.com", 1)[0]
+	if m.To.Name != "Pat of Acme" || !strings.Contains(m.Text, g.at("portal.acme")) || !strings.Contains(m.Subject+m.Text, "Acme Coaching") || !strings.Contains(m.Text, "help@acme.example") {
+		t.Fatalf("acme's sign-in e-mail: %+v", m)
+	}
+	// Each dashboard lists its own.
+	acme := g.do(g.via(), http.MethodGet, g.at("portal.acme")+"/dashboard/contacts", browser, basicAuth("agency", testStaff["agency"]))
+	if acme.StatusCode != http.StatusOK || !strings.Contains(acme.Body, "Pat of Acme") || strings.Contains(acme.Body, "Pat of Beta") {
+		t.Fatalf("acme's contacts: %d %s", acme.StatusCode, acme.Body)
+	}
+	if r := g.do(g.via(), http.MethodGet, g.at("portal.beta")+"/dashboard/contacts/c_acme_pat", browser, basicAuth("agency", testStaff["agency"])); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("acme's contact on beta's dashboard: %d", r.StatusCode)
+	}
+	if r := g.do(g.via(), http.MethodGet, g.at("portal.beta")+"/dashboard/", browser, basicAuth("acme-staff", "acme-pw")); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("acme's staff on beta's dashboard: %d", r.StatusCode)
+	}
+	if r := g.do(g.via(), http.MethodGet, g.at("portal.acme")+"/dashboard/", browser, basicAuth("acme-staff", "acme-pw")); r.StatusCode != http.StatusOK {
+		t.Fatalf("acme's staff on acme's dashboard: %d", r.StatusCode)
+	}
+	// A tenant's API mints for that tenant's people only.
+	if _, err := beta.Mint(ctx, MintRequest{Tenant: "acme", App: "courses", User: userOf("c_x")}, "test"); err == nil {
+		t.Fatal("beta minted a link of acme")
+	}
+	u := userOf("c_y")
+	u.Location = "acme"
+	if _, err := beta.Mint(ctx, MintRequest{App: "courses", User: u}, "test"); err == nil {
+		t.Fatal("beta minted a link for acme's contact")
+	}
+	// The default portal mints a tenant's contact's links on that tenant.
+	l, err := g.gw.Mint(ctx, MintRequest{App: "courses", User: u}, "test")
+	if err != nil || !strings.HasPrefix(l.URL, g.at("courses.acme")) {
+		t.Fatalf("the default portal's link for acme's contact: %+v, %v", l, err)
+	}
+}
+
+// A tenant removed, and added again, is a new tenant: the sessions and
+// links of the one before open nothing of it.
+func TestTenants_RemovedTenantsSessionsAndLinksOpenNothing(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	c := g.signInVia(g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_1")}).URL)
+	unused := g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_2")})
+	acme := g.gw.tenants.registry.IDs()
+	if len(acme) != 2 {
+		t.Fatalf("tenants %v", acme)
+	}
+	t0, _ := g.gw.tenants.registry.Tenant("acme")
+	before := t0.Value.(*view).t
+	if !g.gw.forgetTenant("acme") {
+		t.Fatal("not removed")
+	}
+	if r := g.do(c, http.MethodGet, g.at("courses.acme")+"/", "Accept: application/json"); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("a removed tenant's host: %d", r.StatusCode)
+	}
+	g.clock.Advance(2 * time.Second)
+	before.Since = g.clock.Now()
+	if err := g.gw.serveTenant(before); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(c, http.MethodGet, g.at("courses.acme")+"/", "Accept: application/json"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("a session of the tenant before: %d", r.StatusCode)
+	}
+	if r := g.do(g.via(), http.MethodGet, unused.URL, browser); r.StatusCode < 400 {
+		t.Fatalf("a link of the tenant before: %d", r.StatusCode)
+	}
+	g.signInVia(g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_3")}).URL)
+}
