@@ -51,6 +51,9 @@ func serveAdmin(w http.ResponseWriter, r *http.Request) error {
 		gw.ServeHealth(w, r)
 		return nil
 	}
+	if r.URL.RawQuery != "" {
+		route += "?" + r.URL.RawQuery
+	}
 	status, body, err := gw.CallAPI(context.WithoutCancel(r.Context()), "admin_api", r.Method, route, http.MaxBytesReader(w, r.Body, gateway.MaxAPIBody))
 	var p *gateway.Problem
 	switch {

@@ -239,6 +239,9 @@ type AppURL struct {
 	Icon        string `json:"icon,omitempty"`
 }
 
+// tenantPoll is how often the store is asked whether tenants changed.
+const tenantPoll = 250 * time.Millisecond
+
 // SigningKey is one named HMAC secret of at least 32 bytes.
 type SigningKey struct {
 	// ID names the key in tokens ("kid"). Required.
@@ -365,6 +368,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		cfg.Apps = append(cfg.Apps, gateway.AppURL{Name: app.Name, URL: app.URL, Title: app.Title, Description: app.Description, Icon: app.Icon})
 	}
 	cfg.HostPattern = a.HostPattern
+	// Tenants added on another instance sharing the store are served here
+	// within a second.
+	cfg.TenantPoll = tenantPoll
 	for _, t := range a.Tenants {
 		gt := gateway.Tenant{ID: t.ID, Name: t.Name, Portal: t.Portal, Brand: t.Brand.portal()}
 		for _, app := range t.Apps {

@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 
 	"go.uber.org/zap"
@@ -32,6 +33,7 @@ type apiCall struct {
 	by     string
 	body   io.Reader
 	params map[string]string
+	query  url.Values
 }
 
 // apiHandler answers one API call with a status and a JSON value.
@@ -46,6 +48,11 @@ func apiRoutes() table[apiHandler] {
 	t.on("users/{id}/revoke", (*Gateway).apiRevokeUser, http.MethodPost)
 	t.on("contacts", (*Gateway).apiContacts, http.MethodPost)
 	t.on("contacts/{id}/invite", (*Gateway).apiInvite, http.MethodPost)
+	t.on("tenants", (*Gateway).apiAddTenant, http.MethodPost)
+	t.on("tenants", (*Gateway).apiTenants, http.MethodGet)
+	t.on("tenants/{id}", (*Gateway).apiTenant, http.MethodGet)
+	t.on("tenants/{id}", (*Gateway).apiReplaceTenant, http.MethodPut)
+	t.on("tenants/{id}", (*Gateway).apiRemoveTenant, http.MethodDelete)
 	return t
 }
 
@@ -57,10 +64,18 @@ func apiRoutes() table[apiHandler] {
 //	POST   users/{id}/revoke   end every session of a user, refuse their older links
 //	POST   contacts            add or update contacts (JSON: one object or an array)
 //	POST   contacts/{id}/invite  mail a contact a welcome e-mail with a link into the portal
+//	POST   tenants, GET tenants, GET|PUT|DELETE tenants/{id}  the sub-accounts (tenants_api.go)
+//
+// route may end in a query (?after=...), which the call reads.
 //
 // A refusal is a *Problem (400, 404, 405 with its Allow); any other error
 // is the store's.
 func (g *Gateway) CallAPI(ctx context.Context, by, method, route string, body io.Reader) (int, any, error) {
+	route, rawQuery, _ := strings.Cut(route, "?")
+	query, err := url.ParseQuery(rawQuery)
+	if err != nil {
+		return 0, nil, badRequest("the query is not validly escaped")
+	}
 	m, err := g.api.lookup(method, route, true)
 	switch {
 	case err != nil:
@@ -72,7 +87,7 @@ func (g *Gateway) CallAPI(ctx context.Context, by, method, route string, body io
 		p.Detail = "method not allowed: use " + m.hit.allow
 		return 0, nil, p
 	}
-	return m.handler(g, ctx, apiCall{by: by, body: body, params: m.hit.params})
+	return m.handler(g, ctx, apiCall{by: by, body: body, params: m.hit.params, query: query})
 }
 
 func (g *Gateway) apiMint(ctx context.Context, c apiCall) (int, any, error) {
@@ -166,6 +181,9 @@ func (s *Site) api(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	}
 	// The escaped path: a user id may hold "/" or "%", decoded once, by the table.
 	route := strings.TrimPrefix(r.URL.EscapedPath(), apiPrefix)
+	if r.URL.RawQuery != "" {
+		route += "?" + r.URL.RawQuery
+	}
 	// Revocations complete even if the caller hangs up.
 	status, v, err := g.CallAPI(context.WithoutCancel(r.Context()), "api_key:"+keyID, r.Method, route, http.MaxBytesReader(w, r.Body, MaxAPIBody))
 	noStore(w)

@@ -66,6 +66,10 @@ func (a audit) menuChanged(by, action string) {
 	a.l.Info("menu changed", zap.String("event", "menu_changed"), zap.String("by", by), zap.String("action", action))
 }
 
+func (a audit) tenantChanged(by, id, action string) {
+	a.l.Info("tenant "+action, zap.String("event", "tenant_"+action), zap.String("by", by), zap.String("tenant", id))
+}
+
 func (a audit) contactsSynced(by string, count int) {
 	a.l.Info("contacts synced", zap.String("event", "contacts_synced"), zap.String("by", by), zap.Int("count", count))
 }

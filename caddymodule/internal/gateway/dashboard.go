@@ -527,7 +527,7 @@ func (s *Site) menuSettingsPage(w http.ResponseWriter, r *http.Request, st Staff
 }
 
 func (s *Site) menuSettings(w http.ResponseWriter, r *http.Request, st Staff, form menuForm) error {
-	menu, err := s.g.cfg.Directory.Menu(r.Context())
+	menu, err := s.g.cfg.Directory.Menu(r.Context(), s.g.tenant)
 	if err != nil {
 		return err
 	}

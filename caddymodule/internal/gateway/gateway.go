@@ -109,6 +109,10 @@ type Config struct {
 	// HostPattern, such as https://{app}.{tenant}.portals.example.com,
 	// gives the URLs of the tenants' sites that name none of their own.
 	HostPattern string
+	// TenantPoll is how often the store is asked whether tenants changed
+	// (on another instance, through its API); 0 never asks, after the
+	// first read at start.
+	TenantPoll time.Duration
 
 	// Now is the clock. Default: time.Now.
 	Now func() time.Time
@@ -259,6 +263,7 @@ func (g *Gateway) Idle() bool {
 // Close finishes the sign-ins asked for, sends the e-mails still queued
 // until ctx ends, and gives up on the rest.
 func (g *Gateway) Close(ctx context.Context) {
+	g.stopTenants()
 	g.closeSignIns(ctx)
 	if g.mail != nil {
 		g.mail.Close(ctx)

@@ -115,7 +115,7 @@ func saveMenuItem(it store.MenuItem) func([]store.MenuItem) ([]store.MenuItem, e
 func (g *Gateway) updateMenu(ctx context.Context, change func([]store.MenuItem) ([]store.MenuItem, error)) error {
 	dir := g.cfg.Directory
 	for range 8 {
-		m, err := dir.Menu(ctx)
+		m, err := dir.Menu(ctx, g.tenant)
 		if err != nil {
 			return err
 		}
@@ -123,7 +123,7 @@ func (g *Gateway) updateMenu(ctx context.Context, change func([]store.MenuItem) 
 		if err != nil {
 			return err
 		}
-		if _, err = dir.SetMenu(ctx, items, m.Version); !errors.Is(err, store.ErrConflict) {
+		if _, err = dir.SetMenu(ctx, g.tenant, items, m.Version); !errors.Is(err, store.ErrConflict) {
 			return err
 		}
 	}
@@ -160,7 +160,7 @@ type menuLink struct {
 // menuFor builds the menu of a session's user. A magic item's URL is the
 // portal's launch address: a one-time token is never written into a menu.
 func (g *Gateway) menuFor(ctx context.Context, u identity.User, apps []string) (portalMenu, error) {
-	m, err := g.cfg.Directory.Menu(ctx)
+	m, err := g.cfg.Directory.Menu(ctx, g.tenant)
 	if err != nil {
 		return portalMenu{}, err
 	}

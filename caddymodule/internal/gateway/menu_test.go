@@ -19,15 +19,15 @@ type conflictOnce struct {
 	lost bool
 }
 
-func (c *conflictOnce) SetMenu(ctx context.Context, items []store.MenuItem, version int64) (int64, error) {
+func (c *conflictOnce) SetMenu(ctx context.Context, tenant string, items []store.MenuItem, version int64) (int64, error) {
 	if !c.lost {
 		c.lost = true
 		other := store.MenuItem{ID: "other", Title: "Other", URL: "https://other.example.com", Open: OpenNewTab, Roles: allRoles}
-		if _, err := c.Store.SetMenu(ctx, []store.MenuItem{other}, version); err != nil {
+		if _, err := c.Store.SetMenu(ctx, tenant, []store.MenuItem{other}, version); err != nil {
 			return 0, err
 		}
 	}
-	return c.Store.SetMenu(ctx, items, version)
+	return c.Store.SetMenu(ctx, tenant, items, version)
 }
 
 func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
@@ -37,7 +37,7 @@ func TestCustomLinks_ConcurrentEditsBothKeepTheirChange(t *testing.T) {
 	if err := g.updateMenu(context.Background(), saveMenuItem(it)); err != nil {
 		t.Fatalf("adding after a lost race: %v", err)
 	}
-	m, _ := st.Menu(context.Background())
+	m, _ := st.Menu(context.Background(), "")
 	if !st.lost || len(m.Items) != 2 || m.Items[0].ID != "other" || m.Items[1].Title != "Mine" {
 		t.Fatalf("menu after the race: %+v", m.Items)
 	}

@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"cmp"
+	"context"
 	"errors"
 	"fmt"
 	"net/http"
@@ -9,7 +10,12 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
@@ -27,7 +33,8 @@ type Tenant struct {
 	Portal string
 	// Apps are its apps. An app without a URL takes it from the host
 	// pattern; one named as a configured app shows as that one does. No
-	// apps at all: the configured apps, at the host pattern's hosts.
+	// apps at all: the configured apps, at the host pattern's hosts (with
+	// no pattern, none).
 	Apps  []AppURL
 	Brand portal.Brand
 	// Since is when the tenant was added: the sessions and links of an
@@ -53,6 +60,15 @@ type tenants struct {
 	served map[string]bool
 	// root is the default tenant's gateway, which holds the rest.
 	root *Gateway
+	// changing orders the changes through the API with the syncs from the
+	// store, so that a sync never undoes a change it did not read.
+	changing sync.Mutex
+	// seen is the store's count of tenant changes at the last sync, once
+	// synced.
+	seen   atomic.Int64
+	synced atomic.Bool
+	// stopPoll ends the polling of the store.
+	stopPoll context.CancelFunc
 }
 
 // view is one tenant as the gateway serves it: its gateway (the root's
@@ -63,6 +79,9 @@ type view struct {
 	g     *Gateway
 	t     Tenant
 	sites []map[string]*Site
+	// stored is the tenant as the store keeps it; nil for a tenant of the
+	// configuration.
+	stored *store.Tenant
 }
 
 func (g *Gateway) startTenants() error {
@@ -87,7 +106,26 @@ func (g *Gateway) startTenants() error {
 			return err
 		}
 	}
+	// The stored tenants are served from the start; a store that cannot
+	// be read now is read again at the next poll.
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if err := g.SyncTenants(ctx); err != nil {
+		g.log.Error("reading the tenants", zap.Error(err))
+	}
+	if g.cfg.TenantPoll > 0 {
+		var poll context.Context
+		poll, ts.stopPoll = context.WithCancel(context.Background())
+		go g.pollTenants(poll, g.cfg.TenantPoll)
+	}
 	return nil
+}
+
+// stopTenants ends the polling of the store.
+func (g *Gateway) stopTenants() {
+	if ts := g.tenants; ts != nil && ts.stopPoll != nil {
+		ts.stopPoll()
+	}
 }
 
 // root is the default tenant's gateway.
@@ -121,7 +159,11 @@ func (g *Gateway) ownsLocation(location string) bool {
 // serveTenant builds t's view, with a site of every router for each of
 // its apps, and puts it in the registry: from then on its hosts resolve to
 // it. A change of a tenant replaces its view whole.
-func (g *Gateway) serveTenant(t Tenant) error {
+func (g *Gateway) serveTenant(t Tenant) error { return g.serveTenantAs(t, nil) }
+
+// serveTenantAs is serveTenant of a tenant the store keeps as stored (nil
+// for one of the configuration).
+func (g *Gateway) serveTenantAs(t Tenant, stored *store.Tenant) error {
 	ts := g.tenants
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
@@ -129,6 +171,7 @@ func (g *Gateway) serveTenant(t Tenant) error {
 	if err != nil {
 		return err
 	}
+	v.stored = stored
 	for _, rt := range ts.routers {
 		if err := v.serveWith(rt); err != nil {
 			return err
@@ -156,7 +199,7 @@ func (g *Gateway) newView(t Tenant) (*view, error) {
 		return nil, where(err)
 	}
 	apps := t.Apps
-	if len(apps) == 0 {
+	if len(apps) == 0 && g.tenants.pattern != nil {
 		// No apps of its own: the configured ones, at the pattern's hosts.
 		for _, name := range g.appNames {
 			apps = append(apps, AppURL{Name: name})
@@ -280,7 +323,7 @@ func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, ap
 	for _, id := range ts.registry.IDs() {
 		t, _ := ts.registry.Tenant(id)
 		old := t.Value.(*view)
-		v := &view{g: old.g, t: old.t, sites: slices.Clone(old.sites)}
+		v := &view{g: old.g, t: old.t, sites: slices.Clone(old.sites), stored: old.stored}
 		if err := v.serveWith(rt); err != nil {
 			return nil, err
 		}

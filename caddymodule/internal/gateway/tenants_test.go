@@ -15,6 +15,7 @@ import (
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
 	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/memory"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -299,4 +300,103 @@ func TestTenants_RemovedTenantsSessionsAndLinksOpenNothing(t *testing.T) {
 		t.Fatalf("a link of the tenant before: %d", r.StatusCode)
 	}
 	g.signInVia(g.mint(MintRequest{Tenant: "acme", App: "courses", User: userOf("c_3")}).URL)
+}
+
+// A tenant added through the API is served at once, on its own hosts,
+// and on every instance sharing the store once it looks; removed, its
+// hosts serve nothing anywhere.
+func TestTenantsAPI_AddedTenantIsServedHereAndOnEveryInstance(t *testing.T) {
+	t.Parallel()
+	var shared store.Store
+	open := withStore(func(now func() time.Time) store.Store {
+		if shared == nil {
+			shared = memory.New(now)
+		}
+		return shared
+	})
+	one := newTestGateway(t, withTenants(), open)
+	two := newTestGateway(t, withTenants(), open)
+	body := func(g *testGateway) string {
+		return `{"id":"gamma","name":"Gamma Yoga","portal":"` + g.at("portal.gamma") + `","apps":{"courses":"` + g.at("courses.gamma") +
+			`"},"brand":{"color":"#7c3aed","support_email":"help@gamma.example","sender_name":"Gamma Yoga"}}`
+	}
+	// Both instances serve at their own ports here, so each names its own
+	// hosts: the second adds its spelling once the first's is in.
+	created := one.apiCall(http.MethodPost, "tenants", body(one), http.StatusCreated)
+	if !strings.Contains(created, `"since":`) || !strings.Contains(created, "Gamma Yoga") {
+		t.Fatalf("created: %s", created)
+	}
+	l := one.mint(MintRequest{Tenant: "gamma", App: "courses", User: userOf("c_g")})
+	c := one.signInVia(l.URL)
+	if h := web.Echoed(t, one.do(c, http.MethodGet, one.at("courses.gamma")+"/")); h.Get(identity.HeaderTenant) != "gamma" {
+		t.Fatalf("gamma's app got %v", h)
+	}
+	// The other instance serves it once it looks at the store.
+	if err := two.gw.SyncTenants(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := two.gw.viewOf("gamma"); !ok {
+		t.Fatal("the second instance does not serve gamma")
+	}
+	if r := two.api(http.MethodGet, "tenants/gamma", ""); r.StatusCode != http.StatusOK || !strings.Contains(r.Body, "help@gamma.example") {
+		t.Fatalf("GET on the second instance: %d %s", r.StatusCode, r.Body)
+	}
+	list := one.apiCall(http.MethodGet, "tenants?limit=2", "", http.StatusOK)
+	if !strings.Contains(list, `"id":"acme"`) || !strings.Contains(list, `"next":"beta"`) || strings.Contains(list, `"id":"gamma"`) {
+		t.Fatalf("first page: %s", list)
+	}
+	if rest := one.apiCall(http.MethodGet, "tenants?after=beta", "", http.StatusOK); !strings.Contains(rest, `"id":"gamma"`) || strings.Contains(rest, "next") {
+		t.Fatalf("second page: %s", rest)
+	}
+	one.apiCall(http.MethodDelete, "tenants/gamma", "", http.StatusOK)
+	if r := one.do(c, http.MethodGet, one.at("courses.gamma")+"/", "Accept: application/json"); r.StatusCode != http.StatusNotFound {
+		t.Fatalf("a removed tenant's host: %d", r.StatusCode)
+	}
+	if err := two.gw.SyncTenants(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := two.gw.viewOf("gamma"); ok {
+		t.Fatal("the second instance still serves gamma")
+	}
+}
+
+// The tenants API refuses what it cannot serve, says why, and is the
+// agency's: a tenant's own portal has none.
+func TestTenantsAPI_RefusesWhatItCannotServe(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants())
+	for name, c := range map[string]struct {
+		method, route, body string
+		status              int
+		says                string
+	}{
+		"bad id":           {http.MethodPost, "tenants", `{"id":"a b","portal":"https://p.example"}`, 400, "location id"},
+		"unknown field":    {http.MethodPost, "tenants", `{"id":"x","portal":"https://p.example","colour":"red"}`, 400, "unknown field"},
+		"no portal":        {http.MethodPost, "tenants", `{"id":"x"}`, 400, "needs a URL"},
+		"bad portal":       {http.MethodPost, "tenants", `{"id":"x","portal":"javascript:alert(1)"}`, 400, "absolute http(s) origin"},
+		"bad colour":       {http.MethodPost, "tenants", `{"id":"x","portal":"https://p.example","brand":{"color":"red;"}}`, 400, "hex colour"},
+		"since":            {http.MethodPost, "tenants", `{"id":"x","portal":"https://p.example","since":"2026-01-01T00:00:00Z"}`, 400, "gateway's to set"},
+		"exists":           {http.MethodPost, "tenants", `{"id":"fresh","portal":"https://fresh.example"}`, 409, "exists already"},
+		"another's host":   {http.MethodPost, "tenants", `{"id":"x","portal":"` + g.at("PORTAL.acme") + `"}`, 400, "another tenant's"},
+		"default's host":   {http.MethodPost, "tenants", `{"id":"x","portal":"http://` + g.portal + `"}`, 400, "configuration's own sites"},
+		"static":           {http.MethodDelete, "tenants/acme", ``, 409, "declared in the Caddyfile"},
+		"static replaced":  {http.MethodPut, "tenants/acme", `{"portal":"https://p.example"}`, 409, "declared in the Caddyfile"},
+		"unknown":          {http.MethodDelete, "tenants/nobody", ``, 404, "No tenant"},
+		"ids differ":       {http.MethodPut, "tenants/fresh", `{"id":"other","portal":"https://p.example"}`, 400, "not the address's"},
+		"limit":            {http.MethodGet, "tenants?limit=0", ``, 400, "limit is a number"},
+		"unknown replaced": {http.MethodPut, "tenants/nobody", `{"portal":"https://p.example"}`, 404, "No tenant"},
+	} {
+		if name == "exists" {
+			g.apiCall(http.MethodPost, "tenants", c.body, http.StatusCreated)
+		}
+		r := g.api(c.method, c.route, c.body)
+		if r.StatusCode != c.status || !strings.Contains(r.Body, c.says) {
+			t.Errorf("%s: %d %s; want %d saying %q", name, r.StatusCode, r.Body, c.status, c.says)
+		}
+	}
+	// On a tenant's own portal, the tenants API is not there to call.
+	r := web.Send(t, g.via(), http.MethodGet, g.at("portal.acme")+apiPrefix+"tenants", nil, "Authorization: Bearer "+testAPIKey)
+	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "agency") {
+		t.Fatalf("the tenants API on acme's portal: %d %s", r.StatusCode, r.Body)
+	}
 }

@@ -105,6 +105,33 @@ type Menu struct {
 	Version int64      `json:"version"`
 }
 
+// Tenant is a sub-account registered at run time (the tenants API, the
+// dashboard), as the store keeps it and the API speaks it: its portal and
+// apps on hosts of their own, its brand. Its id is its location id.
+type Tenant struct {
+	ID     string `json:"id"`
+	Name   string `json:"name,omitempty"`
+	Portal string `json:"portal,omitempty"`
+	// Apps are its apps' URLs by name ("" for the host pattern's).
+	Apps  map[string]string `json:"apps,omitempty"`
+	Brand TenantBrand       `json:"brand,omitzero"`
+	// Since is when the tenant was added: the sessions and links of an
+	// earlier tenant of its id open nothing of it. Set by the gateway.
+	Since time.Time `json:"since,omitzero"`
+}
+
+// TenantBrand is how a tenant's pages and e-mails look and who they come
+// from.
+type TenantBrand struct {
+	Color        string `json:"color,omitempty"`
+	Logo         string `json:"logo,omitempty"`
+	SupportEmail string `json:"support_email,omitempty"`
+	SenderName   string `json:"sender_name,omitempty"`
+}
+
+// MaxTenantsPage is the most tenants one Tenants call answers with.
+const MaxTenantsPage = 1000
+
 // ContactQuery selects contacts for a list or a search.
 type ContactQuery struct {
 	// Text matches id, name or e-mail, ignoring case. Default: all.
@@ -161,11 +188,31 @@ type Directory interface {
 	SetDelivery(ctx context.Context, id, delivery string, keep time.Time) error
 	// LinkRecord returns the record of link id, or ErrNotFound.
 	LinkRecord(ctx context.Context, id string) (LinkRecord, error)
-	// Menu returns the custom menu; an empty one has version 0.
-	Menu(ctx context.Context) (Menu, error)
-	// SetMenu replaces the menu if it is still at version, and returns the
-	// new version; ErrConflict when another write came first.
-	SetMenu(ctx context.Context, items []MenuItem, version int64) (int64, error)
+	// Menu returns the custom menu of a tenant ("" for the default one);
+	// an empty one has version 0.
+	Menu(ctx context.Context, tenant string) (Menu, error)
+	// SetMenu replaces a tenant's menu if it is still at version, and
+	// returns the new version; ErrConflict when another write came first.
+	SetMenu(ctx context.Context, tenant string, items []MenuItem, version int64) (int64, error)
+
+	// PutTenant adds a tenant, or replaces the one with its id.
+	PutTenant(ctx context.Context, t Tenant) error
+	// DeleteTenant removes tenant id; ErrNotFound when there is none.
+	DeleteTenant(ctx context.Context, id string) error
+	// Tenants returns the tenants whose ids sort after after, in id order,
+	// at most limit (at most MaxTenantsPage).
+	Tenants(ctx context.Context, after string, limit int) ([]Tenant, error)
+	// TenantsChanged is a count that every PutTenant and DeleteTenant
+	// raises: an instance that saw it unchanged has every tenant already.
+	TenantsChanged(ctx context.Context) (int64, error)
+}
+
+// TenantPage bounds a Tenants limit.
+func TenantPage(limit int) int {
+	if limit <= 0 || limit > MaxTenantsPage {
+		return MaxTenantsPage
+	}
+	return limit
 }
 
 // SelectContacts applies q to contacts, for a backend that reads them in

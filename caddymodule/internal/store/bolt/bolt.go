@@ -31,7 +31,8 @@ var (
 	bucketCutoffs    = []byte("user_cutoffs")         // user id -> at|until
 	bucketContacts   = []byte("contacts")             // id -> JSON contact
 	bucketRecords    = []byte("link_records")         // issued at|id -> JSON link record, oldest first
-	bucketMenu       = []byte("menu")                 // keyMenu -> JSON menu
+	bucketMenu       = []byte("menu")                 // keyMenu[/tenant] -> JSON menu
+	bucketTenants    = []byte("tenants")              // id -> JSON tenant
 	bucketHolders    = []byte("id_holders")           // user id -> JSON holder
 	bucketMeta       = []byte("meta")                 // keySessions -> the sessions' count
 	bucketSignIns    = []byte("signins")              // browser -> tries|JSON sign-in
@@ -44,6 +45,8 @@ var (
 	// keySessions counts the sessions bucket's keys, kept with every put
 	// and delete: a walk of the bucket to count them reads the whole file.
 	keySessions = []byte("sessions")
+	// keyTenantsChanged counts the changes of the tenants bucket.
+	keyTenantsChanged = []byte("tenants_changed")
 )
 
 // revokedCount marks a revoked link in place of its use count.
@@ -88,7 +91,7 @@ func Open(path string, now func() time.Time) (*Store, error) {
 		unindexed := tx.Bucket(bucketByEmail) == nil
 		for _, b := range [][]byte{
 			bucketSessions, bucketSessionBy, bucketUsers, bucketGrants, bucketLinks, bucketLinkBy, bucketCutoffs,
-			bucketContacts, bucketRecords, bucketMenu, bucketHolders, bucketMeta,
+			bucketContacts, bucketRecords, bucketMenu, bucketHolders, bucketMeta, bucketTenants,
 			bucketSignIns, bucketLastSignIn, bucketByEmail, bucketCodeFails,
 		} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {

@@ -91,7 +91,7 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 		t.Fatal(err)
 	}
 	items := []store.MenuItem{{ID: "m1", Title: "Help", URL: "https://example.com/help", Open: "new_tab", Roles: []identity.Type{identity.Contact}}}
-	if _, err := s.SetMenu(ctx, items, 0); err != nil {
+	if _, err := s.SetMenu(ctx, "", items, 0); err != nil {
 		t.Fatal(err)
 	}
 	s = reopen(t, s, path, clk)
@@ -103,11 +103,11 @@ func TestDirectorySurvivesReopen(t *testing.T) {
 	if err != nil || len(rs) != 1 || rs[0].ID != "l1" || rs[0].Spent != 1 || !rs[0].Keep.Equal(rec.Keep) {
 		t.Fatalf("link records after reopen = %+v, %v", rs, err)
 	}
-	m, err := s.Menu(ctx)
+	m, err := s.Menu(ctx, "")
 	if err != nil || m.Version != 1 || !reflect.DeepEqual(m.Items, items) {
 		t.Fatalf("menu after reopen = %+v, %v", m, err)
 	}
-	if _, err := s.SetMenu(ctx, nil, 0); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.SetMenu(ctx, "", nil, 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("SetMenu at the version before reopen = %v, want ErrConflict", err)
 	}
 }

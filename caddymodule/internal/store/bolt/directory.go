@@ -3,6 +3,7 @@ package bolt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -216,11 +217,11 @@ func (s *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 }
 
 // Menu implements store.Directory.
-func (s *Store) Menu(context.Context) (store.Menu, error) {
+func (s *Store) Menu(_ context.Context, tenant string) (store.Menu, error) {
 	var m store.Menu
 	err := s.db.View(func(tx *bbolt.Tx) error {
 		var err error
-		m, err = readMenu(tx)
+		m, err = readMenu(tx, tenant)
 		return err
 	})
 	if err != nil {
@@ -231,20 +232,20 @@ func (s *Store) Menu(context.Context) (store.Menu, error) {
 
 // SetMenu implements store.Directory: the version check and the write are
 // one transaction.
-func (s *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64) (int64, error) {
+func (s *Store) SetMenu(_ context.Context, tenant string, items []store.MenuItem, version int64) (int64, error) {
 	v, err := json.Marshal(store.Menu{Items: items, Version: version + 1})
 	if err != nil {
 		return 0, fmt.Errorf("encoding menu: %w", err)
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
-		m, err := readMenu(tx)
+		m, err := readMenu(tx, tenant)
 		if err != nil {
 			return err
 		}
 		if m.Version != version {
 			return store.ErrConflict
 		}
-		return tx.Bucket(bucketMenu).Put(keyMenu, v)
+		return tx.Bucket(bucketMenu).Put(menuKey(tenant), v)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("storing menu: %w", err)
@@ -252,10 +253,19 @@ func (s *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64
 	return version + 1, nil
 }
 
-// readMenu returns the stored menu, or an empty one at version 0.
-func readMenu(tx *bbolt.Tx) (store.Menu, error) {
+// menuKey is where a tenant's menu is kept: the default tenant's where
+// the one menu always was.
+func menuKey(tenant string) []byte {
+	if tenant == "" {
+		return keyMenu
+	}
+	return []byte(string(keyMenu) + "/" + tenant)
+}
+
+// readMenu returns a tenant's stored menu, or an empty one at version 0.
+func readMenu(tx *bbolt.Tx, tenant string) (store.Menu, error) {
 	var m store.Menu
-	v := tx.Bucket(bucketMenu).Get(keyMenu)
+	v := tx.Bucket(bucketMenu).Get(menuKey(tenant))
 	if v == nil {
 		return m, nil
 	}
@@ -263,6 +273,88 @@ func readMenu(tx *bbolt.Tx) (store.Menu, error) {
 		return m, fmt.Errorf("decoding menu: %w", err)
 	}
 	return m, nil
+}
+
+// PutTenant implements store.Directory.
+func (s *Store) PutTenant(_ context.Context, t store.Tenant) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encoding tenant: %w", err)
+	}
+	err = s.db.Update(func(tx *bbolt.Tx) error {
+		if err := tx.Bucket(bucketTenants).Put([]byte(t.ID), v); err != nil {
+			return err
+		}
+		return tenantsChanged(tx)
+	})
+	if err != nil {
+		return fmt.Errorf("storing tenant: %w", err)
+	}
+	return nil
+}
+
+// DeleteTenant implements store.Directory.
+func (s *Store) DeleteTenant(_ context.Context, id string) error {
+	err := s.db.Update(func(tx *bbolt.Tx) error {
+		b := tx.Bucket(bucketTenants)
+		if b.Get([]byte(id)) == nil {
+			return store.ErrNotFound
+		}
+		if err := b.Delete([]byte(id)); err != nil {
+			return err
+		}
+		return tenantsChanged(tx)
+	})
+	if err != nil && !errors.Is(err, store.ErrNotFound) {
+		return fmt.Errorf("removing tenant: %w", err)
+	}
+	return err
+}
+
+// tenantsChanged raises the count of the tenants' changes.
+func tenantsChanged(tx *bbolt.Tx) error {
+	meta := tx.Bucket(bucketMeta)
+	var n uint64
+	if v := meta.Get(keyTenantsChanged); len(v) == 8 {
+		n = binary.BigEndian.Uint64(v)
+	}
+	return meta.Put(keyTenantsChanged, binary.BigEndian.AppendUint64(nil, n+1))
+}
+
+// Tenants implements store.Directory: a cursor from after, in key order.
+func (s *Store) Tenants(_ context.Context, after string, limit int) ([]store.Tenant, error) {
+	var out []store.Tenant
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		c := tx.Bucket(bucketTenants).Cursor()
+		k, v := c.Seek([]byte(after))
+		if k != nil && string(k) == after {
+			k, v = c.Next()
+		}
+		for ; k != nil && len(out) < store.TenantPage(limit); k, v = c.Next() {
+			var t store.Tenant
+			if err := json.Unmarshal(v, &t); err != nil {
+				return fmt.Errorf("decoding tenant %s: %w", k, err)
+			}
+			out = append(out, t)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading tenants: %w", err)
+	}
+	return out, nil
+}
+
+// TenantsChanged implements store.Directory.
+func (s *Store) TenantsChanged(context.Context) (int64, error) {
+	var n int64
+	err := s.db.View(func(tx *bbolt.Tx) error {
+		if v := tx.Bucket(bucketMeta).Get(keyTenantsChanged); len(v) == 8 {
+			n = int64(binary.BigEndian.Uint64(v)) //nolint:gosec // a count of changes
+		}
+		return nil
+	})
+	return n, err
 }
 
 // emailKey is a contact's key in the e-mail index: the address as

@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"sync"
@@ -40,7 +41,10 @@ type Store struct {
 	holders map[string]store.Holder
 	// records are the minted links, oldest first.
 	records []store.LinkRecord
-	menu    store.Menu
+	menus   map[string]store.Menu
+	tenants map[string]store.Tenant
+	// tenantsChanged counts the changes of tenants.
+	tenantsChanged int64
 
 	// signIns are the sign-ins by browser, lastSignIn each address's last.
 	signIns    map[string]*signIn
@@ -78,6 +82,8 @@ func New(now func() time.Time) *Store {
 		contacts: make(map[string]store.Contact),
 		byEmail:  make(map[string]map[string]struct{}),
 		holders:  make(map[string]store.Holder),
+		menus:    make(map[string]store.Menu),
+		tenants:  make(map[string]store.Tenant),
 
 		signIns:      make(map[string]*signIn),
 		lastSignIn:   make(map[string]addressSignIn),
@@ -431,21 +437,70 @@ func (m *Store) ScanLinks(context.Context) ([]store.LinkRecord, error) {
 }
 
 // Menu implements store.Directory.
-func (m *Store) Menu(context.Context) (store.Menu, error) {
+func (m *Store) Menu(_ context.Context, tenant string) (store.Menu, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return store.Menu{Items: cloneItems(m.menu.Items), Version: m.menu.Version}, nil
+	menu := m.menus[tenant]
+	return store.Menu{Items: cloneItems(menu.Items), Version: menu.Version}, nil
 }
 
 // SetMenu implements store.Directory.
-func (m *Store) SetMenu(_ context.Context, items []store.MenuItem, version int64) (int64, error) {
+func (m *Store) SetMenu(_ context.Context, tenant string, items []store.MenuItem, version int64) (int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if m.menu.Version != version {
+	if m.menus[tenant].Version != version {
 		return 0, store.ErrConflict
 	}
-	m.menu = store.Menu{Items: cloneItems(items), Version: version + 1}
-	return m.menu.Version, nil
+	m.menus[tenant] = store.Menu{Items: cloneItems(items), Version: version + 1}
+	return version + 1, nil
+}
+
+// PutTenant implements store.Directory.
+func (m *Store) PutTenant(_ context.Context, t store.Tenant) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t.Apps = maps.Clone(t.Apps)
+	m.tenants[t.ID] = t
+	m.tenantsChanged++
+	return nil
+}
+
+// DeleteTenant implements store.Directory.
+func (m *Store) DeleteTenant(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.tenants[id]; !ok {
+		return store.ErrNotFound
+	}
+	delete(m.tenants, id)
+	m.tenantsChanged++
+	return nil
+}
+
+// Tenants implements store.Directory.
+func (m *Store) Tenants(_ context.Context, after string, limit int) ([]store.Tenant, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []store.Tenant
+	for _, id := range slices.Sorted(maps.Keys(m.tenants)) {
+		if id <= after {
+			continue
+		}
+		if len(out) == store.TenantPage(limit) {
+			break
+		}
+		t := m.tenants[id]
+		t.Apps = maps.Clone(t.Apps)
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// TenantsChanged implements store.Directory.
+func (m *Store) TenantsChanged(context.Context) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.tenantsChanged, nil
 }
 
 // cloneItems copies menu items so callers never share the slices the store

@@ -290,8 +290,8 @@ func linkUses(n, exp string, now time.Time) (spent int, revoked, live bool) {
 }
 
 // Menu implements store.Directory.
-func (s *Store) Menu(ctx context.Context) (store.Menu, error) {
-	v, err := s.rdb.Get(ctx, s.dirKey(keyMenu)).Bytes()
+func (s *Store) Menu(ctx context.Context, tenant string) (store.Menu, error) {
+	v, err := s.rdb.Get(ctx, s.dirKey(keyMenu+tenant)).Bytes()
 	if errors.Is(err, goredis.Nil) {
 		return store.Menu{}, nil
 	}
@@ -307,12 +307,12 @@ func (s *Store) Menu(ctx context.Context) (store.Menu, error) {
 
 // SetMenu implements store.Directory: a script compares the version and
 // writes, so two instances cannot both win.
-func (s *Store) SetMenu(ctx context.Context, items []store.MenuItem, version int64) (int64, error) {
+func (s *Store) SetMenu(ctx context.Context, tenant string, items []store.MenuItem, version int64) (int64, error) {
 	v, err := json.Marshal(store.Menu{Items: items, Version: version + 1})
 	if err != nil {
 		return 0, fmt.Errorf("encoding menu: %w", err)
 	}
-	n, err := setMenu.Run(ctx, s.rdb, []string{s.dirKey(keyMenu)}, version, v).Int64()
+	n, err := setMenu.Run(ctx, s.rdb, []string{s.dirKey(keyMenu + tenant)}, version, v).Int64()
 	switch {
 	case err != nil:
 		return 0, fmt.Errorf("storing menu: %w", err)
@@ -320,6 +320,85 @@ func (s *Store) SetMenu(ctx context.Context, items []store.MenuItem, version int
 		return 0, store.ErrConflict
 	}
 	return n, nil
+}
+
+// PutTenant implements store.Directory: the tenant, its id in the index
+// and the count of changes, in one transaction.
+func (s *Store) PutTenant(ctx context.Context, t store.Tenant) error {
+	v, err := json.Marshal(t)
+	if err != nil {
+		return fmt.Errorf("encoding tenant: %w", err)
+	}
+	_, err = s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
+		p.HSet(ctx, s.dirKey(keyTenants), t.ID, v)
+		p.ZAdd(ctx, s.dirKey(keyTenantIDs), goredis.Z{Member: t.ID})
+		p.Incr(ctx, s.dirKey(keyTenantsChanged))
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("storing tenant: %w", err)
+	}
+	return nil
+}
+
+// deleteTenant removes a tenant and its id, and counts the change when
+// there was one.
+var deleteTenant = goredis.NewScript(`
+if redis.call('HDEL', KEYS[1], ARGV[1]) == 0 then return 0 end
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('INCR', KEYS[3])
+return 1`)
+
+// DeleteTenant implements store.Directory.
+func (s *Store) DeleteTenant(ctx context.Context, id string) error {
+	keys := []string{s.dirKey(keyTenants), s.dirKey(keyTenantIDs), s.dirKey(keyTenantsChanged)}
+	n, err := deleteTenant.Run(ctx, s.rdb, keys, id).Int()
+	switch {
+	case err != nil:
+		return fmt.Errorf("removing tenant: %w", err)
+	case n == 0:
+		return store.ErrNotFound
+	}
+	return nil
+}
+
+// Tenants implements store.Directory: a range of the ids after after, and
+// one HMGET.
+func (s *Store) Tenants(ctx context.Context, after string, limit int) ([]store.Tenant, error) {
+	from := "-"
+	if after != "" {
+		from = "(" + after
+	}
+	ids, err := s.rdb.ZRangeByLex(ctx, s.dirKey(keyTenantIDs), &goredis.ZRangeBy{Min: from, Max: "+", Count: int64(store.TenantPage(limit))}).Result()
+	if err != nil || len(ids) == 0 {
+		return nil, err
+	}
+	vs, err := s.rdb.HMGet(ctx, s.dirKey(keyTenants), ids...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("reading tenants: %w", err)
+	}
+	out := make([]store.Tenant, 0, len(vs))
+	for i, v := range vs {
+		raw, ok := v.(string)
+		if !ok {
+			continue // removed between the two reads
+		}
+		var t store.Tenant
+		if err := json.Unmarshal([]byte(raw), &t); err != nil {
+			return nil, fmt.Errorf("decoding tenant %s: %w", ids[i], err)
+		}
+		out = append(out, t)
+	}
+	return out, nil
+}
+
+// TenantsChanged implements store.Directory.
+func (s *Store) TenantsChanged(ctx context.Context) (int64, error) {
+	n, err := s.rdb.Get(ctx, s.dirKey(keyTenantsChanged)).Int64()
+	if errors.Is(err, goredis.Nil) {
+		return 0, nil
+	}
+	return n, err
 }
 
 // ContactsByEmail implements store.Directory, from the e-mail index: one

@@ -48,8 +48,14 @@ const (
 	keyCutoff   = "c:"
 	keyContacts = "dc:"
 	keyRecords  = "dl:"
-	keyMenu     = "dm:"
-	keyHolders  = "dh:"
+	keyMenu     = "dm:" // + tenant id
+	// keyTenants holds the tenants (id → JSON), keyTenantIDs their ids in
+	// order (a sorted set at score 0), keyTenantsChanged the count of
+	// their changes.
+	keyTenants        = "dt:"
+	keyTenantIDs      = "dT:"
+	keyTenantsChanged = "dn:"
+	keyHolders        = "dh:"
 	// keyByEmail is the e-mail index: a sorted set of "address key\x00id"
 	// (all at score 0, read by range); keyEmailOf each id's indexed address
 	// key; keyIndexed says the index holds every contact.

@@ -277,7 +277,12 @@ func menuItems(tag string, n int) []store.MenuItem {
 
 func wantMenu(t *testing.T, s store.Store, items []store.MenuItem, version int64) {
 	t.Helper()
-	m, err := s.Menu(context.Background())
+	wantMenuOf(t, s, "", items, version)
+}
+
+func wantMenuOf(t *testing.T, s store.Store, tenant string, items []store.MenuItem, version int64) {
+	t.Helper()
+	m, err := s.Menu(context.Background(), tenant)
 	if err != nil {
 		t.Fatalf("Menu: %v", err)
 	}
@@ -290,21 +295,21 @@ func testMenu(t *testing.T, s store.Store, _ *clock.Fake) {
 	ctx := context.Background()
 	wantMenu(t, s, nil, 0)
 	first := menuItems("a", 3)
-	v, err := s.SetMenu(ctx, first, 0)
+	v, err := s.SetMenu(ctx, "", first, 0)
 	if err != nil || v != 1 {
 		t.Fatalf("SetMenu at version 0 = %d, %v; want 1", v, err)
 	}
 	wantMenu(t, s, first, 1)
-	if _, err := s.SetMenu(ctx, menuItems("stale", 1), 0); !errors.Is(err, store.ErrConflict) {
+	if _, err := s.SetMenu(ctx, "", menuItems("stale", 1), 0); !errors.Is(err, store.ErrConflict) {
 		t.Fatalf("SetMenu at a stale version = %v, want ErrConflict", err)
 	}
 	wantMenu(t, s, first, 1)
 	second := menuItems("b", 2)
-	if v, err := s.SetMenu(ctx, second, 1); err != nil || v != 2 {
+	if v, err := s.SetMenu(ctx, "", second, 1); err != nil || v != 2 {
 		t.Fatalf("SetMenu at version 1 = %d, %v; want 2", v, err)
 	}
 	wantMenu(t, s, second, 2)
-	if v, err := s.SetMenu(ctx, nil, 2); err != nil || v != 3 {
+	if v, err := s.SetMenu(ctx, "", nil, 2); err != nil || v != 3 {
 		t.Fatalf("SetMenu of an empty menu = %d, %v; want 3", v, err)
 	}
 	wantMenu(t, s, nil, 3)
@@ -317,7 +322,7 @@ func testConcurrentSetMenu(t *testing.T, s store.Store, _ *clock.Fake) {
 	for i := range writers {
 		tag := fmt.Sprintf("w%d", i)
 		wg.Go(func() {
-			switch v, err := s.SetMenu(context.Background(), menuItems(tag, 2), 0); {
+			switch v, err := s.SetMenu(context.Background(), "", menuItems(tag, 2), 0); {
 			case err == nil && v == 1:
 				won <- tag
 			case err == nil:
@@ -540,5 +545,111 @@ func testLinkRecordDelivery(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	if err := s.SetDelivery(ctx, "never-recorded", store.DeliveryFailed, mailed.Keep); err != nil {
 		t.Fatalf("SetDelivery of a link without a record: %v", err)
+	}
+}
+
+// Each tenant has a menu of its own: a write to one is not another's, nor
+// the default tenant's, and its version is its own.
+func testMenusOfTenantsAreTheirOwn(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	if _, err := s.SetMenu(ctx, "", menuItems("default", 1), 0); err != nil {
+		t.Fatal(err)
+	}
+	acme := menuItems("acme", 2)
+	if v, err := s.SetMenu(ctx, "acme", acme, 0); err != nil || v != 1 {
+		t.Fatalf("acme's first SetMenu = %d, %v", v, err)
+	}
+	wantMenuOf(t, s, "acme", acme, 1)
+	wantMenuOf(t, s, "beta", nil, 0)
+	wantMenu(t, s, menuItems("default", 1), 1)
+	if _, err := s.SetMenu(ctx, "beta", menuItems("beta", 1), 1); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("beta's SetMenu at acme's version = %v, want ErrConflict", err)
+	}
+}
+
+// Tenants are kept whole, replaced by id, listed in id order a page at a
+// time, and removed; every change raises the count of changes, which
+// instances poll.
+func testTenants(t *testing.T, s store.Store, clk *clock.Fake) {
+	ctx := context.Background()
+	changed := func() int64 {
+		t.Helper()
+		n, err := s.TenantsChanged(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	n0 := changed()
+	if ts, err := s.Tenants(ctx, "", 0); err != nil || len(ts) != 0 {
+		t.Fatalf("Tenants of an empty store = %v, %v", ts, err)
+	}
+	acme := store.Tenant{ID: "acme", Name: "Acme Coaching", Portal: "https://portal.acme-client.com",
+		Apps:  map[string]string{"courses": "https://courses.acme-client.com", "communities": ""},
+		Brand: store.TenantBrand{Color: "#0f766e", Logo: "https://cdn.acme-client.com/logo.png", SupportEmail: "help@acme-client.com", SenderName: "Acme"},
+		Since: clk.Now().UTC().Truncate(time.Microsecond)}
+	for i := range 5 {
+		if err := s.PutTenant(ctx, store.Tenant{ID: fmt.Sprintf("t%d", 4-i), Name: "T"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutTenant(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	if n := changed(); n <= n0 {
+		t.Fatalf("TenantsChanged = %d after changes, was %d", n, n0)
+	}
+	all, err := s.Tenants(ctx, "", 0)
+	if err != nil || len(all) != 6 || all[0].ID != "acme" || all[5].ID != "t4" {
+		t.Fatalf("Tenants = %+v, %v; want acme, t0..t4", all, err)
+	}
+	if !reflect.DeepEqual(all[0], acme) || !all[0].Since.Equal(acme.Since) {
+		t.Fatalf("acme came back as %+v, want %+v", all[0], acme)
+	}
+	page, err := s.Tenants(ctx, "t1", 2)
+	if err != nil || len(page) != 2 || page[0].ID != "t2" || page[1].ID != "t3" {
+		t.Fatalf("Tenants after t1, 2 = %+v, %v; want t2, t3", page, err)
+	}
+	acme.Name = "Acme Academy"
+	if err := s.PutTenant(ctx, acme); err != nil {
+		t.Fatal(err)
+	}
+	if got, _ := s.Tenants(ctx, "", 1); len(got) != 1 || got[0].Name != "Acme Academy" {
+		t.Fatalf("a replaced tenant reads %+v", got)
+	}
+	before := changed()
+	if err := s.DeleteTenant(ctx, "acme"); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteTenant(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("DeleteTenant of a removed tenant = %v, want ErrNotFound", err)
+	}
+	if changed() <= before {
+		t.Fatal("a removal did not raise TenantsChanged")
+	}
+	if got, _ := s.Tenants(ctx, "", 0); len(got) != 5 || got[0].ID != "t0" {
+		t.Fatalf("after removing acme: %+v", got)
+	}
+}
+
+// The same e-mail address may be a contact of two tenants, as two people:
+// the index finds both, and a search of one location finds its own.
+func testSameAddressInTwoTenantsIsTwoContacts(t *testing.T, s store.Store, _ *clock.Fake) {
+	ctx := context.Background()
+	if err := s.PutContacts(ctx, []store.Contact{
+		{ID: "c_acme_pat", Email: "pat@example.com", Name: "Pat", Location: "acme"},
+		{ID: "c_beta_pat", Email: "PAT@example.com", Name: "Pat", Location: "beta"},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	both, err := s.ContactsByEmail(ctx, "pat@example.com")
+	if err != nil || len(both) != 2 || both[0].Location != "acme" || both[1].Location != "beta" {
+		t.Fatalf("ContactsByEmail = %+v, %v; want both", both, err)
+	}
+	for _, loc := range []string{"acme", "beta"} {
+		got, err := s.SearchContacts(ctx, store.ContactQuery{Text: "pat", Location: loc})
+		if err != nil || len(got) != 1 || got[0].Location != loc {
+			t.Fatalf("SearchContacts in %s = %+v, %v", loc, got, err)
+		}
 	}
 }
