@@ -3,16 +3,20 @@ package caddymodule
 import (
 	"bufio"
 	"bytes"
+	"cmp"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net/http"
 	"net/url"
 	"os"
+	"slices"
 	"strings"
+	"text/tabwriter"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
@@ -21,13 +25,14 @@ import (
 	"golang.org/x/term"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
 )
 
 func init() {
 	caddycmd.RegisterCommand(caddycmd.Command{
 		Name:  "portalgate",
-		Usage: "link|revoke|hash-key [flags]",
-		Short: "Mints and revokes magic links, hashes API keys",
+		Usage: "link|revoke|tenant|hash-key [flags]",
+		Short: "Mints and revokes magic links, manages sub-accounts, hashes API keys",
 		Long: `
 Portalgate's commands:
 
@@ -37,11 +42,15 @@ Portalgate's commands:
   caddy portalgate revoke --link <id> | --user <user-id>
       Revokes a link before it is used, or every session and older link of a user.
 
+  caddy portalgate tenant add --id acme --portal https://portal.acme.example [--app courses=https://...]
+  caddy portalgate tenant list | remove --id acme
+      Adds, lists and removes sub-accounts (tenants) on every instance sharing the store.
+
   caddy portalgate hash-key [--key <key>]
       Hashes an API key for api_key_hash (reads stdin when --key is absent).
 `,
 		CobraFunc: func(cmd *cobra.Command) {
-			cmd.AddCommand(linkCommand(), revokeCommand(), hashKeyCommand())
+			cmd.AddCommand(linkCommand(), revokeCommand(), tenantCommand(), hashKeyCommand())
 		},
 	})
 }
@@ -85,6 +94,7 @@ e-mails it to --email, and the delivery is said on stderr.`,
 		},
 	}
 	f := c.Flags()
+	f.StringVar(&req.Tenant, "tenant", "", "sub-account (tenant) whose app the link opens (default: the user's location's, or the default portal)")
 	f.StringVar(&req.App, "app", "", "app the link opens, or \"portal\" for the portal home (required)")
 	f.StringVar(&req.User.ID, "id", "", "user id (required)")
 	f.StringVar(&req.User.Email, "email", "", "user e-mail")
@@ -181,6 +191,130 @@ that user ends at once and every link issued to them until now is refused.`,
 	f.StringVar(&linkID, "link", "", "id of the link to revoke")
 	f.StringVar(&userID, "user", "", "id of the user to revoke")
 	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	return c
+}
+
+func tenantCommand() *cobra.Command {
+	c := &cobra.Command{
+		Use:   "tenant add|list|remove",
+		Short: "Adds, lists and removes sub-accounts (tenants)",
+		Long: `Manages the sub-accounts served by the catch-all site (a portalgate directive
+without an app), through the admin API of the running Caddy. A change is
+served at once and, through the store, on every instance sharing it.`,
+	}
+	c.AddCommand(tenantAddCommand(), tenantListCommand(), tenantRemoveCommand())
+	return c
+}
+
+func tenantAddCommand() *cobra.Command {
+	var (
+		t       store.Tenant
+		apps    []string
+		replace bool
+		address string
+	)
+	c := &cobra.Command{
+		Use:   "add --id <location-id> [--portal <url>] [--app <name>[=<url>]]... [flags]",
+		Short: "Adds a sub-account, or with --replace changes one",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			for _, a := range apps {
+				name, u, _ := strings.Cut(a, "=")
+				if t.Apps == nil {
+					t.Apps = map[string]string{}
+				}
+				t.Apps[name] = u
+			}
+			body, err := json.Marshal(t)
+			if err != nil {
+				return err
+			}
+			method, route := http.MethodPost, "tenants"
+			if replace {
+				method, route = http.MethodPut, "tenants/"+url.PathEscape(t.ID)
+			}
+			var out store.Tenant
+			if err := adminCall(address, method, route, bytes.NewReader(body), &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "tenant %s: portal %s\n", out.ID, cmp.Or(out.Portal, "at the host pattern's host"))
+			return nil
+		},
+	}
+	f := c.Flags()
+	f.StringVar(&t.ID, "id", "", "the sub-account's location id (required)")
+	f.StringVar(&t.Name, "name", "", "the portal's name on its pages and e-mails")
+	f.StringVar(&t.Portal, "portal", "", "the portal's URL (default: from host_pattern)")
+	f.StringArrayVar(&apps, "app", nil, "an app, name=URL, or name alone for host_pattern's host (repeatable; default: the configured apps)")
+	f.StringVar(&t.Brand.Color, "color", "", "the brand colour, such as #0f766e")
+	f.StringVar(&t.Brand.Logo, "logo", "", "an https URL of the logo")
+	f.StringVar(&t.Brand.SupportEmail, "support-email", "", "the address people may write to")
+	f.StringVar(&t.Brand.SenderName, "sender-name", "", "the name the e-mails come from")
+	f.BoolVar(&replace, "replace", false, "change the sub-account of this id instead of adding one")
+	f.StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	_ = c.MarkFlagRequired("id")
+	return c
+}
+
+func tenantListCommand() *cobra.Command {
+	var (
+		address string
+		asJSON  bool
+	)
+	c := &cobra.Command{
+		Use:   "list [--json]",
+		Short: "Lists the sub-accounts",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			all := []store.Tenant{}
+			for after := ""; ; {
+				var page struct {
+					Tenants []store.Tenant `json:"tenants"`
+					Next    string         `json:"next"`
+				}
+				if err := adminCall(address, http.MethodGet, "tenants?limit=1000&after="+url.QueryEscape(after), nil, &page); err != nil {
+					return err
+				}
+				all = append(all, page.Tenants...)
+				if page.Next == "" {
+					break
+				}
+				after = page.Next
+			}
+			if asJSON {
+				return json.NewEncoder(cmd.OutOrStdout()).Encode(all)
+			}
+			w := tabwriter.NewWriter(cmd.OutOrStdout(), 0, 4, 2, ' ', 0)
+			fmt.Fprintln(w, "ID\tNAME\tPORTAL\tAPPS")
+			for _, t := range all {
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", t.ID, t.Name, t.Portal, strings.Join(slices.Sorted(maps.Keys(t.Apps)), ","))
+			}
+			return w.Flush()
+		},
+	}
+	c.Flags().BoolVar(&asJSON, "json", false, "print the tenants as JSON")
+	c.Flags().StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	return c
+}
+
+func tenantRemoveCommand() *cobra.Command {
+	var id, address string
+	c := &cobra.Command{
+		Use:   "remove --id <location-id>",
+		Short: "Removes a sub-account: its hosts serve nothing, its sessions and links open nothing",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			var out map[string]any
+			if err := adminCall(address, http.MethodDelete, "tenants/"+url.PathEscape(id), nil, &out); err != nil {
+				return err
+			}
+			fmt.Fprintf(cmd.OutOrStdout(), "removed tenant %s\n", id)
+			return nil
+		},
+	}
+	c.Flags().StringVar(&id, "id", "", "the sub-account's location id (required)")
+	c.Flags().StringVar(&address, "address", caddy.DefaultAdminListen, "the admin API address of the running Caddy")
+	_ = c.MarkFlagRequired("id")
 	return c
 }
 

@@ -164,3 +164,43 @@ func TestCLI_RevokeTheLinkThatLinkPrinted(t *testing.T) {
 		t.Fatalf("with nothing at the address: %v", err)
 	}
 }
+
+// The tenant commands add, list and remove sub-accounts through the admin
+// API; a tenant added so is served at once.
+func TestCLI_TenantAddListRemove(t *testing.T) {
+	g := newGateway(t, "store memory")
+	run := func(args ...string) (string, error) {
+		cmd := &cobra.Command{Use: "portalgate"}
+		cmd.AddCommand(tenantCommand())
+		var out bytes.Buffer
+		cmd.SetOut(&out)
+		cmd.SetErr(&bytes.Buffer{})
+		cmd.SetArgs(append(args, "--address", g.admin))
+		err := cmd.Execute()
+		return out.String(), err
+	}
+	out, err := run("tenant", "add", "--id", "acme", "--name", "Acme Coaching", "--portal", "https://portal.acme.example",
+		"--app", "courses=https://courses.acme.example", "--color", "#0f766e", "--sender-name", "Acme")
+	if err != nil || !strings.Contains(out, "tenant acme: portal https://portal.acme.example") {
+		t.Fatalf("add: %q, %v", out, err)
+	}
+	if _, err := run("tenant", "add", "--id", "acme", "--portal", "https://portal.acme.example"); err == nil || !strings.Contains(err.Error(), "exists already") {
+		t.Fatalf("adding acme twice: %v", err)
+	}
+	if out, err := run("tenant", "add", "--replace", "--id", "acme", "--name", "Acme Academy", "--portal", "https://portal.acme.example"); err != nil || !strings.Contains(out, "tenant acme") {
+		t.Fatalf("replace: %q, %v", out, err)
+	}
+	out, err = run("tenant", "list")
+	if err != nil || !strings.Contains(out, "acme") || !strings.Contains(out, "Acme Academy") {
+		t.Fatalf("list: %q, %v", out, err)
+	}
+	if l := g.mint(MintRequest{Tenant: "acme", App: "portal", User: userOf("c_1")}); !strings.HasPrefix(l.URL, "https://portal.acme.example/") {
+		t.Fatalf("acme's link: %s", l.URL)
+	}
+	if out, err := run("tenant", "remove", "--id", "acme"); err != nil || !strings.Contains(out, "removed tenant acme") {
+		t.Fatalf("remove: %q, %v", out, err)
+	}
+	if out, err := run("tenant", "list", "--json"); err != nil || strings.TrimSpace(out) != "[]" {
+		t.Fatalf("list after remove: %q, %v", out, err)
+	}
+}

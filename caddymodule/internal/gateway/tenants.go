@@ -366,3 +366,10 @@ func plain(w http.ResponseWriter, status int) {
 	w.WriteHeader(status)
 	_, _ = fmt.Fprintln(w, http.StatusText(status))
 }
+
+// ServesHost reports whether name (a TLS server name) is a host of a
+// tenant's site: on-demand TLS obtains certificates for those alone.
+func (g *Gateway) ServesHost(name string) bool {
+	_, ok := g.tenants.registry.Lookup(name)
+	return ok
+}
