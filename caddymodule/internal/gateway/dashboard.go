@@ -48,6 +48,8 @@ func (s *Site) dashboardRoutes(t *table[siteHandler]) {
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).menuSettingsPage), get, head)
 	t.on(DashboardPath+"settings/links", staffOnly((*Site).editMenu), post)
 	t.on(DashboardPath+"outbox", staffOnly((*Site).outboxPage), get, head)
+	t.on(DashboardPath+"subaccounts", staffOnly((*Site).subaccountsPage), get, head)
+	t.on(DashboardPath+"subaccounts", staffOnly((*Site).editSubaccounts), post)
 	t.on(DashboardPath+"contacts", staffOnly((*Site).contactsPage), get, head)
 	t.on(DashboardPath+"contacts/{id}", staffOnly((*Site).contactPage), get, head)
 	t.on(DashboardPath+"contacts/{id}/signout", staffOnly((*Site).signOutEverywhere), get, head, post)
@@ -103,8 +105,9 @@ func (s *Site) dashboardPage(w http.ResponseWriter, status int, name string, dat
 
 func (s *Site) staffInfo(st Staff) portal.StaffInfo {
 	return portal.StaffInfo{
-		Name: st.Username, Role: string(st.Role), Location: st.Location,
-		Agency: st.Role == identity.AgencyUser, CSRF: s.g.csrfToken("dashboard", st.Username),
+		Name: st.Username, Role: string(st.Role), Location: st.Location, Portal: s.g.look.Title,
+		Tenants: st.Role == identity.AgencyUser,
+		Agency:  st.Role == identity.AgencyUser, CSRF: s.g.csrfToken("dashboard", st.Username),
 		Outbox: s.g.cfg.Outbox != nil && st.Role == identity.AgencyUser, Mailer: s.g.mail != nil,
 	}
 }

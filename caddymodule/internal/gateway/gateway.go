@@ -166,6 +166,10 @@ type Gateway struct {
 	launches *ratelimit.Limiter
 	// icon is the portal's icon (Site.icon).
 	icon []byte
+	// look is how the portal's pages show it, lookHash the CSP source of
+	// its style ("" for none).
+	look     portal.Look
+	lookHash string
 	// mail sends behind the requests that ask; nil without a mailer.
 	mail *mail.Queue
 	// signIns works on asked-for sign-in e-mails; nil when there is no
@@ -236,6 +240,7 @@ func New(cfg Config) (*Gateway, error) {
 		}
 	}
 	g.icon = portal.Icon(g.cfg.Mails.Brand().Color)
+	g.look, g.lookHash = portal.NewLook(g.cfg.Mails.Brand())
 	if cfg.Mailer != nil {
 		g.mail = mail.NewQueue(cfg.Mailer, mail.QueueConfig{Timeout: cfg.MailTimeout, Report: g.delivered, Now: g.now})
 	}

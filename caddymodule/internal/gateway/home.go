@@ -39,7 +39,7 @@ func (s *Site) home(w http.ResponseWriter, r *http.Request, _ routeHit) error {
 	if err != nil {
 		return err
 	}
-	data := portal.Home{PortalTitle: s.g.portalTitle(), UserName: e.User.Name, UserEmail: e.User.Email, UserID: e.User.ID,
+	data := portal.Home{Portal: s.g.look, UserName: e.User.Name, UserEmail: e.User.Email, UserID: e.User.ID,
 		CSRF: s.g.csrfToken("logout", id)}
 	for _, a := range m.Apps {
 		t := s.g.apps[a.Name]

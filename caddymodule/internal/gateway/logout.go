@@ -28,7 +28,7 @@ func (s *Site) logout(w http.ResponseWriter, r *http.Request, _ routeHit) error 
 			return noSession(err)
 		}
 		noStore(w)
-		s.page(w, http.StatusOK, "signout.html", portal.Form{PortalTitle: s.g.portalTitle(),
+		s.page(w, http.StatusOK, "signout.html", portal.Form{Portal: s.g.look,
 			AppTitle: s.app.title, CSRF: s.g.csrfToken("logout", id),
 		})
 		return nil
@@ -107,7 +107,7 @@ func (s *Site) signedOutPage(w http.ResponseWriter, r *http.Request, message str
 	if s.g.signIns != nil {
 		hint = "To come back, sign in with your e-mail, or open a new sign-in link."
 	}
-	s.page(w, http.StatusOK, "notice.html", portal.Notice{PortalTitle: s.g.portalTitle(),
+	s.page(w, http.StatusOK, "notice.html", portal.Notice{Portal: s.g.look,
 		Title:   "You are signed out",
 		Message: message,
 		Hint:    hint,

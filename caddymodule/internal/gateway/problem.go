@@ -151,7 +151,7 @@ func (s *Site) fail(w http.ResponseWriter, r *http.Request, p *Problem) {
 		w.Header().Set("Allow", p.allow)
 	}
 	if wantsHTML(r) {
-		s.page(w, p.Status, "notice.html", portal.Notice{PortalTitle: s.g.portalTitle(), Title: p.Title, Message: p.Detail, Hint: p.Hint,
+		s.page(w, p.Status, "notice.html", portal.Notice{Portal: s.g.look, Title: p.Title, Message: p.Detail, Hint: p.Hint,
 			Actions: s.waysOn(r, p.way), Support: s.g.cfg.Mails.Brand().Support})
 		return
 	}

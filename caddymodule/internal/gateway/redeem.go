@@ -242,7 +242,7 @@ func (s *Site) confirmPage(w http.ResponseWriter, r *http.Request, ip string, cl
 	n := base64.RawURLEncoding.EncodeToString(nonce[:])
 	http.SetCookie(w, s.cookie(s.confirmCookie(), n, confirmTTL))
 	noStore(w)
-	s.page(w, http.StatusOK, "confirm.html", portal.Confirm{PortalTitle: s.g.portalTitle(),
+	s.page(w, http.StatusOK, "confirm.html", portal.Confirm{Portal: s.g.look,
 		AppTitle: s.app.title,
 		CSRF:     s.g.csrfToken("confirm", linkID+"\x00"+n),
 		Account:  displayName(l.User),

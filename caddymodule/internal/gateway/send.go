@@ -75,9 +75,6 @@ func contactUser(c store.Contact) identity.User {
 	return identity.User{ID: c.ID, Email: c.Email, Name: c.Name, Type: identity.Contact, Location: c.Location}
 }
 
-// portalTitle is the portal's name, as its brand says.
-func (g *Gateway) portalTitle() string { return g.cfg.Mails.Brand().Title }
-
 // delivered learns what became of a message: counted, audited (without the
 // address or the content), and logged when it failed.
 func (g *Gateway) delivered(m *mail.Message, s mail.Status, try int, err error) {

@@ -375,7 +375,7 @@ func (s *Site) signInData(nonce, app, next, email, problem string) portal.SignIn
 	if s.g.apps[app] == nil || app == PortalName {
 		app, next = "", ""
 	}
-	return portal.SignIn{PortalTitle: s.g.portalTitle(), Action: signInPath, CSRF: s.g.csrfToken("signin", nonce),
+	return portal.SignIn{Portal: s.g.look, Action: signInPath, CSRF: s.g.csrfToken("signin", nonce),
 		App: app, Next: next, Email: email, Error: problem}
 }
 
@@ -439,7 +439,7 @@ func (s *Site) codeData(nonce, app, next, problem string) portal.SignInCode {
 	if app != "" {
 		again += "?" + url.Values{"app": {app}, "next": {next}}.Encode()
 	}
-	return portal.SignInCode{PortalTitle: s.g.portalTitle(), Action: signInCodePath, CSRF: s.g.csrfToken("signin-code", nonce), Again: again,
+	return portal.SignInCode{Portal: s.g.look, Action: signInCodePath, CSRF: s.g.csrfToken("signin-code", nonce), Again: again,
 		Error: problem, Minutes: int(s.g.signIns.ttl / time.Minute)}
 }
 

@@ -144,6 +144,10 @@ func (g *Gateway) newSite(app string, cfg SiteConfig) (*Site, error) {
 		}
 	}
 	s.imgSrc = "'self' data:"
+	if logo := g.look.Logo; logo != "" {
+		// The portal's logo, at the top of its pages.
+		s.imgSrc += " " + originOf(logo)
+	}
 	if s.isPortal() {
 		// The portal home shows the apps' icons.
 		s.imgSrc += g.iconSources()
@@ -167,10 +171,19 @@ func (g *Gateway) newSite(app string, cfg SiteConfig) (*Site, error) {
 
 func (s *Site) isPortal() bool { return s.app.name == PortalName }
 
+// styleSrc is the pages' style sources: the style sheet and, for a
+// brand of its own colour, the portal's look.
+func (g *Gateway) styleSrc() string {
+	if g.lookHash == "" {
+		return portal.StyleHash
+	}
+	return portal.StyleHash + " " + g.lookHash
+}
+
 // cspWithImages is the pages' Content-Security-Policy, with more image
 // sources (each after a space): the custom links' icons on the portal home.
 func (s *Site) cspWithImages(more string) string {
-	return "default-src 'none'; style-src " + portal.StyleHash + "; img-src " + s.imgSrc + more + s.cspRest
+	return "default-src 'none'; style-src " + s.g.styleSrc() + "; img-src " + s.imgSrc + more + s.cspRest
 }
 
 // routeTable is what this kind of site serves. Every site: redemption,

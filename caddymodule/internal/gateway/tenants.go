@@ -231,6 +231,7 @@ func (g *Gateway) newView(t Tenant) (*view, error) {
 	}
 	v.fixedMenu = nil
 	v.icon = portal.Icon(mails.Brand().Color)
+	v.look, v.lookHash = portal.NewLook(mails.Brand())
 	// No tenant takes a host of the default tenant's sites.
 	for _, name := range append([]string{PortalName}, v.appNames...) {
 		host := hostOf(v.apps[name].origin)

@@ -98,6 +98,13 @@ func TestTenants_CatchAllServesEachTenantsAppsByHost(t *testing.T) {
 	if _, ok := d[identity.HeaderTenant]; ok {
 		t.Fatalf("the default tenant's app got %v", d)
 	}
+	// Each portal under its own brand: acme's colour is a style sheet of
+	// its own, which its pages' CSP names.
+	acmePage := g.do(g.via(), http.MethodGet, g.at("portal.acme")+"/", browser)
+	_, lookHash := portal.NewLook(portal.Brand{Color: "#0f766e"})
+	if !strings.Contains(acmePage.Body, "<style>:root{--brand:#0f766e}</style>") || !strings.Contains(acmePage.Header.Get("Content-Security-Policy"), lookHash) {
+		t.Fatalf("acme's page: %s\n%s", acmePage.Header.Get("Content-Security-Policy"), acmePage.Body)
+	}
 	// Each portal under its own brand.
 	home := g.do(g.via(), http.MethodGet, g.at("portal.beta")+"/", browser)
 	if home.StatusCode != http.StatusUnauthorized || !strings.Contains(home.Body, "Beta Fitness") || strings.Contains(home.Body, "Acme") {
@@ -398,5 +405,53 @@ func TestTenantsAPI_RefusesWhatItCannotServe(t *testing.T) {
 	r := web.Send(t, g.via(), http.MethodGet, g.at("portal.acme")+apiPrefix+"tenants", nil, "Authorization: Bearer "+testAPIKey)
 	if r.StatusCode != http.StatusForbidden || !strings.Contains(r.Body, "agency") {
 		t.Fatalf("the tenants API on acme's portal: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// Agency users add and remove sub-accounts on the agency's dashboard, and
+// open each one's dashboard from its row; a sub-account user sees none of
+// it, and a tenant's dashboard changes none.
+func TestSubaccounts_AgencyAddsOpensAndRemovesSubaccounts(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants(), withStaff())
+	agency := g.staff("agency")
+	page := agency.get(DashboardPath + "subaccounts")
+	if page.StatusCode != http.StatusOK || !strings.Contains(page.Body, "Acme Coaching") || !strings.Contains(page.Body, `href="`+g.at("portal.acme")+`/dashboard/"`) ||
+		!strings.Contains(page.Body, "set in the Caddyfile") {
+		t.Fatalf("sub-accounts: %d %s", page.StatusCode, page.Body)
+	}
+	form := url.Values{"action": {"add"}, "id": {"gamma"}, "name": {"Gamma Yoga"}, "portal": {g.at("portal.gamma")},
+		"apps": {"courses " + g.at("courses.gamma")}, "color": {"7c3aed"}}
+	if r := agency.post(DashboardPath+"subaccounts", form); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("adding: %d %s", r.StatusCode, r.Body)
+	}
+	if r := agency.post(DashboardPath+"subaccounts", form); r.StatusCode != http.StatusConflict || !strings.Contains(r.Body, "exists already") {
+		t.Fatalf("adding twice: %d %s", r.StatusCode, r.Body)
+	}
+	bad := url.Values{"action": {"add"}, "id": {"delta"}, "portal": {"ftp://x"}}
+	if r := agency.post(DashboardPath+"subaccounts", bad); r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "absolute http(s) origin") || !strings.Contains(r.Body, `value="ftp://x"`) {
+		t.Fatalf("a bad portal: %d %s", r.StatusCode, r.Body)
+	}
+	if v, ok := g.gw.viewOf("gamma"); !ok || v.look.Title != "Gamma Yoga" || v.Origin("courses") != g.at("courses.gamma") {
+		t.Fatalf("gamma is not served: %v", ok)
+	}
+	ask := agency.post(DashboardPath+"subaccounts", url.Values{"action": {"remove"}, "id": {"gamma"}})
+	if ask.StatusCode != http.StatusOK || !strings.Contains(ask.Body, "remove-confirm") {
+		t.Fatalf("remove asks first: %d %s", ask.StatusCode, ask.Body)
+	}
+	if r := agency.post(DashboardPath+"subaccounts", url.Values{"action": {"remove"}, "id": {"gamma"}, "confirm": {"yes"}}); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("removing: %d %s", r.StatusCode, r.Body)
+	}
+	if _, ok := g.gw.viewOf("gamma"); ok {
+		t.Fatal("gamma is still served")
+	}
+	if r := g.staff("sub").get(DashboardPath + "subaccounts"); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("a sub-account user: %d", r.StatusCode)
+	}
+	// On acme's dashboard the page lists, and changes nothing.
+	onAcme := g.do(g.via(), http.MethodGet, g.at("portal.acme")+DashboardPath+"subaccounts", browser, basicAuth("agency", testStaff["agency"]))
+	if onAcme.StatusCode != http.StatusOK || strings.Contains(onAcme.Body, "tenant-form") || !strings.Contains(onAcme.Body, "this dashboard") ||
+		!strings.Contains(onAcme.Body, "Acme Coaching dashboard") {
+		t.Fatalf("sub-accounts on acme's dashboard: %d %s", onAcme.StatusCode, onAcme.Body)
 	}
 }

@@ -11,6 +11,11 @@ import (
 // StaffInfo is who is using the dashboard, and the token of its forms.
 type StaffInfo struct {
 	Name, Role, Location string
+	// Portal names the portal whose dashboard this is: a tenant's, or the
+	// default one's.
+	Portal string
+	// Tenants is true when the agency user may see the sub-accounts page.
+	Tenants bool
 	// Agency is true for agency users, who may change the custom links.
 	Agency bool
 	// Outbox is true when the mailer is the outbox and this staff member
@@ -195,4 +200,36 @@ type SignOutEverywhere struct {
 	Sessions int
 	// BackURL is the contact's page.
 	BackURL string
+}
+
+// Subaccounts is the data of the sub-accounts page: the tenants, and the
+// form that adds one (agency users, on the default portal's dashboard).
+type Subaccounts struct {
+	Staff StaffInfo
+	// Here names the tenant whose dashboard this is ("" on the default's).
+	Here    string
+	Tenants []TenantRow
+	// CanChange is true where tenants are added and removed.
+	CanChange bool
+	Form      TenantForm
+	Errors    map[string]string
+	Notice    string
+	// Removing, when set, is the tenant a removal asks about first.
+	Removing *TenantRow
+	// More is the address of the next page, when there is one.
+	More string
+}
+
+// TenantRow is one sub-account as the page lists it.
+type TenantRow struct {
+	ID, Name, Portal, Dashboard string
+	Apps                        []string
+	// Static is true for a tenant of the Caddyfile, which the page cannot
+	// change.
+	Static bool
+}
+
+// TenantForm is the add form as submitted.
+type TenantForm struct {
+	ID, Name, Portal, Apps, Color, Logo, Support, Sender string
 }

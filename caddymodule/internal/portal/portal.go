@@ -42,11 +42,40 @@ var pages = template.Must(template.New("").Funcs(template.FuncMap{
 	"list":   func(xs ...string) []string { return xs },
 	// page names a page for the layout: its data-page marker (what a
 	// browser test waits for after a navigation) and its title.
-	"page": func(id, title string) pageHead { return pageHead{ID: id, Title: title} },
+	// and, for a portal's own pages, its look (the brand's colour).
+	"page": func(id, title string, look ...Look) pageHead {
+		h := pageHead{ID: id, Title: title}
+		if len(look) > 0 {
+			h.Look = look[0]
+		}
+		return h
+	},
 }).ParseFS(files, "templates/*.html"))
 
 // pageHead is what the layout's head needs of a page.
-type pageHead struct{ ID, Title string }
+type pageHead struct {
+	ID, Title string
+	Look      Look
+}
+
+// Look is how a portal's pages show it: its name, its logo, and its
+// brand's colour as a style sheet of its own (LookStyleHash).
+type Look struct {
+	Title, Logo string
+	Style       template.CSS
+}
+
+// NewLook is the look of a portal of brand b (checked: its colour a hex
+// colour, its logo an https URL), and the CSP source of its style sheet.
+func NewLook(b Brand) (Look, string) {
+	l := Look{Title: b.Title, Logo: b.Logo}
+	if b.Color == "" || b.Color == DefaultColor || !hexColor.MatchString(b.Color) {
+		return l, ""
+	}
+	style := ":root{--brand:" + b.Color + "}"
+	l.Style = template.CSS(style) //nolint:gosec // a checked hex colour
+	return l, cspHash(style)
+}
 
 // StyleHash is the CSP source of the inline style sheet, so pages can forbid
 // every other style.
@@ -80,7 +109,7 @@ func (a AppEntry) Initial() string {
 
 // Home is the data of the portal home page.
 type Home struct {
-	PortalTitle                 string
+	Portal                      Look
 	UserName, UserEmail, UserID string
 	Apps                        []AppEntry
 	// Links are the custom menu items for the user.
@@ -106,14 +135,14 @@ type MenuLink struct {
 // Form is the data of a one-button page that posts back to itself: the
 // confirmation before a link is used, and sign-out.
 type Form struct {
-	PortalTitle string
-	AppTitle    string
-	CSRF        string
+	Portal   Look
+	AppTitle string
+	CSRF     string
 }
 
 // Confirm is the data of the page that asks before a link is spent.
 type Confirm struct {
-	PortalTitle    string
+	Portal         Look
 	AppTitle, CSRF string
 	// Account names whom the link signs in.
 	Account string
@@ -124,7 +153,8 @@ type Confirm struct {
 
 // SignIn is the data of the sign-in form.
 type SignIn struct {
-	PortalTitle, Action, CSRF string
+	Portal       Look
+	Action, CSRF string
 	// App and Next are where the visitor was going, kept through the form.
 	App, Next string
 	// Email is what was typed; Error what is wrong with it.
@@ -133,7 +163,7 @@ type SignIn struct {
 
 // SignInCode is the data of the page that asks for the code.
 type SignInCode struct {
-	PortalTitle  string
+	Portal       Look
 	Action, CSRF string
 	// Again is the address of the sign-in form, to ask again.
 	Again string
@@ -145,10 +175,10 @@ type SignInCode struct {
 // Notice is the data of a page that tells a person what happened and what
 // to do next: errors, signed out, not signed in.
 type Notice struct {
-	// PortalTitle names the portal at the top of the page.
-	PortalTitle string
-	Title       string
-	Message     string
+	// Portal names the portal at the top of the page.
+	Portal  Look
+	Title   string
+	Message string
 	// Hint says what to do next, when there is something to do.
 	Hint string
 	// Actions are the ways on, the first the one most people want.
