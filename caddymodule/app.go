@@ -578,8 +578,18 @@ func (a *App) logWhereToStart() {
 	for _, st := range a.Staff {
 		names = append(names, st.Username+" ("+string(st.Role)+")")
 	}
-	a.logger.Info("portalgate is ready: contacts sign in at "+portal+"/, staff open "+portal+gateway.DashboardPath,
-		zap.String("portal", portal+"/"), zap.String("dashboard", portal+gateway.DashboardPath), zap.Strings("staff", names))
+	msg := "portalgate is ready: contacts sign in at " + portal + "/, staff open " + portal + gateway.DashboardPath
+	tenants := make([]string, 0, len(a.Tenants))
+	for _, t := range a.Tenants {
+		if o := a.gateway.TenantOrigin(t.ID); o != "" {
+			tenants = append(tenants, t.ID+" "+o+"/")
+		}
+	}
+	if len(tenants) > 0 {
+		msg += "; sub-accounts: " + strings.Join(tenants, ", ")
+	}
+	a.logger.Info(msg, zap.String("portal", portal+"/"), zap.String("dashboard", portal+gateway.DashboardPath),
+		zap.Strings("staff", names), zap.Strings("tenants", tenants))
 }
 
 // Stop is a no-op: the purge loop ends with the app's context.

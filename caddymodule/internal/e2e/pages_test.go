@@ -123,6 +123,25 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 	)
 	communitiesLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
 
+	// The second sub-account, in its own brand on its own host: Grace,
+	// Acme's contact, signed in to Acme's portal.
+	acme := b.NewContext(t)
+	browsertest.Run(staff, t,
+		chromedp.Navigate("http://agency:agency-demo@portal.acme.localhost:8080/dashboard/generate"),
+		page("generate"),
+		chromedp.Click(chromedp.CSS("#who-new")),
+		chromedp.SendKeys(chromedp.CSS("#new_name"), "Grace Hopper"),
+		chromedp.SendKeys(chromedp.CSS("#new_email"), "grace@example.com"),
+		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+	)
+	acmeLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	if !strings.HasPrefix(acmeLink, "http://portal.acme.localhost:8080/") {
+		t.Fatalf("acme's link: %s", acmeLink)
+	}
+	browsertest.Run(acme, t, chromedp.Navigate(acmeLink), page("home"))
+
 	type visit struct {
 		ctx        context.Context
 		name, url  string
@@ -140,6 +159,9 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 		{ctx: staff, name: "outbox", url: "http://localhost:8080/dashboard/outbox", id: "outbox"},
 		{ctx: contact, name: "portal-home", url: "http://localhost:8080/", id: "home"},
 		{ctx: visitor, name: "signin", url: "http://localhost:8080/_portalgate/signin", id: "signin"},
+		{ctx: staff, name: "subaccounts", url: "http://localhost:8080/dashboard/subaccounts", id: "subaccounts"},
+		{ctx: acme, name: "acme-portal-home", url: "http://portal.acme.localhost:8080/", id: "home"},
+		{ctx: visitor, name: "acme-signin", url: "http://portal.acme.localhost:8080/_portalgate/signin", id: "signin"},
 		{ctx: visitor, name: "confirm", url: communitiesLink, id: "confirm"},
 		{ctx: visitor, name: "logout-not-signed-in", url: "http://localhost:8081/_portalgate/logout", id: "notice", errorPage: true},
 		{ctx: visitor, name: "bad-link", url: "http://localhost:8081/_portalgate/magic?token=not.a.link", id: "notice", errorPage: true},

@@ -374,3 +374,12 @@ func (g *Gateway) ServesHost(name string) bool {
 	_, ok := g.tenants.registry.Lookup(name)
 	return ok
 }
+
+// TenantOrigin is the origin of tenant id's portal ("" when no tenant has
+// the id).
+func (g *Gateway) TenantOrigin(id string) string {
+	if v, ok := g.tenantView(id); ok {
+		return v.g.portal.origin
+	}
+	return ""
+}
