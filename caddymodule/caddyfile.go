@@ -237,6 +237,9 @@ func parseApp(d *caddyfile.Dispenser, args []string) (AppURL, error) {
 
 // parseBrand reads brand <field> <value> into b.
 func parseBrand(d *caddyfile.Dispenser, args []string, b *Brand) error {
+	if len(args) == 1 && args[0] == "color" {
+		return d.Errf(`brand color needs its value: a bare # starts a Caddyfile comment, so write brand color 0f766e or brand color "#0f766e"`)
+	}
 	if len(args) != 2 {
 		return d.Errf("brand takes a field and a value: brand title|color|logo|support|sender_name <value>")
 	}

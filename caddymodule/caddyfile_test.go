@@ -56,7 +56,8 @@ func TestCaddyfileAdapt_Golden(t *testing.T) {
 // parseErrors are the cases the Caddyfile parser itself refuses.
 var parseErrors = map[string]bool{"unknown option": true, "app without URL": true, "bad duration": true,
 	"zero session ttl": true, "staff without location": true, "staff bad role": true,
-	"menu link bad mode": true, "menu link no target": true, "app block field": true, "session ttl too short": true, "global block twice": true}
+	"menu link bad mode": true, "menu link no target": true, "app block field": true, "session ttl too short": true, "global block twice": true,
+	"brand color comment": true, "tenant bad field": true}
 
 func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 	g := newGateway(t, "store memory")
@@ -80,6 +81,10 @@ func TestConfig_BadSettingsAreRefusedWithAClearError(t *testing.T) {
 		"no portal":              {"portal http://" + g.portal + "\n", "", "the portal URL is required"},
 		"staff without location": {"store memory", "store memory\n\t\tstaff ann subaccount_user", "staff takes a username and a role"},
 		"staff bad role":         {"store memory", "store memory\n\t\tstaff ann root", "staff takes a username and a role"},
+		"brand color comment":    {"store memory", "store memory\n\t\tbrand color #0f766e", "a bare # starts a Caddyfile comment"},
+		"tenant bad field":       {"store memory", "store memory\n\t\ttenant acme {\n\t\t\tcolour red\n\t\t}", "a tenant's block takes name, portal, app and brand"},
+		"tenant host taken":      {"store memory", "store memory\n\t\ttenant acme {\n\t\t\tportal http://" + g.portal + "\n\t\t}", "a host of the configuration's own sites"},
+		"host pattern":           {"store memory", "store memory\n\t\thost_pattern {tenant}.example.com", "host_pattern"},
 		"staff twice":            {"store memory", "store memory\n\t\tstaff ann agency_user\n\t\tstaff ann agency_user", "staff ann is listed twice"},
 		"menu link script":       {"store memory", "store memory\n\t\tmenu_link X javascript:alert(1)", "absolute http:// or https://"},
 		"menu link unknown app":  {"store memory", "store memory\n\t\tmenu_link X app:nowhere", `"nowhere" is not a declared app`},

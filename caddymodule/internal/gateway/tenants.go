@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -50,8 +51,8 @@ type Tenant struct {
 type tenants struct {
 	registry *tenant.Registry
 	// pattern and scheme give the URLs of sites a tenant names no URL of.
-	pattern *tenant.Pattern
-	scheme  string
+	pattern      *tenant.Pattern
+	scheme, port string
 	// mu orders the changes of tenants and of routers.
 	mu      sync.Mutex
 	routers []*Router
@@ -88,17 +89,9 @@ func (g *Gateway) startTenants() error {
 	ts := &tenants{registry: tenant.NewRegistry(), served: make(map[string]bool), root: g}
 	g.tenants = ts
 	if g.cfg.HostPattern != "" {
-		u, err := url.Parse(g.cfg.HostPattern)
-		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Path != "" || u.RawQuery != "" || u.User != nil {
-			return fmt.Errorf("portalgate: host_pattern %q must be a URL such as https://{app}.{tenant}.portals.example.com", g.cfg.HostPattern)
+		if err := ts.parsePattern(g.cfg.HostPattern); err != nil {
+			return err
 		}
-		// url.Parse escapes the braces of a host it reads; the pattern is
-		// what follows the scheme.
-		p, err := tenant.ParsePattern(strings.TrimPrefix(g.cfg.HostPattern, u.Scheme+"://"))
-		if err != nil {
-			return fmt.Errorf("portalgate: %w", err)
-		}
-		ts.pattern, ts.scheme = &p, u.Scheme
 	}
 	for _, t := range g.cfg.Tenants {
 		t.Static = true
@@ -244,6 +237,29 @@ func (g *Gateway) newView(t Tenant) (*view, error) {
 	return &view{g: &v, t: t}, nil
 }
 
+// parsePattern reads host_pattern: a scheme, the host pattern, and
+// perhaps a port (https://{app}.{tenant}.portals.example.com[:8443]).
+func (ts *tenants) parsePattern(raw string) error {
+	bad := fmt.Errorf("portalgate: host_pattern %q must be a URL such as https://{app}.{tenant}.portals.example.com", raw)
+	scheme, rest, ok := strings.Cut(raw, "://")
+	if !ok || (scheme != "http" && scheme != "https") || strings.ContainsAny(rest, "/?#@") {
+		return bad
+	}
+	host, port := rest, ""
+	if i := strings.LastIndexByte(rest, ':'); i >= 0 {
+		host, port = rest[:i], rest[i:]
+		if _, err := strconv.ParseUint(port[1:], 10, 16); err != nil {
+			return bad
+		}
+	}
+	p, err := tenant.ParsePattern(host)
+	if err != nil {
+		return fmt.Errorf("portalgate: %w", err)
+	}
+	ts.pattern, ts.scheme, ts.port = &p, scheme, port
+	return nil
+}
+
 // siteURL is the URL of app's site of tenant id: raw when given, else the
 // host pattern's.
 func (ts *tenants) siteURL(id, app, raw string) (string, error) {
@@ -257,7 +273,7 @@ func (ts *tenants) siteURL(id, app, raw string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return ts.scheme + "://" + host, nil
+	return ts.scheme + "://" + host + ts.port, nil
 }
 
 // hostOf is the host of an origin, normalised ("" when it has none).

@@ -455,3 +455,35 @@ func TestSubaccounts_AgencyAddsOpensAndRemovesSubaccounts(t *testing.T) {
 		t.Fatalf("sub-accounts on acme's dashboard: %d %s", onAcme.StatusCode, onAcme.Body)
 	}
 }
+
+// A host pattern gives the hosts a tenant names none of: a tenant without
+// apps of its own has the configured ones there, titled as they are.
+func TestTenants_HostPatternGivesTheHostsATenantNamesNoneOf(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants(), func(s *setup) {
+		_, port, _ := net.SplitHostPort(s.router)
+		s.cfg.HostPattern = "http://{app}.{tenant}.localhost:" + port
+		s.cfg.Apps[0].Description = "Lessons"
+		s.cfg.Tenants = append(s.cfg.Tenants, Tenant{ID: "delta", Name: "Delta Dance", Portal: tenantAt(s.router)("portal.delta")})
+	})
+	delta := g.view("delta")
+	if got := delta.AppNames(); len(got) != 2 || got[0] != "courses" || got[1] != "communities" {
+		t.Fatalf("delta's apps: %v", got)
+	}
+	if delta.Origin("courses") != g.at("courses.delta") || delta.apps["courses"].description != "Lessons" {
+		t.Fatalf("delta's courses: %s %q", delta.Origin("courses"), delta.apps["courses"].description)
+	}
+	c := g.signInVia(g.mint(MintRequest{Tenant: "delta", App: "communities", User: userOf("c_d")}).URL)
+	if h := web.Echoed(t, g.do(c, http.MethodGet, g.at("communities.delta")+"/")); h.Get(identity.HeaderTenant) != "delta" {
+		t.Fatalf("delta's communities got %v", h)
+	}
+	// An id that cannot be a host's label names no host of the pattern.
+	if _, err := g.gw.PutTenant(context.Background(), store.Tenant{ID: "loc_1", Portal: g.at("portal.loc1")}, false, "test"); err == nil || !strings.Contains(err.Error(), "give the tenant hosts of its own") {
+		t.Fatalf("a tenant id with an underscore at the pattern: %v", err)
+	}
+	for _, bad := range []string{"{app}.{tenant}.example.com", "ftp://{tenant}.example.com", "https://{tenant}.example.com/x", "https://{tenant}.example.com:http"} {
+		if err := (&tenants{}).parsePattern(bad); err == nil {
+			t.Errorf("host_pattern %q accepted", bad)
+		}
+	}
+}
