@@ -3,6 +3,7 @@
 package caddymodule
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -239,6 +240,10 @@ type AppURL struct {
 	Icon        string `json:"icon,omitempty"`
 }
 
+// defaultIssuer names the links of a gateway without a default portal
+// (tenants alone) and without an issuer of its own.
+const defaultIssuer = "portalgate"
+
 // tenantPoll is how often the store is asked whether tenants changed.
 const tenantPoll = 250 * time.Millisecond
 
@@ -277,14 +282,18 @@ func (a *App) Provision(ctx caddy.Context) error {
 		a.CacheMaxBytes = DefaultCacheMaxBytes
 	}
 	// The portal URL is checked before anything is opened; link tokens
-	// name its origin as their issuer unless issuer says otherwise.
-	portalOrigin, err := gateway.PortalOrigin(a.Portal)
-	if err != nil {
-		return err
+	// name its origin as their issuer unless issuer says otherwise. A
+	// gateway of tenants alone (tenant lines or a host_pattern, no portal
+	// and no app of its own) has no default portal.
+	tenantsOnly := a.Portal == "" && len(a.Apps) == 0 && (len(a.Tenants) > 0 || a.HostPattern != "")
+	if !tenantsOnly {
+		portalOrigin, err := gateway.PortalOrigin(a.Portal)
+		if err != nil {
+			return err
+		}
+		a.Issuer = cmp.Or(a.Issuer, portalOrigin)
 	}
-	if a.Issuer == "" {
-		a.Issuer = portalOrigin
-	}
+	a.Issuer = cmp.Or(a.Issuer, defaultIssuer)
 	apiKeys, err := a.apiKeyHashes()
 	if err != nil {
 		return err
@@ -574,6 +583,10 @@ var startedOnce sync.Once
 // portal and the dashboard, and who may sign in to the dashboard.
 func (a *App) logWhereToStart() {
 	portal := strings.TrimSuffix(a.Portal, "/")
+	if portal == "" {
+		a.logger.Info("portalgate is ready: serving the sub-accounts (tenants) by host", zap.Int("tenants", len(a.Tenants)))
+		return
+	}
 	names := make([]string, 0, len(a.Staff))
 	for _, st := range a.Staff {
 		names = append(names, st.Username+" ("+string(st.Role)+")")

@@ -1,6 +1,11 @@
 package caddymodule
 
 import (
+	"crypto/sha256"
+	"crypto/tls"
+	"encoding/hex"
+	"encoding/json"
+
 	"fmt"
 	"io"
 	"net"
@@ -8,6 +13,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/caddyserver/caddy/v2"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
@@ -89,5 +96,83 @@ func TestTenants_OneCatchAllSiteRoutesEachTenantsAppsToTheirUpstreams(t *testing
 	// Beta's portal is beta's, under its name.
 	if r := g.do(web.ClientVia(catchAll), http.MethodGet, at("portal.beta")+"/", browser); !strings.Contains(r.Body, "Beta Fitness") {
 		t.Fatalf("beta's portal: %d %s", r.StatusCode, r.Body)
+	}
+}
+
+// The Caddyfile of tenants alone, as the multi-tenant README gives it: no
+// default portal, one https:// catch-all site with on-demand TLS and the
+// permission module, and each app routed by the vars matcher. A link
+// minted through the admin API for a tenant signs its contact in, over a
+// real TLS handshake for the tenant's host, and the app learns the tenant.
+func TestTenants_TenantsAloneOverOnDemandTLS(t *testing.T) {
+	addrs := freeAddrs(t, 2)
+	admin, site := addrs[0], addrs[1]
+	_, port, _ := net.SplitHostPort(site)
+	upstream := httptest.NewServer(http.HandlerFunc(web.Echo))
+	t.Cleanup(upstream.Close)
+	sum := sha256.Sum256([]byte(testAPIKey))
+	cf := fmt.Sprintf(`{
+	admin %[1]s
+	persist_config off
+	skip_install_trust
+	on_demand_tls {
+		permission portalgate
+	}
+	portalgate {
+		store memory
+		signing_key test %[3]s
+		api_key_hash %[4]s
+		staff ann agency_user
+		tenant acme {
+			name "Acme Coaching"
+			portal https://portal.acme.localhost:%[2]s
+			app courses https://courses.acme.localhost:%[2]s
+			brand color "#0f766e"
+			brand logo https://cdn.acme-client.example/logo.png
+		}
+	}
+}
+https://:%[2]s {
+	bind 127.0.0.1
+	tls internal {
+		on_demand
+	}
+	portalgate
+	@courses vars portalgate_app courses
+	reverse_proxy @courses %[5]s
+}
+`, admin, port, testKey, hex.EncodeToString(sum[:]), strings.TrimPrefix(upstream.URL, "http://"))
+	if err := loadCaddyfile(cf); err != nil {
+		t.Fatalf("loading: %v", err)
+	}
+	t.Cleanup(func() { _ = caddy.Stop() })
+
+	body := `{"tenant":"acme","app":"courses","user":{"id":"c_ada","email":"ada@example.com"}}`
+	r := web.Send(t, http.DefaultClient, http.MethodPost, "http://"+admin+"/portalgate/links", strings.NewReader(body), "Content-Type: application/json", "Origin: http://"+admin)
+	if r.StatusCode != http.StatusCreated {
+		t.Fatalf("minting: %d %s", r.StatusCode, r.Body)
+	}
+	var l MintResponse
+	_ = json.Unmarshal([]byte(r.Body), &l)
+	if !strings.HasPrefix(l.URL, "https://courses.acme.localhost:"+port+magicPath) {
+		t.Fatalf("the link: %s", l.URL)
+	}
+	// Without a tenant, there is no default portal to mint for.
+	r = web.Send(t, http.DefaultClient, http.MethodPost, "http://"+admin+"/portalgate/links", strings.NewReader(`{"app":"courses","user":{"id":"c_x"}}`), "Content-Type: application/json", "Origin: http://"+admin)
+	if r.StatusCode != http.StatusBadRequest || !strings.Contains(r.Body, "no default portal") {
+		t.Fatalf("a link of no tenant: %d %s", r.StatusCode, r.Body)
+	}
+	c := web.ClientVia(site)
+	c.Transport.(*http.Transport).TLSClientConfig = &tls.Config{InsecureSkipVerify: true} //nolint:gosec // Caddy's internal CA
+	if r := web.Send(t, c, http.MethodGet, l.URL, nil, browser); r.StatusCode != http.StatusSeeOther {
+		t.Fatalf("redeeming: %d %s", r.StatusCode, r.Body)
+	}
+	h := web.Echoed(t, web.Send(t, c, http.MethodGet, "https://courses.acme.localhost:"+port+"/", nil))
+	if h.Get(identity.HeaderTenant) != "acme" || h.Get(identity.HeaderUserID) != "c_ada" {
+		t.Fatalf("the app got %v", h)
+	}
+	home := web.Send(t, c, http.MethodGet, "https://portal.acme.localhost:"+port+"/", nil, browser)
+	if csp := home.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "https://cdn.acme-client.example") {
+		t.Fatalf("acme's pages may not show its logo: %s", csp)
 	}
 }

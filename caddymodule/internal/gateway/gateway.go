@@ -50,7 +50,8 @@ const (
 // Config is everything the gateway serves with. caddymodule fills it at
 // provision; tests fill it directly.
 type Config struct {
-	// Portal is the public origin of the portal home. Required.
+	// Portal is the public origin of the default portal's home. Without
+	// it (and without Apps and MenuLinks) only tenants are served.
 	Portal string
 	// Apps are the child apps, in the order the portal lists them.
 	Apps []AppURL
@@ -276,6 +277,11 @@ func (g *Gateway) Close(ctx context.Context) {
 }
 
 func (g *Gateway) buildApps() error {
+	if g.cfg.Portal == "" && g.tenant == "" && len(g.cfg.Apps) == 0 && len(g.cfg.MenuLinks) == 0 {
+		// Tenants alone: there is no default portal, and no app of its own.
+		g.apps = map[string]*servedApp{}
+		return nil
+	}
 	var err error
 	if g.portal, err = newPortal(g.cfg.Portal); err != nil {
 		return err

@@ -54,6 +54,10 @@ func (g *Gateway) contactsTenant(ctx context.Context, id string) (*Gateway, erro
 	if t, ok := g.viewOf(c.Location); ok && c.Location != "" {
 		return t, nil
 	}
+	if g.portal == nil {
+		// No default portal: a contact of no tenant has nowhere to sign in.
+		return nil, problemNoContact
+	}
 	return g, nil
 }
 

@@ -75,6 +75,9 @@ func (g *Gateway) mintTarget(req *MintRequest) (*Gateway, error) {
 		}
 	}
 	if id == "" {
+		if g.portal == nil {
+			return nil, badRequest(`no default portal is configured: name the tenant ("tenant") whose link this is`)
+		}
 		if !g.ownsLocation(req.User.Location) {
 			return nil, badRequest(fmt.Sprintf("user.location %q is a tenant's: its links are that tenant's (tenant %q)", req.User.Location, req.User.Location))
 		}

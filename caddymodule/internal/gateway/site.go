@@ -84,7 +84,10 @@ type siteHandler func(s *Site, w http.ResponseWriter, r *http.Request, hit route
 // declared app).
 func (g *Gateway) Site(app string, cfg SiteConfig) (*Site, error) {
 	t := g.apps[app]
-	if t == nil {
+	switch {
+	case g.portal == nil:
+		return nil, fmt.Errorf("portalgate %s: no default portal is configured (portal https://...); a site of the tenants takes a portalgate directive without an app", app)
+	case t == nil:
 		return nil, fmt.Errorf("portalgate %s: no such app; declare it in the global portalgate block (app %s https://...)", app, app)
 	}
 	ts := g.tenants
