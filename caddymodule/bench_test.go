@@ -3,13 +3,16 @@ package caddymodule
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp"
@@ -17,6 +20,8 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/gateway"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
+	"github.com/portalgate/portalgate/caddymodule/internal/store"
+	"github.com/portalgate/portalgate/caddymodule/internal/store/bolt"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/redistest"
 )
 
@@ -177,4 +182,114 @@ func redeemOnce(b *testing.B, h *Handler, url string) {
 	if err := h.ServeHTTP(w, r, nil); err != nil || w.Code != http.StatusSeeOther {
 		b.Fatalf("redeem: %v %d %s", err, w.Code, w.Body)
 	}
+}
+
+// BenchmarkGate_SessionHitThroughTheCatchAll is BenchmarkGate_SessionHit on
+// a tenant's app through the catch-all site (host → tenant and app, then
+// the tenant's site), among one tenant and among 10,000 of 4 hosts each;
+// "site" is the default tenant's own site, without the lookup. It reports
+// the heap the tenants take, per tenant.
+func BenchmarkGate_SessionHitThroughTheCatchAll(b *testing.B) {
+	for _, n := range []int{0, 1, 10_000} {
+		name := "site"
+		if n > 0 {
+			name = fmt.Sprintf("tenants=%d", n)
+		}
+		b.Run(name, func(b *testing.B) { benchCatchAll(b, n) })
+	}
+}
+
+func benchCatchAll(b *testing.B, tenants int) {
+	h, grown := provisionTenants(b, tenants)
+	var perTenant float64
+	if tenants > 1 {
+		// What the tenants take: the heap of a gateway of n tenants less
+		// that of one of 1, each with its catch-all site.
+		_, one := provisionTenants(b, 1)
+		perTenant = float64(int64(grown)-int64(one)) / float64(tenants-1)
+	}
+	app := benchApps[h]
+	host, tenant := "courses.test", ""
+	if tenants > 0 {
+		tenant = fmt.Sprintf("t%d", tenants-1)
+		host = fmt.Sprintf("courses.client%d.example", tenants-1)
+	}
+	s, err := app.sessions.Create(context.Background(), userOf("c_bench"), tenant, "courses", nil, "l")
+	if err != nil {
+		b.Fatal(err)
+	}
+	app.sessions.Wait()
+	cookie := "_ga=GA1.2.3; portalgate-courses=" + s.ID + "; theme=dark"
+	passed := 0
+	next := caddyhttp.HandlerFunc(func(http.ResponseWriter, *http.Request) error { passed++; return nil })
+	const batch = 64
+	base := httptest.NewRequest(http.MethodGet, "http://"+host+"/lesson/1", nil)
+	reqs := make([]*http.Request, batch)
+	ws := make([]discard, batch)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i += batch {
+		b.StopTimer()
+		n := min(batch, b.N-i)
+		for j := range n {
+			ctx := context.WithValue(base.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())
+			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+			r := base.WithContext(ctx)
+			r.Header = http.Header{"Accept": {"text/html"}, "Cookie": {cookie}}
+			reqs[j] = r
+			ws[j] = discard{h: http.Header{"Server": {"Caddy"}}}
+		}
+		b.StartTimer()
+		for j, r := range reqs[:n] {
+			if err := h.ServeHTTP(&ws[j], r, next); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.StopTimer()
+	if passed != b.N || reqs[0].Header.Get("X-Portal-User-Id") != "c_bench" {
+		b.Fatalf("%d of %d requests passed the gate; last headers %v", passed, b.N, reqs[0].Header)
+	}
+	if tenants > 1 {
+		b.ReportMetric(perTenant, "heap-B/tenant")
+	}
+}
+
+// provisionTenants provisions a gateway whose store holds n tenants of 4
+// hosts each and returns its catch-all handler (for n 0, the default
+// tenant's courses site) and how much the heap grew.
+func provisionTenants(b *testing.B, n int) (*Handler, uint64) {
+	b.Helper()
+	path := filepath.Join(b.TempDir(), "tenants.db")
+	st, err := bolt.Open(path, time.Now)
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		t := store.Tenant{ID: fmt.Sprintf("t%d", i), Portal: fmt.Sprintf("http://portal.client%d.example", i), Apps: map[string]string{}}
+		for _, app := range []string{"courses", "communities", "affiliates"} {
+			t.Apps[app] = fmt.Sprintf("http://%s.client%d.example", app, i)
+		}
+		if err := st.PutTenant(context.Background(), t); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if err := st.Close(); err != nil {
+		b.Fatal(err)
+	}
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	h := newBenchHandler(b, `{"backend":"bolt","path":"`+path+`"}`)
+	if n > 0 {
+		app := benchApps[h]
+		h = &Handler{}
+		if err := h.join(app); err != nil {
+			b.Fatal(err)
+		}
+		benchApps[h] = app
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	return h, after.HeapAlloc - before.HeapAlloc
 }

@@ -37,7 +37,7 @@ var linkTTLChoices = []struct{ value, label string }{
 // Generate Magic Link, the recent links, Open for every app, and Settings →
 // Custom Links. Everything below it needs a staff member signed in by the
 // authenticator in front.
-func (s *Site) dashboardRoutes(t *table[siteHandler]) {
+func dashboardRoutes(t *table[siteHandler]) {
 	const get, head, post = http.MethodGet, http.MethodHead, http.MethodPost
 	t.on(strings.TrimSuffix(DashboardPath, "/"), (*Site).toDashboard, anyMethod)
 	t.on(DashboardPath, staffOnly((*Site).overview), get, head)

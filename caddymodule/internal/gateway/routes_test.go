@@ -177,7 +177,7 @@ func FuzzLookup_InPlaceAgreesWithSegments(f *testing.F) {
 
 // portalRoutes is the portal site's table, the largest a site has.
 func portalRoutes() table[siteHandler] {
-	return (&Site{app: &servedApp{name: PortalName}}).routeTable()
+	return *routesOf(true)
 }
 
 func TestPortalRoutes(t *testing.T) {
@@ -209,7 +209,7 @@ func TestPortalRoutes(t *testing.T) {
 // /_portalgate/) and on the portal's.
 func BenchmarkRoutes_GatedPathMisses(b *testing.B) {
 	for name, tab := range map[string]table[siteHandler]{
-		"app":    (&Site{app: &servedApp{name: "courses"}}).routeTable(),
+		"app":    *routesOf(false),
 		"portal": portalRoutes(),
 	} {
 		b.Run(name, func(b *testing.B) {
@@ -243,7 +243,7 @@ func BenchmarkRoutes_Hit(b *testing.B) {
 // still finds its own.
 func TestAppRoutes(t *testing.T) {
 	t.Parallel()
-	tab := (&Site{app: &servedApp{name: "courses"}}).routeTable()
+	tab := *routesOf(false)
 	if tab.prefix != gatewayPrefix {
 		t.Fatalf("prefix %q, want %q", tab.prefix, gatewayPrefix)
 	}

@@ -60,7 +60,7 @@ type Site struct {
 	g          *Gateway
 	app        *servedApp
 	redeemMode string
-	routes     table[siteHandler]
+	routes     *table[siteHandler]
 	// assertions reuses a session's assertion while it has most of its life
 	// left: signing costs tens of microseconds, a lookup far less. A plain
 	// LRU (expiry checked on read): it starts no goroutine a reload leaks.
@@ -168,7 +168,7 @@ func (g *Gateway) newSite(app string, cfg SiteConfig) (*Site, error) {
 		s.dashboardCSP = "default-src 'none'; style-src " + portal.StyleHash + "; script-src " + portal.ScriptHash +
 			"; img-src 'self' data:; form-action " + strings.Join(origins, " ") + "; base-uri 'none'; frame-ancestors 'none'"
 	}
-	s.routes = s.routeTable()
+	s.routes = routesOf(s.isPortal())
 	return s, nil
 }
 
@@ -189,17 +189,31 @@ func (s *Site) cspWithImages(more string) string {
 	return "default-src 'none'; style-src " + s.g.styleSrc() + "; img-src " + s.imgSrc + more + s.cspRest
 }
 
+// siteRoutes are the two route tables, the portal's and an app's: they
+// name handlers of any Site, so every site of a kind shares one.
+var siteRoutes [2]table[siteHandler]
+
+func init() { siteRoutes = [2]table[siteHandler]{routeTable(false), routeTable(true)} }
+
+// routesOf is the route table of a portal's site or an app's.
+func routesOf(portal bool) *table[siteHandler] {
+	if portal {
+		return &siteRoutes[1]
+	}
+	return &siteRoutes[0]
+}
+
 // routeTable is what this kind of site serves. Every site: redemption,
 // sign-out, the assertion keys. The portal also: its home, launches, the
 // menu API, the link API and the dashboard.
-func (s *Site) routeTable() table[siteHandler] {
+func routeTable(portal bool) table[siteHandler] {
 	const get, head, post, options = http.MethodGet, http.MethodHead, http.MethodPost, http.MethodOptions
 	var t table[siteHandler]
 	t.on(magicPath, (*Site).redeem, get, head, post)
 	t.on(magicPath, (*Site).options, options)
 	t.on(logoutPath, (*Site).logout, get, head, post)
 	t.on(jwksPath, (*Site).jwks, get, head)
-	if s.isPortal() {
+	if portal {
 		t.on("/", (*Site).home, get, head)
 		t.on(signInPath, (*Site).signInForm, get, head)
 		t.on(signInPath, (*Site).askForSignIn, post)
@@ -209,7 +223,7 @@ func (s *Site) routeTable() table[siteHandler] {
 		// The link API has its own table (shared with Caddy's admin API),
 		// behind the API key.
 		t.on(apiPrefix+"{call...}", (*Site).api, anyMethod)
-		s.dashboardRoutes(&t)
+		dashboardRoutes(&t)
 	}
 	return t
 }

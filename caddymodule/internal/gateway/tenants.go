@@ -74,12 +74,13 @@ type tenants struct {
 
 // view is one tenant as the gateway serves it: its gateway (the root's
 // shared parts, its own apps and brand) and the sites each catch-all
-// router serves it with, by app name. It never changes once the registry
-// holds it; a change of the tenant is a new view.
+// router serves it with, by app name, each built at its first request
+// (most of thousands of tenants are idle at any moment). It never changes
+// once the registry holds it; a change of the tenant is a new view.
 type view struct {
 	g     *Gateway
 	t     Tenant
-	sites []map[string]*Site
+	sites []map[string]*lazySite
 	// stored is the tenant as the store keeps it; nil for a tenant of the
 	// configuration.
 	stored *store.Tenant
@@ -160,17 +161,53 @@ func (g *Gateway) serveTenantAs(t Tenant, stored *store.Tenant) error {
 	ts := g.tenants
 	ts.mu.Lock()
 	defer ts.mu.Unlock()
-	v, err := g.root().newView(t)
+	v, err := g.buildView(t, stored)
 	if err != nil {
 		return err
 	}
+	return ts.registry.Put(v.registered())
+}
+
+// buildView is t's view with a site of every router; ts.mu is held.
+func (g *Gateway) buildView(t Tenant, stored *store.Tenant) (*view, error) {
+	v, err := g.root().newView(t)
+	if err != nil {
+		return nil, err
+	}
 	v.stored = stored
-	for _, rt := range ts.routers {
-		if err := v.serveWith(rt); err != nil {
-			return err
+	for _, rt := range g.tenants.routers {
+		v.serveWith(rt)
+	}
+	return v, nil
+}
+
+// serveStoredAll serves stored tenants in one change of the registry (a
+// start with thousands of them is one snapshot, not one per tenant), or,
+// when one of them cannot be served, each on its own, and says which
+// could not.
+func (g *Gateway) serveStoredAll(sts []store.Tenant) map[string]error {
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	failed := map[string]error{}
+	regs := make([]tenant.Tenant, 0, len(sts))
+	for i := range sts {
+		v, err := g.buildView(g.tenantOf(sts[i]), &sts[i])
+		if err != nil {
+			failed[sts[i].ID] = err
+			continue
+		}
+		regs = append(regs, v.registered())
+	}
+	if ts.registry.PutAll(regs) == nil {
+		return failed
+	}
+	for _, r := range regs {
+		if err := ts.registry.Put(r); err != nil {
+			failed[r.ID] = err
 		}
 	}
-	return ts.registry.Put(v.registered())
+	return failed
 }
 
 // forgetTenant stops serving tenant id: its hosts resolve to nothing.
@@ -298,18 +335,28 @@ func (v *view) registered() tenant.Tenant {
 	return t
 }
 
-// serveWith builds rt's sites of v.
-func (v *view) serveWith(rt *Router) error {
-	sites := make(map[string]*Site, len(v.g.apps))
+// serveWith gives v rt's sites, to be built at their first request.
+func (v *view) serveWith(rt *Router) {
+	sites := make(map[string]*lazySite, len(v.g.apps))
 	for name := range v.g.apps {
-		s, err := v.g.newSite(name, rt.cfg)
-		if err != nil {
-			return err
-		}
-		sites[name] = s
+		sites[name] = &lazySite{g: v.g, app: name, cfg: rt.cfg}
 	}
 	v.sites = append(v.sites, sites)
-	return nil
+}
+
+// lazySite is a tenant's site, built once, at its first request.
+type lazySite struct {
+	once sync.Once
+	g    *Gateway
+	app  string
+	cfg  SiteConfig
+	site *Site
+	err  error
+}
+
+func (l *lazySite) get() (*Site, error) {
+	l.once.Do(func() { l.site, l.err = l.g.newSite(l.app, l.cfg) })
+	return l.site, l.err
 }
 
 // Router is the catch-all site of the tenants: it resolves a request's
@@ -341,9 +388,7 @@ func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, ap
 		t, _ := ts.registry.Tenant(id)
 		old := t.Value.(*view)
 		v := &view{g: old.g, t: old.t, sites: slices.Clone(old.sites), stored: old.stored}
-		if err := v.serveWith(rt); err != nil {
-			return nil, err
-		}
+		v.serveWith(rt)
 		views = append(views, v.registered())
 	}
 	if err := ts.registry.PutAll(views); err != nil {
@@ -369,7 +414,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 			return nil
 		}
 	}
-	site := h.Tenant.Value.(*view).sites[rt.index][h.App]
+	site, err := h.Tenant.Value.(*view).sites[rt.index][h.App].get()
+	if err != nil {
+		// The router's configuration was checked when it was built.
+		return fmt.Errorf("serving tenant %s, %s: %w", h.Tenant.ID, h.App, err)
+	}
 	if rt.vars != nil {
 		rt.vars(r, h.Tenant.ID, h.App)
 	}

@@ -301,6 +301,7 @@ func (g *Gateway) SyncTenants(ctx context.Context) error {
 			}
 		}
 	}
+	var changed []store.Tenant
 	for _, id := range slices.Sorted(maps.Keys(stored)) {
 		st := stored[id]
 		v, ok := g.tenantView(id)
@@ -310,9 +311,10 @@ func (g *Gateway) SyncTenants(ctx context.Context) error {
 		case ok && reflect.DeepEqual(*v.stored, st):
 			continue
 		}
-		if err := g.serveStored(st); err != nil {
-			g.log.Error("serving a stored tenant", zap.String("tenant", id), zap.Error(err))
-		}
+		changed = append(changed, st)
+	}
+	for id, err := range g.serveStoredAll(changed) {
+		g.log.Error("serving a stored tenant", zap.String("tenant", id), zap.Error(err))
 	}
 	ts.seen.Store(n)
 	ts.synced.Store(true)
