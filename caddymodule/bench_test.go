@@ -233,7 +233,8 @@ func benchCatchAll(b *testing.B, tenants int) {
 		n := min(batch, b.N-i)
 		for j := range n {
 			ctx := context.WithValue(base.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())
-			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{})
+			// Caddy's own vars of every request.
+			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.TrustedProxyVarKey: false, caddyhttp.ClientIPVarKey: "192.0.2.1"})
 			r := base.WithContext(ctx)
 			r.Header = http.Header{"Accept": {"text/html"}, "Cookie": {cookie}}
 			reqs[j] = r

@@ -56,10 +56,12 @@ const (
 	VarTenant = "portalgate_tenant"
 )
 
-// setVars tells Caddy's matchers whose site a request is.
-func setVars(r *http.Request, tenantID, app string) {
-	caddyhttp.SetVar(r.Context(), VarTenant, tenantID)
-	caddyhttp.SetVar(r.Context(), VarApp, app)
+// setVars tells Caddy's matchers whose site a request is: the vars map
+// read once, as caddyhttp.SetVar would read it for each.
+func setVars(r *http.Request, tenantID, app any) {
+	if vars, ok := r.Context().Value(caddyhttp.VarsCtxKey).(map[string]any); ok {
+		vars[VarTenant], vars[VarApp] = tenantID, app
+	}
 }
 
 // CaddyModule returns the Caddy module information.

@@ -45,7 +45,7 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-13); empty runs all.
+	// Scenarios to run, by number (1-14); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
@@ -68,6 +68,7 @@ type env struct {
 	gate, bare, forward, portal   string // host:port
 	admin                         string // host:port of Caddy's admin API
 	bareIdentity, forwardIdentity string // host:port of scenarios 9 and 10
+	tenantsSite                   string // host:port of scenario 14's catch-all
 	redisURL, redisAddr           string
 	rows                          []row
 	rps                           map[int]float64
@@ -106,12 +107,12 @@ func Run(ctx context.Context, o Options) error {
 	}()
 
 	e := &env{o: o, dir: dir, rps: map[int]float64{}, rounds: map[int][]float64{}}
-	addrs, err := freeport.Addrs(8)
+	addrs, err := freeport.Addrs(9)
 	if err != nil {
 		return err
 	}
 	e.gate, e.bare, e.forward, e.portal, e.redisAddr = addrs[0], addrs[1], addrs[2], addrs[3], addrs[4]
-	e.bareIdentity, e.forwardIdentity, e.admin = addrs[5], addrs[6], addrs[7]
+	e.bareIdentity, e.forwardIdentity, e.admin, e.tenantsSite = addrs[5], addrs[6], addrs[7], addrs[8]
 	if e.upstream, err = serve(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, identityPath) {
 			for _, h := range benchIdentity {
@@ -159,7 +160,7 @@ func Run(ctx context.Context, o Options) error {
 		{2, e.proxyOnly(2)}, {9, e.proxyOnly(9)}, {3, e.warmGate}, {4, e.coldGate},
 		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
-		{11, e.idleSessions}, {12, e.distantStore}, {13, e.signInForms},
+		{11, e.idleSessions}, {12, e.distantStore}, {13, e.signInForms}, {14, e.tenantScale},
 	}
 	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {
@@ -355,11 +356,23 @@ http://%[11]s {
 }
 `, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth,
 		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String(), e.admin)
+	return e.loadCaddyfile(cf)
+}
+
+// loadCaddyfile (re)loads Caddy with the Caddyfile cf.
+func (e *env) loadCaddyfile(cf string) error {
 	cfg, _, err := caddyconfig.GetAdapter("caddyfile").Adapt([]byte(cf), nil)
 	if err != nil {
 		return err
 	}
 	return caddy.Load(cfg, true)
+}
+
+// median is the middle of xs (the upper one of an even count).
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
 }
 
 // identityPath is where scenarios that pass an identity send their requests:

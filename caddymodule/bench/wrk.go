@@ -42,14 +42,18 @@ func wrkPath() string {
 // loadWrk drives url with wrk (a separate process, so the load generator
 // does not share Go's scheduler with Caddy), sending cookie on every
 // request and counting every status that is not want as a failure.
-func loadWrk(ctx context.Context, dir string, conns int, d time.Duration, want int, url, cookie string) (result, error) {
+func loadWrk(ctx context.Context, dir string, conns int, d time.Duration, want int, url, cookie string, headers ...string) (result, error) {
 	script := filepath.Join(dir, "status.lua")
 	if err := os.WriteFile(script, []byte(wrkScript), 0o600); err != nil {
 		return result{}, err
 	}
 	threads := min(2, conns)
-	cmd := exec.CommandContext(ctx, wrkPath(), "-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
-		"-d", fmt.Sprintf("%ds", max(1, int(d.Seconds()))), "-s", script, "-H", "Cookie: "+cookie, url)
+	args := []string{"-t", strconv.Itoa(threads), "-c", strconv.Itoa(conns),
+		"-d", fmt.Sprintf("%ds", max(1, int(d.Seconds()))), "-s", script, "-H", "Cookie: " + cookie}
+	for _, h := range headers {
+		args = append(args, "-H", h)
+	}
+	cmd := exec.CommandContext(ctx, wrkPath(), append(args, url)...)
 	cmd.Env = append(os.Environ(), "WANT="+strconv.Itoa(want))
 	out, err := cmd.Output()
 	if err != nil {

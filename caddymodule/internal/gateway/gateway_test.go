@@ -226,7 +226,9 @@ func newTestGateway(t testing.TB, opts ...option) *testGateway {
 		srv.Start()
 	}
 	if s.routed {
-		rt, err := g.gw.Router(SiteConfig{}, func(_ *http.Request, tenantID, app string) { g.lastVars.Store(&[2]string{tenantID, app}) })
+		rt, err := g.gw.Router(SiteConfig{}, func(_ *http.Request, tenantID, app any) {
+			g.lastVars.Store(&[2]string{tenantID.(string), app.(string)})
+		})
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -48,8 +48,12 @@ func (s *Site) subaccountsData(st Staff, after string) portal.Subaccounts {
 			break
 		}
 		v, _ := s.g.tenantView(id)
-		data.Tenants = append(data.Tenants, portal.TenantRow{ID: id, Name: v.t.Name, Portal: v.g.portal.origin,
-			Dashboard: v.g.portal.origin + DashboardPath, Apps: v.g.AppNames(), Static: v.stored == nil})
+		tg, ok := v.gateway()
+		if !ok {
+			continue
+		}
+		data.Tenants = append(data.Tenants, portal.TenantRow{ID: id, Name: v.t.Name, Portal: tg.portal.origin,
+			Dashboard: tg.portal.origin + DashboardPath, Apps: tg.AppNames(), Static: v.stored == nil})
 	}
 	return data
 }

@@ -72,18 +72,79 @@ type tenants struct {
 	stopPoll context.CancelFunc
 }
 
-// view is one tenant as the gateway serves it: its gateway (the root's
-// shared parts, its own apps and brand) and the sites each catch-all
-// router serves it with, by app name, each built at its first request
-// (most of thousands of tenants are idle at any moment). It never changes
+// view is one tenant as the gateway serves it. It holds what the tenant
+// is (its URLs filled in), and builds at its first use what serving it
+// takes: its gateway (the root's shared parts, its own apps and brand) and
+// the sites each catch-all router serves it with, by app name, each built
+// at its first request. Most of thousands of tenants are idle at any
+// moment, and an idle one costs its hosts and this. A view never changes
 // once the registry holds it; a change of the tenant is a new view.
 type view struct {
-	g     *Gateway
-	t     Tenant
-	sites []map[string]*lazySite
+	t Tenant
 	// stored is the tenant as the store keeps it; nil for a tenant of the
 	// configuration.
 	stored *store.Tenant
+	// id is t.ID as Caddy's vars hold it, boxed once.
+	id    any
+	root  *Gateway
+	once  sync.Once
+	built *builtView
+	err   error
+}
+
+// builtView is what serving a tenant takes, built at its first use.
+type builtView struct {
+	g *Gateway
+	// sites are each router's, one for each app: a scan of a handful of
+	// names is quicker than a map's hash.
+	sites [][]*lazySite
+}
+
+// site is router i's site of app.
+func (b *builtView) site(i int, app string) *lazySite {
+	for _, l := range b.sites[i] {
+		if l.app == app {
+			return l
+		}
+	}
+	return nil
+}
+
+// serving is what serving v takes, built at its first use (the tenant was
+// checked when the view was made: building it again fails only if that
+// check was wrong).
+func (v *view) serving() (*builtView, error) {
+	v.once.Do(func() {
+		g, err := v.root.tenantGateway(v.t)
+		if err != nil {
+			v.err = err
+			return
+		}
+		ts := v.root.tenants
+		ts.mu.Lock()
+		routers := slices.Clone(ts.routers)
+		ts.mu.Unlock()
+		b := &builtView{g: g}
+		for _, rt := range routers {
+			sites := make([]*lazySite, 0, len(g.apps))
+			for name := range g.apps {
+				sites = append(sites, &lazySite{g: g, app: name, name: name, cfg: rt.cfg})
+			}
+			b.sites = append(b.sites, sites)
+		}
+		v.built = b
+	})
+	return v.built, v.err
+}
+
+// gateway is the tenant's gateway.
+func (v *view) gateway() (*Gateway, bool) {
+	b, err := v.serving()
+	if err != nil {
+		v.root.log.Error("serving a tenant", zap.String("tenant", v.t.ID), zap.Error(err))
+		return nil, false
+	}
+	return b.g, true
 }
 
 func (g *Gateway) startTenants() error {
@@ -134,7 +195,7 @@ func (g *Gateway) viewOf(id string) (*Gateway, bool) {
 	if !ok {
 		return nil, false
 	}
-	return t.Value.(*view).g, true
+	return t.Value.(*view).gateway()
 }
 
 // TenantID is the id of the tenant g serves ("" for the default one).
@@ -158,27 +219,14 @@ func (g *Gateway) serveTenant(t Tenant) error { return g.serveTenantAs(t, nil) }
 // serveTenantAs is serveTenant of a tenant the store keeps as stored (nil
 // for one of the configuration).
 func (g *Gateway) serveTenantAs(t Tenant, stored *store.Tenant) error {
-	ts := g.tenants
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	v, err := g.buildView(t, stored)
+	v, err := g.root().newView(t, stored)
 	if err != nil {
 		return err
 	}
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	return ts.registry.Put(v.registered())
-}
-
-// buildView is t's view with a site of every router; ts.mu is held.
-func (g *Gateway) buildView(t Tenant, stored *store.Tenant) (*view, error) {
-	v, err := g.root().newView(t)
-	if err != nil {
-		return nil, err
-	}
-	v.stored = stored
-	for _, rt := range g.tenants.routers {
-		v.serveWith(rt)
-	}
-	return v, nil
 }
 
 // serveStoredAll serves stored tenants in one change of the registry (a
@@ -186,19 +234,19 @@ func (g *Gateway) buildView(t Tenant, stored *store.Tenant) (*view, error) {
 // when one of them cannot be served, each on its own, and says which
 // could not.
 func (g *Gateway) serveStoredAll(sts []store.Tenant) map[string]error {
-	ts := g.tenants
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
 	failed := map[string]error{}
 	regs := make([]tenant.Tenant, 0, len(sts))
 	for i := range sts {
-		v, err := g.buildView(g.tenantOf(sts[i]), &sts[i])
+		v, err := g.root().newView(g.tenantOf(sts[i]), &sts[i])
 		if err != nil {
 			failed[sts[i].ID] = err
 			continue
 		}
 		regs = append(regs, v.registered())
 	}
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
 	if ts.registry.PutAll(regs) == nil {
 		return failed
 	}
@@ -218,15 +266,31 @@ func (g *Gateway) forgetTenant(id string) bool {
 	return ts.registry.Remove(id)
 }
 
-// newView is root's view of t: root's shared parts, t's apps and brand.
-func (g *Gateway) newView(t Tenant) (*view, error) {
+// newView is root's view of t (stored as stored, nil for a tenant of the
+// configuration), its URLs filled in, once t is checked: its gateway
+// builds.
+func (g *Gateway) newView(t Tenant, stored *store.Tenant) (*view, error) {
+	t, err := g.completeTenant(t)
+	if err != nil {
+		return nil, err
+	}
+	// Built to check it, and let go: it is built again at its first use.
+	if _, err := g.tenantGateway(t); err != nil {
+		return nil, err
+	}
+	return &view{t: t, stored: stored, id: t.ID, root: g}, nil
+}
+
+// completeTenant is t with the URLs the host pattern gives, and its apps
+// titled as the configuration's of their names.
+func (g *Gateway) completeTenant(t Tenant) (Tenant, error) {
 	if t.ID == "" {
-		return nil, errors.New("portalgate: a tenant needs an id (its location id)")
+		return t, errors.New("portalgate: a tenant needs an id (its location id)")
 	}
 	where := func(err error) error { return fmt.Errorf("portalgate: tenant %s: %w", t.ID, err) }
 	var err error
 	if t.Portal, err = g.tenants.siteURL(t.ID, PortalName, t.Portal); err != nil {
-		return nil, where(err)
+		return t, where(err)
 	}
 	apps := t.Apps
 	if len(apps) == 0 && g.tenants.pattern != nil {
@@ -242,10 +306,17 @@ func (g *Gateway) newView(t Tenant) (*view, error) {
 			a.Title, a.Description, a.Icon = cmp.Or(a.Title, known.title), cmp.Or(a.Description, known.description), cmp.Or(a.Icon, known.icon)
 		}
 		if a.URL, err = g.tenants.siteURL(t.ID, a.Name, a.URL); err != nil {
-			return nil, where(err)
+			return t, where(err)
 		}
 		t.Apps = append(t.Apps, a)
 	}
+	return t, nil
+}
+
+// tenantGateway is root's gateway of complete tenant t: root's shared
+// parts, t's apps and brand.
+func (g *Gateway) tenantGateway(t Tenant) (*Gateway, error) {
+	where := func(err error) error { return fmt.Errorf("portalgate: tenant %s: %w", t.ID, err) }
 	brand := t.Brand
 	brand.Title = cmp.Or(t.Name, brand.Title, t.ID)
 	mails, err := g.cfg.Mails.WithBrand(brand)
@@ -271,7 +342,7 @@ func (g *Gateway) newView(t Tenant) (*view, error) {
 			}
 		}
 	}
-	return &view{g: &v, t: t}, nil
+	return &v, nil
 }
 
 // parsePattern reads host_pattern: a scheme, the host pattern, and
@@ -328,20 +399,11 @@ func hostOf(origin string) string {
 
 // registered is v as the registry holds it: its hosts, and v itself.
 func (v *view) registered() tenant.Tenant {
-	t := tenant.Tenant{ID: v.t.ID, Name: v.t.Name, Portal: hostOf(v.g.portal.origin), Apps: make(map[string]string, len(v.g.appNames)), Value: v}
-	for _, name := range v.g.appNames {
-		t.Apps[name] = hostOf(v.g.apps[name].origin)
+	t := tenant.Tenant{ID: v.t.ID, Name: v.t.Name, Portal: hostOf(v.t.Portal), Apps: make(map[string]string, len(v.t.Apps)), Value: v}
+	for _, a := range v.t.Apps {
+		t.Apps[a.Name] = hostOf(a.URL)
 	}
 	return t
-}
-
-// serveWith gives v rt's sites, to be built at their first request.
-func (v *view) serveWith(rt *Router) {
-	sites := make(map[string]*lazySite, len(v.g.apps))
-	for name := range v.g.apps {
-		sites[name] = &lazySite{g: v.g, app: name, cfg: rt.cfg}
-	}
-	v.sites = append(v.sites, sites)
 }
 
 // lazySite is a tenant's site, built once, at its first request.
@@ -349,6 +411,8 @@ type lazySite struct {
 	once sync.Once
 	g    *Gateway
 	app  string
+	// name is app as Caddy's vars hold it, boxed once.
+	name any
 	cfg  SiteConfig
 	site *Site
 	err  error
@@ -368,12 +432,17 @@ type Router struct {
 	tenants *tenants
 	index   int
 	cfg     SiteConfig
-	vars    func(r *http.Request, tenantID, app string)
+	vars    VarsFunc
 }
+
+// VarsFunc learns a request's tenant id and app name (strings, each boxed
+// once per tenant, so that keeping them as Caddy's vars allocates
+// nothing).
+type VarsFunc func(r *http.Request, tenantID, app any)
 
 // Router builds a catch-all site serving every tenant with cfg; vars, when
 // set, learns each request's tenant and app before it is served.
-func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, app string)) (*Router, error) {
+func (g *Gateway) Router(cfg SiteConfig, vars VarsFunc) (*Router, error) {
 	if _, err := siteMode(cfg); err != nil {
 		return nil, err
 	}
@@ -387,8 +456,9 @@ func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, ap
 	for _, id := range ts.registry.IDs() {
 		t, _ := ts.registry.Tenant(id)
 		old := t.Value.(*view)
-		v := &view{g: old.g, t: old.t, sites: slices.Clone(old.sites), stored: old.stored}
-		v.serveWith(rt)
+		// A view not yet built builds with every router; one built
+		// already gives way to a new one, which does.
+		v := &view{t: old.t, stored: old.stored, id: old.id, root: old.root}
 		views = append(views, v.registered())
 	}
 	if err := ts.registry.PutAll(views); err != nil {
@@ -400,29 +470,50 @@ func (g *Gateway) Router(cfg SiteConfig, vars func(r *http.Request, tenantID, ap
 
 // ServeHTTP serves the request as its host's tenant site does.
 func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) error {
+	site, v, lazy, status := rt.resolve(r)
+	switch {
+	case status != 0:
+		identity.StripHeaders(r.Header)
+		plain(w, status)
+		return nil
+	case site == nil:
+		// The router's configuration was checked when it was built.
+		return fmt.Errorf("serving tenant %s: %w", v.t.ID, v.err)
+	}
+	if rt.vars != nil {
+		rt.vars(r, v.id, lazy.name)
+	}
+	return site.ServeHTTP(w, r, next)
+}
+
+// resolve finds the site of r's host: its tenant's view and site, or the
+// status that answers a host of no tenant (404) or a Host of another site
+// than the TLS server name (421). It is what the catch-all adds to the
+// gated path.
+func (rt *Router) resolve(r *http.Request) (*Site, *view, *lazySite, int) {
 	h, ok := rt.tenants.registry.Lookup(r.Host)
 	if !ok {
-		identity.StripHeaders(r.Header)
-		plain(w, http.StatusNotFound)
-		return nil
+		return nil, nil, nil, http.StatusNotFound
 	}
 	if r.TLS != nil {
 		// The certificate was chosen for the server name: a Host of
 		// another site on that connection is misdirected (RFC 9110 15.5.20).
 		if sni, ok := rt.tenants.registry.Lookup(r.TLS.ServerName); !ok || sni != h {
-			plain(w, http.StatusMisdirectedRequest)
-			return nil
+			return nil, nil, nil, http.StatusMisdirectedRequest
 		}
 	}
-	site, err := h.Tenant.Value.(*view).sites[rt.index][h.App].get()
+	v := h.Tenant.Value.(*view)
+	b, err := v.serving()
 	if err != nil {
-		// The router's configuration was checked when it was built.
-		return fmt.Errorf("serving tenant %s, %s: %w", h.Tenant.ID, h.App, err)
+		return nil, v, nil, 0
 	}
-	if rt.vars != nil {
-		rt.vars(r, h.Tenant.ID, h.App)
+	lazy := b.site(rt.index, h.App)
+	site, err := lazy.get()
+	if err != nil {
+		v.err = err
+		return nil, v, nil, 0
 	}
-	return site.ServeHTTP(w, r, next)
+	return site, v, lazy, 0
 }
 
 // plain answers with status and its text, nothing else.
@@ -430,7 +521,7 @@ func plain(w http.ResponseWriter, status int) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.WriteHeader(status)
-	_, _ = fmt.Fprintln(w, http.StatusText(status))
+	_, _ = fmt.Fprintln(w, http.StatusText(status)) //nolint:gosec // a status text, as plain text
 }
 
 // ServesHost reports whether name (a TLS server name) is a host of a
@@ -443,8 +534,8 @@ func (g *Gateway) ServesHost(name string) bool {
 // TenantOrigin is the origin of tenant id's portal ("" when no tenant has
 // the id).
 func (g *Gateway) TenantOrigin(id string) string {
-	if v, ok := g.tenantView(id); ok {
-		return v.g.portal.origin
+	if v, ok := g.viewOf(id); ok {
+		return v.portal.origin
 	}
 	return ""
 }

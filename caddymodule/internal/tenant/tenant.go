@@ -78,6 +78,11 @@ func (r *Registry) Lookup(host string) (Host, bool) {
 	if canonical(host) {
 		return Host{}, false
 	}
+	if name, ok := withoutPort(host); ok && canonical(name) {
+		// host:port, the name canonical: found without an allocation.
+		h, ok := s.hosts[name]
+		return h, ok
+	}
 	name, err := Normalize(host)
 	if err != nil {
 		return Host{}, false
@@ -209,6 +214,21 @@ var (
 	validID  = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 	validApp = regexp.MustCompile(`^[a-z0-9][a-z0-9-]{0,62}$`)
 )
+
+// withoutPort is host without a :port after a name (not an IPv6
+// address), if it has one.
+func withoutPort(host string) (string, bool) {
+	i := strings.LastIndexByte(host, ':')
+	if i <= 0 || i == len(host)-1 || strings.IndexByte(host[:i], ':') >= 0 || host[0] == '[' {
+		return "", false
+	}
+	for _, c := range []byte(host[i+1:]) {
+		if c < '0' || c > '9' {
+			return "", false
+		}
+	}
+	return host[:i], true
+}
 
 // canonical reports whether host is spelled as Normalize spells a name: a
 // lookup of one that is not in the map needs no second try.

@@ -152,6 +152,14 @@ func BenchmarkLookup(b *testing.B) {
 			}
 		}
 	})
+	b.Run("with-port", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, ok := r.Lookup("courses.client7777.example:8443"); !ok {
+				b.Fatal("not found")
+			}
+		}
+	})
 	b.Run("unknown", func(b *testing.B) {
 		b.ReportAllocs()
 		for b.Loop() {
