@@ -271,7 +271,7 @@ func provisionTenants(b *testing.B, n int) (*Handler, uint64) {
 		for _, app := range []string{"courses", "communities", "affiliates"} {
 			t.Apps[app] = fmt.Sprintf("http://%s.client%d.example", app, i)
 		}
-		if err := st.PutTenant(context.Background(), t); err != nil {
+		if err := st.AddTenant(context.Background(), t); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -95,7 +95,7 @@ func (e *env) seedTenants(name string, n int) (seeded, error) {
 		for _, app := range []string{"courses", "communities", "affiliates"} {
 			t.Apps[app] = fmt.Sprintf("http://%s.client%d.example", app, i)
 		}
-		if err := st.PutTenant(ctx, t); err != nil {
+		if err := st.AddTenant(ctx, t); err != nil {
 			return seeded{}, err
 		}
 	}

@@ -32,6 +32,10 @@ type Claims struct {
 	Name     string        `json:"name,omitempty"`
 	Type     identity.Type `json:"type,omitempty"`
 	Location string        `json:"location,omitempty"`
+	// Tenant is the sub-account whose app the request is for, when the
+	// gateway serves tenants: an app verifying assertions of many tenants
+	// tells them apart by it, and an assertion of one is not another's.
+	Tenant string `json:"tenant,omitempty"`
 }
 
 // Signer signs assertions with the first key; every key is published.
@@ -78,9 +82,9 @@ func NewSigner(issuer string, ttl time.Duration, now func() time.Time, keys ...K
 	return &Signer{keys: keys, issuer: issuer, ttl: ttl, now: now, jwks: jwks}, nil
 }
 
-// Sign returns an assertion that u is making a request to app, and when it
-// expires.
-func (s *Signer) Sign(app string, u identity.User) (string, time.Time, error) {
+// Sign returns an assertion that u is making a request to app of tenant
+// ("" for none), and when it expires.
+func (s *Signer) Sign(tenant, app string, u identity.User) (string, time.Time, error) {
 	now := s.now().Truncate(time.Second)
 	exp := now.Add(s.ttl)
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, Claims{
@@ -91,7 +95,7 @@ func (s *Signer) Sign(app string, u identity.User) (string, time.Time, error) {
 			ExpiresAt: jwt.NewNumericDate(exp),
 			IssuedAt:  jwt.NewNumericDate(now),
 		},
-		Email: u.Email, Name: u.Name, Type: u.Type, Location: u.Location,
+		Email: u.Email, Name: u.Name, Type: u.Type, Location: u.Location, Tenant: tenant,
 	})
 	tok.Header["kid"] = s.keys[0].ID
 	tok.Header["typ"] = TokenType

@@ -47,12 +47,12 @@ func TestSign_VerifiesWithTheJWKSAlone(t *testing.T) {
 		t.Fatal(err)
 	}
 	u := identity.User{ID: "c_1", Email: "ada@example.com", Name: "Ada", Type: identity.Contact, Location: "loc_1"}
-	tok, exp, err := s.Sign("courses", u)
+	tok, exp, err := s.Sign("acme", "courses", u)
 	if err != nil || !exp.Equal(clk.Now().Add(time.Minute)) {
 		t.Fatalf("Sign: %v, exp %v", err, exp)
 	}
 	claims, err := VerifyWithJWKS(t, s.JWKS(), tok, "courses", clk.Now)
-	if err != nil || claims.Subject != "c_1" || claims.Location != "loc_1" || claims.Type != identity.Contact {
+	if err != nil || claims.Subject != "c_1" || claims.Location != "loc_1" || claims.Type != identity.Contact || claims.Tenant != "acme" {
 		t.Fatalf("verify: %v %+v", err, claims)
 	}
 	if _, err := VerifyWithJWKS(t, s.JWKS(), tok, "communities", clk.Now); err == nil {

@@ -68,11 +68,12 @@ func staffOnly(h staffHandler) siteHandler {
 		if err != nil {
 			return err
 		}
+		// A tenant's dashboard is its staff's and the agency's; the default
+		// one is not the staff's of a tenant.
+		if st.Role == identity.SubaccountUser && !s.g.ownsLocation(st.Location) {
+			return problemOtherTenant
+		}
 		if s.g.tenant != "" {
-			// A tenant's dashboard is its staff's and the agency's.
-			if st.Role == identity.SubaccountUser && st.Location != s.g.tenant {
-				return problemOtherTenant
-			}
 			st.within = s.g.tenant
 		}
 		noStore(w)
@@ -106,7 +107,7 @@ func (s *Site) dashboardPage(w http.ResponseWriter, status int, name string, dat
 func (s *Site) staffInfo(st Staff) portal.StaffInfo {
 	return portal.StaffInfo{
 		Name: st.Username, Role: string(st.Role), Location: st.Location, Portal: s.g.look.Title,
-		Tenants: st.Role == identity.AgencyUser,
+		Tenants: st.Role == identity.AgencyUser && s.g.servesTenants(),
 		Agency:  st.Role == identity.AgencyUser, CSRF: s.g.csrfToken("dashboard", st.Username),
 		Outbox: s.g.cfg.Outbox != nil && st.Role == identity.AgencyUser, Mailer: s.g.mail != nil,
 	}

@@ -112,8 +112,14 @@ func (s *Site) session(r *http.Request) (string, *session.Entry, error) {
 		return "", nil, session.ErrNoSession
 	}
 	e, err := s.g.cfg.Sessions.Lookup(r.Context(), id, s.g.tenant, s.app.name)
-	if err == nil && e.CreatedAt().Before(s.g.since) {
+	switch {
+	case err != nil:
+	case e.CreatedAt().Before(s.g.since):
 		// A session of an earlier tenant of this id, removed since.
+		return id, nil, session.ErrNoSession
+	case s.g.tenant == "" && e.User.Location != "" && !s.g.ownsLocation(e.User.Location):
+		// On the default portal, a session of someone whose location has
+		// become a tenant since: they are that tenant's now.
 		return id, nil, session.ErrNoSession
 	}
 	return id, e, err
@@ -141,7 +147,7 @@ func (s *Site) assertion(id string, e *session.Entry) (string, error) {
 	if c, ok := s.assertions.Get(id); ok && now.Before(c.until) {
 		return c.token, nil
 	}
-	tok, exp, err := s.g.cfg.Asserter.Sign(s.app.name, e.User)
+	tok, exp, err := s.g.cfg.Asserter.Sign(s.g.tenant, s.app.name, e.User)
 	if err != nil {
 		return "", err
 	}

@@ -301,7 +301,7 @@ func (g *Gateway) decoySignIn(ctx context.Context, browser, address string) erro
 		return err
 	}
 	_, err = g.cfg.SignIns.PutSignIn(ctx, store.SignIn{Browser: browser, Address: address, CodeHash: hash, Decoy: true,
-		Link: store.Grant{ID: "decoy-" + id, Expires: g.now().Add(g.signInTTL() + link.Leeway)}})
+		Link: store.Grant{ID: "decoy-" + id, Tenant: g.tenant, Expires: g.now().Add(g.signInTTL() + link.Leeway)}})
 	return err
 }
 
@@ -477,11 +477,9 @@ func (s *Site) signInWithCode(w http.ResponseWriter, r *http.Request, _ routeHit
 	if failures >= codeFailuresPerAddress {
 		return s.g.endGuessedSignIn(ctx, browser)
 	}
-	if si.Link.Tenant != s.g.tenant {
-		// A sign-in asked on another tenant's portal is not this one's.
-		return problemCodeGone
-	}
-	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 {
+	// A sign-in asked on another tenant's portal is not this one's: its
+	// code is wrong here, answered as any wrong code is.
+	if !hmac.Equal(s.g.codeHash(browser, code), si.CodeHash) || len(code) != 6 || si.Link.Tenant != s.g.tenant {
 		s.g.metrics.SignIns.WithLabelValues("code_wrong").Inc()
 		s.g.audit.codeRejected(si.Link.User.ID, si.Link.ID, ip, si.Tries)
 		n, err := s.g.cfg.SignIns.AddCodeFailure(ctx, si.Address, s.g.now().Add(codeFailureWindow))

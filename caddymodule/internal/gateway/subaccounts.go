@@ -39,7 +39,8 @@ func (s *Site) subaccountsPage(w http.ResponseWriter, r *http.Request, st Staff)
 
 func (s *Site) subaccountsData(st Staff, after string) portal.Subaccounts {
 	data := portal.Subaccounts{Staff: s.staffInfo(st), Here: s.g.tenant, CanChange: s.g.tenant == "", Tenants: []portal.TenantRow{}}
-	for _, id := range s.g.tenants.registry.IDs() {
+	for _, t := range s.g.tenants.registry.All() {
+		id := t.ID
 		if id <= after {
 			continue
 		}
@@ -47,7 +48,7 @@ func (s *Site) subaccountsData(st Staff, after string) portal.Subaccounts {
 			data.More = DashboardPath + "subaccounts?" + url.Values{"after": {data.Tenants[len(data.Tenants)-1].ID}}.Encode()
 			break
 		}
-		v, _ := s.g.tenantView(id)
+		v := t.Value.(*view)
 		tg, ok := v.gateway()
 		if !ok {
 			continue

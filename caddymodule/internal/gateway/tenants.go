@@ -155,7 +155,12 @@ func (g *Gateway) startTenants() error {
 			return err
 		}
 	}
+	seen := map[string]bool{}
 	for _, t := range g.cfg.Tenants {
+		if seen[t.ID] {
+			return fmt.Errorf("portalgate: tenant %s is declared twice", t.ID)
+		}
+		seen[t.ID] = true
 		t.Static = true
 		if err := g.serveTenant(t); err != nil {
 			return err
@@ -168,18 +173,33 @@ func (g *Gateway) startTenants() error {
 	if err := g.SyncTenants(ctx); err != nil {
 		g.log.Error("reading the tenants", zap.Error(err))
 	}
-	if g.cfg.TenantPoll > 0 {
-		var poll context.Context
-		poll, ts.stopPoll = context.WithCancel(context.Background())
-		go g.pollTenants(poll, g.cfg.TenantPoll)
-	}
 	return nil
+}
+
+// startPolling polls the store for tenants changed on other instances,
+// from the first catch-all site on (without one no tenant is served);
+// ts.mu is held.
+func (g *Gateway) startPolling() {
+	ts := g.tenants
+	if g.cfg.TenantPoll <= 0 || ts.stopPoll != nil {
+		return
+	}
+	var poll context.Context
+	poll, ts.stopPoll = context.WithCancel(context.Background())
+	go g.pollTenants(poll, g.cfg.TenantPoll)
 }
 
 // stopTenants ends the polling of the store.
 func (g *Gateway) stopTenants() {
-	if ts := g.tenants; ts != nil && ts.stopPoll != nil {
-		ts.stopPoll()
+	ts := g.tenants
+	if ts == nil {
+		return
+	}
+	ts.mu.Lock()
+	stop := ts.stopPoll
+	ts.mu.Unlock()
+	if stop != nil {
+		stop()
 	}
 }
 
@@ -229,6 +249,14 @@ func (g *Gateway) serveTenantAs(t Tenant, stored *store.Tenant) error {
 	return ts.registry.Put(v.registered())
 }
 
+// putView puts a checked view in the registry.
+func (g *Gateway) putView(v *view) error {
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return ts.registry.Put(v.registered())
+}
+
 // serveStoredAll serves stored tenants in one change of the registry (a
 // start with thousands of them is one snapshot, not one per tenant), or,
 // when one of them cannot be served, each on its own, and says which
@@ -251,11 +279,36 @@ func (g *Gateway) serveStoredAll(sts []store.Tenant) map[string]error {
 		return failed
 	}
 	for _, r := range regs {
-		if err := ts.registry.Put(r); err != nil {
+		err := ts.registry.Put(r)
+		if errors.Is(err, tenant.ErrHostTaken) && ts.winsHosts(r) {
+			// Two instances each let a tenant take one host within a poll:
+			// every instance gives it to the first added of them.
+			for _, h := range ts.registry.Holders(r) {
+				ts.registry.Remove(h.ID)
+				failed[h.ID] = fmt.Errorf("%w by tenant %s, added before it", tenant.ErrHostTaken, r.ID)
+			}
+			err = ts.registry.Put(r)
+		}
+		if err != nil {
 			failed[r.ID] = err
 		}
 	}
 	return failed
+}
+
+// winsHosts reports whether r, a stored tenant, was added before every
+// stored tenant holding a host of its (then by id); a tenant of the
+// configuration always keeps its hosts.
+func (ts *tenants) winsHosts(r tenant.Tenant) bool {
+	mine := r.Value.(*view)
+	for _, h := range ts.registry.Holders(r) {
+		theirs := h.Value.(*view)
+		if theirs.stored == nil || theirs.t.Since.Before(mine.t.Since) ||
+			(theirs.t.Since.Equal(mine.t.Since) && theirs.t.ID < mine.t.ID) {
+			return false
+		}
+	}
+	return true
 }
 
 // forgetTenant stops serving tenant id: its hosts resolve to nothing.
@@ -293,7 +346,7 @@ func (g *Gateway) completeTenant(t Tenant) (Tenant, error) {
 		return t, where(err)
 	}
 	apps := t.Apps
-	if len(apps) == 0 && g.tenants.pattern != nil {
+	if len(apps) == 0 && g.tenants.pattern != nil && g.tenants.pattern.NamesApps() {
 		// No apps of its own: the configured ones, at the pattern's hosts.
 		for _, name := range g.appNames {
 			apps = append(apps, AppURL{Name: name})
@@ -465,6 +518,7 @@ func (g *Gateway) Router(cfg SiteConfig, vars VarsFunc) (*Router, error) {
 		return nil, err
 	}
 	ts.routers = append(ts.routers, rt)
+	g.root().startPolling()
 	return rt, nil
 }
 
@@ -478,7 +532,11 @@ func (rt *Router) ServeHTTP(w http.ResponseWriter, r *http.Request, next Next) e
 		return nil
 	case site == nil:
 		// The router's configuration was checked when it was built.
-		return fmt.Errorf("serving tenant %s: %w", v.t.ID, v.err)
+		_, err := v.serving()
+		if err == nil {
+			_, err = lazy.get()
+		}
+		return fmt.Errorf("serving tenant %s: %w", v.t.ID, err)
 	}
 	if rt.vars != nil {
 		rt.vars(r, v.id, lazy.name)
@@ -508,12 +566,10 @@ func (rt *Router) resolve(r *http.Request) (*Site, *view, *lazySite, int) {
 		return nil, v, nil, 0
 	}
 	lazy := b.site(rt.index, h.App)
-	site, err := lazy.get()
-	if err != nil {
-		v.err = err
-		return nil, v, nil, 0
+	if _, err := lazy.get(); err != nil {
+		return nil, v, lazy, 0
 	}
-	return site, v, lazy, 0
+	return lazy.site, v, lazy, 0
 }
 
 // plain answers with status and its text, nothing else.
@@ -538,4 +594,13 @@ func (g *Gateway) TenantOrigin(id string) string {
 		return v.portal.origin
 	}
 	return ""
+}
+
+// servesTenants reports whether tenants can be served: a catch-all site,
+// or a tenant.
+func (g *Gateway) servesTenants() bool {
+	ts := g.tenants
+	ts.mu.Lock()
+	defer ts.mu.Unlock()
+	return len(ts.routers) > 0 || ts.registry.Len() > 0
 }

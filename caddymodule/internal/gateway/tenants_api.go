@@ -171,16 +171,15 @@ func (g *Gateway) apiTenants(_ context.Context, c apiCall) (int, any, error) {
 		// Next, when there may be more, is the after of the next page.
 		Next string `json:"next,omitempty"`
 	}{Tenants: []store.Tenant{}}
-	for _, id := range g.tenants.registry.IDs() {
-		if id <= after {
+	for _, t := range g.tenants.registry.All() {
+		if t.ID <= after {
 			continue
 		}
 		if len(out.Tenants) == limit {
 			out.Next = out.Tenants[limit-1].ID
 			break
 		}
-		v, _ := g.tenantView(id)
-		out.Tenants = append(out.Tenants, storedOf(v))
+		out.Tenants = append(out.Tenants, storedOf(t.Value.(*view)))
 	}
 	return http.StatusOK, out, nil
 }
@@ -219,16 +218,32 @@ func (g *Gateway) PutTenant(ctx context.Context, t store.Tenant, replace bool, b
 	default:
 		t.Since = g.now().UTC().Truncate(time.Microsecond)
 	}
-	if err := g.serveStored(t); err != nil {
+	// Checked first, then kept, then served: a tenant is served only once
+	// the store holds it, for every instance.
+	v, err := g.root().newView(g.tenantOf(t), &t)
+	if err == nil {
+		err = g.tenants.registry.Check(v.registered())
+	}
+	if err != nil {
 		return store.Tenant{}, badRequest(err.Error())
 	}
-	if err := g.cfg.Directory.PutTenant(ctx, t); err != nil {
-		// Not kept: served here it would vanish at the next poll.
-		if exists {
-			_ = g.serveStored(*old.stored)
-		} else {
-			g.forgetTenant(t.ID)
-		}
+	if replace {
+		err = g.cfg.Directory.ReplaceTenant(ctx, t)
+	} else {
+		err = g.cfg.Directory.AddTenant(ctx, t)
+	}
+	switch {
+	case errors.Is(err, store.ErrConflict) && !replace:
+		// Another instance added it first.
+		return store.Tenant{}, tenantExists(t.ID)
+	case errors.Is(err, store.ErrConflict), errors.Is(err, store.ErrNotFound):
+		// Removed, or removed and added again, on another instance.
+		return store.Tenant{}, &Problem{Status: http.StatusConflict, Code: "tenant_changed", Title: "Changed elsewhere",
+			Detail: fmt.Sprintf("tenant %q was removed or added again on another instance: read it again", t.ID)}
+	case err != nil:
+		return store.Tenant{}, err
+	}
+	if err := g.putView(v); err != nil {
 		return store.Tenant{}, err
 	}
 	g.audit.tenantChanged(by, t.ID, map[bool]string{false: "added", true: "replaced"}[exists])
@@ -259,11 +274,6 @@ func (g *Gateway) RemoveTenant(ctx context.Context, id, by string) error {
 	return nil
 }
 
-// serveStored serves a stored tenant.
-func (g *Gateway) serveStored(st store.Tenant) error {
-	return g.serveTenantAs(g.tenantOf(st), &st)
-}
-
 // SyncTenants brings the tenants served here to what the store holds, if
 // it changed since the last look: every instance sharing the store calls
 // it (Config.TenantPoll), so that a tenant added, changed or removed on
@@ -286,11 +296,13 @@ func (g *Gateway) SyncTenants(ctx context.Context) error {
 		if err != nil {
 			return err
 		}
+		if len(page) == 0 {
+			// To the end: a page may come back short when a tenant goes
+			// between its reads.
+			break
+		}
 		for _, t := range page {
 			stored[t.ID] = t
-		}
-		if len(page) < store.MaxTenantsPage {
-			break
 		}
 		after = page[len(page)-1].ID
 	}
@@ -313,6 +325,8 @@ func (g *Gateway) SyncTenants(ctx context.Context) error {
 		}
 		changed = append(changed, st)
 	}
+	// A tenant that cannot be served (its host another's, added before
+	// it) is said once, not at every poll.
 	for id, err := range g.serveStoredAll(changed) {
 		g.log.Error("serving a stored tenant", zap.String("tenant", id), zap.Error(err))
 	}

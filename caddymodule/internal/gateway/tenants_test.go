@@ -487,3 +487,100 @@ func TestTenants_HostPatternGivesTheHostsATenantNamesNoneOf(t *testing.T) {
 		}
 	}
 }
+
+// On a tenant's portal, the code step tells a contact of the tenant from
+// a stranger nothing either: the stranger's decoy sign-in is the
+// tenant's own, answered wrong code for wrong code alike.
+func TestTenants_CodeStepOnATenantsPortalTellsKnownFromUnknownNothing(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants(), withOutbox(), withRateLimit(0))
+	if err := g.store.PutContacts(context.Background(), []store.Contact{{ID: "c_acme_pat", Email: "pat@example.com", Name: "Pat", Location: "acme"}}); err != nil {
+		t.Fatal(err)
+	}
+	portalURL := g.at("portal.acme")
+	post := func(c *http.Client, path string, v url.Values) resp {
+		return g.send(c, http.MethodPost, portalURL+path, strings.NewReader(v.Encode()), browser,
+			"Content-Type: application/x-www-form-urlencoded", "Origin: "+portalURL)
+	}
+	ask := func(c *http.Client, address string) resp {
+		form := g.do(c, http.MethodGet, portalURL+signInPath, browser)
+		return post(c, signInPath, url.Values{"csrf": {web.CSRF(t, form.Body)}, "email": {address}})
+	}
+	known, unknown := g.via(), g.via()
+	kp, up := ask(known, "pat@example.com"), ask(unknown, "nobody@example.com")
+	g.mails("pat@example.com", 1)
+	for try := 1; try <= 3; try++ {
+		kr := post(known, signInCodePath, url.Values{"csrf": {web.CSRF(t, kp.Body)}, "code": {"000000"}})
+		ur := post(unknown, signInCodePath, url.Values{"csrf": {web.CSRF(t, up.Body)}, "code": {"000000"}})
+		if kr.StatusCode != ur.StatusCode || kr.StatusCode != http.StatusBadRequest {
+			t.Fatalf("wrong code %d: known %d, unknown %d: %s", try, kr.StatusCode, ur.StatusCode, ur.Body)
+		}
+		kp, up = kr, ur
+	}
+}
+
+// A sub-account user of a tenant has no default dashboard, and on the
+// default portal the sessions of a tenant's people open nothing.
+func TestTenants_DefaultPortalIsNotATenantsPeoples(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t, withTenants(), withStaff(), func(s *setup) {
+		s.cfg.Staff = append(s.cfg.Staff, Staff{Username: "acme-staff", Role: identity.SubaccountUser, Location: "acme"})
+	})
+	if r := g.staff("acme-staff").get(DashboardPath); r.StatusCode != http.StatusForbidden {
+		t.Fatalf("acme's staff on the default dashboard: %d", r.StatusCode)
+	}
+	// A session begun on the default portal for someone of location
+	// "gamma", which then becomes a tenant, opens nothing there.
+	u := userOf("c_g")
+	u.Location = "gamma"
+	l := g.mint(MintRequest{App: "courses", User: u})
+	before := web.SignIn(t, l.URL)
+	if r := g.do(before, http.MethodGet, "http://"+g.courses+"/", "Accept: application/json"); r.StatusCode != http.StatusOK {
+		t.Fatalf("before gamma is a tenant: %d", r.StatusCode)
+	}
+	if _, err := g.gw.PutTenant(context.Background(), store.Tenant{ID: "gamma", Portal: g.at("portal.gamma")}, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if r := g.do(before, http.MethodGet, "http://"+g.courses+"/", "Accept: application/json"); r.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("once gamma is a tenant: %d", r.StatusCode)
+	}
+}
+
+// Two instances that each let a tenant take one host before either saw
+// the other's (within a poll) agree, once they look at the store, on the
+// tenant added first; a replace from an instance that has not seen a
+// removal puts nothing back.
+func TestTenantsAPI_InstancesAgreeOnAHostTwoTenantsTookAtOnce(t *testing.T) {
+	t.Parallel()
+	var shared store.Store
+	open := withStore(func(now func() time.Time) store.Store {
+		if shared == nil {
+			shared = memory.New(now)
+		}
+		return shared
+	})
+	one := newTestGateway(t, open)
+	two := newTestGateway(t, open)
+	ctx := context.Background()
+	if _, err := one.gw.PutTenant(ctx, store.Tenant{ID: "x", Portal: "https://portal.shared.example"}, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	two.clock.Advance(time.Second)
+	if _, err := two.gw.PutTenant(ctx, store.Tenant{ID: "y", Portal: "https://portal.shared.example"}, false, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, g := range []*testGateway{one, two} {
+		if err := g.gw.SyncTenants(ctx); err != nil {
+			t.Fatal(err)
+		}
+		h, ok := g.gw.tenants.registry.Lookup("portal.shared.example")
+		if !ok || h.Tenant.ID != "x" {
+			t.Fatalf("the shared host resolves to %+v, %v; want x, added first", h, ok)
+		}
+	}
+	// Removed on one, replaced on the other before it looked: refused.
+	one.apiCall(http.MethodDelete, "tenants/x", "", http.StatusOK)
+	if r := two.api(http.MethodPut, "tenants/x", `{"portal":"https://portal.shared.example"}`); r.StatusCode != http.StatusConflict || !strings.Contains(r.Body, "another instance") {
+		t.Fatalf("a replace of a removed tenant: %d %s", r.StatusCode, r.Body)
+	}
+}

@@ -76,8 +76,8 @@ func (b Brand) Check() error {
 	if b.Logo != "" && CheckImageURL(b.Logo) != nil {
 		return fmt.Errorf("brand logo %q is not an https URL", b.Logo)
 	}
-	if len(b.Title) > 100 || len(b.Sender) > 100 || strings.ContainsFunc(b.Title+b.Sender, unicode.IsControl) {
-		return errors.New("a brand's name and sender name are at most 100 bytes, on one line")
+	if len(b.Sender) > 100 || strings.ContainsFunc(b.Title+b.Sender, unicode.IsControl) {
+		return errors.New("a brand's name and sender name are on one line, the sender name at most 100 bytes")
 	}
 	if b.Support != "" {
 		if _, err := mail.ParseEmail(b.Support); err != nil {

@@ -195,8 +195,13 @@ type Directory interface {
 	// returns the new version; ErrConflict when another write came first.
 	SetMenu(ctx context.Context, tenant string, items []MenuItem, version int64) (int64, error)
 
-	// PutTenant adds a tenant, or replaces the one with its id.
-	PutTenant(ctx context.Context, t Tenant) error
+	// AddTenant adds a tenant; ErrConflict when one has its id already
+	// (another instance added it first).
+	AddTenant(ctx context.Context, t Tenant) error
+	// ReplaceTenant replaces the tenant of t's id if it is still the one
+	// added at t.Since: ErrNotFound when there is none (it was removed),
+	// ErrConflict when it is another (removed and added again since).
+	ReplaceTenant(ctx context.Context, t Tenant) error
 	// DeleteTenant removes tenant id; ErrNotFound when there is none.
 	DeleteTenant(ctx context.Context, id string) error
 	// Tenants returns the tenants whose ids sort after after, in id order,

@@ -50,16 +50,19 @@ func ParsePattern(raw string) (Pattern, error) {
 	return p, nil
 }
 
-// Host is the host the pattern gives app ("" or PortalApp for the
-// portal) of tenant id, as Normalize spells it; an error when the pattern
-// names no such site (an app, in a pattern of portals) or the id cannot be
-// a label of a host name (an underscore: give the tenant hosts of its own).
+// Host is the host the pattern gives app (PortalApp for the portal, whose
+// {app} label is "portal") of tenant id, as Normalize spells it; an error
+// when the pattern names no such site (an app, in a pattern of portals) or
+// the id cannot be a label of a host name (an underscore: give the tenant
+// hosts of its own).
 func (p Pattern) Host(id, app string) (string, error) {
-	if app == PortalApp {
+	switch {
+	case app == PortalApp && p.app >= 0:
+		// {app}.{tenant}...: the portal is portal.{tenant}...
+	case app == PortalApp:
 		app = ""
-	}
-	if (app == "") != (p.app < 0) {
-		return "", fmt.Errorf("host pattern %s names no site of app %q", p, app)
+	case p.app < 0:
+		return "", fmt.Errorf("host pattern %s names portals only, not app %q: give the app a URL", p, app)
 	}
 	labels := slices.Clone(p.labels)
 	labels[p.tenant] = id
@@ -72,6 +75,9 @@ func (p Pattern) Host(id, app string) (string, error) {
 	}
 	return host, nil
 }
+
+// NamesApps reports whether the pattern has an {app} label.
+func (p Pattern) NamesApps() bool { return p.app >= 0 }
 
 // String is the pattern as written, in lower case.
 func (p Pattern) String() string {

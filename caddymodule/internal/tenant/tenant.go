@@ -97,6 +97,16 @@ func (r *Registry) Tenant(id string) (*Tenant, bool) {
 	return t, ok
 }
 
+// All are the tenants the registry holds, of one snapshot, by id.
+func (r *Registry) All() []*Tenant {
+	s := r.snap.Load()
+	out := make([]*Tenant, 0, len(s.tenants))
+	for _, id := range slices.Sorted(maps.Keys(s.tenants)) {
+		out = append(out, s.tenants[id])
+	}
+	return out
+}
+
 // IDs are the ids of the tenants the registry holds, sorted.
 func (r *Registry) IDs() []string { return slices.Sorted(maps.Keys(r.snap.Load().tenants)) }
 
@@ -106,6 +116,38 @@ func (r *Registry) Len() int { return len(r.snap.Load().tenants) }
 // ErrHostTaken means a host is another tenant's already: one host is one
 // tenant's site, so no tenant can take over another's.
 var ErrHostTaken = errors.New("the host is another tenant's")
+
+// Check reports whether Put would take t now: its hosts valid, and none
+// another tenant's.
+func (r *Registry) Check(t Tenant) error {
+	mine := map[string]Host{}
+	if _, err := prepare(t, mine); err != nil {
+		return err
+	}
+	old := r.snap.Load()
+	for name := range mine {
+		if held, taken := old.hosts[name]; taken && held.Tenant.ID != t.ID {
+			return fmt.Errorf("%w: %s is a host of tenant %s", ErrHostTaken, name, held.Tenant.ID)
+		}
+	}
+	return nil
+}
+
+// Holders are the tenants other than t that hold a host of t's.
+func (r *Registry) Holders(t Tenant) []*Tenant {
+	mine := map[string]Host{}
+	if _, err := prepare(t, mine); err != nil {
+		return nil
+	}
+	old := r.snap.Load()
+	var out []*Tenant
+	for name := range mine {
+		if held, taken := old.hosts[name]; taken && held.Tenant.ID != t.ID && !slices.Contains(out, held.Tenant) {
+			out = append(out, held.Tenant)
+		}
+	}
+	return out
+}
 
 // Put adds t, or replaces the tenant with its id, with its hosts
 // normalised. It refuses a host that another tenant holds, or that t
@@ -133,7 +175,7 @@ func (r *Registry) PutAll(ts []Tenant) error {
 	defer r.mu.Unlock()
 	old := r.snap.Load()
 	for name, h := range mine {
-		if held, taken := old.hosts[name]; taken && held.Tenant.ID != h.Tenant.ID {
+		if held, taken := old.hosts[name]; taken && held.Tenant.ID != h.Tenant.ID && !ids[held.Tenant.ID] {
 			return fmt.Errorf("%w: %s is a host of tenant %s", ErrHostTaken, name, held.Tenant.ID)
 		}
 	}

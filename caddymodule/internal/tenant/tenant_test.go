@@ -203,12 +203,12 @@ func TestPattern_GivesEachTenantsSitesTheirHosts(t *testing.T) {
 		host, fail string
 	}{
 		{p: apps, id: "acme", app: "courses", host: "courses.acme.portals.agency.example"},
-		{p: apps, id: "Acme", app: tenant.PortalApp, fail: "names no site"},
+		{p: apps, id: "Acme", app: tenant.PortalApp, host: "portal.acme.portals.agency.example"},
 		{p: apps, id: "ACME", app: "courses", host: "courses.acme.portals.agency.example"},
 		{p: apps, id: "loc_1", app: "courses", fail: "name no host"},
 		{p: apps, id: "a.b", app: "courses", fail: "name no host"},
 		{p: portals, id: "acme", app: tenant.PortalApp, host: "acme.portals.agency.example"},
-		{p: portals, id: "acme", app: "courses", fail: "names no site"},
+		{p: portals, id: "acme", app: "courses", fail: "names portals only"},
 	} {
 		host, err := c.p.Host(c.id, c.app)
 		if c.fail != "" {

@@ -275,22 +275,54 @@ func readMenu(tx *bbolt.Tx, tenant string) (store.Menu, error) {
 	return m, nil
 }
 
-// PutTenant implements store.Directory.
-func (s *Store) PutTenant(_ context.Context, t store.Tenant) error {
+// AddTenant implements store.Directory.
+func (s *Store) AddTenant(_ context.Context, t store.Tenant) error {
+	return s.putTenant(t, func(old []byte) error {
+		if old != nil {
+			return store.ErrConflict
+		}
+		return nil
+	})
+}
+
+// ReplaceTenant implements store.Directory.
+func (s *Store) ReplaceTenant(_ context.Context, t store.Tenant) error {
+	return s.putTenant(t, func(old []byte) error {
+		if old == nil {
+			return store.ErrNotFound
+		}
+		var was store.Tenant
+		if err := json.Unmarshal(old, &was); err != nil {
+			return fmt.Errorf("decoding tenant %s: %w", t.ID, err)
+		}
+		if !was.Since.Equal(t.Since) {
+			return store.ErrConflict
+		}
+		return nil
+	})
+}
+
+// putTenant writes t if may, given the record of its id (nil for none),
+// allows it, in one transaction.
+func (s *Store) putTenant(t store.Tenant, may func(old []byte) error) error {
 	v, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encoding tenant: %w", err)
 	}
 	err = s.db.Update(func(tx *bbolt.Tx) error {
-		if err := tx.Bucket(bucketTenants).Put([]byte(t.ID), v); err != nil {
+		b := tx.Bucket(bucketTenants)
+		if err := may(b.Get([]byte(t.ID))); err != nil {
+			return err
+		}
+		if err := b.Put([]byte(t.ID), v); err != nil {
 			return err
 		}
 		return tenantsChanged(tx)
 	})
-	if err != nil {
+	if err != nil && !errors.Is(err, store.ErrConflict) && !errors.Is(err, store.ErrNotFound) {
 		return fmt.Errorf("storing tenant: %w", err)
 	}
-	return nil
+	return err
 }
 
 // DeleteTenant implements store.Directory.

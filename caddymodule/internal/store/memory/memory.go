@@ -455,10 +455,30 @@ func (m *Store) SetMenu(_ context.Context, tenant string, items []store.MenuItem
 	return version + 1, nil
 }
 
-// PutTenant implements store.Directory.
-func (m *Store) PutTenant(_ context.Context, t store.Tenant) error {
+// AddTenant implements store.Directory.
+func (m *Store) AddTenant(_ context.Context, t store.Tenant) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if _, ok := m.tenants[t.ID]; ok {
+		return store.ErrConflict
+	}
+	t.Apps = maps.Clone(t.Apps)
+	m.tenants[t.ID] = t
+	m.tenantsChanged++
+	return nil
+}
+
+// ReplaceTenant implements store.Directory.
+func (m *Store) ReplaceTenant(_ context.Context, t store.Tenant) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	old, ok := m.tenants[t.ID]
+	switch {
+	case !ok:
+		return store.ErrNotFound
+	case !old.Since.Equal(t.Since):
+		return store.ErrConflict
+	}
 	t.Apps = maps.Clone(t.Apps)
 	m.tenants[t.ID] = t
 	m.tenantsChanged++

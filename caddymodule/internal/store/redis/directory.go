@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -322,21 +323,53 @@ func (s *Store) SetMenu(ctx context.Context, tenant string, items []store.MenuIt
 	return n, nil
 }
 
-// PutTenant implements store.Directory: the tenant, its id in the index
-// and the count of changes, in one transaction.
-func (s *Store) PutTenant(ctx context.Context, t store.Tenant) error {
+// putTenant writes a tenant, its id in the index and the count of
+// changes in one step, if the record of its id allows: ARGV[3] "add"
+// when there is none, "replace" when it is there and was added at ARGV[4]
+// (its since, as the JSON spells it).
+var putTenant = goredis.NewScript(`
+local old = redis.call('HGET', KEYS[1], ARGV[1])
+if ARGV[3] == 'add' and old then return 'conflict' end
+if ARGV[3] == 'replace' then
+	if not old then return 'not_found' end
+	if (cjson.decode(old)['since'] or '') ~= ARGV[4] then return 'conflict' end
+end
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[2], 0, ARGV[1])
+redis.call('INCR', KEYS[3])
+return 'ok'`)
+
+// AddTenant implements store.Directory.
+func (s *Store) AddTenant(ctx context.Context, t store.Tenant) error {
+	return s.putTenant(ctx, t, "add")
+}
+
+// ReplaceTenant implements store.Directory.
+func (s *Store) ReplaceTenant(ctx context.Context, t store.Tenant) error {
+	return s.putTenant(ctx, t, "replace")
+}
+
+func (s *Store) putTenant(ctx context.Context, t store.Tenant, mode string) error {
 	v, err := json.Marshal(t)
 	if err != nil {
 		return fmt.Errorf("encoding tenant: %w", err)
 	}
-	_, err = s.rdb.TxPipelined(ctx, func(p goredis.Pipeliner) error {
-		p.HSet(ctx, s.dirKey(keyTenants), t.ID, v)
-		p.ZAdd(ctx, s.dirKey(keyTenantIDs), goredis.Z{Member: t.ID})
-		p.Incr(ctx, s.dirKey(keyTenantsChanged))
-		return nil
-	})
-	if err != nil {
+	var since []byte
+	if !t.Since.IsZero() {
+		// As the tenant's JSON spells it (omitted when zero).
+		if since, err = json.Marshal(t.Since); err != nil {
+			return fmt.Errorf("encoding tenant: %w", err)
+		}
+	}
+	keys := []string{s.dirKey(keyTenants), s.dirKey(keyTenantIDs), s.dirKey(keyTenantsChanged)}
+	res, err := putTenant.Run(ctx, s.rdb, keys, t.ID, v, mode, strings.Trim(string(since), `"`)).Text()
+	switch {
+	case err != nil:
 		return fmt.Errorf("storing tenant: %w", err)
+	case res == "conflict":
+		return store.ErrConflict
+	case res == "not_found":
+		return store.ErrNotFound
 	}
 	return nil
 }

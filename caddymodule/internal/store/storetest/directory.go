@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -589,12 +590,15 @@ func testTenants(t *testing.T, s store.Store, clk *clock.Fake) {
 		Brand: store.TenantBrand{Color: "#0f766e", Logo: "https://cdn.acme-client.com/logo.png", SupportEmail: "help@acme-client.com", SenderName: "Acme"},
 		Since: clk.Now().UTC().Truncate(time.Microsecond)}
 	for i := range 5 {
-		if err := s.PutTenant(ctx, store.Tenant{ID: fmt.Sprintf("t%d", 4-i), Name: "T"}); err != nil {
+		if err := s.AddTenant(ctx, store.Tenant{ID: fmt.Sprintf("t%d", 4-i), Name: "T"}); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := s.PutTenant(ctx, acme); err != nil {
+	if err := s.AddTenant(ctx, acme); err != nil {
 		t.Fatal(err)
+	}
+	if err := s.AddTenant(ctx, acme); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("AddTenant of an id there is = %v, want ErrConflict", err)
 	}
 	if n := changed(); n <= n0 {
 		t.Fatalf("TenantsChanged = %d after changes, was %d", n, n0)
@@ -611,8 +615,16 @@ func testTenants(t *testing.T, s store.Store, clk *clock.Fake) {
 		t.Fatalf("Tenants after t1, 2 = %+v, %v; want t2, t3", page, err)
 	}
 	acme.Name = "Acme Academy"
-	if err := s.PutTenant(ctx, acme); err != nil {
+	if err := s.ReplaceTenant(ctx, acme); err != nil {
 		t.Fatal(err)
+	}
+	other := acme
+	other.Since = acme.Since.Add(time.Second)
+	if err := s.ReplaceTenant(ctx, other); !errors.Is(err, store.ErrConflict) {
+		t.Fatalf("ReplaceTenant of a tenant added at another time = %v, want ErrConflict", err)
+	}
+	if err := s.ReplaceTenant(ctx, store.Tenant{ID: "nobody"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReplaceTenant of no tenant = %v, want ErrNotFound", err)
 	}
 	if got, _ := s.Tenants(ctx, "", 1); len(got) != 1 || got[0].Name != "Acme Academy" {
 		t.Fatalf("a replaced tenant reads %+v", got)
@@ -623,6 +635,11 @@ func testTenants(t *testing.T, s store.Store, clk *clock.Fake) {
 	}
 	if err := s.DeleteTenant(ctx, "acme"); !errors.Is(err, store.ErrNotFound) {
 		t.Fatalf("DeleteTenant of a removed tenant = %v, want ErrNotFound", err)
+	}
+	// A replace from an instance that has not seen the removal puts
+	// nothing back.
+	if err := s.ReplaceTenant(ctx, acme); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("ReplaceTenant of a removed tenant = %v, want ErrNotFound", err)
 	}
 	if changed() <= before {
 		t.Fatal("a removal did not raise TenantsChanged")
@@ -651,5 +668,27 @@ func testSameAddressInTwoTenantsIsTwoContacts(t *testing.T, s store.Store, _ *cl
 		if err != nil || len(got) != 1 || got[0].Location != loc {
 			t.Fatalf("SearchContacts in %s = %+v, %v", loc, got, err)
 		}
+	}
+}
+
+// Instances adding one tenant id at once: one of them adds it.
+func testConcurrentAddTenantHasOneWinner(t *testing.T, s store.Store, _ *clock.Fake) {
+	const adders = 8
+	var wg sync.WaitGroup
+	var won atomic.Int32
+	for i := range adders {
+		wg.Go(func() {
+			err := s.AddTenant(context.Background(), store.Tenant{ID: "race", Name: fmt.Sprintf("n%d", i)})
+			switch {
+			case err == nil:
+				won.Add(1)
+			case !errors.Is(err, store.ErrConflict):
+				t.Errorf("AddTenant: %v", err)
+			}
+		})
+	}
+	wg.Wait()
+	if won.Load() != 1 {
+		t.Fatalf("%d of %d concurrent adds of one id won, want 1", won.Load(), adders)
 	}
 }

@@ -64,6 +64,7 @@ func Run(t *testing.T, open Factory) {
 		{"ConcurrentSetMenuHasOneWinner", testConcurrentSetMenu},
 		{"MenusOfTenantsAreTheirOwn", testMenusOfTenantsAreTheirOwn},
 		{"TenantsAreKeptListedAndRemoved", testTenants},
+		{"ConcurrentAddTenantHasOneWinner", testConcurrentAddTenantHasOneWinner},
 		{"SameAddressInTwoTenantsIsTwoContacts", testSameAddressInTwoTenantsIsTwoContacts},
 		{"SignInCodeTriesAreCountedAndEndAtTheLast", testSignInTries},
 		{"NewSignInOfAnAddressReplacesItsLast", testSignInReplaced},
