@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -28,7 +29,9 @@ import (
 
 type instance struct {
 	admin, portal, courses string // host:port
-	log                    *syncBuffer
+	// tenants is the catch-all site of the tenants.
+	tenants string
+	log     *syncBuffer
 }
 
 // freeAddrs returns n distinct free loopback addresses.
@@ -43,11 +46,12 @@ func freeAddrs(t *testing.T, n int) []string {
 
 func startInstance(t *testing.T, redisURL string, public *instance) *instance {
 	t.Helper()
-	addrs := freeAddrs(t, 3)
-	in := &instance{admin: addrs[0], portal: addrs[1], courses: addrs[2], log: &syncBuffer{}}
+	addrs := freeAddrs(t, 4)
+	in := &instance{admin: addrs[0], portal: addrs[1], courses: addrs[2], tenants: addrs[3], log: &syncBuffer{}}
 	if public == nil {
 		public = in
 	}
+	_, tenantsPort, _ := net.SplitHostPort(in.tenants)
 	cf := fmt.Sprintf(`{
 	admin %s
 	persist_config off
@@ -70,7 +74,11 @@ http://%s {
 	portalgate courses
 	respond "user={http.request.header.X-Portal-User-Id}"
 }
-`, in.admin, public.portal, public.courses, redisURL, in.portal, in.courses)
+http://:%s {
+	bind 127.0.0.1
+	portalgate
+}
+`, in.admin, public.portal, public.courses, redisURL, in.portal, in.courses, tenantsPort)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Caddyfile")
 	if err := os.WriteFile(path, []byte(cf), 0o600); err != nil {
@@ -166,6 +174,45 @@ func TestScaleOut_InstancesShareOneRedis(t *testing.T) {
 				t.Fatalf("session on %s: %d %q", in.courses, code, body)
 			}
 		}
+	})
+
+	t.Run("TenantAddedOnAIsServedOnBAndRemovedOnBoth", func(t *testing.T) {
+		_, port, _ := net.SplitHostPort(a.tenants)
+		serves := func(in *instance) int {
+			req, _ := http.NewRequest(http.MethodGet, "http://"+in.tenants+"/_portalgate/jwks.json", nil)
+			req.Host = "portal.gamma.localhost:" + port
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		admin := func(method, route, body string) int {
+			req, _ := http.NewRequest(method, "http://"+a.admin+"/portalgate/"+route, strings.NewReader(body))
+			req.Header.Set("Content-Type", "application/json")
+			res, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			res.Body.Close()
+			return res.StatusCode
+		}
+		if got := serves(b); got != http.StatusNotFound {
+			t.Fatalf("B before the tenant: %d", got)
+		}
+		if got := admin(http.MethodPost, "tenants", `{"id":"gamma","portal":"http://portal.gamma.localhost:`+port+`"}`); got != http.StatusCreated {
+			t.Fatalf("adding on A: %d", got)
+		}
+		if got := serves(a); got != http.StatusOK {
+			t.Fatalf("A once it added the tenant: %d", got)
+		}
+		// B polls the store (every 250 ms): it serves the tenant soon after.
+		testkit.Eventually(t, 10*time.Second, "B to serve the tenant A added", func() bool { return serves(b) == http.StatusOK })
+		if got := admin(http.MethodDelete, "tenants/gamma", ""); got != http.StatusOK {
+			t.Fatalf("removing on A: %d", got)
+		}
+		testkit.Eventually(t, 10*time.Second, "B to stop serving the tenant A removed", func() bool { return serves(b) == http.StatusNotFound })
 	})
 
 	t.Run("ConcurrentRedemptionsOverBothMakeOneSession", func(t *testing.T) {
