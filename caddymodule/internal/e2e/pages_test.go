@@ -95,18 +95,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 	staff, contact, visitor := b.NewContext(t), b.NewContext(t), b.NewContext(t)
 
 	// A contact to show: Ada, with a portal link she opens.
-	browsertest.Run(staff, t,
-		chromedp.Navigate("http://agency:agency-demo@localhost:8080/dashboard/generate"),
-		page("generate"),
-		chromedp.Click(chromedp.CSS("#who-new")),
-		chromedp.SendKeys(chromedp.CSS("#new_name"), "Ada Lovelace"),
-		chromedp.SendKeys(chromedp.CSS("#new_email"), "ada@example.com"),
-		chromedp.SendKeys(chromedp.CSS("#new_location"), "loc_demo"),
-		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
-		chromedp.Click(chromedp.CSS("#generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
-	)
-	portalLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	portalLink := newContactsPortalLink(staff, t, "http://agency:agency-demo@localhost:8080", "Ada Lovelace", "ada@example.com", "loc_demo")
 
 	browsertest.Run(contact, t, chromedp.Navigate(portalLink), page("home"))
 	browsertest.Run(staff, t, chromedp.Navigate("http://localhost:8080/dashboard/contacts?q=ada"), page("contacts"))
@@ -126,17 +115,7 @@ func TestBrowser_EveryPageAtDesktopAndPhoneSizes(t *testing.T) {
 	// The second sub-account, in its own brand on its own host: Grace,
 	// Acme's contact, signed in to Acme's portal.
 	acme := b.NewContext(t)
-	browsertest.Run(staff, t,
-		chromedp.Navigate("http://agency:agency-demo@portal.acme.localhost:8080/dashboard/generate"),
-		page("generate"),
-		chromedp.Click(chromedp.CSS("#who-new")),
-		chromedp.SendKeys(chromedp.CSS("#new_name"), "Grace Hopper"),
-		chromedp.SendKeys(chromedp.CSS("#new_email"), "grace@example.com"),
-		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
-		chromedp.Click(chromedp.CSS("#generate-submit")),
-		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
-	)
-	acmeLink := browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
+	acmeLink := newContactsPortalLink(staff, t, "http://agency:agency-demo@portal.acme.localhost:8080", "Grace Hopper", "grace@example.com", "")
 	if !strings.HasPrefix(acmeLink, "http://portal.acme.localhost:8080/") {
 		t.Fatalf("acme's link: %s", acmeLink)
 	}
@@ -276,4 +255,29 @@ func unreachedByTab(ctx context.Context, t *testing.T) []string {
 		}
 	}
 	return out
+}
+
+// newContactsPortalLink generates, on the dashboard of the portal at
+// origin (credentials and all), a portal link for a new contact, and
+// returns the link; a location "" is the dashboard's own (a tenant's) or
+// none.
+func newContactsPortalLink(staff context.Context, t *testing.T, origin, name, email, location string) string {
+	t.Helper()
+	steps := []chromedp.Action[chromedp.Void]{
+		chromedp.Navigate(origin + "/dashboard/generate"),
+		page("generate"),
+		chromedp.Click(chromedp.CSS("#who-new")),
+		chromedp.SendKeys(chromedp.CSS("#new_name"), name),
+		chromedp.SendKeys(chromedp.CSS("#new_email"), email),
+	}
+	if location != "" {
+		steps = append(steps, chromedp.SendKeys(chromedp.CSS("#new_location"), location))
+	}
+	steps = append(steps,
+		chromedp.SetValue(chromedp.CSS("#app"), "portal"),
+		chromedp.Click(chromedp.CSS("#generate-submit")),
+		chromedp.WaitVisible(chromedp.CSS("#magic-link")),
+	)
+	browsertest.Run(staff, t, steps...)
+	return browsertest.Get(staff, t, chromedp.Value(chromedp.CSS("#magic-link")))
 }

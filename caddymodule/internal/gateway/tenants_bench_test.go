@@ -29,8 +29,9 @@ func BenchmarkTenants_AddedOnOneInstanceServedOnAnother(b *testing.B) {
 		return redis.New(rdb, "bench:", time.Second, now)
 	}
 	poll := func(s *setup) { s.cfg.TenantPoll = 250 * time.Millisecond }
-	one := newTestGateway(b, withStore(open), poll)
-	two := newTestGateway(b, withStore(open), poll)
+	// Each with its catch-all site: an instance polls once it has one.
+	one := newTestGateway(b, withStore(open), withTenants(), poll)
+	two := newTestGateway(b, withStore(open), withTenants(), poll)
 	var worst time.Duration
 	b.ResetTimer()
 	for i := range b.N {
@@ -44,9 +45,12 @@ func BenchmarkTenants_AddedOnOneInstanceServedOnAnother(b *testing.B) {
 			b.Fatal(err)
 		}
 		added := time.Now()
-		for {
+		for deadline := added.Add(10 * time.Second); ; {
 			if _, ok := two.gw.viewOf(id); ok {
 				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("the second instance did not serve %s within 10 s", id)
 			}
 			time.Sleep(time.Millisecond)
 		}

@@ -314,13 +314,7 @@ func TestTenants_RemovedTenantsSessionsAndLinksOpenNothing(t *testing.T) {
 // hosts serve nothing anywhere.
 func TestTenantsAPI_AddedTenantIsServedHereAndOnEveryInstance(t *testing.T) {
 	t.Parallel()
-	var shared store.Store
-	open := withStore(func(now func() time.Time) store.Store {
-		if shared == nil {
-			shared = memory.New(now)
-		}
-		return shared
-	})
+	open := sharedStore()
 	one := newTestGateway(t, withTenants(), open)
 	two := newTestGateway(t, withTenants(), open)
 	body := func(g *testGateway) string {
@@ -552,13 +546,7 @@ func TestTenants_DefaultPortalIsNotATenantsPeoples(t *testing.T) {
 // removal puts nothing back.
 func TestTenantsAPI_InstancesAgreeOnAHostTwoTenantsTookAtOnce(t *testing.T) {
 	t.Parallel()
-	var shared store.Store
-	open := withStore(func(now func() time.Time) store.Store {
-		if shared == nil {
-			shared = memory.New(now)
-		}
-		return shared
-	})
+	open := sharedStore()
 	one := newTestGateway(t, open)
 	two := newTestGateway(t, open)
 	ctx := context.Background()
@@ -583,4 +571,16 @@ func TestTenantsAPI_InstancesAgreeOnAHostTwoTenantsTookAtOnce(t *testing.T) {
 	if r := two.api(http.MethodPut, "tenants/x", `{"portal":"https://portal.shared.example"}`); r.StatusCode != http.StatusConflict || !strings.Contains(r.Body, "another instance") {
 		t.Fatalf("a replace of a removed tenant: %d %s", r.StatusCode, r.Body)
 	}
+}
+
+// sharedStore is one memory store for every gateway a test starts with it,
+// on the first one's clock: instances sharing their store.
+func sharedStore() option {
+	var shared store.Store
+	return withStore(func(now func() time.Time) store.Store {
+		if shared == nil {
+			shared = memory.New(now)
+		}
+		return shared
+	})
 }
