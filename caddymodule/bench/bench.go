@@ -45,7 +45,7 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-14); empty runs all.
+	// Scenarios to run, by number (1-15); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
@@ -75,6 +75,8 @@ type env struct {
 	// rounds holds each interleaved scenario's req/s, round by round.
 	rounds map[int][]float64
 	codec  *link.Codec
+	// extraSites are more site blocks for load (scenario 15's).
+	extraSites string
 }
 
 type row struct {
@@ -161,6 +163,7 @@ func Run(ctx context.Context, o Options) error {
 		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
 		{11, e.idleSessions}, {12, e.distantStore}, {13, e.signInForms}, {14, e.tenantScale},
+		{15, e.oauth2Proxy},
 	}
 	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {
@@ -356,7 +359,7 @@ http://%[11]s {
 }
 `, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth,
 		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String(), e.admin)
-	return e.loadCaddyfile(cf)
+	return e.loadCaddyfile(cf + e.extraSites)
 }
 
 // loadCaddyfile (re)loads Caddy with the Caddyfile cf.
