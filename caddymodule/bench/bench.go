@@ -429,18 +429,60 @@ func makeSessions(n int, idleFor time.Duration) ([]*store.Session, []string) {
 // for every connection), else with the built-in generator (a session per
 // connection).
 func (e *env) drive(ctx context.Context, url string, ids []string) result {
+	id := sameSizeCookie
+	if len(ids) > 0 {
+		id = ids[0]
+	}
+	return e.driveWith(ctx, url, "portalgate-courses="+id, "", get(url, ids))
+}
+
+// driveWith loads url for one run: with wrk when it is installed, sending
+// the Cookie line cookie (and host as the Host, when given), else with the
+// built-in generator's requests from next.
+func (e *env) driveWith(ctx context.Context, url, cookie, host string, next request) result {
 	if wrkPath() != "" {
-		id := sameSizeCookie
-		if len(ids) > 0 {
-			id = ids[0]
+		var headers []string
+		if host != "" {
+			headers = append(headers, "Host: "+host)
 		}
-		r, err := loadWrk(ctx, e.dir, e.o.Connections, e.o.Duration, http.StatusOK, url, "portalgate-courses="+id)
+		r, err := loadWrk(ctx, e.dir, e.o.Connections, e.o.Duration, http.StatusOK, url, cookie, headers...)
 		if err == nil {
 			return r
 		}
 		fmt.Fprintf(e.o.Out, "     (%v; using the built-in load generator)\n", err)
 	}
-	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, get(url, ids))
+	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, next)
+}
+
+// alternating runs the two sides of a comparison (scenario n) once a
+// round, in an order that alternates so that neither always runs first,
+// prints each run, adds each side's median run to the report, and
+// returns each round's req/s, side by side.
+func (e *env) alternating(n int, names [2]string, run func(side int) (result, error)) ([][2]float64, error) {
+	runs := map[string][]result{}
+	var rounds [][2]float64
+	for round := range max(1, e.o.Rounds) {
+		var rps [2]float64
+		order := []int{0, 1}
+		if round%2 == 1 {
+			order = []int{1, 0}
+		}
+		for _, i := range order {
+			r, err := run(i)
+			if err != nil {
+				return nil, err
+			}
+			runs[names[i]] = append(runs[names[i]], r)
+			rps[i] = r.rps()
+			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-60s %8.0f req/s  p50 %-9v p99 %-9v failures %d\n",
+				round+1, n, names[i], r.rps(), r.p50, r.p99, r.failures)
+		}
+		rounds = append(rounds, rps)
+	}
+	for _, name := range names {
+		e.rows = append(e.rows, row{n: n, name: medianName(name, runs[name]), r: medianRPS(runs[name]), unit: "req/s"})
+	}
+	return rounds, nil
 }
 
 // get returns a request builder for GET url, with a session cookie per

@@ -68,31 +68,23 @@ func (e *env) oauth2Proxy(ctx context.Context) error {
 	}
 	gate := "http://" + e.gate + identityPath
 	peer := "http://" + site + "/"
-	names := []string{nameGate, "Caddy forward_auth to oauth2-proxy v7.15.6 (cookie session)"}
-	runs := map[string][]result{}
-	var ratios []float64
-	for round := range max(1, e.o.Rounds) {
-		var rps [2]float64
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
+	names := [2]string{nameGate, "Caddy forward_auth to oauth2-proxy v7.15.6 (cookie session)"}
+	rounds, err := e.alternating(15, names, func(i int) (result, error) {
+		if i == 0 {
+			return e.drive(ctx, gate, ids), nil
 		}
-		for _, i := range order {
-			var r result
-			if i == 0 {
-				r = e.drive(ctx, gate, ids)
-			} else {
-				r = e.driveCookie(ctx, peer, cookie)
-			}
-			runs[names[i]] = append(runs[names[i]], r)
-			rps[i] = r.rps()
-			fmt.Fprintf(e.o.Out, "  round %d: 15. %-60s %8.0f req/s  p50 %-9v p99 %-9v failures %d\n",
-				round+1, names[i], r.rps(), r.p50, r.p99, r.failures)
-		}
-		ratios = append(ratios, rps[0]/rps[1])
+		return e.driveWith(ctx, peer, cookie, "", func(int, int) *http.Request {
+			req, _ := http.NewRequest(http.MethodGet, peer, nil)
+			req.Header.Set("Cookie", cookie)
+			return req
+		}), nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, name := range names {
-		e.rows = append(e.rows, row{n: 15, name: medianName(name, runs[name]), r: medianRPS(runs[name]), unit: "req/s"})
+	ratios := make([]float64, len(rounds))
+	for k, r := range rounds {
+		ratios[k] = r[0] / r[1]
 	}
 	fmt.Fprintf(e.o.Out, "scenario 15: the gate / forward_auth to oauth2-proxy, median of the rounds' ratios (target >= 3): %.2f (rounds: %.2f)\n",
 		median(ratios), ratios)
@@ -180,20 +172,4 @@ func signInOAuth2Proxy(addr string) (string, error) {
 		}
 	}
 	return "", fmt.Errorf("oauth2-proxy's sign-in answered %d without a session cookie", res.StatusCode)
-}
-
-// driveCookie is drive with a Cookie line of its own on every request.
-func (e *env) driveCookie(ctx context.Context, url, cookie string) result {
-	if wrkPath() != "" {
-		r, err := loadWrk(ctx, e.dir, e.o.Connections, e.o.Duration, http.StatusOK, url, cookie)
-		if err == nil {
-			return r
-		}
-		fmt.Fprintf(e.o.Out, "     (%v; using the built-in load generator)\n", err)
-	}
-	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, func(int, int) *http.Request {
-		req, _ := http.NewRequest(http.MethodGet, url, nil)
-		req.Header.Set("Cookie", cookie)
-		return req
-	})
 }

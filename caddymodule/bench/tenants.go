@@ -31,40 +31,29 @@ func (e *env) tenantScale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	names := []string{"catch-all, 1 tenant", fmt.Sprintf("catch-all, %d tenants", manyTenants)}
-	runs := map[string][]result{}
-	var ratios []float64
 	var heap [2]uint64
-	for round := range max(1, e.o.Rounds) {
-		var rps [2]float64
-		// The order alternates, so neither store always runs first.
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
+	url := "http://" + e.tenantsSite + identityPath
+	names := [2]string{"catch-all, 1 tenant", fmt.Sprintf("catch-all, %d tenants", manyTenants)}
+	rounds, err := e.alternating(14, names, func(i int) (result, error) {
+		s := []seeded{one, many}[i]
+		if err := e.loadTenants(s.path); err != nil {
+			return result{}, err
 		}
-		for _, i := range order {
-			s := []seeded{one, many}[i]
-			if err := e.loadTenants(s.path); err != nil {
-				return err
-			}
-			// The heap with this config alone: the one before is stopped.
-			var after runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&after)
-			heap[i] = after.HeapAlloc
-			url := "http://" + e.tenantsSite + identityPath
-			// Warm: every session into L1, the tenant's site built.
-			_ = load(ctx, e.o.Connections, time.Second, http.StatusOK, tenantGet(url, s.host, s.ids))
-			r := e.driveHost(ctx, url, s.host, s.ids)
-			runs[names[i]] = append(runs[names[i]], r)
-			rps[i] = r.rps()
-			fmt.Fprintf(e.o.Out, "  round %d: 14. %-52s %8.0f req/s  p50 %-9v p99 %-9v failures %d\n",
-				round+1, names[i], r.rps(), r.p50, r.p99, r.failures)
-		}
-		ratios = append(ratios, rps[1]/rps[0])
+		// The heap with this config alone: the one before is stopped.
+		var after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		heap[i] = after.HeapAlloc
+		// Warm: every session into L1, the tenant's site built.
+		_ = load(ctx, e.o.Connections, time.Second, http.StatusOK, tenantGet(url, s.host, s.ids))
+		return e.driveWith(ctx, url, "portalgate-courses="+s.ids[0], s.host, tenantGet(url, s.host, s.ids)), nil
+	})
+	if err != nil {
+		return err
 	}
-	for _, name := range names {
-		e.rows = append(e.rows, row{n: 14, name: medianName(name, runs[name]), r: medianRPS(runs[name]), unit: "req/s"})
+	ratios := make([]float64, len(rounds))
+	for k, r := range rounds {
+		ratios[k] = r[1] / r[0]
 	}
 	fmt.Fprintf(e.o.Out, "scenario 14: %d tenants / 1 tenant, median of the rounds' ratios (target >= 0.98): %.3f (rounds: %v)\n",
 		manyTenants, median(ratios), ratios)
@@ -147,16 +136,4 @@ func tenantGet(url, host string, ids []string) request {
 		req.Host = host
 		return req
 	}
-}
-
-// driveHost is drive with the Host of a tenant's site.
-func (e *env) driveHost(ctx context.Context, url, host string, ids []string) result {
-	if wrkPath() != "" {
-		r, err := loadWrk(ctx, e.dir, e.o.Connections, e.o.Duration, http.StatusOK, url, "portalgate-courses="+ids[0], "Host: "+host)
-		if err == nil {
-			return r
-		}
-		fmt.Fprintf(e.o.Out, "     (%v; using the built-in load generator)\n", err)
-	}
-	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, tenantGet(url, host, ids))
 }
