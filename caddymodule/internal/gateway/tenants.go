@@ -218,9 +218,6 @@ func (g *Gateway) viewOf(id string) (*Gateway, bool) {
 	return t.Value.(*view).gateway()
 }
 
-// TenantID is the id of the tenant g serves ("" for the default one).
-func (g *Gateway) TenantID() string { return g.tenant }
-
 // ownsLocation reports whether people of location are this tenant's: a
 // named tenant's are those of its id; the default tenant's all the others.
 func (g *Gateway) ownsLocation(location string) bool {
@@ -231,22 +228,15 @@ func (g *Gateway) ownsLocation(location string) bool {
 	return location == "" || !other
 }
 
-// serveTenant builds t's view, with a site of every router for each of
-// its apps, and puts it in the registry: from then on its hosts resolve to
-// it. A change of a tenant replaces its view whole.
-func (g *Gateway) serveTenant(t Tenant) error { return g.serveTenantAs(t, nil) }
-
-// serveTenantAs is serveTenant of a tenant the store keeps as stored (nil
-// for one of the configuration).
-func (g *Gateway) serveTenantAs(t Tenant, stored *store.Tenant) error {
-	v, err := g.root().newView(t, stored)
+// serveTenant checks t, a tenant of the configuration, and puts its view
+// in the registry: from then on its hosts resolve to it. A change of a
+// tenant replaces its view whole.
+func (g *Gateway) serveTenant(t Tenant) error {
+	v, err := g.root().newView(t, nil)
 	if err != nil {
 		return err
 	}
-	ts := g.tenants
-	ts.mu.Lock()
-	defer ts.mu.Unlock()
-	return ts.registry.Put(v.registered())
+	return g.putView(v)
 }
 
 // putView puts a checked view in the registry.
@@ -506,8 +496,7 @@ func (g *Gateway) Router(cfg SiteConfig, vars VarsFunc) (*Router, error) {
 	// Every view gains this router's sites: the registry is rebuilt with
 	// the same tenants, each a view with one more set of sites.
 	var views []tenant.Tenant
-	for _, id := range ts.registry.IDs() {
-		t, _ := ts.registry.Tenant(id)
+	for _, t := range ts.registry.All() {
 		old := t.Value.(*view)
 		// A view not yet built builds with every router; one built
 		// already gives way to a new one, which does.

@@ -306,10 +306,10 @@ func (g *Gateway) SyncTenants(ctx context.Context) error {
 		}
 		after = page[len(page)-1].ID
 	}
-	for _, id := range ts.registry.IDs() {
-		if v, _ := g.tenantView(id); v.stored != nil {
-			if _, kept := stored[id]; !kept {
-				g.forgetTenant(id)
+	for _, t := range ts.registry.All() {
+		if t.Value.(*view).stored != nil {
+			if _, kept := stored[t.ID]; !kept {
+				g.forgetTenant(t.ID)
 			}
 		}
 	}

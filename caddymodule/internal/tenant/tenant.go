@@ -107,9 +107,6 @@ func (r *Registry) All() []*Tenant {
 	return out
 }
 
-// IDs are the ids of the tenants the registry holds, sorted.
-func (r *Registry) IDs() []string { return slices.Sorted(maps.Keys(r.snap.Load().tenants)) }
-
 // Len is how many tenants the registry holds.
 func (r *Registry) Len() int { return len(r.snap.Load().tenants) }
 
@@ -120,30 +117,40 @@ var ErrHostTaken = errors.New("the host is another tenant's")
 // Check reports whether Put would take t now: its hosts valid, and none
 // another tenant's.
 func (r *Registry) Check(t Tenant) error {
-	mine := map[string]Host{}
-	if _, err := prepare(t, mine); err != nil {
+	taken, err := r.takenHosts(t)
+	if err != nil {
 		return err
 	}
-	old := r.snap.Load()
-	for name := range mine {
-		if held, taken := old.hosts[name]; taken && held.Tenant.ID != t.ID {
-			return fmt.Errorf("%w: %s is a host of tenant %s", ErrHostTaken, name, held.Tenant.ID)
-		}
+	for name, held := range taken {
+		return fmt.Errorf("%w: %s is a host of tenant %s", ErrHostTaken, name, held.ID)
 	}
 	return nil
 }
 
-// Holders are the tenants other than t that hold a host of t's.
-func (r *Registry) Holders(t Tenant) []*Tenant {
+// takenHosts are the hosts of t's that another tenant holds, and who
+// holds each.
+func (r *Registry) takenHosts(t Tenant) (map[string]*Tenant, error) {
 	mine := map[string]Host{}
 	if _, err := prepare(t, mine); err != nil {
-		return nil
+		return nil, err
 	}
 	old := r.snap.Load()
-	var out []*Tenant
+	taken := map[string]*Tenant{}
 	for name := range mine {
-		if held, taken := old.hosts[name]; taken && held.Tenant.ID != t.ID && !slices.Contains(out, held.Tenant) {
-			out = append(out, held.Tenant)
+		if held, ok := old.hosts[name]; ok && held.Tenant.ID != t.ID {
+			taken[name] = held.Tenant
+		}
+	}
+	return taken, nil
+}
+
+// Holders are the tenants other than t that hold a host of t's.
+func (r *Registry) Holders(t Tenant) []*Tenant {
+	taken, _ := r.takenHosts(t)
+	var out []*Tenant
+	for _, held := range taken {
+		if !slices.Contains(out, held) {
+			out = append(out, held)
 		}
 	}
 	return out
