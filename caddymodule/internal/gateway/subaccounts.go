@@ -39,21 +39,16 @@ func (s *Site) subaccountsPage(w http.ResponseWriter, r *http.Request, st Staff)
 
 func (s *Site) subaccountsData(st Staff, after string) portal.Subaccounts {
 	data := portal.Subaccounts{Staff: s.staffInfo(st), Here: s.g.tenant, CanChange: s.g.tenant == "", Tenants: []portal.TenantRow{}}
-	for _, t := range s.g.tenants.registry.All() {
-		id := t.ID
-		if id <= after {
-			continue
-		}
-		if len(data.Tenants) == subaccountsPerPage {
-			data.More = DashboardPath + "subaccounts?" + url.Values{"after": {data.Tenants[len(data.Tenants)-1].ID}}.Encode()
-			break
-		}
-		v := t.Value.(*view)
+	page, next := s.g.tenantsPage(after, subaccountsPerPage)
+	if next != "" {
+		data.More = DashboardPath + "subaccounts?" + url.Values{"after": {next}}.Encode()
+	}
+	for _, v := range page {
 		tg, ok := v.gateway()
 		if !ok {
 			continue
 		}
-		data.Tenants = append(data.Tenants, portal.TenantRow{ID: id, Name: v.t.Name, Portal: tg.portal.origin,
+		data.Tenants = append(data.Tenants, portal.TenantRow{ID: v.t.ID, Name: v.t.Name, Portal: tg.portal.origin,
 			Dashboard: tg.portal.origin + DashboardPath, Apps: tg.AppNames(), Static: v.stored == nil})
 	}
 	return data

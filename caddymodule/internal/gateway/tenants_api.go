@@ -165,23 +165,34 @@ func (g *Gateway) apiTenants(_ context.Context, c apiCall) (int, any, error) {
 		}
 		limit = n
 	}
-	after := c.query.Get("after")
 	out := struct {
 		Tenants []store.Tenant `json:"tenants"`
 		// Next, when there may be more, is the after of the next page.
 		Next string `json:"next,omitempty"`
 	}{Tenants: []store.Tenant{}}
+	page, next := g.tenantsPage(c.query.Get("after"), limit)
+	for _, v := range page {
+		out.Tenants = append(out.Tenants, storedOf(v))
+	}
+	out.Next = next
+	return http.StatusOK, out, nil
+}
+
+// tenantsPage is a page of the tenants served, of one snapshot, in id
+// order: at most limit of those after after, and the after of the next
+// page ("" when this one is the last).
+func (g *Gateway) tenantsPage(after string, limit int) ([]*view, string) {
+	var page []*view
 	for _, t := range g.tenants.registry.All() {
 		if t.ID <= after {
 			continue
 		}
-		if len(out.Tenants) == limit {
-			out.Next = out.Tenants[limit-1].ID
-			break
+		if len(page) == limit {
+			return page, page[limit-1].t.ID
 		}
-		out.Tenants = append(out.Tenants, storedOf(t.Value.(*view)))
+		page = append(page, t.Value.(*view))
 	}
-	return http.StatusOK, out, nil
+	return page, ""
 }
 
 func (g *Gateway) apiRemoveTenant(ctx context.Context, c apiCall) (int, any, error) {
