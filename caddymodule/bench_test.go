@@ -221,13 +221,13 @@ func serveGated(b *testing.B, h *Handler, url, cookie string, next caddyhttp.Han
 		b.StopTimer()
 		n := min(batch, b.N-i)
 		for j := range n {
-			// A shallow copy: the URL is shared, and the handler never writes it.
-			ctx := context.WithValue(base.Context(), caddy.ReplacerCtxKey, caddy.NewReplacer())
-			ctx = context.WithValue(ctx, caddyhttp.VarsCtxKey, map[string]any{caddyhttp.TrustedProxyVarKey: false, caddyhttp.ClientIPVarKey: "192.0.2.1"})
-			r := base.WithContext(ctx)
+			// A shallow copy (the URL is shared, and the handler never writes
+			// it), with the context, vars and replacer Caddy's server gives
+			// every request.
+			ws[j] = discard{h: http.Header{"Server": {"Caddy"}}}
+			r := caddyhttp.PrepareRequest(base.WithContext(base.Context()), caddy.NewReplacer(), &ws[j], nil)
 			r.Header = http.Header{"Accept": {"text/html"}, "Cookie": {cookie}}
 			reqs[j] = r
-			ws[j] = discard{h: http.Header{"Server": {"Caddy"}}}
 		}
 		b.StartTimer()
 		for j, r := range reqs[:n] {
