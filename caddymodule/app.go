@@ -366,9 +366,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Metrics:    a.metrics.gateway,
 		Health: gateway.HealthInfo{Backend: backend,
 			GeneratedSigningKey: len(a.SigningKeys) == 0, GeneratedAssertionKey: len(a.AssertionKeys) == 0},
-		ClientIP: clientIP,
-		AuthUser: authUser,
-		SetUser:  setUserPlaceholders,
+		ClientIP:   clientIP,
+		AuthUser:   authUser,
+		UserSetter: userPlaceholders,
 	}
 	if err := a.loadMailer(ctx, &cfg); err != nil {
 		return err
@@ -468,15 +468,13 @@ func authUser(r *http.Request) string {
 	return name
 }
 
-// setUserPlaceholders hands the gate's user to the rest of Caddy as
-// {http.auth.user.*} placeholders (the access log's user_id).
-func setUserPlaceholders(r *http.Request, u *identity.User) {
-	repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer)
-	if !ok {
-		return
-	}
+// userPlaceholders builds what hands the gate's user to the rest of Caddy
+// as {http.auth.user.*} placeholders (the access log's user_id): once per
+// session, so a request only adds the resolver to its replacer, in the
+// room Caddy's server leaves there.
+func userPlaceholders(u *identity.User) func(*http.Request) {
 	// Resolved only when something asks, instead of five map writes.
-	repl.Map(func(key string) (any, bool) {
+	values := func(key string) (any, bool) {
 		switch key {
 		case "http.auth.user.id":
 			return u.ID, true
@@ -490,7 +488,12 @@ func setUserPlaceholders(r *http.Request, u *identity.User) {
 			return u.Location, true
 		}
 		return nil, false
-	})
+	}
+	return func(r *http.Request) {
+		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
+			repl.Map(values)
+		}
+	}
 }
 
 // rateLimiter builds the failure budget per client; nil when it is off.

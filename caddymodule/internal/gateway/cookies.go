@@ -51,24 +51,8 @@ func stripSessionCookies(h http.Header) {
 	lines := h["Cookie"]
 	out := lines[:0]
 	for _, line := range lines {
-		if !strings.Contains(line, cookiePrefix) {
+		if line = withoutSessionCookies(line); line != "" {
 			out = append(out, line)
-			continue
-		}
-		var b strings.Builder
-		b.Grow(len(line))
-		for part := range strings.SplitSeq(line, ";") {
-			part = strings.TrimSpace(part)
-			if name, _, _ := strings.Cut(part, "="); part == "" || isSessionCookie(name) {
-				continue
-			}
-			if b.Len() > 0 {
-				b.WriteString("; ")
-			}
-			b.WriteString(part)
-		}
-		if b.Len() > 0 {
-			out = append(out, b.String())
 		}
 	}
 	if len(out) == 0 {
@@ -76,6 +60,27 @@ func stripSessionCookies(h http.Header) {
 		return
 	}
 	h["Cookie"] = out
+}
+
+// withoutSessionCookies is a Cookie line without the gateway's session
+// cookies: "" when none other is left.
+func withoutSessionCookies(line string) string {
+	if !strings.Contains(line, cookiePrefix) {
+		return line
+	}
+	var b strings.Builder
+	b.Grow(len(line))
+	for part := range strings.SplitSeq(line, ";") {
+		part = strings.TrimSpace(part)
+		if name, _, _ := strings.Cut(part, "="); part == "" || isSessionCookie(name) {
+			continue
+		}
+		if b.Len() > 0 {
+			b.WriteString("; ")
+		}
+		b.WriteString(part)
+	}
+	return b.String()
 }
 
 func isSessionCookie(name string) bool {

@@ -21,9 +21,9 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 	id, e, err := s.session(r)
 	if err == nil {
 		s.gatedOK.Inc()
-		stripSessionCookies(r.Header)
-		// The identity and the answer's frame-ancestors in one allocation:
-		// this runs on every gated request.
+		m := s.stripCookies(r.Header, e, s.memo(e))
+		// The identity and the answer's frame-ancestors in one allocation,
+		// the only one of a request of a session seen before.
 		vals := new(gatedValues)
 		vals.identity.Set(r.Header, &e.User, s.g.tenant, e.App)
 		resp := w.Header()
@@ -33,8 +33,8 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 			vals.csp[0] = s.frameAncestors
 			resp[headerCSP] = vals.csp[:]
 		}
-		if s.setUser != nil {
-			s.setUser(r, &e.User)
+		if m.setUser != nil {
+			m.setUser(r)
 		}
 		if s.assertions != nil {
 			tok, err := s.assertion(id, e)
@@ -75,6 +75,56 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 type gatedValues struct {
 	identity identity.HeaderValues
 	csp      [1]string
+}
+
+// gateMemo is what the gate works out from a session once and reuses on
+// each of its requests (session.Entry.Memo): what hands its user to the
+// server, and the last Cookie line it rewrote, with the rewrite.
+type gateMemo struct {
+	setUser             func(*http.Request)
+	cookieIn, cookieOut string
+}
+
+// maxMemoCookie is the longest Cookie line a session's memo keeps with its
+// rewrite: a browser's handful of cookies. A longer line is rewritten on
+// each request, so a client cannot make L1 hold more than its budget.
+const maxMemoCookie = 1024
+
+// memo is the session's gateMemo, made at its first request.
+func (s *Site) memo(e *session.Entry) *gateMemo {
+	if m, ok := e.Memo().(*gateMemo); ok {
+		return m
+	}
+	m := new(gateMemo)
+	if s.g.cfg.UserSetter != nil {
+		m.setUser = s.g.cfg.UserSetter(&e.User)
+	}
+	e.SetMemo(m)
+	return m
+}
+
+// stripCookies is stripSessionCookies, with the rewrite of the session's
+// Cookie line taken from its memo while the browser sends the same line.
+// It returns the memo, renewed when the line changed.
+func (s *Site) stripCookies(h http.Header, e *session.Entry, m *gateMemo) *gateMemo {
+	lines := h["Cookie"]
+	if len(lines) != 1 || len(lines[0]) > maxMemoCookie {
+		stripSessionCookies(h)
+		return m
+	}
+	if lines[0] != m.cookieIn {
+		next := *m
+		next.cookieIn, next.cookieOut = lines[0], withoutSessionCookies(lines[0])
+		m = &next
+		e.SetMemo(m)
+	}
+	if m.cookieOut == "" {
+		delete(h, "Cookie")
+	} else {
+		// In place: the request's header slice is its own.
+		lines[0] = m.cookieOut
+	}
+	return m
 }
 
 // nextOf is where a signed-out visitor was going, for the portal to send

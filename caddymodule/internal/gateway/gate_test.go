@@ -14,6 +14,7 @@ import (
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
 	"github.com/portalgate/portalgate/caddymodule/internal/identity"
+	"github.com/portalgate/portalgate/caddymodule/internal/session"
 	"github.com/portalgate/portalgate/caddymodule/internal/testkit/web"
 )
 
@@ -200,6 +201,35 @@ func TestNextOf_DropsEveryTokenParameterAndNothingElse(t *testing.T) {
 		u, _ := url.Parse(raw)
 		if got := nextOf(u); got != want {
 			t.Errorf("nextOf(%q) = %q, want %q", raw, got, want)
+		}
+	}
+}
+
+// TestGate_SessionCookiesNeverReachTheAppWhateverTheBrowserSends: the gate
+// keeps a session's last Cookie rewrite for reuse; a line that changes (a
+// session cookie of another app added, a longer line, and back) is
+// rewritten anew, and no session cookie ever goes upstream.
+func TestGate_SessionCookiesNeverReachTheAppWhateverTheBrowserSends(t *testing.T) {
+	t.Parallel()
+	g := newTestGateway(t)
+	c := g.signIn("courses", "c_memo")
+	u, _ := url.Parse("http://" + g.courses + "/")
+	own := "portalgate-courses=" + c.Jar.Cookies(u)[0].Value
+	other := "portalgate-communities=" + strings.Repeat("C", session.IDLen)
+	long := strings.Repeat("x", 2*maxMemoCookie)
+	for _, tc := range []struct{ line, upstream string }{
+		{own, ""},
+		{"_ga=1; " + own + "; theme=dark", "_ga=1; theme=dark"},
+		{"_ga=1; " + own + "; theme=dark", "_ga=1; theme=dark"},
+		{"_ga=1; " + own + "; " + other + "; __Host-" + other, "_ga=1"},
+		{own + "; big=" + long + "; " + other, "big=" + long},
+		{own + "; theme=light", "theme=light"},
+		{"_ga=1; " + own + "; theme=dark", "_ga=1; theme=dark"},
+		{own, ""},
+	} {
+		h := web.Echoed(t, g.do(g.client(), http.MethodGet, "http://"+g.courses+"/", "Cookie: "+tc.line))
+		if got := h.Get("Cookie"); got != tc.upstream || h.Get(identity.HeaderUserID) != "c_memo" {
+			t.Fatalf("sent Cookie %.60q, upstream got Cookie %.60q (want %.60q) as %q", tc.line, got, tc.upstream, h.Get(identity.HeaderUserID))
 		}
 	}
 }

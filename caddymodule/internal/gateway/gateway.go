@@ -131,9 +131,11 @@ type Config struct {
 	// AuthUser is the user id an authenticator in front of the dashboard
 	// signed in, or "". Default: nobody is signed in.
 	AuthUser func(*http.Request) string
-	// SetUser, when set, learns the identity of every request the gate lets
-	// through (Caddy's {http.auth.user.*} placeholders).
-	SetUser func(*http.Request, *identity.User)
+	// UserSetter, when set, builds for a session's user what hands that
+	// user to the server on each request the gate lets through (Caddy's
+	// {http.auth.user.*} placeholders). It is called once per session (as
+	// L1 holds it), and what it returns on every request of the session.
+	UserSetter func(*identity.User) func(*http.Request)
 }
 
 // AppURL declares one child app: its name and public origin.

@@ -73,7 +73,6 @@ type Site struct {
 	// frameAncestors is added to every response of the app: it may be
 	// framed by the portal (menu items open in an iframe) and itself only.
 	frameAncestors string
-	setUser        func(*http.Request, *identity.User)
 }
 
 // siteHandler serves one route of a site; hit is that route, with the
@@ -121,7 +120,7 @@ func (g *Gateway) newSite(app string, cfg SiteConfig) (*Site, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Site{g: g, app: t, redeemMode: mode, setUser: g.cfg.SetUser}
+	s := &Site{g: g, app: t, redeemMode: mode}
 	gated := g.metrics.Gated
 	s.gatedOK = gated.WithLabelValues(app, "ok")
 	s.gatedNoSession = gated.WithLabelValues(app, "no_session")

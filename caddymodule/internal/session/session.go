@@ -279,11 +279,34 @@ type Entry struct {
 	// created, expires and idle are when the session began and its
 	// absolute and idle deadlines.
 	created, expires, idle int64
+	// memo is what a caller works out from the session once (Memo); the
+	// entry's touched copies share it.
+	memo *atomic.Value
 }
 
 func entryOf(s *store.Session) *Entry {
 	return &Entry{User: s.User, Tenant: s.Tenant, App: s.App, Apps: s.Apps,
-		created: s.CreatedAt.UnixNano(), expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano()}
+		created: s.CreatedAt.UnixNano(), expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano(),
+		memo: new(atomic.Value)}
+}
+
+// Memo returns what SetMemo last kept with the session, or nil. It lets the
+// gate work out once, not on every request, what depends on the session
+// alone; it lives as long as L1 keeps the session.
+func (e *Entry) Memo() any {
+	if e.memo == nil {
+		return nil
+	}
+	return e.memo.Load()
+}
+
+// SetMemo keeps v with the session, for Memo. Every value kept with one
+// entry must be of one type; it is shared by the session's requests, so it
+// must not be modified once kept.
+func (e *Entry) SetMemo(v any) {
+	if e.memo != nil {
+		e.memo.Store(v)
+	}
 }
 
 // CreatedAt is when the session began.
@@ -486,11 +509,16 @@ const maxCounters = 1 << 24
 // costFloor is the smallest cost an entry can have: the struct itself.
 const costFloor = int64(unsafe.Sizeof(Entry{}))
 
+// memoCost is what an entry's memo is counted at: its slot, and the gate's
+// memo with a Cookie line of a few cookies (the gate keeps no line longer
+// than a kilobyte).
+const memoCost = int64(unsafe.Sizeof(atomic.Value{})) + 256
+
 // Cost is an entry's size in bytes as the L1 budget counts it: the struct
 // and every string it points to (ristretto adds its own bookkeeping).
 func Cost(e *Entry) int64 {
 	u := &e.User
-	n := costFloor + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.Tenant)+len(e.App))
+	n := costFloor + memoCost + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.Tenant)+len(e.App))
 	for _, a := range e.Apps {
 		n += int64(unsafe.Sizeof(a)) + int64(len(a))
 	}

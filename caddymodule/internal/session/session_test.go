@@ -284,3 +284,44 @@ func TestNewManager_HugeCacheIsNotAllocatedUpFront(t *testing.T) {
 		t.Fatalf("a 900 GiB cache allocated %d MiB before its first session", grown>>20)
 	}
 }
+
+// TestEntry_MemoOutlivesATouchAndIsTheSessionsAlone: what the gate keeps with a
+// session is there for its next request, and for the entry a touch put in
+// L1 in its place; another session of the same user starts without.
+func TestEntry_MemoOutlivesATouchAndIsTheSessionsAlone(t *testing.T) {
+	m, st, clk := newManager(t)
+	s := create(t, m)
+	e, err := m.Lookup(context.Background(), s.ID, "", "courses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if e.Memo() != nil {
+		t.Fatalf("a new session's memo: %v", e.Memo())
+	}
+	e.SetMemo("kept")
+	clk.Advance(90 * time.Minute)
+	touched, err := m.Lookup(context.Background(), s.ID, "", "courses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.touches != 1 || touched == e || touched.Memo() != "kept" {
+		t.Fatalf("after %d touches, the entry's memo: %v", st.touches, touched.Memo())
+	}
+	if err := m.End(context.Background(), s.ID); err != nil {
+		t.Fatal(err)
+	}
+	again, err := m.Create(context.Background(), ada, "", "courses", nil, "link2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m.Wait()
+	if e, err := m.Lookup(context.Background(), again.ID, "", "courses"); err != nil || e.Memo() != nil {
+		t.Fatalf("another session of the same user: %v, memo %v", err, e.Memo())
+	}
+	// An entry not made by the manager keeps nothing, and fails nothing.
+	var bare session.Entry
+	bare.SetMemo("x")
+	if bare.Memo() != nil {
+		t.Fatalf("a bare entry's memo: %v", bare.Memo())
+	}
+}
