@@ -313,7 +313,10 @@ func (e *Entry) SetMemo(v any) {
 func (e *Entry) CreatedAt() time.Time { return time.Unix(0, e.created) }
 
 // Deadline is when the session ends if nothing changes.
-func (e *Entry) Deadline() time.Time { return time.Unix(0, min(e.expires, e.idle)) }
+func (e *Entry) Deadline() time.Time { return time.Unix(0, e.deadline()) }
+
+// deadline is Deadline in Unix nanoseconds.
+func (e *Entry) deadline() int64 { return min(e.expires, e.idle) }
 
 // IdleAt is when the session ends unless it is used again.
 func (e *Entry) IdleAt() time.Time { return time.Unix(0, e.idle) }
@@ -321,15 +324,18 @@ func (e *Entry) IdleAt() time.Time { return time.Unix(0, e.idle) }
 // Lookup returns the live session id bound to app of tenant, from L1 or
 // the store.
 func (m *Manager) Lookup(ctx context.Context, id, tenant, app string) (*Entry, error) {
-	if !ValidID(id) {
+	// Only an id that L1 misses is checked for its shape, before the store
+	// sees it: L1 holds none but ids of the right shape.
+	if len(id) != IDLen {
 		return nil, ErrNoSession
 	}
 	now := m.cfg.Now()
+	at := now.UnixNano()
 	var s *Entry
 	ok := false
 	if m.trusted.Load() {
 		s, ok = m.l1().Get(id)
-		if ok && !now.Before(s.Deadline()) {
+		if ok && at >= s.deadline() {
 			// Stale here, perhaps extended by another instance: ask the store.
 			m.l1().Del(id)
 			ok = false
@@ -338,13 +344,16 @@ func (m *Manager) Lookup(ctx context.Context, id, tenant, app string) (*Entry, e
 	if ok {
 		m.hits.Add(1)
 	} else {
+		if !ValidID(id) {
+			return nil, ErrNoSession
+		}
 		m.misses.Add(1)
 		var err error
 		if s, err = m.load(ctx, id, now); err != nil {
 			return nil, err
 		}
 	}
-	if !now.Before(s.Deadline()) {
+	if at >= s.deadline() {
 		m.l1().Del(id)
 		return nil, ErrNoSession
 	}
@@ -353,7 +362,8 @@ func (m *Manager) Lookup(ctx context.Context, id, tenant, app string) (*Entry, e
 	if s.App != app || s.Tenant != tenant {
 		return nil, ErrNoSession
 	}
-	if now.Sub(s.IdleAt().Add(-m.cfg.Idle)) >= m.slide {
+	// Time since the last touch (the idle deadline less the idle timeout).
+	if at-(s.idle-int64(m.cfg.Idle)) >= int64(m.slide) {
 		return m.touch(ctx, id, s, now)
 	}
 	return s, nil
