@@ -55,6 +55,9 @@ type Options struct {
 	// and takes each one's median, so a ratio is not one run's noise.
 	// Default (0 or 1): one run each.
 	Rounds int
+	// Hog keeps the machine's last CPU busy with a spinning process for the
+	// whole run, as other work on a shared machine would.
+	Hog bool
 	// Out receives the report.
 	Out io.Writer
 }
@@ -77,6 +80,10 @@ type env struct {
 	codec  *link.Codec
 	// extraSites are more site blocks for load (scenario 15's).
 	extraSites string
+	// meter reads the CPU each run took; cpuRounds holds each interleaved
+	// scenario's CPU per request, round by round.
+	meter     cpuMeter
+	cpuRounds map[int][]float64
 }
 
 type row struct {
@@ -108,7 +115,16 @@ func Run(ctx context.Context, o Options) error {
 		}
 	}()
 
-	e := &env{o: o, dir: dir, rps: map[int]float64{}, rounds: map[int][]float64{}}
+	e := &env{o: o, dir: dir, rps: map[int]float64{}, rounds: map[int][]float64{}, cpuRounds: map[int][]float64{}}
+	if o.Hog {
+		hog, cpu, err := startHog()
+		if err != nil {
+			return fmt.Errorf("starting the CPU hog: %w", err)
+		}
+		defer func() { _ = hog.Process.Kill(); _ = hog.Wait() }()
+		e.meter.hog = hog.Process.Pid
+		fmt.Fprintf(o.Out, "CPU hog: process %d spins on CPU %d for the whole run (its CPU is not counted in CPU per request)\n", hog.Process.Pid, cpu)
+	}
 	addrs, err := freeport.Addrs(9)
 	if err != nil {
 		return err
@@ -240,12 +256,19 @@ func (e *env) interleaved(ctx context.Context) error {
 		}
 	}
 	runs := map[int][]result{}
+	order := slices.Clone(targets)
 	for round := range e.o.Rounds {
-		for _, t := range targets {
+		// Each round runs in the order opposite to the one before, so that a
+		// drift of the machine's speed within rounds favours none.
+		if round > 0 {
+			slices.Reverse(order)
+		}
+		for _, t := range order {
 			r := e.drive(ctx, t.url, t.ids)
 			runs[t.n] = append(runs[t.n], r)
 			e.rounds[t.n] = append(e.rounds[t.n], r.rps())
-			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-48s %10.0f req/s\n", round+1, t.n, t.name, r.rps())
+			e.cpuRounds[t.n] = append(e.cpuRounds[t.n], r.cpuPerRequest())
+			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-48s %10.0f req/s  %6.1f µs CPU/request\n", round+1, t.n, t.name, r.rps(), r.cpuPerRequest())
 		}
 	}
 	for _, t := range targets {
@@ -439,7 +462,13 @@ func (e *env) drive(ctx context.Context, url string, ids []string) result {
 // driveWith loads url for one run: with wrk when it is installed, sending
 // the Cookie line cookie (and host as the Host, when given), else with the
 // built-in generator's requests from next.
-func (e *env) driveWith(ctx context.Context, url, cookie, host string, next request) result {
+func (e *env) driveWith(ctx context.Context, url, cookie, host string, next request) (r result) {
+	before, ok := e.meter.read()
+	defer func() {
+		if after, ok2 := e.meter.read(); ok && ok2 {
+			r.cpu = after - before
+		}
+	}()
 	if wrkPath() != "" {
 		var headers []string
 		if host != "" {
@@ -457,12 +486,12 @@ func (e *env) driveWith(ctx context.Context, url, cookie, host string, next requ
 // alternating runs the two sides of a comparison (scenario n) once a
 // round, in an order that alternates so that neither always runs first,
 // prints each run, adds each side's median run to the report, and
-// returns each round's req/s, side by side.
-func (e *env) alternating(n int, names [2]string, run func(side int) (result, error)) ([][2]float64, error) {
+// returns each round's runs, side by side.
+func (e *env) alternating(n int, names [2]string, run func(side int) (result, error)) ([][2]result, error) {
 	runs := map[string][]result{}
-	var rounds [][2]float64
+	var rounds [][2]result
 	for round := range max(1, e.o.Rounds) {
-		var rps [2]float64
+		var both [2]result
 		order := []int{0, 1}
 		if round%2 == 1 {
 			order = []int{1, 0}
@@ -473,16 +502,32 @@ func (e *env) alternating(n int, names [2]string, run func(side int) (result, er
 				return nil, err
 			}
 			runs[names[i]] = append(runs[names[i]], r)
-			rps[i] = r.rps()
-			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-60s %8.0f req/s  p50 %-9v p99 %-9v failures %d\n",
-				round+1, n, names[i], r.rps(), r.p50, r.p99, r.failures)
+			both[i] = r
+			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-60s %8.0f req/s  %6.1f µs CPU/request  p50 %-9v p99 %-9v failures %d\n",
+				round+1, n, names[i], r.rps(), r.cpuPerRequest(), r.p50, r.p99, r.failures)
 		}
-		rounds = append(rounds, rps)
+		rounds = append(rounds, both)
 	}
 	for _, name := range names {
 		e.rows = append(e.rows, row{n: n, name: medianName(name, runs[name]), r: medianRPS(runs[name]), unit: "req/s"})
 	}
 	return rounds, nil
+}
+
+// sideRatios are, for each round of alternating, side a's throughput over
+// side b's, and the same from CPU per request (b's CPU per request over
+// a's; nil where a run could not tell its CPU).
+func sideRatios(rounds [][2]result, a, b int) (rps, cpu []float64) {
+	for _, r := range rounds {
+		rps = append(rps, r[a].rps()/r[b].rps())
+		if ca, cb := r[a].cpuPerRequest(), r[b].cpuPerRequest(); ca > 0 && cb > 0 {
+			cpu = append(cpu, cb/ca)
+		}
+	}
+	if len(cpu) != len(rounds) {
+		cpu = nil
+	}
+	return rps, cpu
 }
 
 // get returns a request builder for GET url, with a session cookie per
@@ -759,6 +804,17 @@ func (e *env) report() {
 			slices.Sort(per)
 			med := (per[(len(per)-1)/2] + per[len(per)/2]) / 2
 			s += fmt.Sprintf(" (within a round: median %.1f%%, %.1f–%.1f%%)", med, per[0], per[len(per)-1])
+		}
+		// And the other way round, from the CPU each request took: b's CPU
+		// per request over a's, within each round.
+		if ca, cb := e.cpuRounds[a], e.cpuRounds[b]; len(ca) > 1 && len(ca) == len(cb) && !slices.Contains(ca, 0) && !slices.Contains(cb, 0) {
+			per := make([]float64, len(ca))
+			for i := range ca {
+				per[i] = 100 * cb[i] / ca[i]
+			}
+			slices.Sort(per)
+			med := (per[(len(per)-1)/2] + per[len(per)/2]) / 2
+			s += fmt.Sprintf("; from CPU per request: median %.1f%%, %.1f–%.1f%%", med, per[0], per[len(per)-1])
 		}
 		return s
 	}

@@ -13,9 +13,20 @@ type result struct {
 	requests, failures int
 	elapsed            time.Duration
 	p50, p99           time.Duration
+	// cpu is what the machine worked during the run (cpuMeter), 0 where
+	// it cannot tell.
+	cpu time.Duration
 }
 
 func (r result) rps() float64 { return float64(r.requests-r.failures) / r.elapsed.Seconds() }
+
+// cpuPerRequest is the CPU one request took, in microseconds, or 0.
+func (r result) cpuPerRequest() float64 {
+	if r.cpu == 0 || r.requests == 0 {
+		return 0
+	}
+	return float64(r.cpu.Microseconds()) / float64(r.requests)
+}
 
 // request builds the i-th request of connection c.
 type request func(c, i int) *http.Request

@@ -82,12 +82,12 @@ func (e *env) oauth2Proxy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ratios := make([]float64, len(rounds))
-	for k, r := range rounds {
-		ratios[k] = r[0] / r[1]
-	}
+	ratios, cpu := sideRatios(rounds, 0, 1)
 	fmt.Fprintf(e.o.Out, "scenario 15: the gate / forward_auth to oauth2-proxy, median of the rounds' ratios (target >= 3): %.2f (rounds: %.2f)\n",
 		median(ratios), ratios)
+	if cpu != nil {
+		fmt.Fprintf(e.o.Out, "scenario 15: the same from CPU per request (the peer's over the gate's): %.2f (rounds: %.2f)\n", median(cpu), cpu)
+	}
 	return nil
 }
 

@@ -51,10 +51,7 @@ func (e *env) tenantScale(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ratios := make([]float64, len(rounds))
-	for k, r := range rounds {
-		ratios[k] = r[1] / r[0]
-	}
+	ratios, _ := sideRatios(rounds, 1, 0)
 	fmt.Fprintf(e.o.Out, "scenario 14: %d tenants / 1 tenant, median of the rounds' ratios (target >= 0.98): %.3f (rounds: %v)\n",
 		manyTenants, median(ratios), ratios)
 	fmt.Fprintf(e.o.Out, "scenario 14: the heap with %d tenants %d MiB, with 1 %d MiB: %.0f bytes a tenant\n",
