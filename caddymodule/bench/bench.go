@@ -45,7 +45,7 @@ type Options struct {
 	Duration time.Duration
 	// Connections of each load run.
 	Connections int
-	// Scenarios to run, by number (1-15); empty runs all.
+	// Scenarios to run, by number (1-16); empty runs all.
 	Scenarios map[int]bool
 	// SessionCounts for scenario 8.
 	SessionCounts []int
@@ -121,7 +121,7 @@ func Run(ctx context.Context, o Options) error {
 		if err != nil {
 			return fmt.Errorf("starting the CPU hog: %w", err)
 		}
-		defer func() { _ = hog.Process.Kill(); _ = hog.Wait() }()
+		defer stopChild(hog)
 		e.meter.hog = hog.Process.Pid
 		fmt.Fprintf(o.Out, "CPU hog: process %d spins on CPU %d for the whole run (its CPU is not counted in CPU per request)\n", hog.Process.Pid, cpu)
 	}
@@ -179,7 +179,7 @@ func Run(ctx context.Context, o Options) error {
 		{5, e.proxyOnly(5)}, {10, e.proxyOnly(10)},
 		{6, e.redisGate}, {7, e.redemptions}, {8, e.sessionScaling},
 		{11, e.idleSessions}, {12, e.distantStore}, {13, e.signInForms}, {14, e.tenantScale},
-		{15, e.oauth2Proxy},
+		{15, e.oauth2Proxy}, {16, e.paired},
 	}
 	if o.Rounds > 1 {
 		if err := e.interleaved(ctx); err != nil {

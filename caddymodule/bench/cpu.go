@@ -4,12 +4,8 @@ import (
 	"bytes"
 	"fmt"
 	"os"
-	"os/exec"
-	"runtime"
 	"strconv"
 	"time"
-
-	"golang.org/x/sys/unix"
 )
 
 // tick is the unit of /proc's CPU times (USER_HZ, 100 a second on Linux).
@@ -73,55 +69,4 @@ func processTicks(pid int) (int64, bool) {
 	utime, err1 := strconv.ParseInt(string(f[11]), 10, 64)
 	stime, err2 := strconv.ParseInt(string(f[12]), 10, 64)
 	return utime + stime, err1 == nil && err2 == nil
-}
-
-// hogEnv tells the bench binary, started again, to be the CPU hog.
-const hogEnv = "PORTALGATE_BENCH_HOG_CPU"
-
-// startHog starts the bench's binary again as a process that keeps the
-// machine's last CPU busy, spinning, for the whole run: the other work on
-// a shared machine that the gate must hold up under. It returns the
-// process and the CPU it spins on.
-func startHog() (*exec.Cmd, int, error) {
-	self, err := os.Executable()
-	if err != nil {
-		return nil, 0, err
-	}
-	cpu := runtime.NumCPU() - 1
-	cmd := exec.Command(self)
-	cmd.Env = append(os.Environ(), hogEnv+"="+strconv.Itoa(cpu))
-	if err := cmd.Start(); err != nil {
-		return nil, 0, err
-	}
-	return cmd, cpu, nil
-}
-
-// Hog, when the bench's binary was started as the CPU hog, spins on its
-// CPU until killed, and never returns; otherwise it returns at once. Call
-// it first thing in main.
-func Hog() {
-	v, ok := os.LookupEnv(hogEnv)
-	if !ok {
-		return
-	}
-	runtime.GOMAXPROCS(1)
-	// The affinity is the thread's: the spinning goroutine keeps to it.
-	runtime.LockOSThread()
-	if cpu, err := strconv.Atoi(v); err == nil {
-		var set unix.CPUSet
-		set.Set(cpu)
-		_ = unix.SchedSetaffinity(0, &set)
-	}
-	spin()
-}
-
-// spin keeps one CPU busy: a loop the compiler cannot drop.
-func spin() {
-	n := uint64(1)
-	for {
-		n = n*6364136223846793005 + 1442695040888963407
-		if n == 0 {
-			fmt.Println(n)
-		}
-	}
 }
