@@ -340,6 +340,7 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Idle:          time.Duration(a.SessionIdle),
 		CacheMaxBytes: a.CacheMaxBytes,
 		Now:           a.now,
+		Placeholders:  userPlaceholders,
 	})
 	if err != nil {
 		return err
@@ -366,9 +367,9 @@ func (a *App) Provision(ctx caddy.Context) error {
 		Metrics:    a.metrics.gateway,
 		Health: gateway.HealthInfo{Backend: backend,
 			GeneratedSigningKey: len(a.SigningKeys) == 0, GeneratedAssertionKey: len(a.AssertionKeys) == 0},
-		ClientIP:   clientIP,
-		AuthUser:   authUser,
-		UserSetter: userPlaceholders,
+		ClientIP: clientIP,
+		AuthUser: authUser,
+		SetUser:  setUserPlaceholders,
 	}
 	if err := a.loadMailer(ctx, &cfg); err != nil {
 		return err
@@ -468,13 +469,11 @@ func authUser(r *http.Request) string {
 	return name
 }
 
-// userPlaceholders builds what hands the gate's user to the rest of Caddy
-// as {http.auth.user.*} placeholders (the access log's user_id): once per
-// session, so a request only adds the resolver to its replacer, in the
-// room Caddy's server leaves there.
-func userPlaceholders(u *identity.User) func(*http.Request) {
-	// Resolved only when something asks, instead of five map writes.
-	values := func(key string) (any, bool) {
+// userPlaceholders builds, once for each session L1 keeps, what resolves
+// the gate's user as {http.auth.user.*} placeholders (the access log's
+// user_id): only when something asks, instead of five map writes.
+func userPlaceholders(u *identity.User) func(string) (any, bool) {
+	return func(key string) (any, bool) {
 		switch key {
 		case "http.auth.user.id":
 			return u.ID, true
@@ -489,10 +488,14 @@ func userPlaceholders(u *identity.User) func(*http.Request) {
 		}
 		return nil, false
 	}
-	return func(r *http.Request) {
-		if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok {
-			repl.Map(values)
-		}
+}
+
+// setUserPlaceholders hands the session's user to the rest of Caddy: its
+// resolver joins the request's replacer, in the room Caddy's server leaves
+// there, so a request allocates nothing for it.
+func setUserPlaceholders(r *http.Request, e *session.Entry) {
+	if repl, ok := r.Context().Value(caddy.ReplacerCtxKey).(*caddy.Replacer); ok && e.Placeholders != nil {
+		repl.Map(e.Placeholders)
 	}
 }
 

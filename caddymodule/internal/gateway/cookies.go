@@ -44,15 +44,20 @@ func cookieValue(h http.Header, name string) string {
 // stripSessionCookies removes every gateway session cookie from what is sent
 // upstream. Apps get identity headers; a session id they never see they
 // cannot leak, and on plain-HTTP localhost every port shares cookies, so one
-// app would otherwise receive the others' sessions too.
+// app would otherwise receive the others' sessions too. (The gate does the
+// same for the usual single line without allocating: gatedCookies.)
 func stripSessionCookies(h http.Header) {
 	// Rewritten in place: the request's header slice is its own (the server
-	// made it for this request), and the hot path saves an allocation.
+	// made it for this request).
 	lines := h["Cookie"]
 	out := lines[:0]
 	for _, line := range lines {
-		if line = withoutSessionCookies(line); line != "" {
-			out = append(out, line)
+		kept, n := cutSessionCookies(line)
+		if n > 0 {
+			kept = string(keptCookies(make([]byte, 0, n), line))
+		}
+		if kept != "" {
+			out = append(out, kept)
 		}
 	}
 	if len(out) == 0 {
@@ -62,25 +67,63 @@ func stripSessionCookies(h http.Header) {
 	h["Cookie"] = out
 }
 
-// withoutSessionCookies is a Cookie line without the gateway's session
-// cookies: "" when none other is left.
-func withoutSessionCookies(line string) string {
+// cutSessionCookies is what is left of a Cookie line without the gateway's
+// session cookies when that needs no new string: the line itself, or the
+// run of it between the first and the last cookie kept, when no session
+// cookie lies between them (n is 0 then; "" when nothing is left).
+// Otherwise the kept cookies must be joined anew, in n bytes (keptCookies).
+func cutSessionCookies(line string) (kept string, n int) {
 	if !strings.Contains(line, cookiePrefix) {
-		return line
+		return line, 0
 	}
-	var b strings.Builder
-	b.Grow(len(line))
+	first, last := -1, 0 // where the kept cookies begin and end in line
+	dropped, gap := false, false
+	for at := 0; at <= len(line); {
+		raw, _, _ := strings.Cut(line[at:], ";")
+		part := strings.TrimSpace(raw)
+		name, _, _ := strings.Cut(part, "=")
+		switch {
+		case part == "":
+		case isSessionCookie(name):
+			dropped = true
+		default:
+			if n > 0 {
+				n += len("; ")
+			}
+			n += len(part)
+			begin := at + strings.Index(raw, part)
+			if first < 0 {
+				first = begin
+			} else if dropped {
+				gap = true
+			}
+			last, dropped = begin+len(part), false
+		}
+		at += len(raw) + 1
+	}
+	switch {
+	case first < 0:
+		return "", 0
+	case !gap:
+		return line[first:last], 0
+	}
+	return "", n
+}
+
+// keptCookies appends the cookies of line that are not the gateway's
+// session cookies to dst, joined by "; ".
+func keptCookies(dst []byte, line string) []byte {
 	for part := range strings.SplitSeq(line, ";") {
 		part = strings.TrimSpace(part)
 		if name, _, _ := strings.Cut(part, "="); part == "" || isSessionCookie(name) {
 			continue
 		}
-		if b.Len() > 0 {
-			b.WriteString("; ")
+		if len(dst) > 0 {
+			dst = append(dst, "; "...)
 		}
-		b.WriteString(part)
+		dst = append(dst, part...)
 	}
-	return b.String()
+	return dst
 }
 
 func isSessionCookie(name string) bool {

@@ -6,6 +6,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 
@@ -21,10 +22,9 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 	id, e, err := s.session(r)
 	if err == nil {
 		s.gatedOK.Inc()
-		m := s.stripCookies(r.Header, e, s.memo(e))
-		// The identity and the answer's frame-ancestors in one allocation,
-		// the only one of a request of a session seen before.
-		vals := new(gatedValues)
+		// The identity, the answer's frame-ancestors and the Cookie line
+		// without the session cookies, in the request's one allocation.
+		vals := gatedCookies(r.Header)
 		vals.identity.Set(r.Header, &e.User, s.g.tenant, e.App)
 		resp := w.Header()
 		if csp := resp[headerCSP]; len(csp) > 0 {
@@ -33,8 +33,8 @@ func (s *Site) gate(w http.ResponseWriter, r *http.Request, next Next) error {
 			vals.csp[0] = s.frameAncestors
 			resp[headerCSP] = vals.csp[:]
 		}
-		if m.setUser != nil {
-			m.setUser(r)
+		if s.g.cfg.SetUser != nil {
+			s.g.cfg.SetUser(r, e)
 		}
 		if s.assertions != nil {
 			tok, err := s.assertion(id, e)
@@ -77,54 +77,63 @@ type gatedValues struct {
 	csp      [1]string
 }
 
-// gateMemo is what the gate works out from a session once and reuses on
-// each of its requests (session.Entry.Memo): what hands its user to the
-// server, and the last Cookie line it rewrote, with the rewrite.
-type gateMemo struct {
-	setUser             func(*http.Request)
-	cookieIn, cookieOut string
-}
-
-// maxMemoCookie is the longest Cookie line a session's memo keeps with its
-// rewrite: a browser's handful of cookies. A longer line is rewritten on
-// each request, so a client cannot make L1 hold more than its budget.
-const maxMemoCookie = 1024
-
-// memo is the session's gateMemo, made at its first request.
-func (s *Site) memo(e *session.Entry) *gateMemo {
-	if m, ok := e.Memo().(*gateMemo); ok {
-		return m
-	}
-	m := new(gateMemo)
-	if s.g.cfg.UserSetter != nil {
-		m.setUser = s.g.cfg.UserSetter(&e.User)
-	}
-	e.SetMemo(m)
-	return m
-}
-
-// stripCookies is stripSessionCookies, with the rewrite of the session's
-// Cookie line taken from its memo while the browser sends the same line.
-// It returns the memo, renewed when the line changed.
-func (s *Site) stripCookies(h http.Header, e *session.Entry, m *gateMemo) *gateMemo {
+// gatedCookies removes the session cookies from the request's Cookie line
+// (stripSessionCookies) and returns the request's gatedValues. A line
+// that must be joined anew is written into the same allocation, in one of
+// a few sizes of room (each an allocation size class), so the request
+// allocates once; only a longer line, or a request with several Cookie
+// lines, allocates more.
+func gatedCookies(h http.Header) *gatedValues {
 	lines := h["Cookie"]
-	if len(lines) != 1 || len(lines[0]) > maxMemoCookie {
+	if len(lines) != 1 {
 		stripSessionCookies(h)
-		return m
+		return new(gatedValues)
 	}
-	if lines[0] != m.cookieIn {
-		next := *m
-		next.cookieIn, next.cookieOut = lines[0], withoutSessionCookies(lines[0])
-		m = &next
-		e.SetMemo(m)
+	kept, n := cutSessionCookies(lines[0])
+	var vals *gatedValues
+	if n == 0 {
+		vals = new(gatedValues)
+	} else {
+		var room []byte
+		vals, room = gatedValuesWithRoom(n)
+		b := keptCookies(room, lines[0])
+		// As strings.Builder does: the bytes are written once, here, and
+		// never again, and the string keeps the allocation alive.
+		kept = unsafe.String(unsafe.SliceData(b), len(b)) //nolint:gosec // see above
 	}
-	if m.cookieOut == "" {
+	if kept == "" {
 		delete(h, "Cookie")
 	} else {
-		// In place: the request's header slice is its own.
-		lines[0] = m.cookieOut
+		lines[0] = kept // in place: the request's header slice is its own
 	}
-	return m
+	return vals
+}
+
+// gatedValuesWithRoom returns gatedValues with room for n bytes after them,
+// in the same allocation when n fits one of the sizes (gatedValues is 128
+// bytes: 192, 320 and 576 are allocation size classes).
+func gatedValuesWithRoom(n int) (*gatedValues, []byte) {
+	switch {
+	case n <= 64:
+		v := new(struct {
+			gatedValues
+			room [64]byte
+		})
+		return &v.gatedValues, v.room[:0]
+	case n <= 192:
+		v := new(struct {
+			gatedValues
+			room [192]byte
+		})
+		return &v.gatedValues, v.room[:0]
+	case n <= 448:
+		v := new(struct {
+			gatedValues
+			room [448]byte
+		})
+		return &v.gatedValues, v.room[:0]
+	}
+	return new(gatedValues), make([]byte, 0, n)
 }
 
 // nextOf is where a signed-out visitor was going, for the portal to send

@@ -22,7 +22,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/portalgate/portalgate/caddymodule/internal/assertion"
-	"github.com/portalgate/portalgate/caddymodule/internal/identity"
 	"github.com/portalgate/portalgate/caddymodule/internal/link"
 	"github.com/portalgate/portalgate/caddymodule/internal/mail"
 	"github.com/portalgate/portalgate/caddymodule/internal/portal"
@@ -131,11 +130,10 @@ type Config struct {
 	// AuthUser is the user id an authenticator in front of the dashboard
 	// signed in, or "". Default: nobody is signed in.
 	AuthUser func(*http.Request) string
-	// UserSetter, when set, builds for a session's user what hands that
-	// user to the server on each request the gate lets through (Caddy's
-	// {http.auth.user.*} placeholders). It is called once per session (as
-	// L1 holds it), and what it returns on every request of the session.
-	UserSetter func(*identity.User) func(*http.Request)
+	// SetUser, when set, hands the session's user to the server on each
+	// request the gate lets through (Caddy's {http.auth.user.*}
+	// placeholders, from the session's Placeholders).
+	SetUser func(*http.Request, *session.Entry)
 }
 
 // AppURL declares one child app: its name and public origin.

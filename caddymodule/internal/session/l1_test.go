@@ -16,7 +16,11 @@ import (
 // as ristretto accounts it, for a typical contact of a child app.
 func BenchmarkL1_BytesPerSession(b *testing.B) {
 	clk := clock.NewFake()
-	m, err := session.NewManager(memory.New(clk.Now), session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 30, Now: clk.Now})
+	m, err := session.NewManager(memory.New(clk.Now), session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 30, Now: clk.Now,
+		// As the gateway has it: a resolver of the user's placeholders per entry.
+		Placeholders: func(u *identity.User) func(string) (any, bool) {
+			return func(key string) (any, bool) { return u.ID, key == "http.auth.user.id" }
+		}})
 	if err != nil {
 		b.Fatal(err)
 	}

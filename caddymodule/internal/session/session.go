@@ -39,6 +39,11 @@ type Config struct {
 	CacheMaxBytes int64
 	// Now is the clock.
 	Now func() time.Time
+	// Placeholders, when set, builds for a session's user what resolves
+	// the server's placeholders of that user (Caddy's {http.auth.user.*}):
+	// once for each entry L1 keeps, so a request that hands the user on
+	// allocates nothing for it (Entry.Placeholders).
+	Placeholders func(*identity.User) func(key string) (any, bool)
 }
 
 // Manager is the session lifecycle over a store with an L1 cache.
@@ -199,7 +204,7 @@ func (m *Manager) Create(ctx context.Context, user identity.User, tenant, app st
 	if err := m.store.CreateSession(ctx, s); err != nil {
 		return nil, err
 	}
-	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
+	m.remember(s.ID, m.entryOf(s), s.CreatedAt, seen, gen)
 	return s, nil
 }
 
@@ -223,7 +228,7 @@ func (m *Manager) Redeem(ctx context.Context, l store.Spend, tenant, app string)
 	case err != nil:
 		return nil, g, err
 	}
-	m.remember(s.ID, entryOf(s), s.CreatedAt, seen, gen)
+	m.remember(s.ID, m.entryOf(s), s.CreatedAt, seen, gen)
 	return s, g, nil
 }
 
@@ -279,33 +284,24 @@ type Entry struct {
 	// created, expires and idle are when the session began and its
 	// absolute and idle deadlines.
 	created, expires, idle int64
-	// memo is what a caller works out from the session once (Memo); the
-	// entry's touched copies share it.
-	memo *atomic.Value
+	// Placeholders resolves the server's placeholders of User, when
+	// Config.Placeholders builds it; nil otherwise.
+	Placeholders func(key string) (any, bool)
 }
 
-func entryOf(s *store.Session) *Entry {
-	return &Entry{User: s.User, Tenant: s.Tenant, App: s.App, Apps: s.Apps,
-		created: s.CreatedAt.UnixNano(), expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano(),
-		memo: new(atomic.Value)}
+// entryOf is the L1 entry of a stored session.
+func (m *Manager) entryOf(s *store.Session) *Entry {
+	e := &Entry{User: s.User, Tenant: s.Tenant, App: s.App, Apps: s.Apps,
+		created: s.CreatedAt.UnixNano(), expires: s.ExpiresAt.UnixNano(), idle: s.IdleAt.UnixNano()}
+	m.resolve(e)
+	return e
 }
 
-// Memo returns what SetMemo last kept with the session, or nil. It lets the
-// gate work out once, not on every request, what depends on the session
-// alone; it lives as long as L1 keeps the session.
-func (e *Entry) Memo() any {
-	if e.memo == nil {
-		return nil
-	}
-	return e.memo.Load()
-}
-
-// SetMemo keeps v with the session, for Memo. Every value kept with one
-// entry must be of one type; it is shared by the session's requests, so it
-// must not be modified once kept.
-func (e *Entry) SetMemo(v any) {
-	if e.memo != nil {
-		e.memo.Store(v)
+// resolve gives e its own Placeholders, over its own User (an entry that
+// replaces another must not keep the old one reachable).
+func (m *Manager) resolve(e *Entry) {
+	if m.cfg.Placeholders != nil {
+		e.Placeholders = m.cfg.Placeholders(&e.User)
 	}
 }
 
@@ -400,7 +396,7 @@ func (m *Manager) read(ctx context.Context, id string, now time.Time) (*Entry, e
 	if err != nil {
 		return nil, fmt.Errorf("reading session: %w", err)
 	}
-	e := entryOf(s)
+	e := m.entryOf(s)
 	m.remember(id, e, now, seen, gen)
 	return e, nil
 }
@@ -410,6 +406,7 @@ func (m *Manager) read(ctx context.Context, id string, now time.Time) (*Entry, e
 func (m *Manager) touch(ctx context.Context, id string, s *Entry, now time.Time) (*Entry, error) {
 	seen, gen := m.reading(id)
 	next := *s
+	m.resolve(&next)
 	idleAt := now.Add(m.cfg.Idle)
 	next.idle = idleAt.UnixNano()
 	err := m.store.TouchSession(ctx, id, idleAt)
@@ -519,16 +516,18 @@ const maxCounters = 1 << 24
 // costFloor is the smallest cost an entry can have: the struct itself.
 const costFloor = int64(unsafe.Sizeof(Entry{}))
 
-// memoCost is what an entry's memo is counted at: its slot, and the gate's
-// memo with a Cookie line of a few cookies (the gate keeps no line longer
-// than a kilobyte).
-const memoCost = int64(unsafe.Sizeof(atomic.Value{})) + 256
+// placeholdersCost is what an entry's Placeholders takes: a closure over
+// its User.
+const placeholdersCost = 16
 
 // Cost is an entry's size in bytes as the L1 budget counts it: the struct
 // and every string it points to (ristretto adds its own bookkeeping).
 func Cost(e *Entry) int64 {
 	u := &e.User
-	n := costFloor + memoCost + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.Tenant)+len(e.App))
+	n := costFloor + int64(len(u.ID)+len(u.Email)+len(u.Name)+len(u.Type)+len(u.Location)+len(e.Tenant)+len(e.App))
+	if e.Placeholders != nil {
+		n += placeholdersCost
+	}
 	for _, a := range e.Apps {
 		n += int64(unsafe.Sizeof(a)) + int64(len(a))
 	}

@@ -285,43 +285,39 @@ func TestNewManager_HugeCacheIsNotAllocatedUpFront(t *testing.T) {
 	}
 }
 
-// TestEntry_MemoOutlivesATouchAndIsTheSessionsAlone: what the gate keeps with a
-// session is there for its next request, and for the entry a touch put in
-// L1 in its place; another session of the same user starts without.
-func TestEntry_MemoOutlivesATouchAndIsTheSessionsAlone(t *testing.T) {
-	m, st, clk := newManager(t)
+// TestEntry_PlaceholdersResolveTheEntrysOwnUserAfterATouch: the resolver
+// built for an entry is its own, and the entry a touch puts in L1 in its
+// place gets one of its own too.
+func TestEntry_PlaceholdersResolveTheEntrysOwnUserAfterATouch(t *testing.T) {
+	clk := clock.NewFake()
+	st := &countingStore{Store: memory.New(clk.Now)}
+	var built []*identity.User
+	m, err := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now,
+		Placeholders: func(u *identity.User) func(string) (any, bool) {
+			built = append(built, u)
+			return func(key string) (any, bool) { return u.ID, key == "id" }
+		}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Close)
 	s := create(t, m)
 	e, err := m.Lookup(context.Background(), s.ID, "", "courses")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if e.Memo() != nil {
-		t.Fatalf("a new session's memo: %v", e.Memo())
+	if v, ok := e.Placeholders("id"); !ok || v != ada.ID || built[len(built)-1] != &e.User {
+		t.Fatalf("a new entry resolves id to %v, %v", v, ok)
 	}
-	e.SetMemo("kept")
 	clk.Advance(90 * time.Minute)
 	touched, err := m.Lookup(context.Background(), s.ID, "", "courses")
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.touches != 1 || touched == e || touched.Memo() != "kept" {
-		t.Fatalf("after %d touches, the entry's memo: %v", st.touches, touched.Memo())
+	if st.touches != 1 || touched == e || built[len(built)-1] != &touched.User {
+		t.Fatalf("after %d touches, the resolver was last built over %p, not the new entry's user %p", st.touches, built[len(built)-1], &touched.User)
 	}
-	if err := m.End(context.Background(), s.ID); err != nil {
-		t.Fatal(err)
-	}
-	again, err := m.Create(context.Background(), ada, "", "courses", nil, "link2")
-	if err != nil {
-		t.Fatal(err)
-	}
-	m.Wait()
-	if e, err := m.Lookup(context.Background(), again.ID, "", "courses"); err != nil || e.Memo() != nil {
-		t.Fatalf("another session of the same user: %v, memo %v", err, e.Memo())
-	}
-	// An entry not made by the manager keeps nothing, and fails nothing.
-	var bare session.Entry
-	bare.SetMemo("x")
-	if bare.Memo() != nil {
-		t.Fatalf("a bare entry's memo: %v", bare.Memo())
+	if v, ok := touched.Placeholders("id"); !ok || v != ada.ID {
+		t.Fatalf("the touched entry resolves id to %v, %v", v, ok)
 	}
 }
