@@ -483,30 +483,33 @@ func (e *env) driveWith(ctx context.Context, url, cookie, host string, next requ
 	return load(ctx, e.o.Connections, e.o.Duration, http.StatusOK, next)
 }
 
-// alternating runs the two sides of a comparison (scenario n) once a
-// round, in an order that alternates so that neither always runs first,
-// prints each run, adds each side's median run to the report, and
-// returns each round's runs, side by side.
-func (e *env) alternating(n int, names [2]string, run func(side int) (result, error)) ([][2]result, error) {
+// alternating runs the sides of a comparison (scenario n) once a round,
+// each round in the order opposite to the one before, so that none always
+// runs first; it prints each run, adds each side's median run to the
+// report, and returns each round's runs, side by side.
+func (e *env) alternating(n int, names []string, run func(side int) (result, error)) ([][]result, error) {
 	runs := map[string][]result{}
-	var rounds [][2]result
+	var rounds [][]result
+	order := make([]int, len(names))
+	for i := range order {
+		order[i] = i
+	}
 	for round := range max(1, e.o.Rounds) {
-		var both [2]result
-		order := []int{0, 1}
-		if round%2 == 1 {
-			order = []int{1, 0}
+		if round > 0 {
+			slices.Reverse(order)
 		}
+		all := make([]result, len(names))
 		for _, i := range order {
 			r, err := run(i)
 			if err != nil {
 				return nil, err
 			}
 			runs[names[i]] = append(runs[names[i]], r)
-			both[i] = r
+			all[i] = r
 			fmt.Fprintf(e.o.Out, "  round %d: %2d. %-60s %8.0f req/s  %6.1f µs CPU/request  p50 %-9v p99 %-9v failures %d\n",
 				round+1, n, names[i], r.rps(), r.cpuPerRequest(), r.p50, r.p99, r.failures)
 		}
-		rounds = append(rounds, both)
+		rounds = append(rounds, all)
 	}
 	for _, name := range names {
 		e.rows = append(e.rows, row{n: n, name: medianName(name, runs[name]), r: medianRPS(runs[name]), unit: "req/s"})
@@ -517,7 +520,7 @@ func (e *env) alternating(n int, names [2]string, run func(side int) (result, er
 // sideRatios are, for each round of alternating, side a's throughput over
 // side b's, and the same from CPU per request (b's CPU per request over
 // a's; nil where a run could not tell its CPU).
-func sideRatios(rounds [][2]result, a, b int) (rps, cpu []float64) {
+func sideRatios(rounds [][]result, a, b int) (rps, cpu []float64) {
 	for _, r := range rounds {
 		rps = append(rps, r[a].rps()/r[b].rps())
 		if ca, cb := r[a].cpuPerRequest(), r[b].cpuPerRequest(); ca > 0 && cb > 0 {

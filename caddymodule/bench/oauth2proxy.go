@@ -27,8 +27,9 @@ const oauth2ProxyModule = "github.com/oauth2-proxy/oauth2-proxy/v7@v7.15.6"
 // oauth2Proxy is scenario 15: Caddy's forward_auth to oauth2-proxy
 // (htpasswd, cookie sessions), copying its X-Auth-Request-* identity onto
 // the request to the app; the browser signed in through its form. It runs
-// against the gate (scenario 3) in the same rounds, in alternating order,
-// and reports the ratio within each round.
+// against the gate (scenario 3) and the bare proxy (scenario 2, the bound)
+// in the same rounds, in alternating order, and reports the ratios within
+// each round.
 func (e *env) oauth2Proxy(ctx context.Context) error {
 	bin, err := installOAuth2Proxy(ctx, e.dir)
 	if err != nil {
@@ -68,10 +69,15 @@ func (e *env) oauth2Proxy(ctx context.Context) error {
 	}
 	gate := "http://" + e.gate + identityPath
 	peer := "http://" + site + "/"
-	names := [2]string{nameGate, "Caddy forward_auth to oauth2-proxy v7.15.6 (cookie session)"}
+	// The third side is the bound: a gate that cost nothing would be the
+	// bare proxy (scenario 2).
+	names := []string{nameGate, "Caddy forward_auth to oauth2-proxy v7.15.6 (cookie session)", nameBare}
 	rounds, err := e.alternating(15, names, func(i int) (result, error) {
-		if i == 0 {
+		switch i {
+		case 0:
 			return e.drive(ctx, gate, ids), nil
+		case 2:
+			return e.drive(ctx, "http://"+e.bare+"/", nil), nil
 		}
 		return e.driveWith(ctx, peer, cookie, "", func(int, int) *http.Request {
 			req, _ := http.NewRequest(http.MethodGet, peer, nil)
@@ -82,12 +88,19 @@ func (e *env) oauth2Proxy(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ratios, cpu := sideRatios(rounds, 0, 1)
-	fmt.Fprintf(e.o.Out, "scenario 15: the gate / forward_auth to oauth2-proxy, median of the rounds' ratios (target >= 3): %.2f (rounds: %.2f)\n",
-		median(ratios), ratios)
-	if cpu != nil {
-		fmt.Fprintf(e.o.Out, "scenario 15: the same from CPU per request (the peer's over the gate's): %.2f (rounds: %.2f)\n", median(cpu), cpu)
+	for _, c := range []struct {
+		what string
+		a    int
+	}{{"the gate", 0}, {"the bare proxy (the bound: a gate that cost nothing)", 2}} {
+		ratios, cpu := sideRatios(rounds, c.a, 1)
+		fmt.Fprintf(e.o.Out, "scenario 15: %s / forward_auth to oauth2-proxy, median of the rounds' ratios (target >= 3): %.2f (rounds: %.2f)\n",
+			c.what, median(ratios), ratios)
+		if cpu != nil {
+			fmt.Fprintf(e.o.Out, "scenario 15: the same from CPU per request (the peer's over this side's): %.2f (rounds: %.2f)\n", median(cpu), cpu)
+		}
 	}
+	ratios, _ := sideRatios(rounds, 0, 2)
+	fmt.Fprintf(e.o.Out, "scenario 15: the gate / the bare proxy, median of the rounds' ratios: %.3f (rounds: %.3f)\n", median(ratios), ratios)
 	return nil
 }
 

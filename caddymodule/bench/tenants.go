@@ -33,7 +33,7 @@ func (e *env) tenantScale(ctx context.Context) error {
 	}
 	var heap [2]uint64
 	url := "http://" + e.tenantsSite + identityPath
-	names := [2]string{"catch-all, 1 tenant", fmt.Sprintf("catch-all, %d tenants", manyTenants)}
+	names := []string{"catch-all, 1 tenant", fmt.Sprintf("catch-all, %d tenants", manyTenants)}
 	rounds, err := e.alternating(14, names, func(i int) (result, error) {
 		s := []seeded{one, many}[i]
 		if err := e.loadTenants(s.path); err != nil {
