@@ -82,3 +82,62 @@ func TestCookies_EveryLineLosesItsSessionCookiesAndNothingElse(t *testing.T) {
 		}
 	}
 }
+
+// TestCookies_SessionCookiesOfEveryShapeAreDropped: lines written out by
+// hand, with what must go upstream, so the rewrite is checked against more
+// than its own parsing.
+func TestCookies_SessionCookiesOfEveryShapeAreDropped(t *testing.T) {
+	t.Parallel()
+	id := strings.Repeat("S", session.IDLen)
+	for _, tc := range []struct{ line, want string }{
+		{"portalgate-courses=" + id, ""},
+		{"portalgate-courses", ""},
+		{"portalgate-courses=", ""},
+		{"\tportalgate-courses=" + id + "\t", ""},
+		{"__Host-portalgate-courses=" + id + "; a=1", "a=1"},
+		{"a=1;portalgate-courses=" + id, "a=1"},
+		{`a="x;y"; portalgate-courses=` + id + "; b=2", `a="x; y"; b=2`},
+		{"a=1; portalgate-courses=" + id + "; b=2; portalgate-communities=" + id + "; c=3", "a=1; b=2; c=3"},
+		{"a=1;\tportalgate-courses=" + id + ";\tb=2", "a=1; b=2"},
+		{"a=portalgate-courses; portalgatex=1", "a=portalgate-courses; portalgatex=1"},
+		{"a=1; __Host-portalgate-x=" + id + ";;; portalgate-y; b=2;", "a=1; b=2"},
+		{";;", ";;"},
+	} {
+		h := http.Header{"Cookie": {tc.line}}
+		gatedCookies(h)
+		if got := h.Get("Cookie"); got != tc.want || (tc.want == "") != (h["Cookie"] == nil) {
+			t.Errorf("Cookie %q went upstream as %q, want %q", tc.line, h["Cookie"], tc.want)
+		}
+	}
+}
+
+// TestCookies_ALineOfEveryRoomSizeCostsTheRequestOneAllocation: a line to
+// join, of each room size and at its edges, costs the request its one
+// allocation and no more (one more past the largest room). Not parallel:
+// testing.AllocsPerRun counts the whole process's allocations.
+func TestCookies_ALineOfEveryRoomSizeCostsTheRequestOneAllocation(t *testing.T) {
+	id := strings.Repeat("S", session.IDLen)
+	for _, n := range []int{7, 64, 65, 192, 193, 448, 449, 2000} {
+		// "a=1" and "b=vvv" on either side of the session cookie: n bytes
+		// to join.
+		kept := "a=1; b=" + strings.Repeat("v", n-len("a=1; b="))
+		line := "a=1; portalgate-courses=" + id + "; " + strings.TrimPrefix(kept, "a=1; ")
+		h := http.Header{}
+		lines := make([]string, 1)
+		allocs := testing.AllocsPerRun(20, func() {
+			lines[0] = line
+			h["Cookie"] = lines
+			gatedCookies(h)
+		})
+		if h.Get("Cookie") != kept {
+			t.Fatalf("%d bytes kept: upstream %q", n, h.Get("Cookie"))
+		}
+		want := 1.0
+		if n > 448 {
+			want = 2 // the line gets an allocation of its own
+		}
+		if allocs != want && !raceEnabled {
+			t.Errorf("a line keeping %d bytes: %.0f allocations, want %.0f", n, allocs, want)
+		}
+	}
+}

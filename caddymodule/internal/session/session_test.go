@@ -295,7 +295,7 @@ func TestEntry_PlaceholdersResolveTheEntrysOwnUserAfterATouch(t *testing.T) {
 	m, err := session.NewManager(st, session.Config{TTL: 12 * time.Hour, Idle: 2 * time.Hour, CacheMaxBytes: 1 << 20, Now: clk.Now,
 		Placeholders: func(u *identity.User) func(string) (any, bool) {
 			built = append(built, u)
-			return func(key string) (any, bool) { return u.ID, key == "id" }
+			return func(key string) (any, bool) { return u, key == "user" }
 		}})
 	if err != nil {
 		t.Fatal(err)
@@ -306,8 +306,8 @@ func TestEntry_PlaceholdersResolveTheEntrysOwnUserAfterATouch(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if v, ok := e.Placeholders("id"); !ok || v != ada.ID || built[len(built)-1] != &e.User {
-		t.Fatalf("a new entry resolves id to %v, %v", v, ok)
+	if v, ok := e.Placeholders("user"); !ok || v != &e.User || built[len(built)-1] != &e.User {
+		t.Fatalf("a new entry resolves its user to %p, %v, not %p", v, ok, &e.User)
 	}
 	clk.Advance(90 * time.Minute)
 	touched, err := m.Lookup(context.Background(), s.ID, "", "courses")
@@ -317,7 +317,16 @@ func TestEntry_PlaceholdersResolveTheEntrysOwnUserAfterATouch(t *testing.T) {
 	if st.touches != 1 || touched == e || built[len(built)-1] != &touched.User {
 		t.Fatalf("after %d touches, the resolver was last built over %p, not the new entry's user %p", st.touches, built[len(built)-1], &touched.User)
 	}
-	if v, ok := touched.Placeholders("id"); !ok || v != ada.ID {
-		t.Fatalf("the touched entry resolves id to %v, %v", v, ok)
+	if v, ok := touched.Placeholders("user"); !ok || v != &touched.User {
+		t.Fatalf("the touched entry resolves its user to %p, %v, not its own %p", v, ok, &touched.User)
+	}
+	// Read again from the store, after L1 forgot it: a resolver of its own.
+	m.Forget(s.ID)
+	again, err := m.Lookup(context.Background(), s.ID, "", "courses")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v, ok := again.Placeholders("user"); !ok || again == touched || v != &again.User {
+		t.Fatalf("the entry read from the store resolves its user to %p, %v, not its own %p", v, ok, &again.User)
 	}
 }
