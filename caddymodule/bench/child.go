@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"runtime"
 	"strconv"
+	"time"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig"
@@ -24,17 +25,36 @@ const (
 // hog, or a Caddy of scenario 16), and then never returns; in any other
 // process it returns at once. Call it first thing in main.
 func Child() {
-	if v, ok := os.LookupEnv(hogEnv); ok {
+	hog, isHog := os.LookupEnv(hogEnv)
+	path, isCaddy := os.LookupEnv(caddyEnv)
+	if !isHog && !isCaddy {
+		return
+	}
+	go endWithParent()
+	if isHog {
 		runtime.GOMAXPROCS(1)
-		if cpu, err := strconv.Atoi(v); err == nil {
-			pinTo(cpu)
+		cpu, err := strconv.Atoi(hog)
+		if err == nil {
+			err = pinTo(cpu)
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "bench hog: not pinned to CPU %s: %v\n", hog, err)
 		}
 		spin()
 	}
-	if path, ok := os.LookupEnv(caddyEnv); ok {
-		err := serveCaddyfile(path)
-		fmt.Fprintln(os.Stderr, "bench caddy:", err)
-		os.Exit(1)
+	err := serveCaddyfile(path)
+	fmt.Fprintln(os.Stderr, "bench caddy:", err)
+	os.Exit(1)
+}
+
+// endWithParent ends a helper process once the bench that started it is
+// gone, however it went (on Linux the kernel ends it at once as well).
+func endWithParent() {
+	parent := os.Getppid()
+	for range time.Tick(time.Second) {
+		if os.Getppid() != parent {
+			os.Exit(0)
+		}
 	}
 }
 
@@ -77,11 +97,11 @@ func stopChild(cmd *exec.Cmd) {
 	_ = cmd.Wait()
 }
 
-// startHog starts the CPU hog: a process that keeps the machine's last CPU
-// busy, spinning, for the whole run, as other work on a shared machine
+// startHog starts the CPU hog: a process that keeps the last CPU this
+// process may use busy, spinning, for the whole run, as other work on a shared machine
 // would. It returns the process and its CPU.
 func startHog() (*exec.Cmd, int, error) {
-	cpu := runtime.NumCPU() - 1
+	cpu := lastCPU()
 	cmd, err := startChild(hogEnv, strconv.Itoa(cpu))
 	return cmd, cpu, err
 }

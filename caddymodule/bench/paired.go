@@ -75,7 +75,9 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 			continue // the warm-up
 		}
 		ratios = append(ratios, rs[0].rps()/rs[1].rps())
-		cpus = append(cpus, rs[1].cpuPerRequest()/rs[0].cpuPerRequest())
+		if ca, cb := rs[0].cpuPerRequest(), rs[1].cpuPerRequest(); ca > 0 && cb > 0 {
+			cpus = append(cpus, cb/ca)
+		}
 		for i, c := range []*pairedCaddy{a, b} {
 			fmt.Fprintf(e.o.Out, "  round %d: 16. %-58s %8.0f req/s  %6.1f µs CPU/request (the process's)  p50 %-9v p99 %-9v failures %d\n",
 				round, c.name, rs[i].rps(), rs[i].cpuPerRequest(), rs[i].p50, rs[i].p99, rs[i].failures)
@@ -86,7 +88,9 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 			}
 		}
 	}
-	fmt.Fprintf(e.o.Out, "  CPU per request, %s's over %s's: median %.3f (rounds: %.3f)\n", b.name, a.name, median(cpus), cpus)
+	if len(cpus) == len(ratios) {
+		fmt.Fprintf(e.o.Out, "  CPU per request, %s's over %s's: median %.3f (rounds: %.3f)\n", b.name, a.name, median(cpus), cpus)
+	}
 	return ratios, nil
 }
 
@@ -95,9 +99,12 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 func (e *env) together(ctx context.Context, a, b *pairedCaddy) ([2]result, error) {
 	var rs [2]result
 	var errs [2]error
+	var before [2]int64
+	for i, c := range []*pairedCaddy{a, b} {
+		before[i], _ = processTicks(c.cmd.Process.Pid)
+	}
 	var wg sync.WaitGroup
-	order := []*pairedCaddy{a, b}
-	for i, c := range order {
+	for i, c := range []*pairedCaddy{a, b} {
 		dir := filepath.Join(e.dir, fmt.Sprintf("wrk-%d", i))
 		if err := os.MkdirAll(dir, 0o700); err != nil {
 			return rs, err
@@ -106,14 +113,12 @@ func (e *env) together(ctx context.Context, a, b *pairedCaddy) ([2]result, error
 			rs[i], errs[i] = loadWrk(ctx, dir, max(1, e.o.Connections/2), e.o.Duration, http.StatusOK, c.url, c.cookie)
 		})
 	}
-	var before [2]int64
-	for i, c := range order {
-		before[i], _ = processTicks(c.cmd.Process.Pid)
-	}
 	wg.Wait()
-	for i, c := range order {
-		after, _ := processTicks(c.cmd.Process.Pid)
-		rs[i].cpu = time.Duration(after-before[i]) * tick
+	for i, c := range []*pairedCaddy{a, b} {
+		// A process whose CPU /proc cannot tell leaves the run's 0.
+		if after, ok := processTicks(c.cmd.Process.Pid); ok && before[i] > 0 {
+			rs[i].cpu = time.Duration(after-before[i]) * tick
+		}
 	}
 	for _, err := range errs {
 		if err != nil {
@@ -243,7 +248,7 @@ func identityAt(url, cookie string) (string, error) {
 		return "", err
 	}
 	req.Header.Set("Cookie", cookie)
-	res, err := http.DefaultClient.Do(req)
+	res, err := (&http.Client{Timeout: 2 * time.Second}).Do(req)
 	if err != nil {
 		return "", err
 	}
