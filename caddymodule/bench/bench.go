@@ -334,55 +334,62 @@ func (e *env) load(storeLine, cache string) error {
 		copyHeaders.WriteString(" " + h.name)
 	}
 	cf := fmt.Sprintf(`{
-	admin %[14]s
-	persist_config off
-	log {
-		level ERROR
-	}
-	portalgate {
-		portal http://%[1]s
-		app courses http://%[2]s
-		signing_key bench %[3]s
-		%[4]s
-		cache_max_bytes %[5]s
-		rate_limit off
-	}
-}
+	admin %[12]s
+%[3]s}
 http://%[1]s {
 	portalgate portal
 }
 http://%[2]s {
 	portalgate courses
-	reverse_proxy %[6]s
+	reverse_proxy %[4]s
 }
-http://%[7]s {
-	reverse_proxy %[6]s
+http://%[5]s {
+	reverse_proxy %[4]s
 }
-http://%[8]s {
-	forward_auth %[9]s {
+http://%[6]s {
+	forward_auth %[7]s {
 		uri /auth
 	}
-	reverse_proxy %[6]s
+	reverse_proxy %[4]s
 }
-http://%[10]s {
+http://%[8]s {
 	header Content-Security-Policy "frame-ancestors 'self' http://%[1]s"
-	reverse_proxy %[6]s {
-%[12]s		header_up -Cookie
+	reverse_proxy %[4]s {
+%[10]s		header_up -Cookie
 	}
 }
-http://%[11]s {
+http://%[9]s {
 	header Content-Security-Policy "frame-ancestors 'self' http://%[1]s"
-	forward_auth %[9]s {
+	forward_auth %[7]s {
 		uri /identity
-		copy_headers%[13]s
+		copy_headers%[11]s
 	}
-	reverse_proxy %[6]s {
+	reverse_proxy %[4]s {
 		header_up -Cookie
 	}
 }
-`, e.portal, e.gate, benchKey, storeLine, cache, e.upstream, e.bare, e.forward, e.auth,
+`, e.portal, e.gate, globalOptions(e.portal, e.gate, storeLine, cache), e.upstream, e.bare, e.forward, e.auth,
 		e.bareIdentity, e.forwardIdentity, headerUp.String(), copyHeaders.String(), e.admin)
 	return e.loadCaddyfile(cf + e.extraSites)
+}
+
+// globalOptions are the bench's global options but the admin address: the
+// portalgate app with its portal at portal, courses at app, on the store
+// storeLine ("store bolt <path>") with an L1 of cache.
+func globalOptions(portal, app, storeLine, cache string) string {
+	return fmt.Sprintf(`	persist_config off
+	log {
+		level ERROR
+	}
+	portalgate {
+		portal http://%s
+		app courses http://%s
+		signing_key bench %s
+		%s
+		cache_max_bytes %s
+		rate_limit off
+	}
+`, portal, app, benchKey, storeLine, cache)
 }
 
 // loadCaddyfile (re)loads Caddy with the Caddyfile cf.
@@ -782,6 +789,20 @@ func (e *env) sessionScaling(ctx context.Context) error {
 	return nil
 }
 
+// withinRounds is the median and the range, in per cent, of num[i] /
+// den[i] over the rounds; ok is false without two rounds of both.
+func withinRounds(num, den []float64) (med, lo, hi float64, ok bool) {
+	if len(num) < 2 || len(num) != len(den) {
+		return 0, 0, 0, false
+	}
+	per := make([]float64, len(num))
+	for i := range num {
+		per[i] = 100 * num[i] / den[i]
+	}
+	slices.Sort(per)
+	return (per[(len(per)-1)/2] + per[len(per)/2]) / 2, per[0], per[len(per)-1], true
+}
+
 func (e *env) report() {
 	w := tabwriter.NewWriter(e.o.Out, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(e.o.Out, "\n| # | scenario | throughput | p50 | p99 | failures |")
@@ -798,26 +819,15 @@ func (e *env) report() {
 		s := fmt.Sprintf("%.1f%%", 100*e.rps[a]/e.rps[b])
 		// Over rounds, the ratio within each round as well: the machine's
 		// speed drifts between rounds more than within one.
-		ra, rb := e.rounds[a], e.rounds[b]
-		if len(ra) > 1 && len(ra) == len(rb) {
-			per := make([]float64, len(ra))
-			for i := range ra {
-				per[i] = 100 * ra[i] / rb[i]
-			}
-			slices.Sort(per)
-			med := (per[(len(per)-1)/2] + per[len(per)/2]) / 2
-			s += fmt.Sprintf(" (within a round: median %.1f%%, %.1f–%.1f%%)", med, per[0], per[len(per)-1])
+		if med, lo, hi, ok := withinRounds(e.rounds[a], e.rounds[b]); ok {
+			s += fmt.Sprintf(" (within a round: median %.1f%%, %.1f–%.1f%%)", med, lo, hi)
 		}
 		// And the other way round, from the CPU each request took: b's CPU
 		// per request over a's, within each round.
-		if ca, cb := e.cpuRounds[a], e.cpuRounds[b]; len(ca) > 1 && len(ca) == len(cb) && !slices.Contains(ca, 0) && !slices.Contains(cb, 0) {
-			per := make([]float64, len(ca))
-			for i := range ca {
-				per[i] = 100 * cb[i] / ca[i]
+		if ca, cb := e.cpuRounds[a], e.cpuRounds[b]; !slices.Contains(ca, 0) && !slices.Contains(cb, 0) {
+			if med, lo, hi, ok := withinRounds(cb, ca); ok {
+				s += fmt.Sprintf("; from CPU per request: median %.1f%%, %.1f–%.1f%%", med, lo, hi)
 			}
-			slices.Sort(per)
-			med := (per[(len(per)-1)/2] + per[len(per)/2]) / 2
-			s += fmt.Sprintf("; from CPU per request: median %.1f%%, %.1f–%.1f%%", med, per[0], per[len(per)-1])
 		}
 		return s
 	}

@@ -191,22 +191,10 @@ func (e *env) pairedGlobal(name, portal, app string) (string, []string, error) {
 	}
 	return fmt.Sprintf(`{
 	admin off
-	persist_config off
-	log {
-		level ERROR
-	}
-	portalgate {
-		portal http://%[1]s
-		app courses http://%[2]s
-		signing_key bench %[3]s
-		store bolt %[4]s
-		cache_max_bytes 64MiB
-		rate_limit off
-	}
-}
-http://%[1]s {
+%s}
+http://%s {
 	portalgate portal
-}`, portal, app, benchKey, path), ids, nil
+}`, globalOptions(portal, app, "store bolt "+path, "64MiB"), portal), ids, nil
 }
 
 // pairedUpstream is the site block of a scenario 16 upstream: it answers
