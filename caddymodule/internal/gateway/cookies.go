@@ -79,12 +79,10 @@ func cutSessionCookies(line string) (kept string, n int) {
 	first, last := -1, 0 // where the kept cookies begin and end in line
 	dropped, gap := false, false
 	for at := 0; at <= len(line); {
-		raw, _, _ := strings.Cut(line[at:], ";")
-		part := strings.TrimSpace(raw)
-		name, _, _ := strings.Cut(part, "=")
+		raw, part, session := nextCookie(line[at:])
 		switch {
 		case part == "":
-		case isSessionCookie(name):
+		case session:
 			dropped = true
 		default:
 			if n > 0 {
@@ -113,17 +111,28 @@ func cutSessionCookies(line string) (kept string, n int) {
 // keptCookies appends the cookies of line that are not the gateway's
 // session cookies to dst, joined by "; ".
 func keptCookies(dst []byte, line string) []byte {
-	for part := range strings.SplitSeq(line, ";") {
-		part = strings.TrimSpace(part)
-		if name, _, _ := strings.Cut(part, "="); part == "" || isSessionCookie(name) {
-			continue
+	for at := 0; at <= len(line); {
+		raw, part, session := nextCookie(line[at:])
+		if part != "" && !session {
+			if len(dst) > 0 {
+				dst = append(dst, "; "...)
+			}
+			dst = append(dst, part...)
 		}
-		if len(dst) > 0 {
-			dst = append(dst, "; "...)
-		}
-		dst = append(dst, part...)
+		at += len(raw) + 1
 	}
 	return dst
+}
+
+// nextCookie reads the first cookie of line, for the two walks above,
+// which must agree on every cookie: raw is it as written, up to the next
+// ";" or the end, part it trimmed ("" for an empty one), session whether
+// it is one of the gateway's session cookies.
+func nextCookie(line string) (raw, part string, session bool) {
+	raw, _, _ = strings.Cut(line, ";")
+	part = strings.TrimSpace(raw)
+	name, _, _ := strings.Cut(part, "=")
+	return raw, part, part != "" && isSessionCookie(name)
 }
 
 func isSessionCookie(name string) bool {
