@@ -315,15 +315,31 @@ func startRedis(dir, addr string) (string, func(), error) {
 		return "", nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	for range 100 {
-		if c, err := net.Dial("tcp", addr); err == nil {
+	if !waitUntil(5*time.Second, func() bool {
+		c, err := net.Dial("tcp", addr)
+		if err == nil {
 			_ = c.Close()
-			return "redis://" + addr + "/0", stop, nil
 		}
-		time.Sleep(50 * time.Millisecond)
+		return err == nil
+	}) {
+		stop()
+		return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
 	}
-	stop()
-	return "", nil, fmt.Errorf("redis-server did not start on %s", addr)
+	return "redis://" + addr + "/0", stop, nil
+}
+
+// waitUntil asks ready every 50 ms until it says yes or within has passed,
+// and reports whether it said yes: the wait for a process the bench
+// started to serve.
+func waitUntil(within time.Duration, ready func() bool) bool {
+	for deadline := time.Now().Add(within); ; time.Sleep(50 * time.Millisecond) {
+		if ready() {
+			return true
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+	}
 }
 
 // load (re)loads Caddy with the gate on the given store and L1 budget.

@@ -155,19 +155,18 @@ func startOAuth2Proxy(ctx context.Context, bin, dir, addr string) (func(), error
 		return nil, err
 	}
 	stop := func() { _ = cmd.Process.Kill(); _ = cmd.Wait() }
-	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+	if !waitUntil(20*time.Second, func() bool {
 		res, err := http.Get("http://" + addr + "/ping")
-		if err == nil {
-			_ = res.Body.Close()
-			if res.StatusCode == http.StatusOK {
-				return stop, nil
-			}
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			stop()
-			return nil, errors.New("oauth2-proxy did not answer /ping within 20 s")
-		}
+		_ = res.Body.Close()
+		return res.StatusCode == http.StatusOK
+	}) {
+		stop()
+		return nil, errors.New("oauth2-proxy did not answer /ping within 20 s")
 	}
+	return stop, nil
 }
 
 // signInOAuth2Proxy signs in through oauth2-proxy's htpasswd form and

@@ -65,7 +65,7 @@ type pairedCaddy struct {
 // pairedRounds loads a and b at the same time, once to warm up and then
 // Rounds times, and returns a's throughput over b's in each round.
 func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, error) {
-	var ratios, cpus []float64
+	var rounds [][]result
 	for round := range max(1, e.o.Rounds) + 1 {
 		rs, err := e.together(ctx, a, b)
 		if err != nil {
@@ -74,10 +74,7 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 		if round == 0 {
 			continue // the warm-up
 		}
-		ratios = append(ratios, rs[0].rps()/rs[1].rps())
-		if ca, cb := rs[0].cpuPerRequest(), rs[1].cpuPerRequest(); ca > 0 && cb > 0 {
-			cpus = append(cpus, cb/ca)
-		}
+		rounds = append(rounds, rs)
 		for i, c := range []*pairedCaddy{a, b} {
 			fmt.Fprintf(e.o.Out, "  round %d: 16. %-58s %8.0f req/s  %6.1f µs CPU/request (the process's)  p50 %-9v p99 %-9v failures %d\n",
 				round, c.name, rs[i].rps(), rs[i].cpuPerRequest(), rs[i].p50, rs[i].p99, rs[i].failures)
@@ -88,7 +85,8 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 			}
 		}
 	}
-	if len(cpus) == len(ratios) {
+	ratios, cpus := sideRatios(rounds, 0, 1)
+	if cpus != nil {
 		fmt.Fprintf(e.o.Out, "  CPU per request, %s's over %s's: median %.3f (rounds: %.3f)\n", b.name, a.name, median(cpus), cpus)
 	}
 	return ratios, nil
@@ -96,8 +94,8 @@ func (e *env) pairedRounds(ctx context.Context, a, b *pairedCaddy) ([]float64, e
 
 // together runs one wrk against each of a and b, at the same time, with
 // half the connections each.
-func (e *env) together(ctx context.Context, a, b *pairedCaddy) ([2]result, error) {
-	var rs [2]result
+func (e *env) together(ctx context.Context, a, b *pairedCaddy) ([]result, error) {
+	rs := make([]result, 2)
 	var errs [2]error
 	var before [2]int64
 	for i, c := range []*pairedCaddy{a, b} {
@@ -215,18 +213,15 @@ func (e *env) startPaired(file, name, cf, front, cookie string) (*pairedCaddy, e
 		return nil, err
 	}
 	c := &pairedCaddy{name: name, url: "http://" + front + identityPath, cookie: cookie, cmd: cmd}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		got, err := identityAt(c.url, cookie)
-		if err == nil && got == benchIdentity[0].value {
-			return c, nil
-		}
-		if time.Now().After(deadline) {
-			stopChild(cmd)
-			return nil, fmt.Errorf("%s did not pass the identity within 20 s: %q, %v", name, got, err)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var got string
+	if !waitUntil(20*time.Second, func() bool {
+		got, err = identityAt(c.url, cookie)
+		return err == nil && got == benchIdentity[0].value
+	}) {
+		stopChild(cmd)
+		return nil, fmt.Errorf("%s did not pass the identity within 20 s: %q, %v", name, got, err)
 	}
+	return c, nil
 }
 
 // identityAt is the user id the upstream behind url was sent.
